@@ -1,0 +1,57 @@
+#!/bin/sh
+# Installs every Debian 12 package that building, testing and running
+# clustermail needs, and creates its service user. Idempotent: packages already present are skipped, and
+# nothing is fetched when everything is installed. One list, one place.
+set -eu
+
+PACKAGES="
+  build-essential pkg-config
+  clang libclang-rt-14-dev
+  libevent-dev
+  libzmq3-dev
+  libqb-dev
+  libconfig-dev
+  librocksdb-dev
+  libcrypt-dev
+  libssl-dev openssl
+  libcmocka-dev
+  python3 python3-pytest
+  procps iproute2
+"
+# build-essential pkg-config : compiler, make, and library flags
+# clang libclang-rt-14-dev   : libFuzzer harnesses (make fuzz) with ASan/UBSan
+# libevent-dev               : event loop and listeners (node/)
+# libzmq3-dev                : control plane and live event stream
+# libqb-dev                  : logging (stderr/syslog/file) and blackbox
+# libconfig-dev              : the configuration file parser
+# librocksdb-dev             : the account directory
+# libcrypt-dev               : password hashing (yescrypt, SHA-512-crypt)
+# libssl-dev openssl         : digests, random, self-signed certificate for make run
+# libcmocka-dev              : unit tests
+# python3 python3-pytest     : integration tests (run with /usr/bin/python3)
+# procps iproute2            : process and socket inspection in tests
+
+missing=""
+for p in $PACKAGES; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing="$missing $p"
+  fi
+done
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+
+if [ -n "$missing" ]; then
+  echo "deps.sh: installing:$missing"
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  # shellcheck disable=SC2086
+  $SUDO apt-get install -y -qq --no-install-recommends $missing
+fi
+
+# The service user maild and mailctl switch to when started as root.
+if ! getent passwd clustermail >/dev/null; then
+  echo "deps.sh: creating system user clustermail"
+  $SUDO useradd --system --user-group --no-create-home --home-dir /nonexistent \
+    --shell /usr/sbin/nologin clustermail
+fi

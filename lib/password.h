@@ -1,0 +1,33 @@
+/*
+ * Password hashing through libcrypt (crypt(3)): yescrypt by default,
+ * SHA-512-crypt and bcrypt accepted. Hashing is deliberately slow; callers
+ * on event loops must not call it there. Pure computation, no I/O other
+ * than reading random bytes for salts (getrandom).
+ */
+#ifndef CM_LIB_PASSWORD_H
+#define CM_LIB_PASSWORD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#define PASSWORD_HASH_MAX 256
+
+enum password_scheme {
+	PASSWORD_YESCRYPT, /* "$y$" */
+	PASSWORD_SHA512,   /* "$6$" */
+	PASSWORD_BCRYPT,   /* "$2b$" */
+};
+
+/* "yescrypt", "sha512-crypt", "bcrypt" -> scheme; -1 if unknown. */
+int password_scheme_parse(const char *name, enum password_scheme *scheme_r);
+const char *password_scheme_name(enum password_scheme scheme);
+/* cost 0 = libcrypt's default for the scheme. Returns 0 or -1 (error_r). */
+int password_hash(const char *plain, enum password_scheme scheme, unsigned long cost,
+		  char *out, size_t out_size, const char **error_r);
+/* 1 match, 0 mismatch (or unusable hash); constant-time comparison. */
+int password_verify(const char *plain, const char *hash);
+/* True when s already looks like a crypt(3) hash we can verify
+ * ($y$, $gy$, $7$, $6$, $5$, $2b$, $2y$, $2a$) with a plausible shape. */
+bool password_is_hash(const char *s);
+
+#endif

@@ -1,0 +1,45 @@
+/*
+ * mailctl's administrative commands, run in one place for both paths:
+ * in maild on its control thread (when a daemon runs), or inside mailctl
+ * itself against the store (offline). The client-only parts (reading
+ * passwords, hashing, progress bars, following events) live in mailctl.c
+ * and user_import.c; what reaches here never contains a plaintext
+ * password except for "user auth-test".
+ *
+ * Each command writes its normal output to `out`, problems to `err`, and
+ * returns the exit code (0 ok, 1 failure, 2 usage).
+ */
+#ifndef CM_NODE_COMMANDS_H
+#define CM_NODE_COMMANDS_H
+
+#include "lib/textbuf.h"
+
+struct node_config;
+struct directory;
+
+struct command_env {
+	const struct node_config *cfg;
+	struct directory *dir;
+	/* Daemon only (NULL offline): fills `status` output. */
+	void (*status)(struct textbuf *out, void *ctx);
+	/* Daemon only (NULL offline): publishes a live event. */
+	void (*publish)(const char *topic, const char *text, void *ctx);
+	void *ctx;
+};
+
+int commands_run(struct command_env *env, int argc, char **argv, struct textbuf *out,
+		 struct textbuf *err);
+void commands_usage(struct textbuf *out);
+
+/* Shared by the command files: */
+void command_event(struct command_env *env, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+int command_fail(struct textbuf *err, int dir_error, const char *what, const char *detail);
+
+int cmd_domain(struct command_env *env, int argc, char **argv, struct textbuf *out, struct textbuf *err);
+int cmd_user(struct command_env *env, int argc, char **argv, struct textbuf *out, struct textbuf *err);
+int cmd_alias(struct command_env *env, int argc, char **argv, struct textbuf *out, struct textbuf *err);
+int cmd_group(struct command_env *env, int argc, char **argv, struct textbuf *out, struct textbuf *err);
+int cmd_resolve(struct command_env *env, int argc, char **argv, struct textbuf *out, struct textbuf *err);
+
+#endif

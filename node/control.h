@@ -1,0 +1,51 @@
+/*
+ * The control plane, over ZeroMQ (the one file pair that uses libzmq is
+ * control_server.c / control_client.c).
+ *
+ *   <run_dir>/control.sock  REP: a request is a multipart message
+ *                           ["mailctl/1", argv0, argv1, ...]; the reply is
+ *                           [exit code as decimal, stdout text, stderr text].
+ *                           Optionally also bound on a tcp:// endpoint.
+ *   <run_dir>/events.sock   PUB: live events, one frame each:
+ *                           "<topic> node=<id> key=value ..."
+ *
+ * The sockets are created with mode 0660 in a run directory of mode 0750:
+ * only the service user (and root) may control the node.
+ */
+#ifndef CM_NODE_CONTROL_H
+#define CM_NODE_CONTROL_H
+
+#include "lib/textbuf.h"
+
+#define CONTROL_PROTOCOL "mailctl/1"
+
+/* Runs one command for the control socket: returns the exit code. */
+typedef int control_handler(int argc, char **argv, struct textbuf *out, struct textbuf *err,
+			    void *ctx);
+
+struct control_server;
+
+/* Binds both sockets and starts the control thread. 0 or -1 (error_r). */
+int control_server_start(const char *run_dir, const char *tcp_endpoint, unsigned node_id,
+			 control_handler *handler, void *ctx, struct control_server **srv_r,
+			 const char **error_r);
+/* Publishes one event to subscribers; any thread. topic: "connect",
+ * "disconnect", "directory", "node", ... */
+void control_publish(struct control_server *srv, const char *topic, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+void control_server_stop(struct control_server **srv);
+
+/* Client side. Returns 1 when a daemon is listening on run_dir's control
+ * socket, 0 when none is (no socket file, or a stale one). */
+int control_daemon_running(const char *run_dir);
+/* Sends argv, waits up to timeout_ms. Returns the command's exit code
+ * (>= 0), or -1 when the daemon could not be reached (err says why). */
+int control_call(const char *run_dir, int argc, char **argv, int timeout_ms,
+		 struct textbuf *out, struct textbuf *err);
+/* Subscribes to events and prints each to stdout until count events were
+ * seen (0 = unlimited) or timeout_ms passed without one (0 = wait forever).
+ * Returns 0, or -1 (err). */
+int control_follow_events(const char *run_dir, const char *topic_prefix, unsigned count,
+			  int timeout_ms, struct textbuf *err);
+
+#endif

@@ -1,0 +1,177 @@
+/*
+ * Internals of the listener framework, shared by its three files and by
+ * its unit test only:
+ *   listener.c        workers, services and their sockets, drain, registry
+ *   conn.c            one accepted connection: limits, buffers, timers, close
+ *   listener_addrs.c  live connections per client address (shared table)
+ *
+ * Threading: a struct conn and everything it points to belongs to its
+ * worker thread. The only fields other threads read are conn_info (via the
+ * worker's sessions list, under sessions_lock) and the atomic counters.
+ */
+#ifndef CM_NODE_LISTENER_PRIVATE_H
+#define CM_NODE_LISTENER_PRIVATE_H
+
+#include "node/listener.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <sys/socket.h>
+
+struct bufferevent;
+struct event;
+struct evbuffer_cb_entry;
+struct evconnlistener;
+
+/* ---- listener_addrs.c ---- */
+
+/* A client address as a table key. IPv4-mapped IPv6 addresses are folded
+ * to IPv4 so that one client counts once on a dual-stack socket. */
+struct listener_addr_key {
+	uint8_t family; /* 4 or 6 */
+	uint8_t bytes[16];
+};
+
+struct listener_addr_entry;
+
+struct listener_addrs {
+	pthread_mutex_t lock;
+	struct listener_addr_entry **buckets;
+	size_t n_buckets; /* power of two */
+	size_t n_entries;
+	uint64_t seed; /* random: bucket choice is not predictable by clients */
+};
+
+/* 0, or -1 when out of memory. */
+int listener_addrs_init(struct listener_addrs *t);
+void listener_addrs_fini(struct listener_addrs *t);
+/* Counts one more connection from key unless it already has max (0 = no
+ * limit). 0 counted, 1 refused (at the limit), -1 out of memory. */
+int listener_addrs_acquire(struct listener_addrs *t, const struct listener_addr_key *key,
+			   unsigned max);
+/* Undoes one successful acquire; the entry is removed when it reaches 0. */
+void listener_addrs_release(struct listener_addrs *t, const struct listener_addr_key *key);
+/* Live connections from key (0 if none). */
+unsigned listener_addrs_count(struct listener_addrs *t, const struct listener_addr_key *key);
+/* Number of distinct addresses in the table. */
+size_t listener_addrs_size(struct listener_addrs *t);
+/* Fills key and the printable peer ("1.2.3.4:25", "[::1]:25") from an
+ * accepted socket's address. 0, or -1 for a family other than IPv4/IPv6
+ * (peer is then "unknown"). */
+int listener_addr_from_sockaddr(const struct sockaddr *sa, socklen_t len,
+				struct listener_addr_key *key_r, char *peer, size_t peer_size);
+
+/* ---- listener.c ---- */
+
+struct listener_worker;
+struct listener_service;
+
+/* One service bound on one worker (SO_REUSEPORT gives each its socket). */
+struct listener_socket {
+	struct listener_service *svc;
+	struct listener_worker *w;
+	struct evconnlistener *evl;
+	struct event *retry; /* re-enables accepting after EMFILE and friends */
+};
+
+struct listener_service {
+	struct listener_service *next;
+	struct listener *l;
+	char name[32];
+	char address[64]; /* as configured */
+	int port;
+	struct sockaddr_storage sa; /* as bound, port included */
+	struct service_ops ops; /* refuse_message points at our own copy */
+	void *ctx;
+	char *refuse_message;
+	size_t refuse_len;
+	struct listener_socket *sockets; /* one per worker */
+	atomic_uint active;
+	atomic_ulong accepted;
+	atomic_ulong refused;
+};
+
+struct listener_worker {
+	struct listener *l;
+	unsigned index;
+	struct event_base *base;
+	struct event *ev_drain; /* event_active'd from the draining thread */
+	struct event *ev_stop;
+	pthread_t thread;
+	bool running;
+	bool draining; /* worker thread only: accepting is off for good */
+	pthread_mutex_t sessions_lock; /* list links and conn_info.user */
+	struct conn *sessions;
+	size_t n_sessions;
+};
+
+enum listener_state {
+	LISTENER_NEW,
+	LISTENER_RUNNING,
+	LISTENER_STOPPED,
+};
+
+struct listener {
+	unsigned n_workers;
+	struct listener_worker *workers;
+	struct listener_service *services;
+	enum listener_state state;
+
+	pthread_mutex_t config_lock; /* limits, hook */
+	struct listener_limits limits;
+	listener_event_hook *hook;
+	void *hook_ctx;
+
+	struct listener_addrs addrs;
+	atomic_uint active;
+	atomic_uint forced; /* drain: closed by force, summed over workers */
+	pthread_mutex_t idle_lock; /* with idle_cond: wakes the drain when active hits 0 */
+	pthread_cond_t idle_cond;
+
+	char error[256]; /* text behind the last error_r of this listener */
+};
+
+void listener_limits_get(struct listener *l, struct listener_limits *limits_r);
+/* Publishes "connect" / "disconnect" / "refused" to the event hook. */
+void listener_publish(struct listener *l, const char *event, const struct conn_info *info);
+/* Drops one from the total and wakes a waiting drain at zero. */
+void listener_active_put(struct listener *l);
+void listener_worker_link(struct listener_worker *w, struct conn *c);
+void listener_worker_unlink(struct listener_worker *w, struct conn *c);
+
+/* ---- conn.c ---- */
+
+struct conn {
+	struct conn *prev, *next; /* worker's sessions list */
+	struct listener_worker *w;
+	struct listener_service *svc;
+	struct bufferevent *bev;
+	struct evbuffer_cb_entry *in_cb, *out_cb;
+	struct event *ev_timer; /* idle timeout, and the flush deadline once closing */
+	struct event *ev_close; /* runs the deferred close */
+	void *state;
+	conn_writable_cb *writable_cb;
+	struct conn_info info;
+	struct listener_addr_key addr;
+	uint64_t started_ms;
+	uint64_t last_io_ms;
+	uint64_t bytes_in, bytes_out;
+	size_t max_input, max_output;
+	unsigned idle_sec;
+	const char *reason; /* why it is closing; NULL while open */
+	bool opened;        /* open hook returned state: the close hook is owed */
+	bool closing;       /* no more reads or writes; flushing, then close */
+	bool paused;        /* reads off until output drains to the resume mark */
+	bool shutdown_sent;
+};
+
+/* The evconnlistener accept callback (arg: struct listener_socket). */
+void conn_accept(struct evconnlistener *evl, int fd, struct sockaddr *sa, int socklen,
+		 void *arg);
+/* Drain has begun: the service's shutdown hook, or a flush-and-close for
+ * services without one. */
+void conn_shutdown(struct conn *c);
+/* Closes now, output discarded (drain timeout, listener stop). */
+void conn_force_close(struct conn *c);
+
+#endif

@@ -1,0 +1,310 @@
+/*
+ * mailctl: the administration command.
+ *
+ *   mailctl [-c FILE] [--store DIR] [--user NAME] COMMAND ...
+ *
+ * When a maild serves this store's run directory, every command goes to it
+ * over the control socket; otherwise mailctl works offline, opening the
+ * store itself (as the service user when run by root). The client side
+ * owns what must not cross the socket or block the daemon: reading and
+ * hashing passwords, CSV import, progress display, following events.
+ */
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+#include "lib/password.h"
+#include "lib/textbuf.h"
+#include "node/commands.h"
+#include "node/node_config.h"
+#include "node/control.h"
+#include "node/privilege.h"
+#include "node/user_import.h"
+#include "storage/directory.h"
+
+#define CONTROL_TIMEOUT_MS 120000
+
+struct mailctl {
+	struct node_config *cfg;
+	bool online;
+	struct directory *dir; /* offline only, opened on first use */
+	struct command_env env;
+};
+
+static void usage(FILE *f)
+{
+	struct textbuf sb = TEXTBUF_INIT;
+	commands_usage(&sb);
+	fprintf(f, "usage: mailctl [-c FILE] [--store DIR] [--user NAME] COMMAND ...\n%s", textbuf_str(&sb));
+	textbuf_free(&sb);
+}
+
+static int open_offline(struct mailctl *m, struct textbuf *err)
+{
+	struct service_identity id;
+	const char *error = NULL;
+	char path[1100];
+
+	if (m->dir != NULL)
+		return 0;
+	if (privilege_lookup(m->cfg->user, &id, &error) < 0 ||
+	    privilege_mkdir(&id, m->cfg->store_dir, 0750, &error) < 0 ||
+	    privilege_drop(&id, &error) < 0) {
+		textbuf_printf(err, "mailctl: %s\n", error);
+		return -1;
+	}
+	snprintf(path, sizeof(path), "%s/directory", m->cfg->store_dir);
+	int rc = directory_open(path, DIRECTORY_WRITER, NULL, &m->dir, &error);
+	if (rc == DIRECTORY_E_LOCKED) {
+		textbuf_printf(err, "mailctl: the directory of %s is held by a maild whose control socket "
+			      "is not in %s; run mailctl with that node's configuration (-c)\n",
+			      m->cfg->store_dir, m->cfg->run_dir);
+		return -1;
+	}
+	if (rc < 0) {
+		textbuf_printf(err, "mailctl: cannot open %s: %s\n", path, error ? error : directory_strerror(rc));
+		return -1;
+	}
+	m->env.cfg = m->cfg;
+	m->env.dir = m->dir;
+	return 0;
+}
+
+/* Runs one server-side command, through the daemon or offline. */
+static int submit(int argc, char **argv, struct textbuf *out, struct textbuf *err, void *ctx)
+{
+	struct mailctl *m = ctx;
+
+	if (m->online) {
+		int rc = control_call(m->cfg->run_dir, argc, argv, CONTROL_TIMEOUT_MS, out, err);
+		return rc < 0 ? 1 : rc;
+	}
+	if (open_offline(m, err) < 0)
+		return 1;
+	return commands_run(&m->env, argc, argv, out, err);
+}
+
+static int read_password_stdin(char *out, size_t size)
+{
+	if (fgets(out, (int)size, stdin) == NULL)
+		return -1;
+	out[strcspn(out, "\r\n")] = '\0';
+	return out[0] == '\0' ? -1 : 0;
+}
+
+static void random_password(char *out, size_t len)
+{
+	static const char alphabet[] = "ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789";
+	unsigned char raw[64];
+
+	if (len > sizeof(raw))
+		len = sizeof(raw);
+	if (getrandom(raw, len, 0) != (ssize_t)len)
+		abort(); /* no entropy: never fall back to a guessable password */
+	for (size_t i = 0; i < len; i++)
+		out[i] = alphabet[raw[i] % (sizeof(alphabet) - 1)];
+	out[len] = '\0';
+	explicit_bzero(raw, sizeof(raw));
+}
+
+/*
+ * Client side of "user add|passwd|auth-test": replaces a plaintext option
+ * (--password PW, --password-stdin, --random-password, or a prompt on a
+ * terminal) with --password-hash HASH (or, for auth-test, --password PW).
+ * Rewrites argv into new_argv (caller frees the two strings it holds).
+ */
+static int prepare_password(struct mailctl *m, int argc, char **argv, char ***new_argv_r,
+			    int *new_argc_r, char **hash_r)
+{
+	bool auth_test = strcmp(argv[1], "auth-test") == 0;
+	bool add = strcmp(argv[1], "add") == 0;
+	char plain[256] = "";
+	bool have = false, shown = false, hashed_given = false;
+	char **nv = calloc((size_t)argc + 3, sizeof(*nv));
+	int nc = 0;
+
+	if (nv == NULL)
+		return -1;
+	for (int i = 0; i < argc; i++) {
+		if (i >= 3 && strcmp(argv[i], "--password") == 0 && i + 1 < argc) {
+			snprintf(plain, sizeof(plain), "%s", argv[++i]);
+			have = true;
+		} else if (i >= 3 && strcmp(argv[i], "--password-stdin") == 0) {
+			if (read_password_stdin(plain, sizeof(plain)) < 0) {
+				fprintf(stderr, "mailctl: no password on stdin\n");
+				free(nv);
+				return -1;
+			}
+			have = true;
+		} else if (i >= 3 && strcmp(argv[i], "--random-password") == 0 && !auth_test) {
+			random_password(plain, 16);
+			have = shown = true;
+		} else {
+			hashed_given |= i >= 3 && strcmp(argv[i], "--password-hash") == 0;
+			nv[nc++] = argv[i];
+		}
+	}
+	if (!have && !hashed_given && (auth_test || !add) && isatty(STDIN_FILENO)) {
+		char *p = getpass("Password: ");
+		if (p != NULL && p[0] != '\0') {
+			snprintf(plain, sizeof(plain), "%s", p);
+			have = true;
+		}
+	}
+	if (!have && !hashed_given && (auth_test || !add)) {
+		fprintf(stderr, "mailctl: give a password: --password PW, --password-stdin or --random-password\n");
+		free(nv);
+		return -1;
+	}
+	*hash_r = NULL;
+	if (have) {
+		char hash[PASSWORD_HASH_MAX];
+		const char *error = NULL;
+		if (auth_test) {
+			*hash_r = strdup(plain);
+		} else if (password_hash(plain, m->cfg->password.scheme, m->cfg->password.cost, hash,
+					 sizeof(hash), &error) < 0) {
+			fprintf(stderr, "mailctl: cannot hash the password: %s\n", error);
+			free(nv);
+			return -1;
+		} else {
+			*hash_r = strdup(hash);
+		}
+		if (*hash_r == NULL) {
+			free(nv);
+			return -1;
+		}
+		nv[nc++] = auth_test ? "--password" : "--password-hash";
+		nv[nc++] = *hash_r;
+		if (shown)
+			printf("password for %s: %s\n", argv[2], plain);
+	}
+	explicit_bzero(plain, sizeof(plain));
+	*new_argv_r = nv;
+	*new_argc_r = nc;
+	return 0;
+}
+
+static int run_and_print(struct mailctl *m, int argc, char **argv)
+{
+	struct textbuf out = TEXTBUF_INIT, err = TEXTBUF_INIT;
+	int rc = submit(argc, argv, &out, &err, m);
+
+	fputs(textbuf_str(&out), stdout);
+	fputs(textbuf_str(&err), stderr);
+	textbuf_free(&out);
+	textbuf_free(&err);
+	return rc;
+}
+
+static int cmd_events(struct mailctl *m, int argc, char **argv)
+{
+	unsigned count = 0;
+	int timeout_ms = 0;
+	const char *topic = "";
+	struct textbuf err = TEXTBUF_INIT;
+
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--count") == 0 && i + 1 < argc)
+			count = (unsigned)strtoul(argv[++i], NULL, 10);
+		else if (strcmp(argv[i], "--timeout") == 0 && i + 1 < argc)
+			timeout_ms = (int)strtoul(argv[++i], NULL, 10) * 1000;
+		else if (argv[i][0] != '-')
+			topic = argv[i];
+		else {
+			fprintf(stderr, "usage: mailctl events [--count N] [--timeout SEC] [TOPIC]\n");
+			return 2;
+		}
+	}
+	if (!m->online) {
+		fprintf(stderr, "events: no maild is running (no control socket in %s)\n", m->cfg->run_dir);
+		return 1;
+	}
+	int rc = control_follow_events(m->cfg->run_dir, topic, count, timeout_ms, &err);
+	fputs(textbuf_str(&err), stderr);
+	textbuf_free(&err);
+	return rc < 0 ? 1 : 0;
+}
+
+static int dispatch(struct mailctl *m, int argc, char **argv)
+{
+	if (strcmp(argv[0], "status") == 0 && !m->online) {
+		fprintf(stderr, "status: no maild is running (no control socket in %s)\n", m->cfg->run_dir);
+		return 1;
+	}
+	if (strcmp(argv[0], "events") == 0)
+		return cmd_events(m, argc, argv);
+	if (strcmp(argv[0], "user") == 0 && argc == 3 && strcmp(argv[1], "import") == 0) {
+		long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+		return user_import_run(argv[2], m->cfg->password.scheme, m->cfg->password.cost,
+				       cpus > 0 ? (unsigned)cpus : 1, submit, m);
+	}
+	if (strcmp(argv[0], "user") == 0 && argc >= 3 &&
+	    (strcmp(argv[1], "add") == 0 || strcmp(argv[1], "passwd") == 0 ||
+	     strcmp(argv[1], "auth-test") == 0)) {
+		char **nv;
+		char *secret;
+		int nc;
+		if (prepare_password(m, argc, argv, &nv, &nc, &secret) < 0)
+			return 1;
+		int rc = run_and_print(m, nc, nv);
+		if (secret != NULL) {
+			explicit_bzero(secret, strlen(secret));
+			free(secret);
+		}
+		free(nv);
+		return rc;
+	}
+	return run_and_print(m, argc, argv);
+}
+
+int main(int argc, char **argv)
+{
+	struct mailctl m = { 0 };
+	struct textbuf errors = TEXTBUF_INIT;
+	const char *config_path = NULL, *store = NULL, *user = NULL;
+	int i;
+
+	for (i = 1; i < argc && argv[i][0] == '-'; i++) {
+		if (strcmp(argv[i], "-c") == 0 && i + 1 < argc)
+			config_path = argv[++i];
+		else if (strcmp(argv[i], "--store") == 0 && i + 1 < argc)
+			store = argv[++i];
+		else if (strcmp(argv[i], "--user") == 0 && i + 1 < argc)
+			user = argv[++i];
+		else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+			usage(stdout);
+			return 0;
+		} else if (strcmp(argv[i], "--version") == 0) {
+			printf("mailctl (clustermail) %s\n", CM_VERSION);
+			return 0;
+		} else {
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (i >= argc) {
+		usage(stderr);
+		return 2;
+	}
+	if (node_config_load(config_path, &m.cfg, &errors) < 0 ||
+	    (store != NULL && node_config_set_store(m.cfg, store, &errors) < 0)) {
+		fputs(textbuf_str(&errors), stderr);
+		textbuf_free(&errors);
+		node_config_free(&m.cfg);
+		return 1;
+	}
+	if (user != NULL)
+		node_config_set_user(m.cfg, user);
+	m.online = control_daemon_running(m.cfg->run_dir) == 1;
+	int rc = dispatch(&m, argc - i, argv + i);
+	if (m.dir != NULL)
+		directory_close(&m.dir);
+	node_config_free(&m.cfg);
+	textbuf_free(&errors);
+	return rc;
+}

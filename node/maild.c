@@ -1,0 +1,402 @@
+/*
+ * maild: the clustermail node daemon.
+ *
+ *   maild [-c FILE] [--store DIR] [--user NAME] [--foreground] [--check-config]
+ *
+ * Startup order matters for safety: configuration, logging, bind every
+ * listening socket (as root if need be), drop to the service user, take
+ * the node lock, open the store, start the control plane, then the
+ * workers. Signals are handled on the main thread's event loop: SIGHUP
+ * reloads, SIGTERM/SIGINT drain (bounded by server.drain_timeout).
+ * Fatal signals dump the libqb blackbox to <run_dir>/maild.blackbox.
+ */
+#include <errno.h>
+#include <event2/event.h>
+#include <event2/thread.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "node/commands.h"
+#include "node/node_config.h"
+#include "node/control.h"
+#include "node/daemonize.h"
+#include "node/listener.h"
+#include "node/log.h"
+#include "node/node_lock.h"
+#include "node/privilege.h"
+#include "node/services.h"
+#include "storage/directory.h"
+
+struct maild {
+	struct node_config *cfg;
+	const char *config_path;
+	const char *store_override;
+	const char *user_override;
+	time_t started;
+	struct event_base *base;
+	struct listener *listener;
+	struct control_server *control;
+	struct directory *dir;
+	struct command_env env;
+	int lock_fd;
+	int bound_ports[SERVICE_COUNT];
+};
+
+#define DIRECTORY_LOCK_RETRIES 50 /* x 100 ms */
+
+static char blackbox_path[1200];
+
+static void fatal_signal(int sig)
+{
+	log_blackbox_dump(blackbox_path);
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
+static void install_fatal_handlers(void)
+{
+	static const int sigs[] = { SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT };
+	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
+		signal(sigs[i], fatal_signal);
+	signal(SIGPIPE, SIG_IGN);
+}
+
+static void limits_from_config(const struct node_config *cfg, struct listener_limits *l)
+{
+	*l = (struct listener_limits){
+		.threads = cfg->server.threads,
+		.max_connections = cfg->server.max_connections,
+		.max_per_address = cfg->server.max_connections_per_address,
+		.max_input = cfg->server.connection_input_limit,
+		.max_output = cfg->server.connection_output_limit,
+		.idle_timeout_sec = cfg->server.idle_timeout,
+	};
+}
+
+static int apply_logging(const struct node_config *cfg, bool foreground)
+{
+	const char *error = NULL;
+	enum log_target target = cfg->log.target;
+
+	if (foreground)
+		target = LOG_TARGET_STDERR;
+	else if (target == LOG_TARGET_STDERR)
+		target = LOG_TARGET_SYSLOG; /* nobody reads a daemon's stderr */
+	if (log_configure(target, cfg->log.file, cfg->log.facility, cfg->log.level, &error) < 0) {
+		log_error("config", "cannot configure logging: %s", error);
+		return -1;
+	}
+	return 0;
+}
+
+static void format_uptime(time_t secs, char *out, size_t size)
+{
+	snprintf(out, size, "%lldd %02lld:%02lld:%02lld", (long long)secs / 86400,
+		 (long long)(secs % 86400) / 3600, (long long)(secs % 3600) / 60, (long long)secs % 60);
+}
+
+static void status_report(struct textbuf *out, void *ctx)
+{
+	struct maild *d = ctx;
+	struct listener_service_stats stats[SERVICE_COUNT];
+	size_t n = listener_stats(d->listener, stats, SERVICE_COUNT);
+	char uptime[48];
+
+	format_uptime(time(NULL) - d->started, uptime, sizeof(uptime));
+	textbuf_printf(out, "clustermail %s\n", CM_VERSION);
+	textbuf_printf(out, "node:        %u\n", d->cfg->node_id);
+	textbuf_printf(out, "pid:         %ld\n", (long)getpid());
+	textbuf_printf(out, "uptime:      %s\n", uptime);
+	textbuf_printf(out, "config:      %s\n", d->cfg->source);
+	textbuf_printf(out, "store:       %s\n", d->cfg->store_dir);
+	textbuf_printf(out, "run dir:     %s\n", d->cfg->run_dir);
+	textbuf_printf(out, "connections: %u active (limit %u, %u per address)\n",
+		      listener_active_total(d->listener), d->cfg->server.max_connections,
+		      d->cfg->server.max_connections_per_address);
+	textbuf_puts(out, "services:\n");
+	for (size_t i = 0; i < n; i++)
+		textbuf_printf(out, "  %-11s %s:%d  active=%u accepted=%lu refused=%lu\n", stats[i].name,
+			      stats[i].address, stats[i].port, stats[i].active, stats[i].accepted,
+			      stats[i].refused);
+	for (int i = 0; i < SERVICE_COUNT; i++)
+		if (services_engine((enum node_config_service_id)i) == NULL)
+			textbuf_printf(out, "  %-11s not served: its protocol engine is not built yet\n",
+				      node_config_service_name((enum node_config_service_id)i));
+		else if (!d->cfg->services[i].enabled)
+			textbuf_printf(out, "  %-11s disabled in the configuration\n",
+				      node_config_service_name((enum node_config_service_id)i));
+}
+
+static void publish_event(const char *topic, const char *text, void *ctx)
+{
+	struct maild *d = ctx;
+	control_publish(d->control, topic, "%s", text);
+	log_info("control", "%s %s", topic, text);
+}
+
+static void listener_event(const char *event, const struct conn_info *info, void *ctx)
+{
+	struct maild *d = ctx;
+	control_publish(d->control, event, "id=%llu service=%s peer=%s", (unsigned long long)info->id,
+			info->service, info->peer);
+}
+
+static int control_handle(int argc, char **argv, struct textbuf *out, struct textbuf *err, void *ctx)
+{
+	struct maild *d = ctx;
+	return commands_run(&d->env, argc, argv, out, err);
+}
+
+/* Binds every enabled service whose engine exists. */
+static int bind_services(struct maild *d)
+{
+	for (int i = 0; i < SERVICE_COUNT; i++) {
+		const struct node_config_service *svc = &d->cfg->services[i];
+		const struct service_ops *ops = services_engine((enum node_config_service_id)i);
+		const char *error = NULL;
+		if (ops == NULL || !svc->enabled)
+			continue;
+		if (listener_add_service(d->listener, svc->name, ops, d, svc->address, svc->port,
+					 &d->bound_ports[i], &error) < 0) {
+			log_error("listener", "cannot listen for %s on %s:%d: %s", svc->name, svc->address,
+				  svc->port, error);
+			return -1;
+		}
+		log_info("listener", "service=%s listening on %s:%d", svc->name, svc->address, d->bound_ports[i]);
+	}
+	return 0;
+}
+
+static void reload(struct maild *d)
+{
+	struct node_config *fresh = NULL;
+	struct textbuf errors = TEXTBUF_INIT;
+	struct listener_limits limits;
+
+	if (node_config_load(d->config_path, &fresh, &errors) < 0 ||
+	    (d->store_override && node_config_set_store(fresh, d->store_override, &errors) < 0)) {
+		log_error("config", "reload refused, keeping the running configuration: %s",
+			  textbuf_str(&errors));
+		textbuf_free(&errors);
+		node_config_free(&fresh);
+		return;
+	}
+	textbuf_free(&errors);
+	if (fresh->node_id != d->cfg->node_id || strcmp(fresh->store_dir, d->cfg->store_dir) != 0 ||
+	    strcmp(fresh->run_dir, d->cfg->run_dir) != 0 || strcmp(fresh->user, d->cfg->user) != 0 ||
+	    fresh->server.threads != d->cfg->server.threads)
+		log_warning("config", "node_id, store, run_dir, user and server.threads change only on restart");
+	for (int i = 0; i < SERVICE_COUNT; i++)
+		if (fresh->services[i].port != d->cfg->services[i].port ||
+		    fresh->services[i].enabled != d->cfg->services[i].enabled ||
+		    strcmp(fresh->services[i].address, d->cfg->services[i].address) != 0)
+			log_warning("config", "service=%s: listening address changes only on restart",
+				    fresh->services[i].name);
+	/* Keep what cannot change live, take the rest. */
+	fresh->node_id = d->cfg->node_id;
+	memcpy(fresh->store_dir, d->cfg->store_dir, sizeof(fresh->store_dir));
+	memcpy(fresh->run_dir, d->cfg->run_dir, sizeof(fresh->run_dir));
+	memcpy(fresh->user, d->cfg->user, sizeof(fresh->user));
+	fresh->server.threads = d->cfg->server.threads;
+	memcpy(fresh->services, d->cfg->services, sizeof(fresh->services));
+	node_config_free(&d->cfg);
+	d->cfg = fresh;
+	d->env.cfg = fresh;
+	limits_from_config(fresh, &limits);
+	listener_set_limits(d->listener, &limits);
+	log_info("config", "reloaded %s: log level %d, max_connections=%u per_address=%u", fresh->source,
+		 fresh->log.level, fresh->server.max_connections, fresh->server.max_connections_per_address);
+	control_publish(d->control, "node", "event=reload config=%s", fresh->source);
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+	struct maild *d = arg;
+	(void)what;
+	if (sig == SIGHUP) {
+		log_info("node", "SIGHUP: reloading configuration");
+		reload(d);
+		return;
+	}
+	log_notice("node", "%s: draining connections (up to %u s)", sig == SIGTERM ? "SIGTERM" : "SIGINT",
+		   d->cfg->server.drain_timeout);
+	event_base_loopbreak(d->base);
+}
+
+static int print_check(const struct node_config *cfg)
+{
+	printf("%s: configuration OK\n", cfg->source);
+	printf("node_id %u, store %s, run_dir %s, user %s\n", cfg->node_id, cfg->store_dir, cfg->run_dir,
+	       cfg->user);
+	for (int i = 0; i < SERVICE_COUNT; i++)
+		printf("service %-11s %s %s:%d%s\n", cfg->services[i].name,
+		       cfg->services[i].enabled ? "enabled " : "disabled", cfg->services[i].address,
+		       cfg->services[i].port,
+		       services_engine((enum node_config_service_id)i) ? "" : " (engine not built yet)");
+	return 0;
+}
+
+/* An offline mailctl may hold the directory for a moment: wait for it,
+ * briefly, rather than fail the start. */
+static int open_directory(const char *path, struct directory **dir_r, const char **error_r)
+{
+	for (int attempt = 0;; attempt++) {
+		int rc = directory_open(path, DIRECTORY_WRITER, NULL, dir_r, error_r);
+		if (rc != DIRECTORY_E_LOCKED || attempt >= DIRECTORY_LOCK_RETRIES)
+			return rc < 0 ? -1 : 0;
+		if (attempt == 0)
+			log_notice("directory", "%s is busy (an offline mailctl?); waiting", path);
+		usleep(100 * 1000);
+	}
+}
+
+/* Everything between configuration and serving. On failure logs why and
+ * returns -1 (the message is also handed to a waiting parent). */
+static int start(struct maild *d)
+{
+	struct service_identity id;
+	struct listener_limits limits;
+	const char *error = NULL;
+	char path[1200];
+
+	if (privilege_lookup(d->cfg->user, &id, &error) < 0 ||
+	    privilege_mkdir(&id, d->cfg->store_dir, 0750, &error) < 0 ||
+	    privilege_mkdir(&id, d->cfg->run_dir, 0750, &error) < 0)
+		goto fail;
+	snprintf(blackbox_path, sizeof(blackbox_path), "%s/maild.blackbox", d->cfg->run_dir);
+	limits_from_config(d->cfg, &limits);
+	if (listener_create(&limits, &d->listener, &error) < 0)
+		goto fail;
+	listener_set_event_hook(d->listener, listener_event, d);
+	if (bind_services(d) < 0) {
+		error = "cannot bind a service (see the log)";
+		goto fail;
+	}
+	if (privilege_drop(&id, &error) < 0)
+		goto fail;
+	if (geteuid() == 0)
+		log_warning("node", "running as root: set 'user' to an unprivileged account");
+	else if (id.drop)
+		log_info("node", "dropped privileges to user=%s uid=%u", id.name, (unsigned)id.uid);
+	d->lock_fd = node_lock_acquire(d->cfg->store_dir, d->cfg->node_id, &error);
+	if (d->lock_fd < 0)
+		goto fail;
+	snprintf(path, sizeof(path), "%s/directory", d->cfg->store_dir);
+	if (open_directory(path, &d->dir, &error) < 0)
+		goto fail;
+	d->env = (struct command_env){ .cfg = d->cfg, .dir = d->dir, .status = status_report,
+				       .publish = publish_event, .ctx = d };
+	if (control_server_start(d->cfg->run_dir, d->cfg->control.tcp, d->cfg->node_id, control_handle, d,
+				 &d->control, &error) < 0)
+		goto fail;
+	if (listener_start(d->listener, &error) < 0)
+		goto fail;
+	return 0;
+fail:
+	log_error("node", "startup failed: %s", error ? error : "unknown error");
+	daemonize_failed(error ? error : "startup failed");
+	return -1;
+}
+
+static void stop(struct maild *d)
+{
+	if (d->listener != NULL) {
+		unsigned forced = listener_drain(d->listener, d->cfg->server.drain_timeout);
+		if (forced > 0)
+			log_warning("node", "drain timeout: closed %u connections by force", forced);
+		listener_destroy(&d->listener);
+	}
+	control_server_stop(&d->control);
+	if (d->dir != NULL)
+		directory_close(&d->dir);
+	if (d->lock_fd > 0)
+		close(d->lock_fd);
+}
+
+int main(int argc, char **argv)
+{
+	struct maild d = { .lock_fd = -1 };
+	struct textbuf errors = TEXTBUF_INIT;
+	bool foreground = false, check = false;
+	int rc = 1;
+
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "-c") == 0 && i + 1 < argc)
+			d.config_path = argv[++i];
+		else if (strcmp(argv[i], "--store") == 0 && i + 1 < argc)
+			d.store_override = argv[++i];
+		else if (strcmp(argv[i], "--user") == 0 && i + 1 < argc)
+			d.user_override = argv[++i];
+		else if (strcmp(argv[i], "--foreground") == 0 || strcmp(argv[i], "-f") == 0)
+			foreground = true;
+		else if (strcmp(argv[i], "--check-config") == 0)
+			check = true;
+		else if (strcmp(argv[i], "--version") == 0) {
+			printf("maild (clustermail) %s\n", CM_VERSION);
+			return 0;
+		} else {
+			fprintf(stderr, "usage: maild [-c FILE] [--store DIR] [--user NAME] [--foreground] [--check-config]\n");
+			return 2;
+		}
+	}
+	if (node_config_load(d.config_path, &d.cfg, &errors) < 0 ||
+	    (d.store_override && node_config_set_store(d.cfg, d.store_override, &errors) < 0)) {
+		fputs(textbuf_str(&errors), stderr);
+		textbuf_free(&errors);
+		return 1;
+	}
+	textbuf_free(&errors);
+	if (d.user_override != NULL)
+		node_config_set_user(d.cfg, d.user_override);
+	if (check) {
+		rc = print_check(d.cfg);
+		node_config_free(&d.cfg);
+		return rc;
+	}
+	if (!foreground && daemonize_start() < 0) {
+		fprintf(stderr, "maild: cannot start in the background: %s\n", strerror(errno));
+		return 1;
+	}
+	log_init("maild", d.cfg->node_id);
+	install_fatal_handlers();
+	if (apply_logging(d.cfg, foreground) < 0) {
+		daemonize_failed("cannot configure logging");
+		goto out;
+	}
+	evthread_use_pthreads();
+	d.started = time(NULL);
+	d.base = event_base_new();
+	if (d.base == NULL || start(&d) < 0)
+		goto out;
+
+	struct event *sigs[3];
+	const int signums[3] = { SIGTERM, SIGINT, SIGHUP };
+	for (int i = 0; i < 3; i++) {
+		sigs[i] = evsignal_new(d.base, signums[i], on_signal, &d);
+		event_add(sigs[i], NULL);
+	}
+	log_notice("node", "maild %s node=%u serving store=%s pid=%ld", CM_VERSION, d.cfg->node_id,
+		   d.cfg->store_dir, (long)getpid());
+	control_publish(d.control, "node", "event=started pid=%ld", (long)getpid());
+	if (!foreground)
+		daemonize_ready();
+	event_base_dispatch(d.base);
+	for (int i = 0; i < 3; i++)
+		event_free(sigs[i]);
+	control_publish(d.control, "node", "event=stopping");
+	rc = 0;
+out:
+	stop(&d);
+	if (rc == 0)
+		log_notice("node", "maild node=%u stopped", d.cfg->node_id);
+	if (d.base != NULL)
+		event_base_free(d.base);
+	log_fini();
+	node_config_free(&d.cfg);
+	return rc;
+}

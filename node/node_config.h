@@ -1,0 +1,79 @@
+/*
+ * maild configuration: one libconfig file (docs/configuration.md documents
+ * every key), or the embedded defaults when no file is given. Values are
+ * validated when loaded; errors name file:line. Relative paths are made
+ * absolute against the current directory at load time.
+ */
+#ifndef CM_NODE_NODE_CONFIG_H
+#define CM_NODE_NODE_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "lib/password.h"
+#include "lib/textbuf.h"
+#include "node/log.h"
+
+enum node_config_service_id {
+	SERVICE_SMTP,
+	SERVICE_SUBMISSION,
+	SERVICE_SMTPS,
+	SERVICE_IMAP,
+	SERVICE_IMAPS,
+	SERVICE_POP3,
+	SERVICE_POP3S,
+	SERVICE_HTTP,
+	SERVICE_COUNT,
+};
+
+struct node_config_service {
+	const char *name;  /* static: "smtp", "submission", ... */
+	bool enabled;
+	char address[64];
+	int port;          /* 0 = any free port (tests) */
+};
+
+struct node_config {
+	char source[1024];       /* file path, or "(defaults)" */
+	unsigned node_id;        /* 1..65535, the corosync node id in a cluster */
+	char store_dir[1024];    /* absolute */
+	char run_dir[1024];      /* absolute: control socket, events socket, blackbox;
+				  * default: "run" beside the store directory */
+	bool run_dir_set;        /* run_dir came from the file, not derived */
+	char user[64];           /* service user when started as root */
+	struct {
+		enum log_target target;
+		char file[1024];
+		char facility[32];
+		int level;
+	} log;
+	struct {
+		unsigned threads;
+		unsigned max_connections;
+		unsigned max_connections_per_address;
+		size_t connection_input_limit;
+		size_t connection_output_limit;
+		unsigned idle_timeout;
+		unsigned drain_timeout;
+	} server;
+	struct {
+		char tcp[128];           /* optional extra ZeroMQ endpoint, e.g. tcp://127.0.0.1:7025 */
+	} control;
+	struct {
+		enum password_scheme scheme;
+		unsigned long cost;
+	} password;
+	struct node_config_service services[SERVICE_COUNT];
+};
+
+/* path NULL = embedded defaults. On error returns -1 and appends one line
+ * per problem ("file:line: message") to errors. */
+int node_config_load(const char *path, struct node_config **cfg_r, struct textbuf *errors);
+void node_config_free(struct node_config **cfg);
+/* --store on the command line wins over the file. 0 or -1 (errors). */
+int node_config_set_store(struct node_config *cfg, const char *dir, struct textbuf *errors);
+/* --user on the command line wins over the file. */
+void node_config_set_user(struct node_config *cfg, const char *user);
+const char *node_config_service_name(enum node_config_service_id id);
+
+#endif

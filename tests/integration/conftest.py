@@ -1,0 +1,142 @@
+"""Integration harness: real maild processes on free loopback ports, each
+with a temporary store, driven by the real mailctl. A test stops only the
+processes it started, by pid."""
+import os
+import pathlib
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+MAILD = os.environ.get("MAILD", str(ROOT / "build/bin/maild"))
+MAILCTL = os.environ.get("MAILCTL", str(ROOT / "build/bin/mailctl"))
+SERVICES = ["smtp", "submission", "smtps", "imap", "imaps", "pop3", "pop3s", "http"]
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Node:
+    """One maild with its own config, store and run directory."""
+
+    def __init__(self, base, node_id=1, store=None, name=None, extra=""):
+        self.base = pathlib.Path(base)
+        self.node_id = node_id
+        self.store = pathlib.Path(store) if store else self.base / "store"
+        name = name or f"n{node_id}"
+        self.run_dir = self.base / f"run-{name}"
+        self.config = self.base / f"{name}.conf"
+        self.log = self.base / f"{name}.log"
+        self.ports = {s: free_port() for s in SERVICES}
+        self.proc = None
+        self.write_config(extra)
+
+    def write_config(self, extra="", **server):
+        svc = "\n".join(
+            f'  {s} = {{ address = "127.0.0.1"; port = {p}; }};' for s, p in self.ports.items())
+        srv = "".join(f"  {k} = {v};\n" for k, v in server.items())
+        self.config.write_text(
+            f'node_id = {self.node_id};\nstore = "{self.store}";\nrun_dir = "{self.run_dir}";\n'
+            f'user = "clustermail";\npassword = {{ cost = 1; }};\n'
+            f"server = {{\n  drain_timeout = 5;\n{srv}}};\n"
+            f"services = {{\n{svc}\n}};\n{extra}")
+
+    def start(self, wait=True, args=()):
+        self.logf = open(self.log, "ab")
+        self.proc = subprocess.Popen([MAILD, "-c", str(self.config), "--foreground", *args],
+                                     stdout=self.logf, stderr=subprocess.STDOUT)
+        if wait:
+            self.wait_ready()
+        return self
+
+    def wait_ready(self, timeout=20):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"maild exited {self.proc.returncode}:\n{self.log_text()}")
+            r = self.ctl("status", check=False)
+            if r.returncode == 0:
+                return
+            time.sleep(0.1)
+        raise AssertionError(f"maild not ready in {timeout}s:\n{self.log_text()}")
+
+    def ctl(self, *args, input=None, check=True, timeout=120):
+        r = subprocess.run([MAILCTL, "-c", str(self.config), *args], input=input,
+                           capture_output=True, text=True, timeout=timeout)
+        for marker in ("Sanitizer", "runtime error:"):
+            assert marker not in r.stderr, r.stderr
+        if check and r.returncode != 0:
+            raise AssertionError(f"mailctl {' '.join(args)} -> {r.returncode}\n"
+                                 f"stdout: {r.stdout}\nstderr: {r.stderr}")
+        return r
+
+    def signal(self, sig):
+        self.proc.send_signal(sig)
+
+    def stop(self, timeout=20):
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else None
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise AssertionError("maild did not stop on SIGTERM")
+        finally:
+            self.logf.close()
+
+    def log_text(self):
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+    def wait_log(self, needle, timeout=10):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if needle in self.log_text():
+                return
+            time.sleep(0.05)
+        raise AssertionError(f"{needle!r} not in log:\n{self.log_text()}")
+
+
+@pytest.fixture
+def workdir():
+    # Under /tmp with mode 0755 so that the service user can reach the store
+    # when the tests run as root.
+    d = tempfile.mkdtemp(prefix="cm-", dir="/tmp")
+    os.chmod(d, 0o755)
+    yield pathlib.Path(d)
+    shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture
+def node_factory(workdir):
+    nodes = []
+
+    def make(**kw):
+        n = Node(workdir, **kw)
+        nodes.append(n)
+        return n
+
+    yield make
+    for n in nodes:
+        if n.proc is not None and n.proc.poll() is None:
+            n.proc.kill()
+            n.proc.wait()
+    # A sanitizer report in any daemon's log fails the test that ran it.
+    for n in nodes:
+        text = n.log_text()
+        for marker in ("Sanitizer", "runtime error:"):
+            assert marker not in text, f"{marker} in {n.log}:\n{text}"
+
+
+@pytest.fixture
+def node(node_factory):
+    return node_factory().start()

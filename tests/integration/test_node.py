@@ -1,0 +1,132 @@
+"""maild as a process: configuration checks, status, the node lock,
+signals, privilege drop, background start, the blackbox."""
+import os
+import pathlib
+import signal
+import subprocess
+import time
+
+import pytest
+
+from conftest import MAILD
+
+
+def test_status_reports_node(node):
+    out = node.ctl("status").stdout
+    assert out.startswith("clustermail ")
+    assert "node:        1" in out
+    assert f"pid:         {node.proc.pid}" in out
+    assert "uptime:" in out
+    assert f"store:       {node.store}" in out
+    assert "connections: 0 active" in out
+    # services without a protocol engine are named, never bound
+    assert "smtp        not served" in out
+
+
+def test_check_config_ok(node_factory):
+    n = node_factory()
+    r = subprocess.run([MAILD, "-c", str(n.config), "--check-config"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert "configuration OK" in r.stdout
+    assert f"127.0.0.1:{n.ports['imap']}" in r.stdout
+
+
+@pytest.mark.parametrize("text,line,message", [
+    ("node_id = 1;\nstore = \"/tmp/x\";\nuser = = \"a\";\n", 3, "syntax error"),
+    ("node_id = 1;\n\nserver = { threads = -4; };\n", 3, "out of range"),
+    ("node_id = 1;\nlog = { level = \"loud\"; };\n", 2, "log level 'loud'"),
+    ("nodeid = 1;\n", 1, "unknown key 'nodeid'"),
+    ("services = { imap = { port = \"x\"; }; };\n", 1, "'port' must be an integer"),
+    ("password = { scheme = \"md5\"; };\n", 1, "password scheme 'md5'"),
+])
+def test_check_config_errors_name_file_and_line(workdir, text, line, message):
+    conf = workdir / "bad.conf"
+    conf.write_text(text)
+    r = subprocess.run([MAILD, "-c", str(conf), "--check-config"], capture_output=True, text=True)
+    assert r.returncode == 1
+    assert f"{conf}:{line}:" in r.stderr, r.stderr
+    assert message in r.stderr, r.stderr
+
+
+def test_missing_config_file(workdir):
+    r = subprocess.run([MAILD, "-c", str(workdir / "nope.conf"), "--check-config"],
+                       capture_output=True, text=True)
+    assert r.returncode == 1 and "cannot read" in r.stderr
+
+
+def test_second_daemon_same_node_is_refused(node, node_factory):
+    twin = node_factory(store=node.store, name="twin")
+    twin.start(wait=False)
+    assert twin.proc.wait(20) == 1
+    assert "node 1 is already running on this store" in twin.log_text()
+    assert node.ctl("status").returncode == 0
+
+
+def test_sighup_reloads_and_survives_a_bad_file(node):
+    node.write_config(max_connections=77)
+    node.signal(signal.SIGHUP)
+    node.wait_log("max_connections=77")
+    assert "(limit 77," in node.ctl("status").stdout
+    node.config.write_text("this is not a config")
+    node.signal(signal.SIGHUP)
+    node.wait_log("reload refused")
+    node.write_config(max_connections=88)  # readable again for mailctl, not reloaded
+    assert "(limit 77," in node.ctl("status").stdout
+
+
+def test_sigterm_stops_cleanly(node):
+    assert node.stop() == 0
+    assert "stopped" in node.log_text()
+    assert not (node.run_dir / "control.sock").exists()
+    r = node.ctl("status", check=False)
+    assert r.returncode == 1 and "no maild is running" in r.stderr
+
+
+def test_log_lines_carry_node_and_subsystem(node):
+    node.ctl("domain", "add", "log.test")
+    node.wait_log("[control] directory op=domain-add domain=log.test")
+    line = next(l for l in node.log_text().splitlines() if "op=domain-add" in l)
+    assert " node=1 " in line
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="privilege drop needs root")
+def test_root_start_drops_to_service_user(node):
+    import pwd
+    uid = pwd.getpwnam("clustermail").pw_uid
+    status = pathlib.Path(f"/proc/{node.proc.pid}/status").read_text()
+    uids = next(l for l in status.splitlines() if l.startswith("Uid:")).split()[1:]
+    assert all(int(u) == uid for u in uids), uids
+    assert (node.store / "directory").stat().st_uid == uid
+    assert node.run_dir.stat().st_uid == uid
+    node.wait_log("dropped privileges to user=clustermail")
+
+
+def test_background_start_and_stop(node_factory):
+    n = node_factory()
+    r = subprocess.run([MAILD, "-c", str(n.config)], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    out = n.ctl("status").stdout
+    pid = int(next(l for l in out.splitlines() if l.startswith("pid:")).split()[1])
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and os.path.exists(f"/proc/{pid}"):
+        time.sleep(0.05)
+    assert not os.path.exists(f"/proc/{pid}")
+
+
+def test_background_start_reports_failure(node, node_factory):
+    twin = node_factory(store=node.store, name="twin")
+    r = subprocess.run([MAILD, "-c", str(twin.config)], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 1
+    assert "already running" in r.stderr
+
+
+def test_fatal_signal_dumps_blackbox(node):
+    node.ctl("domain", "add", "crash.test")
+    node.signal(signal.SIGABRT)
+    node.proc.wait(20)
+    box = node.run_dir / "maild.blackbox"
+    assert box.exists() and box.stat().st_size > 0
+    # the blackbox is readable with libqb's qb-blackbox tool when installed;
+    # here it is enough that it holds recent lines
+    assert b"op=domain-add" in box.read_bytes()

@@ -1,0 +1,518 @@
+/*
+ * Unit tests for the account directory (storage/directory*.c) against a
+ * real RocksDB in a temporary folder per test: domains, users, aliases,
+ * groups, name clashes between kinds, domain deletion, batches,
+ * recipient resolution, corrupt records, the writer lock, readers as
+ * secondaries, and concurrent writers.
+ */
+#define _XOPEN_SOURCE 700
+#include <ftw.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "storage/directory.h"
+#include "storage/directory_db.h"
+#include "storage/directory_internal.h"
+
+#define HASH "$6$saltstring$svn8UoSVapNtMuq1ukKS4tPQd8iKwSMHWjl/O817G3uBnIFNjnQJuesI68u4OTLiBFdcbYEdFCoEOfaS35inz1"
+
+struct fixture {
+	char tmp[64];
+	char path[128];
+	struct directory *dir;
+};
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st, (void)flag, (void)ftw;
+	return remove(path);
+}
+
+static int setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+	const char *error = NULL;
+	strcpy(f->tmp, "/tmp/cm-test-dir-XXXXXX");
+	if (mkdtemp(f->tmp) == NULL)
+		return -1;
+	snprintf(f->path, sizeof(f->path), "%s/directory", f->tmp);
+	if (directory_open(f->path, DIRECTORY_WRITER, NULL, &f->dir, &error) != DIRECTORY_OK) {
+		fprintf(stderr, "open: %s\n", error);
+		return -1;
+	}
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fixture *f = *state;
+	directory_close(&f->dir);
+	nftw(f->tmp, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	free(f);
+	return 0;
+}
+
+static struct directory_user make_user(const char *address)
+{
+	struct directory_user u;
+	memset(&u, 0, sizeof(u));
+	snprintf(u.address, sizeof(u.address), "%s", address);
+	strcpy(u.password_hash, HASH);
+	u.enabled = true;
+	return u;
+}
+
+static void add_domains(struct directory *dir, const char *const *domains)
+{
+	for (; *domains != NULL; domains++)
+		assert_int_equal(directory_domain_add(dir, *domains, NULL), DIRECTORY_OK);
+}
+
+static void add_user(struct directory *dir, const char *address)
+{
+	struct directory_user u = make_user(address);
+	const char *error = NULL;
+	if (directory_user_add(dir, &u, &error) != DIRECTORY_OK)
+		fail_msg("add user %s: %s", address, error);
+}
+
+/* Appends every name to a comma-separated list. */
+static int list_names(const char *name, void *ctx)
+{
+	struct strbuf *sb = ctx;
+	strbuf_printf(sb, "%s%s", sb->len > 0 ? "," : "", name);
+	return 0;
+}
+
+static int list_users(const struct directory_user *u, void *ctx)
+{
+	return list_names(u->address, ctx);
+}
+
+static int list_aliases(const char *source, const char *target, void *ctx)
+{
+	struct strbuf *sb = ctx;
+	strbuf_printf(sb, "%s%s>%s", sb->len > 0 ? "," : "", source, target);
+	return 0;
+}
+
+static int list_groups(const struct directory_group *g, void *ctx)
+{
+	return list_names(g->address, ctx);
+}
+
+static void test_domains(void **state)
+{
+	struct fixture *f = *state;
+	static const struct {
+		const char *input;
+		int want;
+	} adds[] = {
+		{ "Example.COM", DIRECTORY_OK },
+		{ "example.com", DIRECTORY_E_EXISTS },
+		{ " example.com ", DIRECTORY_E_EXISTS },
+		{ "a.example.com", DIRECTORY_OK },
+		{ "example.org", DIRECTORY_OK },
+		{ "bad..domain", DIRECTORY_E_INVALID },
+		{ "[192.0.2.1]", DIRECTORY_E_INVALID },
+		{ "user@example.net", DIRECTORY_E_INVALID },
+		{ "", DIRECTORY_E_INVALID },
+	};
+	for (size_t i = 0; i < sizeof(adds) / sizeof(adds[0]); i++) {
+		const char *error = NULL;
+		int ret = directory_domain_add(f->dir, adds[i].input, &error);
+		if (ret != adds[i].want)
+			fail_msg("add '%s': got %d (%s) want %d", adds[i].input, ret, error,
+				 adds[i].want);
+	}
+	static const struct {
+		const char *input;
+		int want;
+	} exists[] = {
+		{ "EXAMPLE.com", 1 }, { "example.net", 0 }, { "com", 0 }, { "x..y", DIRECTORY_E_INVALID },
+	};
+	for (size_t i = 0; i < sizeof(exists) / sizeof(exists[0]); i++) {
+		int ret = directory_domain_exists(f->dir, exists[i].input);
+		if (ret != exists[i].want)
+			fail_msg("exists '%s': got %d want %d", exists[i].input, ret, exists[i].want);
+	}
+	struct strbuf sb = STRBUF_INIT;
+	assert_int_equal(directory_domain_list(f->dir, list_names, &sb), 0);
+	assert_string_equal(strbuf_str(&sb), "a.example.com,example.com,example.org");
+	strbuf_free(&sb);
+	assert_int_equal(directory_domain_del(f->dir, "example.net", false, NULL), DIRECTORY_E_NOTFOUND);
+	assert_int_equal(directory_domain_del(f->dir, "example.org", false, NULL), DIRECTORY_OK);
+	assert_int_equal(directory_domain_exists(f->dir, "example.org"), 0);
+	assert_string_equal(directory_strerror(DIRECTORY_E_NODOMAIN), "not a local domain");
+	assert_string_equal(directory_strerror(12345), "unknown directory error");
+}
+
+static void test_users(void **state)
+{
+	struct fixture *f = *state;
+	static const char *const domains[] = { "example.com", "example.org", NULL };
+	add_domains(f->dir, domains);
+	static const struct {
+		const char *address, *hash, *name;
+		int want;
+	} adds[] = {
+		{ "Ann@Example.com", HASH, "Ann", DIRECTORY_OK },
+		{ "<bob@example.com>", "", "", DIRECTORY_OK },
+		{ "carol@example.org", HASH, "Carol Example", DIRECTORY_OK },
+		{ "ann@example.com", HASH, "", DIRECTORY_E_EXISTS },
+		{ "ANN@EXAMPLE.COM", HASH, "", DIRECTORY_E_EXISTS },
+		{ "dave@example.net", HASH, "", DIRECTORY_E_NODOMAIN },
+		{ "not an address", HASH, "", DIRECTORY_E_INVALID },
+		{ "@example.com", HASH, "", DIRECTORY_E_INVALID },
+		{ "eve@example.com", "plaintext", "", DIRECTORY_E_INVALID },
+		{ "eve@example.com", HASH, "Eve\r\nBcc: x", DIRECTORY_E_INVALID },
+	};
+	for (size_t i = 0; i < sizeof(adds) / sizeof(adds[0]); i++) {
+		struct directory_user u = make_user(adds[i].address);
+		const char *error = NULL;
+		strcpy(u.password_hash, adds[i].hash);
+		strcpy(u.display_name, adds[i].name);
+		int ret = directory_user_add(f->dir, &u, &error);
+		if (ret != adds[i].want)
+			fail_msg("add '%s': got %d (%s) want %d", adds[i].address, ret, error,
+				 adds[i].want);
+		if (ret < 0 && (error == NULL || strstr(error, HASH) != NULL))
+			fail_msg("add '%s': bad error text '%s'", adds[i].address, error);
+	}
+	struct directory_user u;
+	const char *error = NULL;
+	assert_int_equal(directory_user_get(f->dir, " <ANN@example.COM>", &u, &error), DIRECTORY_OK);
+	assert_string_equal(u.address, "ann@example.com");
+	assert_string_equal(u.password_hash, HASH);
+	assert_string_equal(u.display_name, "Ann");
+	assert_true(u.enabled);
+	assert_true(u.created > 1600000000);
+	int64_t created = u.created;
+	assert_int_equal(directory_user_get(f->dir, "zed@example.com", &u, &error), DIRECTORY_E_NOTFOUND);
+	assert_non_null(strstr(error, "zed@example.com"));
+	assert_int_equal(directory_user_get(f->dir, "zed@", &u, NULL), DIRECTORY_E_INVALID);
+
+	/* Update replaces the record and keeps created when given 0. */
+	u = make_user("ann@EXAMPLE.com");
+	u.quota_bytes = 1000;
+	u.enabled = false;
+	strcpy(u.display_name, "Ann B.");
+	assert_int_equal(directory_user_update(f->dir, &u, NULL), DIRECTORY_OK);
+	assert_int_equal(directory_user_get(f->dir, "ann@example.com", &u, NULL), DIRECTORY_OK);
+	assert_int_equal(u.quota_bytes, 1000);
+	assert_false(u.enabled);
+	assert_string_equal(u.display_name, "Ann B.");
+	assert_int_equal(u.created, created);
+	u = make_user("nobody@example.com");
+	assert_int_equal(directory_user_update(f->dir, &u, NULL), DIRECTORY_E_NOTFOUND);
+	strcpy(u.password_hash, "clear");
+	assert_int_equal(directory_user_update(f->dir, &u, NULL), DIRECTORY_E_INVALID);
+
+	struct strbuf sb = STRBUF_INIT;
+	assert_int_equal(directory_user_list(f->dir, NULL, list_users, &sb, NULL), DIRECTORY_OK);
+	assert_string_equal(strbuf_str(&sb), "ann@example.com,bob@example.com,carol@example.org");
+	strbuf_truncate(&sb, 0);
+	assert_int_equal(directory_user_list(f->dir, "Example.ORG", list_users, &sb, NULL), DIRECTORY_OK);
+	assert_string_equal(strbuf_str(&sb), "carol@example.org");
+	assert_int_equal(directory_user_list(f->dir, "example.net", list_users, &sb, NULL),
+			 DIRECTORY_E_NODOMAIN);
+	strbuf_free(&sb);
+
+	assert_int_equal(directory_user_del(f->dir, "BOB@example.com", NULL), DIRECTORY_OK);
+	assert_int_equal(directory_user_del(f->dir, "bob@example.com", NULL), DIRECTORY_E_NOTFOUND);
+	assert_int_equal(directory_user_get(f->dir, "bob@example.com", &u, NULL), DIRECTORY_E_NOTFOUND);
+}
+
+static int stop_after_first(const struct directory_user *u, void *ctx)
+{
+	(void)u;
+	++*(int *)ctx;
+	return 7;
+}
+
+static void test_list_stop(void **state)
+{
+	struct fixture *f = *state;
+	static const char *const domains[] = { "example.com", NULL };
+	int calls = 0;
+	add_domains(f->dir, domains);
+	add_user(f->dir, "a@example.com");
+	add_user(f->dir, "b@example.com");
+	assert_int_equal(directory_user_list(f->dir, NULL, stop_after_first, &calls, NULL), 7);
+	assert_int_equal(calls, 1);
+}
+
+static void test_name_kinds(void **state)
+{
+	struct fixture *f = *state;
+	static const char *const domains[] = { "example.com", NULL };
+	struct directory_group g;
+	add_domains(f->dir, domains);
+	add_user(f->dir, "user@example.com");
+	assert_int_equal(directory_alias_add(f->dir, "alias@example.com", "user@example.com", NULL), 0);
+	memset(&g, 0, sizeof(g));
+	strcpy(g.address, "group@example.com");
+	assert_int_equal(directory_group_add(f->dir, &g, NULL), DIRECTORY_OK);
+
+	static const struct {
+		const char *name;
+		int want_user, want_alias, want_group, want_kind;
+	} cases[] = {
+		{ "user@example.com", DIRECTORY_E_EXISTS, DIRECTORY_E_EXISTS, DIRECTORY_E_EXISTS, DIRECTORY_KIND_USER },
+		{ "alias@example.com", DIRECTORY_E_EXISTS, DIRECTORY_OK, DIRECTORY_E_EXISTS, DIRECTORY_KIND_ALIAS },
+		{ "group@example.com", DIRECTORY_E_EXISTS, DIRECTORY_E_EXISTS, DIRECTORY_E_EXISTS, DIRECTORY_KIND_GROUP },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct directory_user u = make_user(cases[i].name);
+		const char *error = NULL;
+		int kind = directory_lookup_kind(f->dir, cases[i].name);
+		if (kind != cases[i].want_kind)
+			fail_msg("kind of %s: got %d want %d", cases[i].name, kind, cases[i].want_kind);
+		int ret = directory_user_add(f->dir, &u, &error);
+		if (ret != cases[i].want_user)
+			fail_msg("user %s: got %d (%s) want %d", cases[i].name, ret, error,
+				 cases[i].want_user);
+		ret = directory_alias_add(f->dir, cases[i].name, "other@example.net", &error);
+		if (ret != cases[i].want_alias)
+			fail_msg("alias %s: got %d (%s) want %d", cases[i].name, ret, error,
+				 cases[i].want_alias);
+		memset(&g, 0, sizeof(g));
+		strcpy(g.address, cases[i].name);
+		ret = directory_group_add(f->dir, &g, &error);
+		if (ret != cases[i].want_group)
+			fail_msg("group %s: got %d (%s) want %d", cases[i].name, ret, error,
+				 cases[i].want_group);
+	}
+	assert_int_equal(directory_lookup_kind(f->dir, "free@example.com"), DIRECTORY_KIND_NONE);
+	assert_int_equal(directory_lookup_kind(f->dir, "@example.com"), DIRECTORY_KIND_NONE);
+	assert_int_equal(directory_lookup_kind(f->dir, "x@@example.com"), DIRECTORY_E_INVALID);
+}
+
+static void test_aliases(void **state)
+{
+	struct fixture *f = *state;
+	static const char *const domains[] = { "example.com", "example.org", NULL };
+	add_domains(f->dir, domains);
+	add_user(f->dir, "ann@example.com");
+	static const struct {
+		const char *source, *target;
+		int want;
+	} adds[] = {
+		{ "sales@example.com", "ann@example.com", DIRECTORY_OK },
+		{ "Sales@Example.com", "<Bob@Remote.example>", DIRECTORY_OK },
+		{ "sales@example.com", "carol@example.org", DIRECTORY_OK },
+		{ "sales@example.com", "ANN@example.com", DIRECTORY_E_EXISTS },
+		{ "@example.com", "ann@example.com", DIRECTORY_OK },
+		{ "@example.org", "sales@example.com", DIRECTORY_OK },
+		{ "loop@example.com", "loop@example.com", DIRECTORY_E_INVALID },
+		{ "x@example.net", "ann@example.com", DIRECTORY_E_NODOMAIN },
+		{ "x@example.com", "@example.org", DIRECTORY_E_INVALID },
+		{ "x@example.com", "bad@@x", DIRECTORY_E_INVALID },
+		{ "bad@", "ann@example.com", DIRECTORY_E_INVALID },
+	};
+	for (size_t i = 0; i < sizeof(adds) / sizeof(adds[0]); i++) {
+		const char *error = NULL;
+		int ret = directory_alias_add(f->dir, adds[i].source, adds[i].target, &error);
+		if (ret != adds[i].want)
+			fail_msg("alias %s -> %s: got %d (%s) want %d", adds[i].source, adds[i].target,
+				 ret, error, adds[i].want);
+	}
+	static const struct {
+		const char *domain, *source, *want;
+	} lists[] = {
+		{ NULL, "sales@example.com",
+		  "sales@example.com>ann@example.com,sales@example.com>bob@remote.example,sales@example.com>carol@example.org" },
+		{ NULL, "@example.com", "@example.com>ann@example.com" },
+		{ "example.org", NULL, "@example.org>sales@example.com" },
+		{ NULL, NULL,
+		  "@example.com>ann@example.com,sales@example.com>ann@example.com,sales@example.com>bob@remote.example,"
+		  "sales@example.com>carol@example.org,@example.org>sales@example.com" },
+		{ NULL, "nobody@example.com", "" },
+	};
+	for (size_t i = 0; i < sizeof(lists) / sizeof(lists[0]); i++) {
+		struct strbuf sb = STRBUF_INIT;
+		int ret = directory_alias_list(f->dir, lists[i].domain, lists[i].source, list_aliases,
+					       &sb, NULL);
+		if (ret != DIRECTORY_OK || strcmp(strbuf_str(&sb), lists[i].want) != 0)
+			fail_msg("list %zu: got %d '%s' want '%s'", i, ret, strbuf_str(&sb), lists[i].want);
+		strbuf_free(&sb);
+	}
+	assert_int_equal(directory_alias_del(f->dir, "sales@example.com", "bob@remote.example", NULL), 0);
+	assert_int_equal(directory_alias_del(f->dir, "sales@example.com", "bob@remote.example", NULL),
+			 DIRECTORY_E_NOTFOUND);
+	assert_int_equal(directory_alias_del(f->dir, "sales@example.com", NULL, NULL), DIRECTORY_OK);
+	assert_int_equal(directory_alias_del(f->dir, "sales@example.com", NULL, NULL), DIRECTORY_E_NOTFOUND);
+	assert_int_equal(directory_lookup_kind(f->dir, "sales@example.com"), DIRECTORY_KIND_NONE);
+	assert_int_equal(directory_alias_del(f->dir, "@example.com", "ann@example.com", NULL), 0);
+	assert_int_equal(directory_alias_list(f->dir, "example.net", NULL, list_aliases, NULL, NULL),
+			 DIRECTORY_E_NODOMAIN);
+}
+
+static void test_groups(void **state)
+{
+	struct fixture *f = *state;
+	static const char *const domains[] = { "example.com", NULL };
+	struct directory_group g;
+	struct strbuf sb = STRBUF_INIT;
+	add_domains(f->dir, domains);
+	memset(&g, 0, sizeof(g));
+	strcpy(g.address, "Staff@Example.com");
+	strcpy(g.display_name, "All staff");
+	assert_int_equal(directory_group_add(f->dir, &g, NULL), DIRECTORY_OK);
+	assert_string_equal(g.address, "staff@example.com");
+	strcpy(g.address, "staff@example.net");
+	assert_int_equal(directory_group_add(f->dir, &g, NULL), DIRECTORY_E_NODOMAIN);
+	strcpy(g.address, "evil@example.com");
+	strcpy(g.display_name, "a\nb");
+	assert_int_equal(directory_group_add(f->dir, &g, NULL), DIRECTORY_E_INVALID);
+
+	static const struct {
+		const char *group, *member;
+		int want;
+	} adds[] = {
+		{ "staff@example.com", "ann@example.com", DIRECTORY_OK },
+		{ "staff@example.com", "Bob@Remote.example", DIRECTORY_OK },
+		{ "staff@example.com", "ann@EXAMPLE.com", DIRECTORY_E_EXISTS },
+		{ "staff@example.com", "staff@example.com", DIRECTORY_E_INVALID },
+		{ "staff@example.com", "@example.com", DIRECTORY_E_INVALID },
+		{ "nogroup@example.com", "ann@example.com", DIRECTORY_E_NOTFOUND },
+	};
+	for (size_t i = 0; i < sizeof(adds) / sizeof(adds[0]); i++) {
+		const char *error = NULL;
+		int ret = directory_group_member_add(f->dir, adds[i].group, adds[i].member, &error);
+		if (ret != adds[i].want)
+			fail_msg("member %s of %s: got %d (%s) want %d", adds[i].member, adds[i].group,
+				 ret, error, adds[i].want);
+	}
+	assert_int_equal(directory_group_get(f->dir, "staff@example.com", &g, NULL), DIRECTORY_OK);
+	assert_string_equal(g.address, "staff@example.com");
+	assert_string_equal(g.display_name, "All staff");
+	assert_int_equal(directory_group_get(f->dir, "x@example.com", &g, NULL), DIRECTORY_E_NOTFOUND);
+	assert_int_equal(directory_group_members(f->dir, "staff@example.com", list_names, &sb, NULL), 0);
+	assert_string_equal(strbuf_str(&sb), "ann@example.com,bob@remote.example");
+	assert_int_equal(directory_group_members(f->dir, "x@example.com", list_names, &sb, NULL),
+			 DIRECTORY_E_NOTFOUND);
+	assert_int_equal(directory_group_member_del(f->dir, "staff@example.com", "ann@example.com", NULL), 0);
+	assert_int_equal(directory_group_member_del(f->dir, "staff@example.com", "ann@example.com", NULL),
+			 DIRECTORY_E_NOTFOUND);
+	/* Deleting the group takes its members with it. */
+	assert_int_equal(directory_group_del(f->dir, "staff@example.com", NULL), DIRECTORY_OK);
+	assert_int_equal(directory_group_del(f->dir, "staff@example.com", NULL), DIRECTORY_E_NOTFOUND);
+	memset(&g, 0, sizeof(g));
+	strcpy(g.address, "staff@example.com");
+	assert_int_equal(directory_group_add(f->dir, &g, NULL), DIRECTORY_OK);
+	strbuf_truncate(&sb, 0);
+	assert_int_equal(directory_group_members(f->dir, "staff@example.com", list_names, &sb, NULL), 0);
+	assert_string_equal(strbuf_str(&sb), "");
+	strbuf_truncate(&sb, 0);
+	strcpy(g.address, "admins@example.com");
+	assert_int_equal(directory_group_add(f->dir, &g, NULL), DIRECTORY_OK);
+	assert_int_equal(directory_group_list(f->dir, "example.com", list_groups, &sb, NULL), 0);
+	assert_string_equal(strbuf_str(&sb), "admins@example.com,staff@example.com");
+	assert_int_equal(directory_group_list(f->dir, "example.net", list_groups, &sb, NULL),
+			 DIRECTORY_E_NODOMAIN);
+	strbuf_free(&sb);
+}
+
+/* Puts one of each kind into domain d. */
+static void populate(struct directory *dir, const char *d)
+{
+	char a[128], b[128];
+	struct directory_group g;
+	snprintf(a, sizeof(a), "u@%s", d);
+	add_user(dir, a);
+	snprintf(b, sizeof(b), "al@%s", d);
+	assert_int_equal(directory_alias_add(dir, b, a, NULL), 0);
+	snprintf(b, sizeof(b), "@%s", d);
+	assert_int_equal(directory_alias_add(dir, b, a, NULL), 0);
+	memset(&g, 0, sizeof(g));
+	snprintf(g.address, sizeof(g.address), "g@%s", d);
+	assert_int_equal(directory_group_add(dir, &g, NULL), DIRECTORY_OK);
+	assert_int_equal(directory_group_member_add(dir, g.address, a, NULL), 0);
+}
+
+static void test_domain_del(void **state)
+{
+	struct fixture *f = *state;
+	static const char *const domains[] = { "a.example", "a.example.org", "c.example", NULL };
+	add_domains(f->dir, domains);
+	populate(f->dir, "a.example");
+	populate(f->dir, "a.example.org");
+	populate(f->dir, "c.example");
+
+	/* Without force: refused while anything remains, naming what. */
+	static const struct {
+		const char *want_what, *then_remove;
+	} steps[] = {
+		{ "users", "u@a.example" },
+		{ "aliases", "al@a.example" },
+		{ "aliases", "@a.example" },
+		{ "groups", "g@a.example" },
+	};
+	for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
+		const char *error = NULL;
+		int ret = directory_domain_del(f->dir, "A.example", false, &error);
+		if (ret != DIRECTORY_E_NOTEMPTY || strstr(error, steps[i].want_what) == NULL)
+			fail_msg("step %zu: got %d '%s' want NOTEMPTY '%s'", i, ret, error,
+				 steps[i].want_what);
+		switch (directory_lookup_kind(f->dir, steps[i].then_remove)) {
+		case DIRECTORY_KIND_USER:
+			assert_int_equal(directory_user_del(f->dir, steps[i].then_remove, NULL), 0);
+			break;
+		case DIRECTORY_KIND_ALIAS:
+			assert_int_equal(directory_alias_del(f->dir, steps[i].then_remove, NULL, NULL), 0);
+			break;
+		case DIRECTORY_KIND_GROUP:
+			assert_int_equal(directory_group_del(f->dir, steps[i].then_remove, NULL), 0);
+			break;
+		default:
+			fail_msg("step %zu: %s is gone already", i, steps[i].then_remove);
+		}
+	}
+	assert_int_equal(directory_domain_del(f->dir, "a.example", false, NULL), DIRECTORY_OK);
+	assert_int_equal(directory_domain_exists(f->dir, "a.example"), 0);
+
+	/* With force: everything under the domain goes, nothing else. */
+	assert_int_equal(directory_domain_del(f->dir, "c.example", false, NULL), DIRECTORY_E_NOTEMPTY);
+	assert_int_equal(directory_domain_del(f->dir, "c.example", true, NULL), DIRECTORY_OK);
+	assert_int_equal(directory_domain_exists(f->dir, "c.example"), 0);
+	assert_int_equal(directory_domain_add(f->dir, "c.example", NULL), DIRECTORY_OK);
+	static const struct {
+		const char *address;
+		int want_kind;
+	} kinds[] = {
+		{ "u@c.example", DIRECTORY_KIND_NONE },
+		{ "al@c.example", DIRECTORY_KIND_NONE },
+		{ "@c.example", DIRECTORY_KIND_NONE },
+		{ "g@c.example", DIRECTORY_KIND_NONE },
+		{ "u@a.example.org", DIRECTORY_KIND_USER },
+		{ "al@a.example.org", DIRECTORY_KIND_ALIAS },
+		{ "@a.example.org", DIRECTORY_KIND_ALIAS },
+		{ "g@a.example.org", DIRECTORY_KIND_GROUP },
+	};
+	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
+		int kind = directory_lookup_kind(f->dir, kinds[i].address);
+		if (kind != kinds[i].want_kind)
+			fail_msg("%s: got kind %d want %d", kinds[i].address, kind, kinds[i].want_kind);
+	}
+	struct strbuf sb = STRBUF_INIT;
+	assert_int_equal(directory_group_add(f->dir, &(struct directory_group){ .address = "g@c.example" }, NULL), 0);
+	assert_int_equal(directory_group_members(f->dir, "g@c.example", list_names, &sb, NULL), 0);
+	assert_string_equal(strbuf_str(&sb), "");
+	assert_int_equal(directory_group_members(f->dir, "g@a.example.org", list_names, &sb, NULL), 0);
+	assert_string_equal(strbuf_str(&sb), "u@a.example.org");
+	strbuf_free(&sb);
+	assert_int_equal(directory_domain_del(f->dir, "c.example", true, NULL), DIRECTORY_OK);
+	assert_int_equal(directory_domain_del(f->dir, "c.example", true, NULL), DIRECTORY_E_NOTFOUND);
+}

@@ -1,0 +1,169 @@
+/* Unit tests for node/config.c: defaults, every key, and bad input with
+ * the file:line an operator needs. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "node/node_config.h"
+
+static char conf_path[64];
+
+static const char *write_conf(const char *text)
+{
+	snprintf(conf_path, sizeof(conf_path), "/tmp/cm-test-config-XXXXXX");
+	int fd = mkstemp(conf_path);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+	close(fd);
+	return conf_path;
+}
+
+static void test_defaults(void **state)
+{
+	struct node_config *cfg = NULL;
+	struct textbuf err = TEXTBUF_INIT;
+	(void)state;
+
+	assert_int_equal(node_config_load(NULL, &cfg, &err), 0);
+	assert_int_equal(cfg->node_id, 1);
+	assert_non_null(strstr(cfg->store_dir, "/var/store"));
+	assert_non_null(strstr(cfg->run_dir, "/var/run"));
+	assert_true(cfg->store_dir[0] == '/');
+	assert_string_equal(cfg->user, "clustermail");
+	static const int ports[SERVICE_COUNT] = { 2525, 2587, 2465, 2143, 2993, 2110, 2995, 8080 };
+	for (int i = 0; i < SERVICE_COUNT; i++) {
+		assert_int_equal(cfg->services[i].port, ports[i]);
+		assert_true(cfg->services[i].enabled);
+	}
+	assert_int_equal(cfg->password.scheme, PASSWORD_YESCRYPT);
+	assert_int_equal(cfg->log.level, LOG_INFO);
+	node_config_free(&cfg);
+	assert_null(cfg);
+	textbuf_free(&err);
+}
+
+static void test_full_file(void **state)
+{
+	struct node_config *cfg = NULL;
+	struct textbuf err = TEXTBUF_INIT;
+	(void)state;
+
+	const char *path = write_conf(
+		"node_id = 3;\nstore = \"/srv/mail/store/\";\nuser = \"mail\";\n"
+		"log = { target = \"file\"; file = \"/var/log/maild.log\"; level = \"debug\"; };\n"
+		"server = { threads = 4; max_connections = 500; max_connections_per_address = 7;\n"
+		"  connection_input_limit = \"128K\"; connection_output_limit = 1048576;\n"
+		"  idle_timeout = 60; drain_timeout = 9; };\n"
+		"control = { tcp = \"tcp://127.0.0.1:7025\"; };\n"
+		"password = { scheme = \"sha512-crypt\"; cost = 5000; };\n"
+		"services = { imap = { port = 143; address = \"::\"; }; http = { enabled = false; }; };\n");
+	int rc = node_config_load(path, &cfg, &err);
+	unlink(path);
+	assert_int_equal(rc, 0);
+	assert_int_equal(cfg->node_id, 3);
+	assert_string_equal(cfg->store_dir, "/srv/mail/store");
+	assert_string_equal(cfg->run_dir, "/srv/mail/run");
+	assert_string_equal(cfg->user, "mail");
+	assert_int_equal(cfg->log.target, LOG_TARGET_FILE);
+	assert_int_equal(cfg->log.level, LOG_DEBUG);
+	assert_int_equal(cfg->server.threads, 4);
+	assert_int_equal(cfg->server.max_connections_per_address, 7);
+	assert_int_equal(cfg->server.connection_input_limit, 128 * 1024);
+	assert_int_equal(cfg->server.connection_output_limit, 1048576);
+	assert_string_equal(cfg->control.tcp, "tcp://127.0.0.1:7025");
+	assert_int_equal(cfg->password.scheme, PASSWORD_SHA512);
+	assert_int_equal(cfg->password.cost, 5000);
+	assert_int_equal(cfg->services[SERVICE_IMAP].port, 143);
+	assert_string_equal(cfg->services[SERVICE_IMAP].address, "::");
+	assert_false(cfg->services[SERVICE_HTTP].enabled);
+	assert_int_equal(cfg->services[SERVICE_SMTP].port, 2525);
+	node_config_free(&cfg);
+	textbuf_free(&err);
+}
+
+static const struct {
+	const char *text;
+	const char *want; /* expected substring of the error, after "file:" */
+} bad_configs[] = {
+	{ "node_id = 1;\nstore = = \"x\";\n", ":2: syntax error" },
+	{ "node_id = 0;\n", ":1: 'node_id' = 0 is out of range 1..65535" },
+	{ "node_id = \"one\";\n", ":1: 'node_id' must be an integer" },
+	{ "\n\nfoo = 1;\n", ":3: unknown key 'foo' in the top level" },
+	{ "log = { target = \"printer\"; };\n", "log target 'printer'" },
+	{ "log = { target = \"file\"; };\n", "needs log.file" },
+	{ "log = { level = \"chatty\"; };\n", "log level 'chatty'" },
+	{ "server = { colour = 1; };\n", "unknown key 'colour' in server" },
+	{ "server = { connection_input_limit = \"lots\"; };\n", "not a size" },
+	{ "server = { connection_input_limit = 10; };\n", "out of range" },
+	{ "services = { gopher = { port = 70; }; };\n", "unknown key 'gopher' in services" },
+	{ "services = { imap = { port = 70000; }; };\n", "'port' = 70000 is out of range" },
+	{ "services = { imap = { enabled = 1; }; };\n", "'enabled' must be true or false" },
+	{ "services = { imap = { tls = true; }; };\n", "unknown key 'tls' in services.imap" },
+	{ "control = { tcp = \"ipc:///x\"; };\n", "tcp:// endpoint" },
+	{ "password = { scheme = \"rot13\"; };\n", "password scheme 'rot13'" },
+	{ "store = \"\";\n", "'store' is not a usable path" },
+	{ "log = 5;\n", "'log' must be a group" },
+};
+
+static void test_bad_configs(void **state)
+{
+	(void)state;
+	for (size_t i = 0; i < sizeof(bad_configs) / sizeof(bad_configs[0]); i++) {
+		struct node_config *cfg = NULL;
+		struct textbuf err = TEXTBUF_INIT;
+		const char *path = write_conf(bad_configs[i].text);
+		int rc = node_config_load(path, &cfg, &err);
+		unlink(path);
+		if (rc != -1 || strstr(textbuf_str(&err), bad_configs[i].want) == NULL ||
+		    strncmp(textbuf_str(&err), path, strlen(path)) != 0)
+			fail_msg("config %zu: got rc %d error \"%s\", want rc -1 and \"%s\" prefixed by the path",
+				 i, rc, textbuf_str(&err), bad_configs[i].want);
+		assert_null(cfg);
+		textbuf_free(&err);
+	}
+}
+
+static void test_missing_file(void **state)
+{
+	struct node_config *cfg = NULL;
+	struct textbuf err = TEXTBUF_INIT;
+	(void)state;
+	assert_int_equal(node_config_load("/nonexistent/maild.conf", &cfg, &err), -1);
+	assert_non_null(strstr(textbuf_str(&err), "cannot read"));
+	textbuf_free(&err);
+}
+
+static void test_store_override_moves_run_dir(void **state)
+{
+	struct node_config *cfg = NULL;
+	struct textbuf err = TEXTBUF_INIT;
+	(void)state;
+	assert_int_equal(node_config_load(NULL, &cfg, &err), 0);
+	assert_int_equal(node_config_set_store(cfg, "/data/cm/store", &err), 0);
+	assert_string_equal(cfg->store_dir, "/data/cm/store");
+	assert_string_equal(cfg->run_dir, "/data/cm/run");
+	assert_int_equal(node_config_set_store(cfg, "", &err), -1);
+	node_config_set_user(cfg, "root");
+	assert_string_equal(cfg->user, "root");
+	node_config_free(&cfg);
+	textbuf_free(&err);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_defaults),
+		cmocka_unit_test(test_full_file),
+		cmocka_unit_test(test_bad_configs),
+		cmocka_unit_test(test_missing_file),
+		cmocka_unit_test(test_store_override_moves_run_dir),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
