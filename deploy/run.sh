@@ -30,8 +30,7 @@ fi
 if ! $MAILCTL user show demo@example.test >/dev/null 2>&1; then
   pw=$($MAILCTL user add demo@example.test --name "Demo User" --random-password |
        sed -n 's/^password for demo@example.test: //p')
-  umask 077
-  printf '%s\n' "$pw" > "$PASSFILE"
+  (umask 077 && printf '%s\n' "$pw" > "$PASSFILE")
   echo "run: created demo@example.test with password: $pw  (saved in $PASSFILE)"
 fi
 

@@ -258,13 +258,14 @@ static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
 static void conn_refuse(struct listener_service *svc, int fd, const struct conn_info *info,
 			const char *why, unsigned limit)
 {
+	/* counted and published before the client can see the close */
 	atomic_fetch_add(&svc->refused, 1);
-	if (svc->refuse_message != NULL)
-		(void)send(fd, svc->refuse_message, svc->refuse_len, MSG_NOSIGNAL | MSG_DONTWAIT);
-	close(fd);
 	log_notice("listener", "refused id=%llu service=%s peer=%s reason=%s=%u",
 		   (unsigned long long)info->id, info->service, info->peer, why, limit);
 	listener_publish(svc->l, "refused", info);
+	if (svc->refuse_message != NULL)
+		(void)send(fd, svc->refuse_message, svc->refuse_len, MSG_NOSIGNAL | MSG_DONTWAIT);
+	close(fd);
 }
 
 void conn_accept(struct evconnlistener *evl, int fd, struct sockaddr *sa, int socklen,
@@ -382,9 +383,9 @@ void conn_shutdown(struct conn *c)
 		conn_begin_close(c, "drain");
 }
 
-void conn_force_close(struct conn *c)
+void conn_force_close(struct conn *c, const char *reason)
 {
-	c->reason = "drain forced";
+	c->reason = reason;
 	conn_finalize(c);
 }
 

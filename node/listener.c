@@ -1,12 +1,12 @@
 /*
  * The listener framework (see listener.h): worker threads with one
- * event_base each, services bound once per worker with SO_REUSEPORT, the
- * registry of live sessions, and drain. One connection's life is conn.c;
- * the per-address table is listener_addrs.c.
+ * event_base each, their lifecycle (start, drain, stop), the registry of
+ * live sessions, and the shared counters. Binding services is
+ * listener_service.c; one connection's life is conn.c; the per-address
+ * table is listener_addrs.c.
  *
- * Security stance: sockets are bound here, in the calling thread, before
- * privileges are dropped; nothing here parses client bytes. Limits are
- * checked before a connection costs more than its accept.
+ * Security stance: nothing here parses client bytes. Limits are checked
+ * (conn.c) before a connection costs more than its accept.
  *
  * Cross-thread rule: the control thread never touches a worker's
  * evconnlisteners or bufferevents while the worker runs. Drain and stop
@@ -22,7 +22,6 @@
 #include <event2/event.h>
 #include <event2/listener.h>
 #include <event2/thread.h>
-#include <netdb.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -32,13 +31,8 @@
 #include <unistd.h>
 
 #define LISTENER_MAX_THREADS 256
-#define LISTENER_ACCEPT_RETRY_SEC 1
 
-/* Formats the last error into l->error and points *error_r at it. */
-static int listener_fail(struct listener *l, const char **error_r, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static int listener_fail(struct listener *l, const char **error_r, const char *fmt, ...)
+int listener_fail(struct listener *l, const char **error_r, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
@@ -118,6 +112,7 @@ static void listener_worker_drain_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	listener_worker_stop_accepting(w);
+	w->drain_begun = true;
 	/* shutdown hooks only schedule closes; the list is stable meanwhile */
 	for (struct conn *c = w->sessions, *next; c != NULL; c = next) {
 		next = c->next;
@@ -132,8 +127,9 @@ static void listener_worker_stop_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	listener_worker_stop_accepting(w);
+	const char *reason = w->drain_begun ? "drain forced" : "listener stopped";
 	while (w->sessions != NULL) {
-		conn_force_close(w->sessions);
+		conn_force_close(w->sessions, reason);
 		forced++;
 	}
 	atomic_fetch_add(&w->l->forced, forced);
@@ -150,43 +146,12 @@ static void *listener_worker_main(void *arg)
 	return NULL;
 }
 
-static void listener_accept_error_cb(struct evconnlistener *evl, void *arg)
-{
-	struct listener_socket *ls = arg;
-	int err = EVUTIL_SOCKET_ERROR();
-	/* EMFILE/ENFILE/ENOBUFS: the socket stays readable, so retrying at
-	 * once would spin; back off and let closing connections free fds */
-	log_error("listener", "accept service=%s worker=%u: %s; pausing accepts for %ds",
-		  ls->svc->name, ls->w->index, evutil_socket_error_to_string(err),
-		  LISTENER_ACCEPT_RETRY_SEC);
-	evconnlistener_disable(evl);
-	struct timeval tv = { .tv_sec = LISTENER_ACCEPT_RETRY_SEC, .tv_usec = 0 };
-	event_add(ls->retry, &tv);
-}
-
-static void listener_accept_retry_cb(evutil_socket_t fd, short what, void *arg)
-{
-	struct listener_socket *ls = arg;
-	(void)fd;
-	(void)what;
-	if (!ls->w->draining)
-		evconnlistener_enable(ls->evl);
-}
-
 static void listener_free_contents(struct listener *l)
 {
 	struct listener_service *svc = l->services;
 	while (svc != NULL) {
 		struct listener_service *next = svc->next;
-		for (unsigned i = 0; i < l->n_workers; i++) {
-			if (svc->sockets[i].evl != NULL)
-				evconnlistener_free(svc->sockets[i].evl);
-			if (svc->sockets[i].retry != NULL)
-				event_free(svc->sockets[i].retry);
-		}
-		free(svc->sockets);
-		free(svc->refuse_message);
-		free(svc);
+		listener_service_free(l, svc);
 		svc = next;
 	}
 	l->services = NULL;
@@ -268,191 +233,6 @@ int listener_create(const struct listener_limits *limits, struct listener **l_r,
 	}
 	*l_r = l;
 	return 0;
-}
-
-/* Binds and listens one socket; 0 with *fd_r, or -1 with l->error set. */
-static int listener_bind_one(struct listener *l, const struct listener_service *svc,
-			     struct sockaddr_storage *ss, socklen_t len, int *fd_r)
-{
-	const char *fmt = ss->ss_family == AF_INET6 ? "[%s]:%d" : "%s:%d";
-	char where[96];
-	int one = 1;
-	snprintf(where, sizeof(where), fmt, svc->address, svc->port);
-
-	int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0) {
-		snprintf(l->error, sizeof(l->error), "service %s: socket for %s: %s", svc->name,
-			 where, strerror(errno));
-		return -1;
-	}
-	const char *step = "setsockopt";
-	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
-	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0 ||
-	    (ss->ss_family == AF_INET6 &&
-	     setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) < 0))
-		goto fail;
-	step = "bind";
-	if (bind(fd, (struct sockaddr *)ss, len) < 0)
-		goto fail;
-	step = "listen";
-	if (listen(fd, SOMAXCONN) < 0)
-		goto fail;
-	*fd_r = fd;
-	return 0;
-fail:
-	snprintf(l->error, sizeof(l->error), "service %s: %s %s: %s", svc->name, step, where,
-		 strerror(errno));
-	close(fd);
-	return -1;
-}
-
-static void listener_set_port(struct sockaddr_storage *ss, int port)
-{
-	if (ss->ss_family == AF_INET6)
-		((struct sockaddr_in6 *)ss)->sin6_port = htons((uint16_t)port);
-	else
-		((struct sockaddr_in *)ss)->sin_port = htons((uint16_t)port);
-}
-
-/* Binds svc once per worker; the first socket decides the port. */
-static int listener_bind_service(struct listener *l, struct listener_service *svc,
-				 struct sockaddr_storage *ss, socklen_t len)
-{
-	for (unsigned i = 0; i < l->n_workers; i++) {
-		struct listener_socket *ls = &svc->sockets[i];
-		int fd;
-		ls->svc = svc;
-		ls->w = &l->workers[i];
-		if (listener_bind_one(l, svc, ss, len, &fd) < 0)
-			return -1;
-		if (i == 0 && svc->port == 0) {
-			struct sockaddr_storage got;
-			socklen_t got_len = sizeof(got);
-			if (getsockname(fd, (struct sockaddr *)&got, &got_len) < 0) {
-				snprintf(l->error, sizeof(l->error), "service %s: getsockname: %s",
-					 svc->name, strerror(errno));
-				close(fd);
-				return -1;
-			}
-			svc->port = ntohs(got.ss_family == AF_INET6
-						  ? ((struct sockaddr_in6 *)&got)->sin6_port
-						  : ((struct sockaddr_in *)&got)->sin_port);
-			listener_set_port(ss, svc->port);
-		}
-		/* backlog 0: already listening */
-		ls->evl = evconnlistener_new(ls->w->base, conn_accept, ls,
-					     LEV_OPT_REUSEABLE_PORT | LEV_OPT_CLOSE_ON_FREE |
-						     LEV_OPT_CLOSE_ON_EXEC,
-					     0, fd);
-		ls->retry = evtimer_new(ls->w->base, listener_accept_retry_cb, ls);
-		if (ls->evl == NULL || ls->retry == NULL) {
-			if (ls->evl == NULL)
-				close(fd);
-			snprintf(l->error, sizeof(l->error), "service %s: out of memory", svc->name);
-			return -1;
-		}
-		evconnlistener_set_error_cb(ls->evl, listener_accept_error_cb);
-	}
-	return 0;
-}
-
-/* True if svc is bound to the same address and port as ss (two spellings
- * of one address count as the same). Port 0 never clashes. */
-static bool listener_same_socket(const struct listener_service *svc,
-				 const struct sockaddr_storage *ss, int port)
-{
-	if (port == 0 || svc->port != port || svc->sa.ss_family != ss->ss_family)
-		return false;
-	if (ss->ss_family == AF_INET6)
-		return memcmp(&((const struct sockaddr_in6 *)&svc->sa)->sin6_addr,
-			      &((const struct sockaddr_in6 *)ss)->sin6_addr,
-			      sizeof(struct in6_addr)) == 0;
-	return memcmp(&((const struct sockaddr_in *)&svc->sa)->sin_addr,
-		      &((const struct sockaddr_in *)ss)->sin_addr, sizeof(struct in_addr)) == 0;
-}
-
-int listener_add_service(struct listener *l, const char *name, const struct service_ops *ops,
-			 void *service_ctx, const char *address, int port, int *bound_port_r,
-			 const char **error_r)
-{
-	if (l->state != LISTENER_NEW)
-		return listener_fail(l, error_r, "service %s: listener already started", name);
-	if (name[0] == '\0' || strlen(name) >= sizeof(((struct listener_service *)0)->name))
-		return listener_fail(l, error_r, "service name '%s': empty or too long", name);
-	if (ops == NULL || ops->open == NULL || ops->read == NULL || ops->close == NULL)
-		return listener_fail(l, error_r, "service %s: open, read and close are required",
-				     name);
-	if (port < 0 || port > 65535)
-		return listener_fail(l, error_r, "service %s: port %d out of range", name, port);
-
-	struct addrinfo hints = { .ai_flags = AI_NUMERICHOST | AI_PASSIVE,
-				  .ai_socktype = SOCK_STREAM };
-	struct addrinfo *ai = NULL;
-	int gai = getaddrinfo(address, NULL, &hints, &ai);
-	if (gai != 0 || ai == NULL)
-		return listener_fail(l, error_r, "service %s: address '%s': %s", name, address,
-				     gai != 0 ? gai_strerror(gai) : "no result");
-	struct sockaddr_storage ss;
-	socklen_t len = (socklen_t)ai->ai_addrlen;
-	memset(&ss, 0, sizeof(ss));
-	memcpy(&ss, ai->ai_addr, ai->ai_addrlen);
-	freeaddrinfo(ai);
-	listener_set_port(&ss, port);
-
-	struct listener_service *svc = calloc(1, sizeof(*svc));
-	if (svc != NULL)
-		svc->sockets = calloc(l->n_workers, sizeof(*svc->sockets));
-	if (svc != NULL && ops->refuse_message != NULL) {
-		svc->refuse_message = strdup(ops->refuse_message);
-		svc->refuse_len = strlen(ops->refuse_message);
-	}
-	if (svc == NULL || svc->sockets == NULL ||
-	    (ops->refuse_message != NULL && svc->refuse_message == NULL)) {
-		if (svc != NULL) {
-			free(svc->sockets);
-			free(svc->refuse_message);
-		}
-		free(svc);
-		return listener_fail(l, error_r, "service %s: out of memory", name);
-	}
-	svc->l = l;
-	snprintf(svc->name, sizeof(svc->name), "%s", name);
-	snprintf(svc->address, sizeof(svc->address), "%s", address);
-	svc->port = port;
-	svc->ops = *ops;
-	svc->ops.refuse_message = svc->refuse_message;
-	svc->ctx = service_ctx;
-
-	struct listener_service **tail = &l->services;
-	for (; *tail != NULL; tail = &(*tail)->next) {
-		if (listener_same_socket(*tail, &ss, port)) {
-			listener_fail(l, error_r, "service %s: %s port %d is already service %s",
-				      name, address, port, (*tail)->name);
-			goto fail;
-		}
-	}
-	if (listener_bind_service(l, svc, &ss, len) < 0) {
-		*error_r = l->error;
-		goto fail;
-	}
-	svc->sa = ss;
-	*tail = svc;
-	if (bound_port_r != NULL)
-		*bound_port_r = svc->port;
-	log_info("listener", "bound service=%s address=%s port=%d workers=%u", svc->name,
-		 svc->address, svc->port, l->n_workers);
-	return 0;
-fail:
-	for (unsigned i = 0; i < l->n_workers; i++) {
-		if (svc->sockets[i].evl != NULL)
-			evconnlistener_free(svc->sockets[i].evl);
-		if (svc->sockets[i].retry != NULL)
-			event_free(svc->sockets[i].retry);
-	}
-	free(svc->sockets);
-	free(svc->refuse_message);
-	free(svc);
-	return -1;
 }
 
 void listener_set_event_hook(struct listener *l, listener_event_hook *hook, void *ctx)
@@ -567,23 +347,6 @@ void listener_destroy(struct listener **lp)
 	listener_free_contents(l);
 	free(l);
 	*lp = NULL;
-}
-
-size_t listener_stats(struct listener *l, struct listener_service_stats *out, size_t max)
-{
-	size_t n = 0;
-	for (struct listener_service *svc = l->services; svc != NULL && n < max;
-	     svc = svc->next, n++) {
-		struct listener_service_stats *st = &out[n];
-		memset(st, 0, sizeof(*st));
-		snprintf(st->name, sizeof(st->name), "%s", svc->name);
-		snprintf(st->address, sizeof(st->address), "%s", svc->address);
-		st->port = svc->port;
-		st->active = atomic_load(&svc->active);
-		st->accepted = atomic_load(&svc->accepted);
-		st->refused = atomic_load(&svc->refused);
-	}
-	return n;
 }
 
 unsigned listener_active_total(struct listener *l)

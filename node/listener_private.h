@@ -1,9 +1,10 @@
 /*
- * Internals of the listener framework, shared by its three files and by
- * its unit test only:
- *   listener.c        workers, services and their sockets, drain, registry
- *   conn.c            one accepted connection: limits, buffers, timers, close
- *   listener_addrs.c  live connections per client address (shared table)
+ * Internals of the listener framework, shared by its files and by its
+ * unit test only:
+ *   listener.c          workers and their loops, drain, session registry
+ *   listener_service.c  services: binding one socket per worker, stats
+ *   conn.c              one accepted connection: limits, buffers, timers, close
+ *   listener_addrs.c    live connections per client address (shared table)
  *
  * Threading: a struct conn and everything it points to belongs to its
  * worker thread. The only fields other threads read are conn_info (via the
@@ -99,7 +100,8 @@ struct listener_worker {
 	struct event *ev_stop;
 	pthread_t thread;
 	bool running;
-	bool draining; /* worker thread only: accepting is off for good */
+	bool draining;    /* worker thread only: accepting is off for good */
+	bool drain_begun; /* worker thread only: shutdown hooks were called */
 	pthread_mutex_t sessions_lock; /* list links and conn_info.user */
 	struct conn *sessions;
 	size_t n_sessions;
@@ -117,7 +119,7 @@ struct listener {
 	struct listener_service *services;
 	enum listener_state state;
 
-	pthread_mutex_t config_lock; /* limits, hook */
+	pthread_mutex_t config_lock; /* limits, hook, appending to services */
 	struct listener_limits limits;
 	listener_event_hook *hook;
 	void *hook_ctx;
@@ -131,6 +133,9 @@ struct listener {
 	char error[256]; /* text behind the last error_r of this listener */
 };
 
+/* Formats an error into l->error, points *error_r at it, returns -1. */
+int listener_fail(struct listener *l, const char **error_r, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 void listener_limits_get(struct listener *l, struct listener_limits *limits_r);
 /* Publishes "connect" / "disconnect" / "refused" to the event hook. */
 void listener_publish(struct listener *l, const char *event, const struct conn_info *info);
@@ -138,6 +143,11 @@ void listener_publish(struct listener *l, const char *event, const struct conn_i
 void listener_active_put(struct listener *l);
 void listener_worker_link(struct listener_worker *w, struct conn *c);
 void listener_worker_unlink(struct listener_worker *w, struct conn *c);
+
+/* ---- listener_service.c ---- */
+
+/* Closes the service's sockets and frees it (not linked in l->services). */
+void listener_service_free(struct listener *l, struct listener_service *svc);
 
 /* ---- conn.c ---- */
 
@@ -171,7 +181,8 @@ void conn_accept(struct evconnlistener *evl, int fd, struct sockaddr *sa, int so
 /* Drain has begun: the service's shutdown hook, or a flush-and-close for
  * services without one. */
 void conn_shutdown(struct conn *c);
-/* Closes now, output discarded (drain timeout, listener stop). */
-void conn_force_close(struct conn *c);
+/* Closes now, output discarded (drain timeout, listener stop); reason is
+ * logged. */
+void conn_force_close(struct conn *c, const char *reason);
 
 #endif

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "lib/password.h"
@@ -269,6 +270,7 @@ int main(int argc, char **argv)
 	const char *config_path = NULL, *store = NULL, *user = NULL;
 	int i;
 
+	umask(027); /* the same file modes on the store as maild */
 	for (i = 1; i < argc && argv[i][0] == '-'; i++) {
 		if (strcmp(argv[i], "-c") == 0 && i + 1 < argc)
 			config_path = argv[++i];

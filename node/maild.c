@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -152,22 +153,18 @@ static int control_handle(int argc, char **argv, struct textbuf *out, struct tex
 	return commands_run(&d->env, argc, argv, out, err);
 }
 
-/* Binds every enabled service whose engine exists. */
-static int bind_services(struct maild *d)
+/* Binds every enabled service whose engine exists (the listener logs each
+ * bind and each failure with service, address and port). */
+static int bind_services(struct maild *d, const char **error_r)
 {
 	for (int i = 0; i < SERVICE_COUNT; i++) {
 		const struct node_config_service *svc = &d->cfg->services[i];
 		const struct service_ops *ops = services_engine((enum node_config_service_id)i);
-		const char *error = NULL;
 		if (ops == NULL || !svc->enabled)
 			continue;
 		if (listener_add_service(d->listener, svc->name, ops, d, svc->address, svc->port,
-					 &d->bound_ports[i], &error) < 0) {
-			log_error("listener", "cannot listen for %s on %s:%d: %s", svc->name, svc->address,
-				  svc->port, error);
+					 &d->bound_ports[i], error_r) < 0)
 			return -1;
-		}
-		log_info("listener", "service=%s listening on %s:%d", svc->name, svc->address, d->bound_ports[i]);
 	}
 	return 0;
 }
@@ -273,10 +270,8 @@ static int start(struct maild *d)
 	if (listener_create(&limits, &d->listener, &error) < 0)
 		goto fail;
 	listener_set_event_hook(d->listener, listener_event, d);
-	if (bind_services(d) < 0) {
-		error = "cannot bind a service (see the log)";
+	if (bind_services(d, &error) < 0)
 		goto fail;
-	}
 	if (privilege_drop(&id, &error) < 0)
 		goto fail;
 	if (geteuid() == 0)
@@ -358,6 +353,7 @@ int main(int argc, char **argv)
 		node_config_free(&d.cfg);
 		return rc;
 	}
+	umask(027); /* store files: service user rw, its group r, nobody else */
 	if (!foreground && daemonize_start() < 0) {
 		fprintf(stderr, "maild: cannot start in the background: %s\n", strerror(errno));
 		return 1;

@@ -90,8 +90,8 @@ static void add_user(struct directory *dir, const char *address)
 /* Appends every name to a comma-separated list. */
 static int list_names(const char *name, void *ctx)
 {
-	struct strbuf *sb = ctx;
-	strbuf_printf(sb, "%s%s", sb->len > 0 ? "," : "", name);
+	struct textbuf *sb = ctx;
+	textbuf_printf(sb, "%s%s", sb->len > 0 ? "," : "", name);
 	return 0;
 }
 
@@ -102,8 +102,8 @@ static int list_users(const struct directory_user *u, void *ctx)
 
 static int list_aliases(const char *source, const char *target, void *ctx)
 {
-	struct strbuf *sb = ctx;
-	strbuf_printf(sb, "%s%s>%s", sb->len > 0 ? "," : "", source, target);
+	struct textbuf *sb = ctx;
+	textbuf_printf(sb, "%s%s>%s", sb->len > 0 ? "," : "", source, target);
 	return 0;
 }
 
@@ -147,10 +147,10 @@ static void test_domains(void **state)
 		if (ret != exists[i].want)
 			fail_msg("exists '%s': got %d want %d", exists[i].input, ret, exists[i].want);
 	}
-	struct strbuf sb = STRBUF_INIT;
+	struct textbuf sb = TEXTBUF_INIT;
 	assert_int_equal(directory_domain_list(f->dir, list_names, &sb), 0);
-	assert_string_equal(strbuf_str(&sb), "a.example.com,example.com,example.org");
-	strbuf_free(&sb);
+	assert_string_equal(textbuf_str(&sb), "a.example.com,example.com,example.org");
+	textbuf_free(&sb);
 	assert_int_equal(directory_domain_del(f->dir, "example.net", false, NULL), DIRECTORY_E_NOTFOUND);
 	assert_int_equal(directory_domain_del(f->dir, "example.org", false, NULL), DIRECTORY_OK);
 	assert_int_equal(directory_domain_exists(f->dir, "example.org"), 0);
@@ -219,15 +219,15 @@ static void test_users(void **state)
 	strcpy(u.password_hash, "clear");
 	assert_int_equal(directory_user_update(f->dir, &u, NULL), DIRECTORY_E_INVALID);
 
-	struct strbuf sb = STRBUF_INIT;
+	struct textbuf sb = TEXTBUF_INIT;
 	assert_int_equal(directory_user_list(f->dir, NULL, list_users, &sb, NULL), DIRECTORY_OK);
-	assert_string_equal(strbuf_str(&sb), "ann@example.com,bob@example.com,carol@example.org");
-	strbuf_truncate(&sb, 0);
+	assert_string_equal(textbuf_str(&sb), "ann@example.com,bob@example.com,carol@example.org");
+	textbuf_truncate(&sb, 0);
 	assert_int_equal(directory_user_list(f->dir, "Example.ORG", list_users, &sb, NULL), DIRECTORY_OK);
-	assert_string_equal(strbuf_str(&sb), "carol@example.org");
+	assert_string_equal(textbuf_str(&sb), "carol@example.org");
 	assert_int_equal(directory_user_list(f->dir, "example.net", list_users, &sb, NULL),
 			 DIRECTORY_E_NODOMAIN);
-	strbuf_free(&sb);
+	textbuf_free(&sb);
 
 	assert_int_equal(directory_user_del(f->dir, "BOB@example.com", NULL), DIRECTORY_OK);
 	assert_int_equal(directory_user_del(f->dir, "bob@example.com", NULL), DIRECTORY_E_NOTFOUND);
@@ -341,12 +341,12 @@ static void test_aliases(void **state)
 		{ NULL, "nobody@example.com", "" },
 	};
 	for (size_t i = 0; i < sizeof(lists) / sizeof(lists[0]); i++) {
-		struct strbuf sb = STRBUF_INIT;
+		struct textbuf sb = TEXTBUF_INIT;
 		int ret = directory_alias_list(f->dir, lists[i].domain, lists[i].source, list_aliases,
 					       &sb, NULL);
-		if (ret != DIRECTORY_OK || strcmp(strbuf_str(&sb), lists[i].want) != 0)
-			fail_msg("list %zu: got %d '%s' want '%s'", i, ret, strbuf_str(&sb), lists[i].want);
-		strbuf_free(&sb);
+		if (ret != DIRECTORY_OK || strcmp(textbuf_str(&sb), lists[i].want) != 0)
+			fail_msg("list %zu: got %d '%s' want '%s'", i, ret, textbuf_str(&sb), lists[i].want);
+		textbuf_free(&sb);
 	}
 	assert_int_equal(directory_alias_del(f->dir, "sales@example.com", "bob@remote.example", NULL), 0);
 	assert_int_equal(directory_alias_del(f->dir, "sales@example.com", "bob@remote.example", NULL),
@@ -364,7 +364,7 @@ static void test_groups(void **state)
 	struct fixture *f = *state;
 	static const char *const domains[] = { "example.com", NULL };
 	struct directory_group g;
-	struct strbuf sb = STRBUF_INIT;
+	struct textbuf sb = TEXTBUF_INIT;
 	add_domains(f->dir, domains);
 	memset(&g, 0, sizeof(g));
 	strcpy(g.address, "Staff@Example.com");
@@ -400,7 +400,7 @@ static void test_groups(void **state)
 	assert_string_equal(g.display_name, "All staff");
 	assert_int_equal(directory_group_get(f->dir, "x@example.com", &g, NULL), DIRECTORY_E_NOTFOUND);
 	assert_int_equal(directory_group_members(f->dir, "staff@example.com", list_names, &sb, NULL), 0);
-	assert_string_equal(strbuf_str(&sb), "ann@example.com,bob@remote.example");
+	assert_string_equal(textbuf_str(&sb), "ann@example.com,bob@remote.example");
 	assert_int_equal(directory_group_members(f->dir, "x@example.com", list_names, &sb, NULL),
 			 DIRECTORY_E_NOTFOUND);
 	assert_int_equal(directory_group_member_del(f->dir, "staff@example.com", "ann@example.com", NULL), 0);
@@ -412,17 +412,17 @@ static void test_groups(void **state)
 	memset(&g, 0, sizeof(g));
 	strcpy(g.address, "staff@example.com");
 	assert_int_equal(directory_group_add(f->dir, &g, NULL), DIRECTORY_OK);
-	strbuf_truncate(&sb, 0);
+	textbuf_truncate(&sb, 0);
 	assert_int_equal(directory_group_members(f->dir, "staff@example.com", list_names, &sb, NULL), 0);
-	assert_string_equal(strbuf_str(&sb), "");
-	strbuf_truncate(&sb, 0);
+	assert_string_equal(textbuf_str(&sb), "");
+	textbuf_truncate(&sb, 0);
 	strcpy(g.address, "admins@example.com");
 	assert_int_equal(directory_group_add(f->dir, &g, NULL), DIRECTORY_OK);
 	assert_int_equal(directory_group_list(f->dir, "example.com", list_groups, &sb, NULL), 0);
-	assert_string_equal(strbuf_str(&sb), "admins@example.com,staff@example.com");
+	assert_string_equal(textbuf_str(&sb), "admins@example.com,staff@example.com");
 	assert_int_equal(directory_group_list(f->dir, "example.net", list_groups, &sb, NULL),
 			 DIRECTORY_E_NODOMAIN);
-	strbuf_free(&sb);
+	textbuf_free(&sb);
 }
 
 /* Puts one of each kind into domain d. */
@@ -506,13 +506,442 @@ static void test_domain_del(void **state)
 		if (kind != kinds[i].want_kind)
 			fail_msg("%s: got kind %d want %d", kinds[i].address, kind, kinds[i].want_kind);
 	}
-	struct strbuf sb = STRBUF_INIT;
+	struct textbuf sb = TEXTBUF_INIT;
 	assert_int_equal(directory_group_add(f->dir, &(struct directory_group){ .address = "g@c.example" }, NULL), 0);
 	assert_int_equal(directory_group_members(f->dir, "g@c.example", list_names, &sb, NULL), 0);
-	assert_string_equal(strbuf_str(&sb), "");
+	assert_string_equal(textbuf_str(&sb), "");
 	assert_int_equal(directory_group_members(f->dir, "g@a.example.org", list_names, &sb, NULL), 0);
-	assert_string_equal(strbuf_str(&sb), "u@a.example.org");
-	strbuf_free(&sb);
+	assert_string_equal(textbuf_str(&sb), "u@a.example.org");
+	textbuf_free(&sb);
 	assert_int_equal(directory_domain_del(f->dir, "c.example", true, NULL), DIRECTORY_OK);
 	assert_int_equal(directory_domain_del(f->dir, "c.example", true, NULL), DIRECTORY_E_NOTFOUND);
+}
+
+/* ---- resolution ---- */
+
+struct recipients {
+	char items[64][DIRECTORY_ADDRESS_MAX + 4];
+	size_t count;
+	int stop_with; /* returned by the callback */
+};
+
+static int collect_recipient(const char *address, bool local, void *ctx)
+{
+	struct recipients *r = ctx;
+	if (r->count < 64)
+		snprintf(r->items[r->count++], sizeof(r->items[0]), "%s:%c", address, local ? 'L' : 'R');
+	return r->stop_with;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(a, b);
+}
+
+/* Sorted, comma-joined "address:L|R" list. */
+static void recipients_join(struct recipients *r, struct textbuf *out)
+{
+	qsort(r->items, r->count, sizeof(r->items[0]), cmp_str);
+	textbuf_truncate(out, 0);
+	for (size_t i = 0; i < r->count; i++)
+		textbuf_printf(out, "%s%s", i > 0 ? "," : "", r->items[i]);
+}
+
+static void alias(struct directory *dir, const char *source, const char *target)
+{
+	const char *error = NULL;
+	if (directory_alias_add(dir, source, target, &error) != DIRECTORY_OK)
+		fail_msg("alias %s -> %s: %s", source, target, error);
+}
+
+static void group(struct directory *dir, const char *address, const char *const *members)
+{
+	struct directory_group g;
+	memset(&g, 0, sizeof(g));
+	strcpy(g.address, address);
+	assert_int_equal(directory_group_add(dir, &g, NULL), DIRECTORY_OK);
+	for (; *members != NULL; members++)
+		assert_int_equal(directory_group_member_add(dir, address, *members, NULL), 0);
+}
+
+static void test_resolve(void **state)
+{
+	struct fixture *f = *state;
+	static const char *const domains[] = { "d.example", "e.example", NULL };
+	char a[64], b[64];
+	add_domains(f->dir, domains);
+	add_user(f->dir, "u1@d.example");
+	add_user(f->dir, "u2@d.example");
+	add_user(f->dir, "u3@d.example");
+	add_user(f->dir, "boss@e.example");
+	alias(f->dir, "team@d.example", "u1@d.example");
+	alias(f->dir, "team@d.example", "u2@d.example");
+	alias(f->dir, "team@d.example", "x@r.example");
+	alias(f->dir, "dup@d.example", "team@d.example");
+	alias(f->dir, "dup@d.example", "u1@d.example");
+	alias(f->dir, "ring1@d.example", "ring2@d.example");
+	alias(f->dir, "ring2@d.example", "ring1@d.example");
+	alias(f->dir, "ring2@d.example", "u3@d.example");
+	alias(f->dir, "pure1@d.example", "pure2@d.example");
+	alias(f->dir, "pure2@d.example", "pure1@d.example");
+	alias(f->dir, "ghost@d.example", "nobody@d.example");
+	alias(f->dir, "fwd@d.example", "z@r.example");
+	for (int i = 0; i < 10; i++) {
+		snprintf(a, sizeof(a), "c%d@d.example", i);
+		snprintf(b, sizeof(b), i < 9 ? "c%d@d.example" : "u1@d.example", i + 1);
+		alias(f->dir, a, b);
+	}
+	group(f->dir, "grp@d.example",
+	      (const char *const[]){ "team@d.example", "u3@d.example", "y@r.example", "grp2@d.example", NULL });
+	group(f->dir, "grp2@d.example", (const char *const[]){ "u1@d.example", "grp@d.example", NULL });
+	group(f->dir, "eg@e.example", (const char *const[]){ NULL });
+	alias(f->dir, "@e.example", "boss@e.example");
+	alias(f->dir, "@e.example", "archive@r.example");
+
+	static const struct {
+		const char *address;
+		int want;
+		const char *recipients;
+	} cases[] = {
+		{ "u1@d.example", 1, "u1@d.example:L" },
+		{ "<U1@D.Example>", 1, "u1@d.example:L" },
+		{ "team@d.example", 1, "u1@d.example:L,u2@d.example:L,x@r.example:R" },
+		{ "dup@d.example", 1, "u1@d.example:L,u2@d.example:L,x@r.example:R" },
+		{ "ring1@d.example", 1, "u3@d.example:L" },
+		{ "ring2@d.example", 1, "u3@d.example:L" },
+		{ "pure1@d.example", DIRECTORY_E_NOTFOUND, "" },
+		{ "ghost@d.example", DIRECTORY_E_NOTFOUND, "" },
+		{ "fwd@d.example", 1, "z@r.example:R" },
+		{ "c2@d.example", 1, "u1@d.example:L" },
+		{ "c1@d.example", DIRECTORY_E_NOTFOUND, "" },
+		{ "c0@d.example", DIRECTORY_E_NOTFOUND, "" },
+		{ "grp@d.example", 1,
+		  "u1@d.example:L,u2@d.example:L,u3@d.example:L,x@r.example:R,y@r.example:R" },
+		{ "grp2@d.example", 1,
+		  "u1@d.example:L,u2@d.example:L,u3@d.example:L,x@r.example:R,y@r.example:R" },
+		{ "boss@e.example", 1, "boss@e.example:L" },
+		{ "anyone@e.example", 1, "archive@r.example:R,boss@e.example:L" },
+		{ "eg@e.example", DIRECTORY_E_NOTFOUND, "" },
+		{ "unknown@d.example", DIRECTORY_E_NOTFOUND, "" },
+		{ "someone@r.example", 0, "" },
+		{ "bad@@d.example", DIRECTORY_E_INVALID, "" },
+		{ "@e.example", DIRECTORY_E_INVALID, "" },
+	};
+	struct textbuf got = TEXTBUF_INIT;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct recipients r = { .count = 0 };
+		const char *error = NULL;
+		int ret = directory_resolve(f->dir, cases[i].address, collect_recipient, &r, &error);
+		recipients_join(&r, &got);
+		if (ret != cases[i].want || strcmp(textbuf_str(&got), cases[i].recipients) != 0)
+			fail_msg("resolve %s: got %d [%s] (%s) want %d [%s]", cases[i].address, ret,
+				 textbuf_str(&got), error ? error : "", cases[i].want, cases[i].recipients);
+		if (ret < 0 && error == NULL)
+			fail_msg("resolve %s: no error text", cases[i].address);
+	}
+	textbuf_free(&got);
+
+	/* The callback can stop the expansion (>0) or fail it (<0). */
+	struct recipients r = { .count = 0, .stop_with = 1 };
+	assert_int_equal(directory_resolve(f->dir, "team@d.example", collect_recipient, &r, NULL), 1);
+	assert_int_equal(r.count, 1);
+	r = (struct recipients){ .count = 0, .stop_with = -42 };
+	assert_int_equal(directory_resolve(f->dir, "team@d.example", collect_recipient, &r, NULL), -42);
+	assert_int_equal(r.count, 1);
+}
+
+/* ---- batches ---- */
+
+static void test_batch(void **state)
+{
+	struct fixture *f = *state;
+	static const char *const domains[] = { "example.com", NULL };
+	add_domains(f->dir, domains);
+	add_user(f->dir, "old@example.com");
+	alias(f->dir, "taken@example.com", "old@example.com");
+
+	struct directory_batch *b = directory_batch_begin(f->dir);
+	static const struct {
+		const char *address, *hash;
+		int want;
+	} adds[] = {
+		{ "new1@example.com", HASH, DIRECTORY_OK },
+		{ "New2@Example.com", "", DIRECTORY_OK },
+		{ "new1@EXAMPLE.com", HASH, DIRECTORY_E_EXISTS },   /* twice in the batch */
+		{ "old@example.com", HASH, DIRECTORY_E_EXISTS },    /* in the database */
+		{ "taken@example.com", HASH, DIRECTORY_E_EXISTS },  /* an alias */
+		{ "x@example.net", HASH, DIRECTORY_E_NODOMAIN },
+		{ "x@", HASH, DIRECTORY_E_INVALID },
+		{ "new3@example.com", "hunter2", DIRECTORY_E_INVALID },
+		{ "new3@example.com", HASH, DIRECTORY_OK },
+	};
+	for (size_t i = 0; i < sizeof(adds) / sizeof(adds[0]); i++) {
+		struct directory_user u = make_user(adds[i].address);
+		const char *error = NULL;
+		strcpy(u.password_hash, adds[i].hash);
+		int ret = directory_batch_user_add(b, &u, &error);
+		if (ret != adds[i].want)
+			fail_msg("batch add %s: got %d (%s) want %d", adds[i].address, ret, error,
+				 adds[i].want);
+	}
+	assert_int_equal(directory_batch_count(b), 3);
+	/* Not visible before the commit. */
+	assert_int_equal(directory_lookup_kind(f->dir, "new1@example.com"), DIRECTORY_KIND_NONE);
+	assert_int_equal(directory_batch_commit(b, NULL), DIRECTORY_OK);
+	assert_int_equal(directory_batch_count(b), 0);
+	static const char *const added[] = { "new1@example.com", "new2@example.com", "new3@example.com" };
+	for (size_t i = 0; i < 3; i++) {
+		struct directory_user u;
+		if (directory_user_get(f->dir, added[i], &u, NULL) != DIRECTORY_OK)
+			fail_msg("%s: not found after commit", added[i]);
+	}
+	/* The batch is reusable, and an empty commit is fine. */
+	assert_int_equal(directory_batch_commit(b, NULL), DIRECTORY_OK);
+
+	/* A conflicting write between add and commit: nothing is written. */
+	struct directory_user u = make_user("race@example.com");
+	assert_int_equal(directory_batch_user_add(b, &u, NULL), DIRECTORY_OK);
+	u = make_user("other@example.com");
+	assert_int_equal(directory_batch_user_add(b, &u, NULL), DIRECTORY_OK);
+	alias(f->dir, "race@example.com", "old@example.com");
+	const char *error = NULL;
+	assert_int_equal(directory_batch_commit(b, &error), DIRECTORY_E_EXISTS);
+	assert_non_null(strstr(error, "race@example.com"));
+	assert_int_equal(directory_lookup_kind(f->dir, "other@example.com"), DIRECTORY_KIND_NONE);
+	directory_batch_free(&b);
+	assert_null(b);
+}
+
+/* ---- corrupt records, writer lock, readers, threads ---- */
+
+static void test_corrupt(void **state)
+{
+	struct fixture *f = *state;
+	static const char *const domains[] = { "example.com", NULL };
+	struct directory_user u;
+	struct directory_group g;
+	char key[DIR_KEY_MAX];
+	add_domains(f->dir, domains);
+	add_user(f->dir, "ann@example.com");
+	add_user(f->dir, "bob@example.com");
+	memset(&g, 0, sizeof(g));
+	strcpy(g.address, "grp@example.com");
+	assert_int_equal(directory_group_add(f->dir, &g, NULL), DIRECTORY_OK);
+
+	static const struct {
+		const char *what;
+		const char *bytes;
+		size_t len;
+	} garbage[] = {
+		{ "empty", "", 0 },
+		{ "text", "garbage", 7 },
+		{ "future version", "\x09U", 2 },
+		{ "overlong field", "\x01U\x02\x7f" "abc", 7 },
+	};
+	for (size_t i = 0; i < sizeof(garbage) / sizeof(garbage[0]); i++) {
+		const char *error = NULL;
+		size_t klen = dir_key(key, DIR_KEY_USER, "example.com", "ann", NULL, false);
+		assert_int_equal(dirdb_put(directory_db(f->dir), key, klen, garbage[i].bytes,
+					   garbage[i].len, NULL), 0);
+		int ret = directory_user_get(f->dir, "ann@example.com", &u, &error);
+		if (ret != DIRECTORY_E_CORRUPT || strstr(error, "ann@example.com") == NULL)
+			fail_msg("%s: get got %d (%s) want CORRUPT", garbage[i].what, ret, error);
+		ret = directory_user_list(f->dir, NULL, list_users, NULL, NULL);
+		if (ret != DIRECTORY_E_CORRUPT)
+			fail_msg("%s: list got %d want CORRUPT", garbage[i].what, ret);
+		klen = dir_key(key, DIR_KEY_GROUP, "example.com", "grp", NULL, false);
+		assert_int_equal(dirdb_put(directory_db(f->dir), key, klen, garbage[i].bytes,
+					   garbage[i].len, NULL), 0);
+		assert_int_equal(directory_group_get(f->dir, "grp@example.com", &g, NULL),
+				 DIRECTORY_E_CORRUPT);
+		assert_int_equal(directory_group_list(f->dir, NULL, list_groups, NULL, NULL),
+				 DIRECTORY_E_CORRUPT);
+	}
+	/* Other users still work; update repairs the broken one. */
+	assert_int_equal(directory_user_get(f->dir, "bob@example.com", &u, NULL), DIRECTORY_OK);
+	u = make_user("ann@example.com");
+	assert_int_equal(directory_user_update(f->dir, &u, NULL), DIRECTORY_OK);
+	assert_int_equal(directory_user_get(f->dir, "ann@example.com", &u, NULL), DIRECTORY_OK);
+	assert_true(u.created > 0);
+
+	/* A malformed key (domain longer than any domain) is CORRUPT too. */
+	char bad[300] = "U";
+	memset(bad + 1, 'z', 280);
+	struct textbuf sb = TEXTBUF_INIT;
+	assert_int_equal(dirdb_put(directory_db(f->dir), bad, 281, "", 0, NULL), 0);
+	assert_int_equal(directory_user_list(f->dir, NULL, list_users, &sb, NULL), DIRECTORY_E_CORRUPT);
+	assert_string_equal(textbuf_str(&sb), "ann@example.com,bob@example.com");
+	textbuf_free(&sb);
+	/* A stored alias target that is not an address. */
+	size_t klen = dir_key(key, DIR_KEY_ALIAS, "example.com", "al", "not-an-address", false);
+	assert_int_equal(dirdb_put(directory_db(f->dir), key, klen, "", 0, NULL), 0);
+	assert_int_equal(directory_resolve(f->dir, "al@example.com", collect_recipient,
+					   &(struct recipients){ .count = 0 }, NULL),
+			 DIRECTORY_E_CORRUPT);
+}
+
+static void test_format_version(void **state)
+{
+	struct fixture *f = *state;
+	struct directory *dir = NULL;
+	const char *error = NULL;
+	assert_int_equal(dirdb_put(directory_db(f->dir), DIRECTORY_FORMAT_KEY,
+				   strlen(DIRECTORY_FORMAT_KEY), "99", 2, NULL), 0);
+	directory_close(&f->dir);
+	assert_int_equal(directory_open(f->path, DIRECTORY_WRITER, NULL, &dir, &error),
+			 DIRECTORY_E_CORRUPT);
+	assert_non_null(strstr(error, "format 99"));
+	assert_null(dir);
+}
+
+static void test_locked(void **state)
+{
+	struct fixture *f = *state;
+	struct directory *second = NULL;
+	const char *error = NULL;
+
+	/* In this process... */
+	assert_int_equal(directory_open(f->path, DIRECTORY_WRITER, NULL, &second, &error),
+			 DIRECTORY_E_LOCKED);
+	assert_null(second);
+	if (strstr(error, f->path) == NULL || strstr(error, "locked") == NULL)
+		fail_msg("got error '%s' want one naming %s as locked", error, f->path);
+	assert_string_equal(directory_strerror(DIRECTORY_E_LOCKED), "directory locked by another writer");
+
+	/* ...and from another one (the fcntl lock other nodes would see). */
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		int ret = directory_open(f->path, DIRECTORY_WRITER, NULL, &second, NULL);
+		_exit(ret == DIRECTORY_E_LOCKED ? 0 : 1);
+	}
+	int status = 0;
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+		fail_msg("second writer in a child: got status %d want LOCKED", status);
+
+	/* After the writer closes, another can open. */
+	directory_close(&f->dir);
+	assert_int_equal(directory_open(f->path, DIRECTORY_WRITER, NULL, &f->dir, NULL), DIRECTORY_OK);
+}
+
+static void test_reader(void **state)
+{
+	struct fixture *f = *state;
+	struct directory *reader = NULL;
+	struct directory_user u;
+	char secondary[160];
+	const char *error = NULL;
+	static const char *const domains[] = { "example.com", NULL };
+
+	add_domains(f->dir, domains);
+	add_user(f->dir, "before@example.com");
+	snprintf(secondary, sizeof(secondary), "%s/secondary", f->tmp);
+	assert_int_equal(directory_open(f->path, DIRECTORY_READER, NULL, &reader, &error),
+			 DIRECTORY_E_IO);
+	if (directory_open(f->path, DIRECTORY_READER, secondary, &reader, &error) != DIRECTORY_OK)
+		fail_msg("open reader: %s", error);
+	assert_int_equal(directory_user_get(reader, "before@example.com", &u, NULL), DIRECTORY_OK);
+
+	/* Writes show up only after a refresh. */
+	add_user(f->dir, "after@example.com");
+	alias(f->dir, "al@example.com", "after@example.com");
+	assert_int_equal(directory_user_get(reader, "after@example.com", &u, NULL), DIRECTORY_E_NOTFOUND);
+	assert_int_equal(directory_refresh(reader, &error), DIRECTORY_OK);
+	assert_int_equal(directory_user_get(reader, "after@example.com", &u, NULL), DIRECTORY_OK);
+	struct recipients r = { .count = 0 };
+	assert_int_equal(directory_resolve(reader, "al@example.com", collect_recipient, &r, NULL), 1);
+	/* Also after the writer flushed its memtable to a table file. */
+	add_user(f->dir, "flushed@example.com");
+	assert_int_equal(directory_flush(f->dir, NULL), DIRECTORY_OK);
+	assert_int_equal(directory_refresh(reader, NULL), DIRECTORY_OK);
+	assert_int_equal(directory_user_get(reader, "flushed@example.com", &u, NULL), DIRECTORY_OK);
+
+	/* A reader never writes. */
+	u = make_user("x@example.com");
+	assert_int_equal(directory_user_add(reader, &u, NULL), DIRECTORY_E_READONLY);
+	assert_int_equal(directory_domain_add(reader, "example.org", NULL), DIRECTORY_E_READONLY);
+	assert_int_equal(directory_alias_add(reader, "y@example.com", "x@example.com", NULL),
+			 DIRECTORY_E_READONLY);
+	assert_int_equal(directory_user_del(reader, "after@example.com", NULL), DIRECTORY_E_READONLY);
+	struct directory_batch *b = directory_batch_begin(reader);
+	assert_int_equal(directory_batch_user_add(b, &u, NULL), DIRECTORY_E_READONLY);
+	assert_int_equal(directory_batch_commit(b, NULL), DIRECTORY_E_READONLY);
+	directory_batch_free(&b);
+	assert_int_equal(directory_refresh(f->dir, NULL), DIRECTORY_OK); /* writer: no-op */
+	assert_int_equal(directory_flush(reader, NULL), DIRECTORY_OK);   /* reader: no-op */
+	directory_close(&reader);
+	assert_null(reader);
+
+	/* A reader of a directory that does not exist fails cleanly. */
+	char missing[160];
+	snprintf(missing, sizeof(missing), "%s/missing", f->tmp);
+	assert_int_equal(directory_open(missing, DIRECTORY_READER, secondary, &reader, &error),
+			 DIRECTORY_E_IO);
+	assert_non_null(strstr(error, missing));
+}
+
+struct race {
+	struct directory *dir;
+	int ok, exists;
+	pthread_mutex_t lock;
+};
+
+static void *race_thread(void *p)
+{
+	struct race *r = p;
+	for (int i = 0; i < 50; i++) {
+		char name[64];
+		struct directory_user u;
+		snprintf(name, sizeof(name), "n%d@example.com", i);
+		u = make_user(name);
+		int ret = i % 2 ? directory_user_add(r->dir, &u, NULL)
+				: directory_alias_add(r->dir, name, "t@example.net", NULL);
+		pthread_mutex_lock(&r->lock);
+		if (ret == DIRECTORY_OK)
+			r->ok++;
+		else if (ret == DIRECTORY_E_EXISTS)
+			r->exists++;
+		pthread_mutex_unlock(&r->lock);
+	}
+	return NULL;
+}
+
+/* Four threads claim the same 50 names: each is taken exactly once. */
+static void test_threads(void **state)
+{
+	struct fixture *f = *state;
+	static const char *const domains[] = { "example.com", NULL };
+	struct race r = { .dir = f->dir };
+	pthread_t threads[4];
+	add_domains(f->dir, domains);
+	pthread_mutex_init(&r.lock, NULL);
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(pthread_create(&threads[i], NULL, race_thread, &r), 0);
+	for (int i = 0; i < 4; i++)
+		pthread_join(threads[i], NULL);
+	pthread_mutex_destroy(&r.lock);
+	if (r.ok != 50 || r.exists != 150)
+		fail_msg("got %d added %d refused, want 50 and 150", r.ok, r.exists);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_domains, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_users, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_list_stop, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_name_kinds, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_aliases, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_groups, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_domain_del, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_resolve, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_batch, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_corrupt, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_format_version, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_locked, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reader, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_threads, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -30,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -1056,6 +1057,41 @@ static void test_stats_ports(void **unused)
 	finish_listener(&l);
 }
 
+static void test_accept_backoff(void **unused)
+{
+	struct listener_limits lim = { .threads = 1 };
+	struct rlimit saved, low;
+	struct sockaddr_in sin = { .sin_family = AF_INET };
+	int port = 0;
+	(void)unused;
+
+	struct listener *l = start_listener(&lim, &echo_ops, NULL, &port);
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	assert_true(fd >= 0);
+	/* no descriptor left for the worker's accept: EMFILE */
+	int next = dup(fd);
+	assert_true(next > fd);
+	close(next);
+	assert_int_equal(getrlimit(RLIMIT_NOFILE, &saved), 0);
+	low = saved;
+	low.rlim_cur = (rlim_t)next;
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
+	sin.sin_port = htons((uint16_t)port);
+	inet_pton(AF_INET, "127.0.0.1", &sin.sin_addr);
+	int ret = connect(fd, (struct sockaddr *)&sin, sizeof(sin));
+	usleep(300 * 1000);
+	unsigned active = listener_active_total(l);
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &saved), 0);
+	assert_int_equal(ret, 0);
+	assert_int_equal(active, 0);
+	/* the listener backed off instead of spinning, and retries */
+	assert_int_equal(fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK), 0);
+	client_echo(fd, "after the back-off\r\n");
+	close(fd);
+	wait_active(l, 0, IO_TIMEOUT_MS);
+	finish_listener(&l);
+}
+
 static void test_destroy_while_running(void **unused)
 {
 	struct listener_limits lim = { .threads = 2 };
@@ -1097,6 +1133,7 @@ int main(void)
 		cmocka_unit_test(test_drain),
 		cmocka_unit_test(test_drain_fast_when_all_leave),
 		cmocka_unit_test(test_stats_ports),
+		cmocka_unit_test(test_accept_backoff),
 		cmocka_unit_test(test_destroy_while_running),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
