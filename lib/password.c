@@ -24,9 +24,9 @@ static const struct {
 	const char *prefix;
 	unsigned long cost_min, cost_max;
 } password_schemes[] = {
-	[PASSWORD_YESCRYPT] = { "yescrypt", "$y$", 1, 11 },
-	[PASSWORD_SHA512] = { "sha512-crypt", "$6$", 1000, 999999999 },
-	[PASSWORD_BCRYPT] = { "bcrypt", "$2b$", 4, 31 },
+    [PASSWORD_YESCRYPT] = {"yescrypt", "$y$", 1, 11},
+    [PASSWORD_SHA512] = {"sha512-crypt", "$6$", 1000, 999999999},
+    [PASSWORD_BCRYPT] = {"bcrypt", "$2b$", 4, 31},
 };
 #define PASSWORD_SCHEME_COUNT (sizeof(password_schemes) / sizeof(password_schemes[0]))
 
@@ -74,8 +74,8 @@ static int password_crypt(const char *plain, const char *setting, char *out, siz
 	return ret;
 }
 
-int password_hash(const char *plain, enum password_scheme scheme, unsigned long cost,
-		  char *out, size_t out_size, const char **error_r)
+int password_hash(const char *plain, enum password_scheme scheme, unsigned long cost, char *out,
+		  size_t out_size, const char **error_r)
 {
 	const char *dummy;
 	char setting[CRYPT_GENSALT_OUTPUT_SIZE];
@@ -147,8 +147,8 @@ static bool password_is_bcrypt(const char *s, size_t len)
 
 bool password_is_hash(const char *s)
 {
-	static const char *const prefixes[] = { "$y$", "$gy$", "$7$", "$6$", "$5$",
-						"$2b$", "$2y$", "$2a$" };
+	static const char *const prefixes[] = {"$y$", "$gy$", "$7$",  "$6$",
+					       "$5$", "$2b$", "$2y$", "$2a$"};
 	if (s == NULL)
 		return false;
 	size_t len = strnlen(s, PASSWORD_HASH_MAX);

@@ -38,17 +38,28 @@ int dir_fail_static(const char **error_r, int code, const char *msg)
 const char *directory_strerror(int err)
 {
 	switch (err) {
-	case DIRECTORY_OK: return "ok";
-	case DIRECTORY_E_NOTFOUND: return "not found";
-	case DIRECTORY_E_EXISTS: return "already exists";
-	case DIRECTORY_E_INVALID: return "invalid name or value";
-	case DIRECTORY_E_NODOMAIN: return "not a local domain";
-	case DIRECTORY_E_NOTEMPTY: return "domain not empty";
-	case DIRECTORY_E_IO: return "directory I/O error";
-	case DIRECTORY_E_CORRUPT: return "corrupt directory record";
-	case DIRECTORY_E_LOCKED: return "directory locked by another writer";
-	case DIRECTORY_E_READONLY: return "directory opened read-only";
-	default: return "unknown directory error";
+	case DIRECTORY_OK:
+		return "ok";
+	case DIRECTORY_E_NOTFOUND:
+		return "not found";
+	case DIRECTORY_E_EXISTS:
+		return "already exists";
+	case DIRECTORY_E_INVALID:
+		return "invalid name or value";
+	case DIRECTORY_E_NODOMAIN:
+		return "not a local domain";
+	case DIRECTORY_E_NOTEMPTY:
+		return "domain not empty";
+	case DIRECTORY_E_IO:
+		return "directory I/O error";
+	case DIRECTORY_E_CORRUPT:
+		return "corrupt directory record";
+	case DIRECTORY_E_LOCKED:
+		return "directory locked by another writer";
+	case DIRECTORY_E_READONLY:
+		return "directory opened read-only";
+	default:
+		return "unknown directory error";
 	}
 }
 
@@ -156,14 +167,15 @@ int dir_kind(struct directory *dir, const char *domain, const char *local, const
 
 int dir_name_available(struct directory *dir, const struct address *a, const char **error_r)
 {
-	static const char *const kinds[] = { "", "a user", "an alias", "a group" };
+	static const char *const kinds[] = {"", "a user", "an alias", "a group"};
 	char text[DIRECTORY_ADDRESS_MAX];
 	int ret;
 
 	dir_format(a, text);
 	if ((ret = dir_domain_local(dir, a->domain, error_r)) <= 0)
-		return ret < 0 ? ret : dir_fail(error_r, DIRECTORY_E_NODOMAIN,
-						"%s: domain %s is not a local domain", text, a->domain);
+		return ret < 0 ? ret
+			       : dir_fail(error_r, DIRECTORY_E_NODOMAIN,
+					  "%s: domain %s is not a local domain", text, a->domain);
 	if ((ret = dir_kind(dir, a->domain, a->local, error_r)) < 0)
 		return ret;
 	if (ret != DIRECTORY_KIND_NONE)
@@ -263,7 +275,8 @@ void dir_strset_free(struct dir_strset *set)
 static int directory_check_format(struct directory *dir, const char *path, const char **error_r)
 {
 	struct textbuf val = TEXTBUF_INIT;
-	int ret = dirdb_get(dir->db, DIRECTORY_FORMAT_KEY, strlen(DIRECTORY_FORMAT_KEY), &val, error_r);
+	int ret =
+	    dirdb_get(dir->db, DIRECTORY_FORMAT_KEY, strlen(DIRECTORY_FORMAT_KEY), &val, error_r);
 
 	if (ret == 0 && dir->mode == DIRECTORY_WRITER) {
 		char v[16];
@@ -295,7 +308,8 @@ int directory_open(const char *path, enum directory_mode mode, const char *secon
 
 	*dir_r = NULL;
 	if (path == NULL || (mode != DIRECTORY_WRITER && mode != DIRECTORY_READER))
-		return dir_fail_static(error_r, DIRECTORY_E_INVALID, "directory_open: bad arguments");
+		return dir_fail_static(error_r, DIRECTORY_E_INVALID,
+				       "directory_open: bad arguments");
 	dir = calloc(1, sizeof(*dir));
 	if (dir == NULL)
 		return dir_fail_static(error_r, DIRECTORY_E_IO, "out of memory");
@@ -362,10 +376,10 @@ static const struct {
 	char type;
 	const char *what;
 } domain_contents[] = {
-	{ DIR_KEY_USER, "users" },
-	{ DIR_KEY_ALIAS, "aliases" },
-	{ DIR_KEY_GROUP, "groups" },
-	{ DIR_KEY_MEMBER, "group members" },
+    {DIR_KEY_USER, "users"},
+    {DIR_KEY_ALIAS, "aliases"},
+    {DIR_KEY_GROUP, "groups"},
+    {DIR_KEY_MEMBER, "group members"},
 };
 
 static int domain_del_cb(const char *key, size_t klen, const char *val, size_t vlen, void *ctx)
@@ -399,8 +413,8 @@ int directory_domain_del(struct directory *dir, const char *domain, bool force,
 			ret = dirdb_prefix_any(dir->db, key, klen, error_r);
 			if (ret > 0)
 				ret = dir_fail(error_r, DIRECTORY_E_NOTEMPTY,
-					       "domain %s still has %s (delete them or force)", name,
-					       domain_contents[i].what);
+					       "domain %s still has %s (delete them or force)",
+					       name, domain_contents[i].what);
 		} else {
 			ret = dirdb_scan(dir->db, key, klen, domain_del_cb, batch, error_r);
 		}
@@ -446,7 +460,7 @@ static int domain_list_cb(const char *key, size_t klen, const char *val, size_t 
 
 int directory_domain_list(struct directory *dir, directory_name_cb *cb, void *ctx)
 {
-	struct domain_list_ctx lc = { cb, ctx };
+	struct domain_list_ctx lc = {cb, ctx};
 	char prefix = DIR_KEY_DOMAIN;
 	return dirdb_scan(dir->db, &prefix, 1, domain_list_cb, &lc, NULL);
 }

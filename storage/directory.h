@@ -124,7 +124,10 @@ int directory_user_list(struct directory *dir, const char *domain,
 /* Bulk import: many users in one durable commit. add validates each user
  * against the database and the batch itself and returns its own result
  * (the user is skipped on error); commit writes all accepted users in one
- * synced write. */
+ * synced write and empties the batch for reuse. If another write was
+ * committed since the batch's checks, commit checks every name again and on
+ * a conflict writes nothing and returns EXISTS/NODOMAIN naming the address
+ * (the batch is kept). On a reader, add and commit return READONLY. */
 struct directory_batch;
 struct directory_batch *directory_batch_begin(struct directory *dir);
 int directory_batch_user_add(struct directory_batch *b, struct directory_user *u, const char **error_r);

@@ -30,7 +30,8 @@ int directory_alias_add(struct directory *dir, const char *source, const char *t
 	dir_format(&src, src_text);
 	dir_format(&dst, dst_text);
 	if (strcmp(src_text, dst_text) == 0)
-		return dir_fail(error_r, DIRECTORY_E_INVALID, "alias %s points to itself", src_text);
+		return dir_fail(error_r, DIRECTORY_E_INVALID, "alias %s points to itself",
+				src_text);
 	if ((ret = dir_write_begin(dir, error_r)) < 0)
 		return ret;
 	size_t klen = dir_key(key, DIR_KEY_ALIAS, src.domain, src.local, dst_text, false);
@@ -66,7 +67,8 @@ int directory_alias_del(struct directory *dir, const char *source, const char *t
 			const char **error_r)
 {
 	struct address src, dst;
-	char key[DIR_KEY_MAX], src_text[DIRECTORY_ADDRESS_MAX], dst_text[DIRECTORY_ADDRESS_MAX] = "";
+	char key[DIR_KEY_MAX], src_text[DIRECTORY_ADDRESS_MAX],
+	    dst_text[DIRECTORY_ADDRESS_MAX] = "";
 	struct dirdb_batch *batch = dirdb_batch_new();
 	size_t klen;
 	int ret;
@@ -114,8 +116,8 @@ static int alias_list_cb(const char *key, size_t klen, const char *val, size_t v
 	size_t rest_len;
 
 	(void)val, (void)vlen;
-	if (dir_key_split(key, klen, &a, &rest, &rest_len) < 0 || rest == NULL ||
-	    rest_len == 0 || rest_len >= sizeof(target) || memchr(rest, '\0', rest_len) != NULL)
+	if (dir_key_split(key, klen, &a, &rest, &rest_len) < 0 || rest == NULL || rest_len == 0 ||
+	    rest_len >= sizeof(target) || memchr(rest, '\0', rest_len) != NULL)
 		return dir_fail_static(lc->error_r, DIRECTORY_E_CORRUPT, "malformed alias key");
 	memcpy(target, rest, rest_len);
 	target[rest_len] = '\0';
@@ -126,7 +128,7 @@ static int alias_list_cb(const char *key, size_t klen, const char *val, size_t v
 int directory_alias_list(struct directory *dir, const char *domain, const char *source,
 			 directory_alias_cb *cb, void *ctx, const char **error_r)
 {
-	struct alias_list_ctx lc = { cb, ctx, error_r };
+	struct alias_list_ctx lc = {cb, ctx, error_r};
 	char key[DIR_KEY_MAX], name[ADDRESS_DOMAIN_MAX + 1];
 	struct address src;
 	size_t klen = 1;
@@ -141,8 +143,9 @@ int directory_alias_list(struct directory *dir, const char *domain, const char *
 		if ((ret = dir_parse_domain(domain, name, error_r)) < 0)
 			return ret;
 		if ((ret = dir_domain_local(dir, name, error_r)) <= 0)
-			return ret < 0 ? ret : dir_fail(error_r, DIRECTORY_E_NODOMAIN,
-							"domain %s is not a local domain", name);
+			return ret < 0 ? ret
+				       : dir_fail(error_r, DIRECTORY_E_NODOMAIN,
+						  "domain %s is not a local domain", name);
 		klen = dir_key(key, DIR_KEY_ALIAS, name, NULL, NULL, true);
 	}
 	return dirdb_scan(dir->db, key, klen, alias_list_cb, &lc, error_r);
@@ -234,8 +237,8 @@ int directory_group_get(struct directory *dir, const char *address, struct direc
 		return ret;
 	ret = group_read(dir, &a, &rec, error_r);
 	if (ret > 0 && directory_record_group_decode(rec.data, rec.len, g_r) < 0)
-		ret = dir_fail(error_r, DIRECTORY_E_CORRUPT, "group record of %s@%s does not decode",
-			       a.local, a.domain);
+		ret = dir_fail(error_r, DIRECTORY_E_CORRUPT,
+			       "group record of %s@%s does not decode", a.local, a.domain);
 	else if (ret > 0) {
 		dir_format(&a, g_r->address);
 		ret = DIRECTORY_OK;
@@ -271,7 +274,7 @@ static int group_list_cb(const char *key, size_t klen, const char *val, size_t v
 int directory_group_list(struct directory *dir, const char *domain, directory_group_cb *cb,
 			 void *ctx, const char **error_r)
 {
-	struct group_list_ctx lc = { cb, NULL, ctx, error_r };
+	struct group_list_ctx lc = {cb, NULL, ctx, error_r};
 	char key[DIR_KEY_MAX], name[ADDRESS_DOMAIN_MAX + 1];
 	size_t klen = 1;
 	int ret;
@@ -281,8 +284,9 @@ int directory_group_list(struct directory *dir, const char *domain, directory_gr
 		if ((ret = dir_parse_domain(domain, name, error_r)) < 0)
 			return ret;
 		if ((ret = dir_domain_local(dir, name, error_r)) <= 0)
-			return ret < 0 ? ret : dir_fail(error_r, DIRECTORY_E_NODOMAIN,
-							"domain %s is not a local domain", name);
+			return ret < 0 ? ret
+				       : dir_fail(error_r, DIRECTORY_E_NODOMAIN,
+						  "domain %s is not a local domain", name);
 		klen = dir_key(key, DIR_KEY_GROUP, name, NULL, NULL, true);
 	}
 	return dirdb_scan(dir->db, key, klen, group_list_cb, &lc, error_r);
@@ -359,8 +363,8 @@ static int member_list_cb(const char *key, size_t klen, const char *val, size_t 
 	size_t rest_len;
 
 	(void)val, (void)vlen;
-	if (dir_key_split(key, klen, &a, &rest, &rest_len) < 0 || rest == NULL ||
-	    rest_len == 0 || rest_len >= sizeof(member) || memchr(rest, '\0', rest_len) != NULL)
+	if (dir_key_split(key, klen, &a, &rest, &rest_len) < 0 || rest == NULL || rest_len == 0 ||
+	    rest_len >= sizeof(member) || memchr(rest, '\0', rest_len) != NULL)
 		return dir_fail_static(lc->error_r, DIRECTORY_E_CORRUPT, "malformed member key");
 	memcpy(member, rest, rest_len);
 	member[rest_len] = '\0';
@@ -370,7 +374,7 @@ static int member_list_cb(const char *key, size_t klen, const char *val, size_t 
 int directory_group_members(struct directory *dir, const char *group, directory_name_cb *cb,
 			    void *ctx, const char **error_r)
 {
-	struct group_list_ctx lc = { NULL, cb, ctx, error_r };
+	struct group_list_ctx lc = {NULL, cb, ctx, error_r};
 	char key[DIR_KEY_MAX];
 	struct address g;
 	int ret;

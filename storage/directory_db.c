@@ -42,8 +42,8 @@ struct dirdb_batch {
 
 static _Thread_local char dirdb_errbuf[1024];
 
-__attribute__((format(printf, 3, 4)))
-static int dirdb_fail(const char **error_r, int code, const char *fmt, ...)
+__attribute__((format(printf, 3, 4))) static int dirdb_fail(const char **error_r, int code,
+							    const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
@@ -88,7 +88,8 @@ static void dirdb_configure(struct dirdb *db)
 	rocksdb_block_based_options_set_block_cache(db->table_options, db->cache);
 	rocksdb_block_based_options_set_filter_policy(db->table_options, db->filter);
 	rocksdb_block_based_options_set_data_block_index_type(
-		db->table_options, rocksdb_block_based_table_data_block_index_type_binary_search_and_hash);
+	    db->table_options,
+	    rocksdb_block_based_table_data_block_index_type_binary_search_and_hash);
 	rocksdb_block_based_options_set_data_block_hash_ratio(db->table_options, 0.75);
 	rocksdb_options_set_block_based_table_factory(db->options, db->table_options);
 	rocksdb_options_set_keep_log_file_num(db->options, 5);
@@ -97,8 +98,8 @@ static void dirdb_configure(struct dirdb *db)
 	rocksdb_writeoptions_set_sync(db->write_options, 1);
 }
 
-int dirdb_open(const char *path, bool writer, const char *secondary_dir,
-	       struct dirdb **db_r, const char **error_r)
+int dirdb_open(const char *path, bool writer, const char *secondary_dir, struct dirdb **db_r,
+	       const char **error_r)
 {
 	struct dirdb *db = calloc(1, sizeof(*db));
 	char *err = NULL;
@@ -129,12 +130,13 @@ int dirdb_open(const char *path, bool writer, const char *secondary_dir,
 	if (err != NULL) {
 		int ret;
 		db->db = NULL;
-		if (writer && strcasestr(err, "lock") != NULL)
-			ret = dirdb_fail(error_r, DIRECTORY_E_LOCKED,
-					 "directory %s is locked by another writer (%s)", path, err);
+		if (writer && strstr(err, "/LOCK:") != NULL)
+			ret =
+			    dirdb_fail(error_r, DIRECTORY_E_LOCKED,
+				       "directory %s is locked by another writer (%s)", path, err);
 		else
-			ret = dirdb_fail(error_r, DIRECTORY_E_IO, "directory %s: open as %s: %s", path,
-					 writer ? "writer" : "reader", err);
+			ret = dirdb_fail(error_r, DIRECTORY_E_IO, "directory %s: open as %s: %s",
+					 path, writer ? "writer" : "reader", err);
 		free(err);
 		dirdb_free_handles(db);
 		return ret;

@@ -26,8 +26,8 @@ struct dirdb_batch;
 /* writer=true: primary, database created if missing; DIRECTORY_E_LOCKED
  * when another writer holds it. writer=false: secondary; secondary_dir is
  * its private folder (created if missing). Else DIRECTORY_E_IO. */
-int dirdb_open(const char *path, bool writer, const char *secondary_dir,
-	       struct dirdb **db_r, const char **error_r);
+int dirdb_open(const char *path, bool writer, const char *secondary_dir, struct dirdb **db_r,
+	       const char **error_r);
 void dirdb_close(struct dirdb **db);
 bool dirdb_is_writer(const struct dirdb *db);
 /* Secondary: replay the primary's new WAL and MANIFEST entries. */

@@ -54,7 +54,7 @@ size_t dir_key(char *buf, char type, const char *domain, const char *local, cons
 
 /* Formats into the thread-local error string, sets *error_r, returns code. */
 int dir_fail(const char **error_r, int code, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 /* Sets *error_r to a static string (or leaves a dirdb one) and returns code. */
 int dir_fail_static(const char **error_r, int code, const char *msg);
 

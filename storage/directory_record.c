@@ -197,10 +197,12 @@ int directory_record_user_decode(const void *data, size_t len, struct directory_
 		bool ok = true;
 		switch (tag) {
 		case DIRECTORY_TAG_PASSWORD_HASH:
-			ok = record_get_string(val, vlen, u_r->password_hash, sizeof(u_r->password_hash));
+			ok = record_get_string(val, vlen, u_r->password_hash,
+					       sizeof(u_r->password_hash));
 			break;
 		case DIRECTORY_TAG_DISPLAY_NAME:
-			ok = record_get_string(val, vlen, u_r->display_name, sizeof(u_r->display_name));
+			ok = record_get_string(val, vlen, u_r->display_name,
+					       sizeof(u_r->display_name));
 			break;
 		case DIRECTORY_TAG_QUOTA:
 			ok = record_get_uint(val, vlen, &u_r->quota_bytes);
@@ -240,7 +242,8 @@ int directory_record_group_decode(const void *data, size_t len, struct directory
 	while ((ret = record_next(&r, &tag, &val, &vlen)) > 0) {
 		bool ok = true;
 		if (tag == DIRECTORY_TAG_DISPLAY_NAME) {
-			ok = record_get_string(val, vlen, g_r->display_name, sizeof(g_r->display_name));
+			ok = record_get_string(val, vlen, g_r->display_name,
+					       sizeof(g_r->display_name));
 		} else if (tag == DIRECTORY_TAG_CREATED) {
 			ok = record_get_uint(val, vlen, &v);
 			g_r->created = record_unzigzag(v);

@@ -33,10 +33,10 @@
 
 enum directory_record_tag {
 	DIRECTORY_TAG_PASSWORD_HASH = 1, /* bytes, no NUL */
-	DIRECTORY_TAG_DISPLAY_NAME = 2,  /* bytes, no NUL */
-	DIRECTORY_TAG_QUOTA = 3,         /* varint bytes */
-	DIRECTORY_TAG_FLAGS = 4,         /* varint: bit 0 enabled */
-	DIRECTORY_TAG_CREATED = 5,       /* zigzag varint unix seconds */
+	DIRECTORY_TAG_DISPLAY_NAME = 2,	 /* bytes, no NUL */
+	DIRECTORY_TAG_QUOTA = 3,	 /* varint bytes */
+	DIRECTORY_TAG_FLAGS = 4,	 /* varint: bit 0 enabled */
+	DIRECTORY_TAG_CREATED = 5,	 /* zigzag varint unix seconds */
 };
 
 #define DIRECTORY_FLAG_ENABLED 0x1u

@@ -21,8 +21,8 @@ struct resolve {
 	directory_resolve_cb *cb;
 	void *ctx;
 	const char **error_r;
-	struct dir_strset visited;  /* addresses already expanded */
-	struct dir_strset emitted;  /* final recipients reported */
+	struct dir_strset visited; /* addresses already expanded */
+	struct dir_strset emitted; /* final recipients reported */
 	struct dir_strset local_domains, remote_domains;
 	bool too_deep;
 };
@@ -44,7 +44,8 @@ static int collect_cb(const char *key, size_t klen, const char *val, size_t vlen
 
 	(void)val, (void)vlen;
 	if (len == 0 || len >= DIRECTORY_ADDRESS_MAX || memchr(key + cc->plen, '\0', len) != NULL)
-		return dir_fail_static(cc->error_r, DIRECTORY_E_CORRUPT, "malformed alias or member key");
+		return dir_fail_static(cc->error_r, DIRECTORY_E_CORRUPT,
+				       "malformed alias or member key");
 	textbuf_append(cc->out, key + cc->plen, len);
 	textbuf_putc(cc->out, '\0');
 	return 0;
@@ -56,7 +57,7 @@ static int resolve_collect(struct resolve *r, char type, const struct address *a
 {
 	char key[DIR_KEY_MAX];
 	size_t klen = dir_key(key, type, a->domain, a->local, NULL, true);
-	struct collect_ctx cc = { out, klen, r->error_r };
+	struct collect_ctx cc = {out, klen, r->error_r};
 
 	textbuf_truncate(out, 0);
 	return dirdb_scan(r->dir->db, key, klen, collect_cb, &cc, r->error_r);
@@ -105,8 +106,8 @@ static int resolve_address(struct resolve *r, const char *text, unsigned depth)
 	int ret;
 
 	if (address_parse(text, false, &a, NULL) < 0)
-		return dir_fail(r->error_r, DIRECTORY_E_CORRUPT, "stored target '%s' is not an address",
-				text);
+		return dir_fail(r->error_r, DIRECTORY_E_CORRUPT,
+				"stored target '%s' is not an address", text);
 	if ((ret = resolve_domain_local(r, a.domain)) <= 0)
 		return ret < 0 ? ret : resolve_emit(r, text, false);
 	size_t klen = dir_key(key, DIR_KEY_USER, a.domain, a.local, NULL, false);
@@ -140,7 +141,7 @@ static int resolve_address(struct resolve *r, const char *text, unsigned depth)
 int directory_resolve(struct directory *dir, const char *address, directory_resolve_cb *cb,
 		      void *ctx, const char **error_r)
 {
-	struct resolve r = { .dir = dir, .cb = cb, .ctx = ctx, .error_r = error_r };
+	struct resolve r = {.dir = dir, .cb = cb, .ctx = ctx, .error_r = error_r};
 	char text[DIRECTORY_ADDRESS_MAX];
 	struct address a;
 	int ret;

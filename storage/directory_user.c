@@ -26,9 +26,9 @@
 struct directory_batch {
 	struct directory *dir;
 	struct dirdb_batch *wb;
-	struct dir_strset names;                 /* addresses accepted so far */
+	struct dir_strset names;		  /* addresses accepted so far */
 	char last_domain[ADDRESS_DOMAIN_MAX + 1]; /* last domain found local */
-	uint64_t generation;                     /* dir->generation before the first check */
+	uint64_t generation;			  /* dir->generation before the first check */
 	size_t count;
 };
 
@@ -59,7 +59,8 @@ static int user_validate(const struct directory_user *u, struct address *a_r, co
 				"%s: password must be stored as a crypt(3) hash", u->address);
 	if (!user_string_ok(u->display_name, sizeof(u->display_name)))
 		return dir_fail(error_r, DIRECTORY_E_INVALID,
-				"%s: display name too long or holds control characters", u->address);
+				"%s: display name too long or holds control characters",
+				u->address);
 	return DIRECTORY_OK;
 }
 
@@ -107,7 +108,8 @@ static int user_read(struct directory *dir, const struct address *a, struct dire
 	int ret = dirdb_get(dir->db, key, klen, &val, error_r);
 
 	if (ret == 0)
-		ret = dir_fail(error_r, DIRECTORY_E_NOTFOUND, "no such user %s@%s", a->local, a->domain);
+		ret = dir_fail(error_r, DIRECTORY_E_NOTFOUND, "no such user %s@%s", a->local,
+			       a->domain);
 	else if (ret > 0 && directory_record_user_decode(val.data, val.len, u_r) < 0)
 		ret = dir_fail(error_r, DIRECTORY_E_CORRUPT, "user record of %s@%s does not decode",
 			       a->local, a->domain);
@@ -167,7 +169,8 @@ int directory_user_del(struct directory *dir, const char *address, const char **
 	size_t klen = dir_key(key, DIR_KEY_USER, a.domain, a.local, NULL, false);
 	ret = dirdb_get(dir->db, key, klen, NULL, error_r);
 	if (ret == 0)
-		ret = dir_fail(error_r, DIRECTORY_E_NOTFOUND, "no such user %s@%s", a.local, a.domain);
+		ret = dir_fail(error_r, DIRECTORY_E_NOTFOUND, "no such user %s@%s", a.local,
+			       a.domain);
 	else if (ret > 0)
 		ret = dirdb_delete(dir->db, key, klen, error_r);
 	dir_write_end(dir, ret == DIRECTORY_OK);
@@ -197,10 +200,10 @@ static int user_list_cb(const char *key, size_t klen, const char *val, size_t vl
 	return lc->cb(&u, lc->ctx);
 }
 
-int directory_user_list(struct directory *dir, const char *domain, directory_user_cb *cb,
-			void *ctx, const char **error_r)
+int directory_user_list(struct directory *dir, const char *domain, directory_user_cb *cb, void *ctx,
+			const char **error_r)
 {
-	struct user_list_ctx lc = { cb, ctx, error_r };
+	struct user_list_ctx lc = {cb, ctx, error_r};
 	char name[ADDRESS_DOMAIN_MAX + 1], key[DIR_KEY_MAX];
 	size_t klen = 1;
 	int ret;
@@ -210,8 +213,9 @@ int directory_user_list(struct directory *dir, const char *domain, directory_use
 		if ((ret = dir_parse_domain(domain, name, error_r)) < 0)
 			return ret;
 		if ((ret = dir_domain_local(dir, name, error_r)) <= 0)
-			return ret < 0 ? ret : dir_fail(error_r, DIRECTORY_E_NODOMAIN,
-							"domain %s is not a local domain", name);
+			return ret < 0 ? ret
+				       : dir_fail(error_r, DIRECTORY_E_NODOMAIN,
+						  "domain %s is not a local domain", name);
 		klen = dir_key(key, DIR_KEY_USER, name, NULL, NULL, true);
 	}
 	return dirdb_scan(dir->db, key, klen, user_list_cb, &lc, error_r);

@@ -145,8 +145,8 @@ static void *hash_worker(void *p)
 			return NULL;
 		char plain[32];
 		snprintf(plain, sizeof(plain), "password-%u", i);
-		if (password_hash(plain, PASSWORD_YESCRYPT, HASH_COST, w->hashes[i], PASSWORD_HASH_MAX,
-				  NULL) != 0)
+		if (password_hash(plain, PASSWORD_YESCRYPT, HASH_COST, w->hashes[i],
+				  PASSWORD_HASH_MAX, NULL) != 0)
 			__atomic_store_n(&w->failed, 1, __ATOMIC_RELAXED);
 	}
 }
@@ -155,7 +155,7 @@ static void *hash_worker(void *p)
 static double import_plaintext(unsigned n, unsigned threads)
 {
 	char path[512];
-	struct hash_work w = { .n = n };
+	struct hash_work w = {.n = n};
 	pthread_t tids[256];
 	w.hashes = calloc(n, PASSWORD_HASH_MAX);
 	if (w.hashes == NULL)
@@ -245,13 +245,16 @@ int main(int argc, char **argv)
 	long cores = sysconf(_SC_NPROCESSORS_ONLN);
 	unsigned threads = cores < 1 ? 1 : cores > 256 ? 256 : (unsigned)cores;
 
-	snprintf(workdir, sizeof(workdir), "%s/cm-bench-directory-XXXXXX", argc > 1 ? argv[1] : "/tmp");
+	snprintf(workdir, sizeof(workdir), "%s/cm-bench-directory-XXXXXX",
+		 argc > 1 ? argv[1] : "/tmp");
 	if (mkdtemp(workdir) == NULL) {
 		perror("bench_directory: mkdtemp");
 		return 1;
 	}
-	printf("bench_directory: work dir %s, %u cores, medians of %d runs\n", workdir, threads, RUNS);
-	if (password_hash("prehashed", PASSWORD_YESCRYPT, HASH_COST, hash, sizeof(hash), &error) != 0)
+	printf("bench_directory: work dir %s, %u cores, medians of %d runs\n", workdir, threads,
+	       RUNS);
+	if (password_hash("prehashed", PASSWORD_YESCRYPT, HASH_COST, hash, sizeof(hash), &error) !=
+	    0)
 		die("password_hash", DIRECTORY_E_INVALID, error);
 
 	/* 1. pre-hashed import; the last run's database serves the 100k lookups. */
@@ -272,14 +275,16 @@ int main(int argc, char **argv)
 		}
 	}
 	double import_s = median3(secs);
-	printf("import pre-hashed: %u users, batches of %u: %.0f users/s (%.2f s; target < 60 s: %s)\n",
+	printf("import pre-hashed: %u users, batches of %u: %.0f users/s (%.2f s; target < 60 s: "
+	       "%s)\n",
 	       IMPORT_USERS, BATCH_SIZE, median3(rate), import_s, import_s < 60 ? "ok" : "MISSED");
 
 	/* 2. hashing cost, then the parallel plaintext import. */
 	double per_hash[RUNS * 3];
 	for (int i = 0; i < RUNS * 3; i++) {
 		double t0 = now_s();
-		if (password_hash("plaintext", PASSWORD_YESCRYPT, HASH_COST, hash, sizeof(hash), NULL) != 0)
+		if (password_hash("plaintext", PASSWORD_YESCRYPT, HASH_COST, hash, sizeof(hash),
+				  NULL) != 0)
 			die("password_hash", DIRECTORY_E_INVALID, NULL);
 		per_hash[i] = now_s() - t0;
 	}
@@ -309,7 +314,7 @@ int main(int argc, char **argv)
 	lookups(big, IMPORT_USERS, &big_lat);
 	close_and_remove(&big, big_path);
 
-	static const char *const names[2] = { "directory_user_get", "directory_resolve" };
+	static const char *const names[2] = {"directory_user_get", "directory_resolve"};
 	bool ratio_ok = true;
 	for (int k = 0; k < 2; k++) {
 		double s50 = median3(small_lat.p50[k]), s99 = median3(small_lat.p99[k]);
@@ -317,7 +322,8 @@ int main(int argc, char **argv)
 		printf("lookup %-18s   1k users: p50 %6.2f us  p99 %6.2f us\n", names[k], s50, s99);
 		printf("lookup %-18s 100k users: p50 %6.2f us  p99 %6.2f us\n", names[k], b50, b99);
 		printf("lookup %-18s 100k/1k:    p50 %6.2f     p99 %6.2f     (target <= 1.5: %s)\n",
-		       names[k], b50 / s50, b99 / s99, b50 / s50 <= 1.5 && b99 / s99 <= 1.5 ? "ok" : "MISSED");
+		       names[k], b50 / s50, b99 / s99,
+		       b50 / s50 <= 1.5 && b99 / s99 <= 1.5 ? "ok" : "MISSED");
 		ratio_ok = ratio_ok && b50 / s50 <= 1.5 && b99 / s99 <= 1.5;
 	}
 	nftw(workdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);

@@ -56,7 +56,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	size_t out_size = size > 0 ? (size_t)data[0] % sizeof(domain) : sizeof(domain);
 	if (domain_normalize(text, domain, sizeof(domain), NULL) == 0) {
 		check_normalised(domain, ADDRESS_DOMAIN_MAX);
-		if (domain_normalize(domain, again, sizeof(again), NULL) < 0 || strcmp(domain, again) != 0)
+		if (domain_normalize(domain, again, sizeof(again), NULL) < 0 ||
+		    strcmp(domain, again) != 0)
 			abort();
 	}
 	/* A short output buffer is refused, never overrun. */

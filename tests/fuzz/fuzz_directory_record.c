@@ -66,7 +66,8 @@ static void fuzz_domain(const uint8_t *data, size_t size)
 	if (directory_record_domain_decode(data, size, &created) != DIRECTORY_OK)
 		return;
 	if (directory_record_domain_encode(created, &e) != DIRECTORY_OK ||
-	    directory_record_domain_decode(e.data, e.len, &again) != DIRECTORY_OK || again != created)
+	    directory_record_domain_decode(e.data, e.len, &again) != DIRECTORY_OK ||
+	    again != created)
 		abort();
 	textbuf_free(&e);
 }

@@ -24,7 +24,9 @@
 #include "storage/directory_db.h"
 #include "storage/directory_internal.h"
 
-#define HASH "$6$saltstring$svn8UoSVapNtMuq1ukKS4tPQd8iKwSMHWjl/O817G3uBnIFNjnQJuesI68u4OTLiBFdcbYEdFCoEOfaS35inz1"
+#define HASH                                                                                       \
+	"$6$saltstring$svn8UoSVapNtMuq1ukKS4tPQd8iKwSMHWjl/"                                       \
+	"O817G3uBnIFNjnQJuesI68u4OTLiBFdcbYEdFCoEOfaS35inz1"
 
 struct fixture {
 	char tmp[64];
@@ -119,15 +121,15 @@ static void test_domains(void **state)
 		const char *input;
 		int want;
 	} adds[] = {
-		{ "Example.COM", DIRECTORY_OK },
-		{ "example.com", DIRECTORY_E_EXISTS },
-		{ " example.com ", DIRECTORY_E_EXISTS },
-		{ "a.example.com", DIRECTORY_OK },
-		{ "example.org", DIRECTORY_OK },
-		{ "bad..domain", DIRECTORY_E_INVALID },
-		{ "[192.0.2.1]", DIRECTORY_E_INVALID },
-		{ "user@example.net", DIRECTORY_E_INVALID },
-		{ "", DIRECTORY_E_INVALID },
+	    {"Example.COM", DIRECTORY_OK},
+	    {"example.com", DIRECTORY_E_EXISTS},
+	    {" example.com ", DIRECTORY_E_EXISTS},
+	    {"a.example.com", DIRECTORY_OK},
+	    {"example.org", DIRECTORY_OK},
+	    {"bad..domain", DIRECTORY_E_INVALID},
+	    {"[192.0.2.1]", DIRECTORY_E_INVALID},
+	    {"user@example.net", DIRECTORY_E_INVALID},
+	    {"", DIRECTORY_E_INVALID},
 	};
 	for (size_t i = 0; i < sizeof(adds) / sizeof(adds[0]); i++) {
 		const char *error = NULL;
@@ -140,18 +142,23 @@ static void test_domains(void **state)
 		const char *input;
 		int want;
 	} exists[] = {
-		{ "EXAMPLE.com", 1 }, { "example.net", 0 }, { "com", 0 }, { "x..y", DIRECTORY_E_INVALID },
+	    {"EXAMPLE.com", 1},
+	    {"example.net", 0},
+	    {"com", 0},
+	    {"x..y", DIRECTORY_E_INVALID},
 	};
 	for (size_t i = 0; i < sizeof(exists) / sizeof(exists[0]); i++) {
 		int ret = directory_domain_exists(f->dir, exists[i].input);
 		if (ret != exists[i].want)
-			fail_msg("exists '%s': got %d want %d", exists[i].input, ret, exists[i].want);
+			fail_msg("exists '%s': got %d want %d", exists[i].input, ret,
+				 exists[i].want);
 	}
 	struct textbuf sb = TEXTBUF_INIT;
 	assert_int_equal(directory_domain_list(f->dir, list_names, &sb), 0);
 	assert_string_equal(textbuf_str(&sb), "a.example.com,example.com,example.org");
 	textbuf_free(&sb);
-	assert_int_equal(directory_domain_del(f->dir, "example.net", false, NULL), DIRECTORY_E_NOTFOUND);
+	assert_int_equal(directory_domain_del(f->dir, "example.net", false, NULL),
+			 DIRECTORY_E_NOTFOUND);
 	assert_int_equal(directory_domain_del(f->dir, "example.org", false, NULL), DIRECTORY_OK);
 	assert_int_equal(directory_domain_exists(f->dir, "example.org"), 0);
 	assert_string_equal(directory_strerror(DIRECTORY_E_NODOMAIN), "not a local domain");
@@ -161,22 +168,22 @@ static void test_domains(void **state)
 static void test_users(void **state)
 {
 	struct fixture *f = *state;
-	static const char *const domains[] = { "example.com", "example.org", NULL };
+	static const char *const domains[] = {"example.com", "example.org", NULL};
 	add_domains(f->dir, domains);
 	static const struct {
 		const char *address, *hash, *name;
 		int want;
 	} adds[] = {
-		{ "Ann@Example.com", HASH, "Ann", DIRECTORY_OK },
-		{ "<bob@example.com>", "", "", DIRECTORY_OK },
-		{ "carol@example.org", HASH, "Carol Example", DIRECTORY_OK },
-		{ "ann@example.com", HASH, "", DIRECTORY_E_EXISTS },
-		{ "ANN@EXAMPLE.COM", HASH, "", DIRECTORY_E_EXISTS },
-		{ "dave@example.net", HASH, "", DIRECTORY_E_NODOMAIN },
-		{ "not an address", HASH, "", DIRECTORY_E_INVALID },
-		{ "@example.com", HASH, "", DIRECTORY_E_INVALID },
-		{ "eve@example.com", "plaintext", "", DIRECTORY_E_INVALID },
-		{ "eve@example.com", HASH, "Eve\r\nBcc: x", DIRECTORY_E_INVALID },
+	    {"Ann@Example.com", HASH, "Ann", DIRECTORY_OK},
+	    {"<bob@example.com>", "", "", DIRECTORY_OK},
+	    {"carol@example.org", HASH, "Carol Example", DIRECTORY_OK},
+	    {"ann@example.com", HASH, "", DIRECTORY_E_EXISTS},
+	    {"ANN@EXAMPLE.COM", HASH, "", DIRECTORY_E_EXISTS},
+	    {"dave@example.net", HASH, "", DIRECTORY_E_NODOMAIN},
+	    {"not an address", HASH, "", DIRECTORY_E_INVALID},
+	    {"@example.com", HASH, "", DIRECTORY_E_INVALID},
+	    {"eve@example.com", "plaintext", "", DIRECTORY_E_INVALID},
+	    {"eve@example.com", HASH, "Eve\r\nBcc: x", DIRECTORY_E_INVALID},
 	};
 	for (size_t i = 0; i < sizeof(adds) / sizeof(adds[0]); i++) {
 		struct directory_user u = make_user(adds[i].address);
@@ -192,14 +199,16 @@ static void test_users(void **state)
 	}
 	struct directory_user u;
 	const char *error = NULL;
-	assert_int_equal(directory_user_get(f->dir, " <ANN@example.COM>", &u, &error), DIRECTORY_OK);
+	assert_int_equal(directory_user_get(f->dir, " <ANN@example.COM>", &u, &error),
+			 DIRECTORY_OK);
 	assert_string_equal(u.address, "ann@example.com");
 	assert_string_equal(u.password_hash, HASH);
 	assert_string_equal(u.display_name, "Ann");
 	assert_true(u.enabled);
 	assert_true(u.created > 1600000000);
 	int64_t created = u.created;
-	assert_int_equal(directory_user_get(f->dir, "zed@example.com", &u, &error), DIRECTORY_E_NOTFOUND);
+	assert_int_equal(directory_user_get(f->dir, "zed@example.com", &u, &error),
+			 DIRECTORY_E_NOTFOUND);
 	assert_non_null(strstr(error, "zed@example.com"));
 	assert_int_equal(directory_user_get(f->dir, "zed@", &u, NULL), DIRECTORY_E_INVALID);
 
@@ -223,7 +232,8 @@ static void test_users(void **state)
 	assert_int_equal(directory_user_list(f->dir, NULL, list_users, &sb, NULL), DIRECTORY_OK);
 	assert_string_equal(textbuf_str(&sb), "ann@example.com,bob@example.com,carol@example.org");
 	textbuf_truncate(&sb, 0);
-	assert_int_equal(directory_user_list(f->dir, "Example.ORG", list_users, &sb, NULL), DIRECTORY_OK);
+	assert_int_equal(directory_user_list(f->dir, "Example.ORG", list_users, &sb, NULL),
+			 DIRECTORY_OK);
 	assert_string_equal(textbuf_str(&sb), "carol@example.org");
 	assert_int_equal(directory_user_list(f->dir, "example.net", list_users, &sb, NULL),
 			 DIRECTORY_E_NODOMAIN);
@@ -231,7 +241,8 @@ static void test_users(void **state)
 
 	assert_int_equal(directory_user_del(f->dir, "BOB@example.com", NULL), DIRECTORY_OK);
 	assert_int_equal(directory_user_del(f->dir, "bob@example.com", NULL), DIRECTORY_E_NOTFOUND);
-	assert_int_equal(directory_user_get(f->dir, "bob@example.com", &u, NULL), DIRECTORY_E_NOTFOUND);
+	assert_int_equal(directory_user_get(f->dir, "bob@example.com", &u, NULL),
+			 DIRECTORY_E_NOTFOUND);
 }
 
 static int stop_after_first(const struct directory_user *u, void *ctx)
@@ -244,7 +255,7 @@ static int stop_after_first(const struct directory_user *u, void *ctx)
 static void test_list_stop(void **state)
 {
 	struct fixture *f = *state;
-	static const char *const domains[] = { "example.com", NULL };
+	static const char *const domains[] = {"example.com", NULL};
 	int calls = 0;
 	add_domains(f->dir, domains);
 	add_user(f->dir, "a@example.com");
@@ -256,11 +267,12 @@ static void test_list_stop(void **state)
 static void test_name_kinds(void **state)
 {
 	struct fixture *f = *state;
-	static const char *const domains[] = { "example.com", NULL };
+	static const char *const domains[] = {"example.com", NULL};
 	struct directory_group g;
 	add_domains(f->dir, domains);
 	add_user(f->dir, "user@example.com");
-	assert_int_equal(directory_alias_add(f->dir, "alias@example.com", "user@example.com", NULL), 0);
+	assert_int_equal(directory_alias_add(f->dir, "alias@example.com", "user@example.com", NULL),
+			 0);
 	memset(&g, 0, sizeof(g));
 	strcpy(g.address, "group@example.com");
 	assert_int_equal(directory_group_add(f->dir, &g, NULL), DIRECTORY_OK);
@@ -269,16 +281,20 @@ static void test_name_kinds(void **state)
 		const char *name;
 		int want_user, want_alias, want_group, want_kind;
 	} cases[] = {
-		{ "user@example.com", DIRECTORY_E_EXISTS, DIRECTORY_E_EXISTS, DIRECTORY_E_EXISTS, DIRECTORY_KIND_USER },
-		{ "alias@example.com", DIRECTORY_E_EXISTS, DIRECTORY_OK, DIRECTORY_E_EXISTS, DIRECTORY_KIND_ALIAS },
-		{ "group@example.com", DIRECTORY_E_EXISTS, DIRECTORY_E_EXISTS, DIRECTORY_E_EXISTS, DIRECTORY_KIND_GROUP },
+	    {"user@example.com", DIRECTORY_E_EXISTS, DIRECTORY_E_EXISTS, DIRECTORY_E_EXISTS,
+	     DIRECTORY_KIND_USER},
+	    {"alias@example.com", DIRECTORY_E_EXISTS, DIRECTORY_OK, DIRECTORY_E_EXISTS,
+	     DIRECTORY_KIND_ALIAS},
+	    {"group@example.com", DIRECTORY_E_EXISTS, DIRECTORY_E_EXISTS, DIRECTORY_E_EXISTS,
+	     DIRECTORY_KIND_GROUP},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		struct directory_user u = make_user(cases[i].name);
 		const char *error = NULL;
 		int kind = directory_lookup_kind(f->dir, cases[i].name);
 		if (kind != cases[i].want_kind)
-			fail_msg("kind of %s: got %d want %d", cases[i].name, kind, cases[i].want_kind);
+			fail_msg("kind of %s: got %d want %d", cases[i].name, kind,
+				 cases[i].want_kind);
 		int ret = directory_user_add(f->dir, &u, &error);
 		if (ret != cases[i].want_user)
 			fail_msg("user %s: got %d (%s) want %d", cases[i].name, ret, error,
@@ -302,67 +318,75 @@ static void test_name_kinds(void **state)
 static void test_aliases(void **state)
 {
 	struct fixture *f = *state;
-	static const char *const domains[] = { "example.com", "example.org", NULL };
+	static const char *const domains[] = {"example.com", "example.org", NULL};
 	add_domains(f->dir, domains);
 	add_user(f->dir, "ann@example.com");
 	static const struct {
 		const char *source, *target;
 		int want;
 	} adds[] = {
-		{ "sales@example.com", "ann@example.com", DIRECTORY_OK },
-		{ "Sales@Example.com", "<Bob@Remote.example>", DIRECTORY_OK },
-		{ "sales@example.com", "carol@example.org", DIRECTORY_OK },
-		{ "sales@example.com", "ANN@example.com", DIRECTORY_E_EXISTS },
-		{ "@example.com", "ann@example.com", DIRECTORY_OK },
-		{ "@example.org", "sales@example.com", DIRECTORY_OK },
-		{ "loop@example.com", "loop@example.com", DIRECTORY_E_INVALID },
-		{ "x@example.net", "ann@example.com", DIRECTORY_E_NODOMAIN },
-		{ "x@example.com", "@example.org", DIRECTORY_E_INVALID },
-		{ "x@example.com", "bad@@x", DIRECTORY_E_INVALID },
-		{ "bad@", "ann@example.com", DIRECTORY_E_INVALID },
+	    {"sales@example.com", "ann@example.com", DIRECTORY_OK},
+	    {"Sales@Example.com", "<Bob@Remote.example>", DIRECTORY_OK},
+	    {"sales@example.com", "carol@example.org", DIRECTORY_OK},
+	    {"sales@example.com", "ANN@example.com", DIRECTORY_E_EXISTS},
+	    {"@example.com", "ann@example.com", DIRECTORY_OK},
+	    {"@example.org", "sales@example.com", DIRECTORY_OK},
+	    {"loop@example.com", "loop@example.com", DIRECTORY_E_INVALID},
+	    {"x@example.net", "ann@example.com", DIRECTORY_E_NODOMAIN},
+	    {"x@example.com", "@example.org", DIRECTORY_E_INVALID},
+	    {"x@example.com", "bad@@x", DIRECTORY_E_INVALID},
+	    {"bad@", "ann@example.com", DIRECTORY_E_INVALID},
 	};
 	for (size_t i = 0; i < sizeof(adds) / sizeof(adds[0]); i++) {
 		const char *error = NULL;
 		int ret = directory_alias_add(f->dir, adds[i].source, adds[i].target, &error);
 		if (ret != adds[i].want)
-			fail_msg("alias %s -> %s: got %d (%s) want %d", adds[i].source, adds[i].target,
-				 ret, error, adds[i].want);
+			fail_msg("alias %s -> %s: got %d (%s) want %d", adds[i].source,
+				 adds[i].target, ret, error, adds[i].want);
 	}
 	static const struct {
 		const char *domain, *source, *want;
 	} lists[] = {
-		{ NULL, "sales@example.com",
-		  "sales@example.com>ann@example.com,sales@example.com>bob@remote.example,sales@example.com>carol@example.org" },
-		{ NULL, "@example.com", "@example.com>ann@example.com" },
-		{ "example.org", NULL, "@example.org>sales@example.com" },
-		{ NULL, NULL,
-		  "@example.com>ann@example.com,sales@example.com>ann@example.com,sales@example.com>bob@remote.example,"
-		  "sales@example.com>carol@example.org,@example.org>sales@example.com" },
-		{ NULL, "nobody@example.com", "" },
+	    {NULL, "sales@example.com",
+	     "sales@example.com>ann@example.com,sales@example.com>bob@remote.example,sales@example."
+	     "com>carol@example.org"},
+	    {NULL, "@example.com", "@example.com>ann@example.com"},
+	    {"example.org", NULL, "@example.org>sales@example.com"},
+	    {NULL, NULL,
+	     "@example.com>ann@example.com,sales@example.com>ann@example.com,sales@example.com>bob@"
+	     "remote.example,"
+	     "sales@example.com>carol@example.org,@example.org>sales@example.com"},
+	    {NULL, "nobody@example.com", ""},
 	};
 	for (size_t i = 0; i < sizeof(lists) / sizeof(lists[0]); i++) {
 		struct textbuf sb = TEXTBUF_INIT;
-		int ret = directory_alias_list(f->dir, lists[i].domain, lists[i].source, list_aliases,
-					       &sb, NULL);
+		int ret = directory_alias_list(f->dir, lists[i].domain, lists[i].source,
+					       list_aliases, &sb, NULL);
 		if (ret != DIRECTORY_OK || strcmp(textbuf_str(&sb), lists[i].want) != 0)
-			fail_msg("list %zu: got %d '%s' want '%s'", i, ret, textbuf_str(&sb), lists[i].want);
+			fail_msg("list %zu: got %d '%s' want '%s'", i, ret, textbuf_str(&sb),
+				 lists[i].want);
 		textbuf_free(&sb);
 	}
-	assert_int_equal(directory_alias_del(f->dir, "sales@example.com", "bob@remote.example", NULL), 0);
-	assert_int_equal(directory_alias_del(f->dir, "sales@example.com", "bob@remote.example", NULL),
+	assert_int_equal(
+	    directory_alias_del(f->dir, "sales@example.com", "bob@remote.example", NULL), 0);
+	assert_int_equal(
+	    directory_alias_del(f->dir, "sales@example.com", "bob@remote.example", NULL),
+	    DIRECTORY_E_NOTFOUND);
+	assert_int_equal(directory_alias_del(f->dir, "sales@example.com", NULL, NULL),
+			 DIRECTORY_OK);
+	assert_int_equal(directory_alias_del(f->dir, "sales@example.com", NULL, NULL),
 			 DIRECTORY_E_NOTFOUND);
-	assert_int_equal(directory_alias_del(f->dir, "sales@example.com", NULL, NULL), DIRECTORY_OK);
-	assert_int_equal(directory_alias_del(f->dir, "sales@example.com", NULL, NULL), DIRECTORY_E_NOTFOUND);
 	assert_int_equal(directory_lookup_kind(f->dir, "sales@example.com"), DIRECTORY_KIND_NONE);
 	assert_int_equal(directory_alias_del(f->dir, "@example.com", "ann@example.com", NULL), 0);
-	assert_int_equal(directory_alias_list(f->dir, "example.net", NULL, list_aliases, NULL, NULL),
-			 DIRECTORY_E_NODOMAIN);
+	assert_int_equal(
+	    directory_alias_list(f->dir, "example.net", NULL, list_aliases, NULL, NULL),
+	    DIRECTORY_E_NODOMAIN);
 }
 
 static void test_groups(void **state)
 {
 	struct fixture *f = *state;
-	static const char *const domains[] = { "example.com", NULL };
+	static const char *const domains[] = {"example.com", NULL};
 	struct directory_group g;
 	struct textbuf sb = TEXTBUF_INIT;
 	add_domains(f->dir, domains);
@@ -381,39 +405,45 @@ static void test_groups(void **state)
 		const char *group, *member;
 		int want;
 	} adds[] = {
-		{ "staff@example.com", "ann@example.com", DIRECTORY_OK },
-		{ "staff@example.com", "Bob@Remote.example", DIRECTORY_OK },
-		{ "staff@example.com", "ann@EXAMPLE.com", DIRECTORY_E_EXISTS },
-		{ "staff@example.com", "staff@example.com", DIRECTORY_E_INVALID },
-		{ "staff@example.com", "@example.com", DIRECTORY_E_INVALID },
-		{ "nogroup@example.com", "ann@example.com", DIRECTORY_E_NOTFOUND },
+	    {"staff@example.com", "ann@example.com", DIRECTORY_OK},
+	    {"staff@example.com", "Bob@Remote.example", DIRECTORY_OK},
+	    {"staff@example.com", "ann@EXAMPLE.com", DIRECTORY_E_EXISTS},
+	    {"staff@example.com", "staff@example.com", DIRECTORY_E_INVALID},
+	    {"staff@example.com", "@example.com", DIRECTORY_E_INVALID},
+	    {"nogroup@example.com", "ann@example.com", DIRECTORY_E_NOTFOUND},
 	};
 	for (size_t i = 0; i < sizeof(adds) / sizeof(adds[0]); i++) {
 		const char *error = NULL;
 		int ret = directory_group_member_add(f->dir, adds[i].group, adds[i].member, &error);
 		if (ret != adds[i].want)
-			fail_msg("member %s of %s: got %d (%s) want %d", adds[i].member, adds[i].group,
-				 ret, error, adds[i].want);
+			fail_msg("member %s of %s: got %d (%s) want %d", adds[i].member,
+				 adds[i].group, ret, error, adds[i].want);
 	}
 	assert_int_equal(directory_group_get(f->dir, "staff@example.com", &g, NULL), DIRECTORY_OK);
 	assert_string_equal(g.address, "staff@example.com");
 	assert_string_equal(g.display_name, "All staff");
-	assert_int_equal(directory_group_get(f->dir, "x@example.com", &g, NULL), DIRECTORY_E_NOTFOUND);
-	assert_int_equal(directory_group_members(f->dir, "staff@example.com", list_names, &sb, NULL), 0);
+	assert_int_equal(directory_group_get(f->dir, "x@example.com", &g, NULL),
+			 DIRECTORY_E_NOTFOUND);
+	assert_int_equal(
+	    directory_group_members(f->dir, "staff@example.com", list_names, &sb, NULL), 0);
 	assert_string_equal(textbuf_str(&sb), "ann@example.com,bob@remote.example");
 	assert_int_equal(directory_group_members(f->dir, "x@example.com", list_names, &sb, NULL),
 			 DIRECTORY_E_NOTFOUND);
-	assert_int_equal(directory_group_member_del(f->dir, "staff@example.com", "ann@example.com", NULL), 0);
-	assert_int_equal(directory_group_member_del(f->dir, "staff@example.com", "ann@example.com", NULL),
-			 DIRECTORY_E_NOTFOUND);
+	assert_int_equal(
+	    directory_group_member_del(f->dir, "staff@example.com", "ann@example.com", NULL), 0);
+	assert_int_equal(
+	    directory_group_member_del(f->dir, "staff@example.com", "ann@example.com", NULL),
+	    DIRECTORY_E_NOTFOUND);
 	/* Deleting the group takes its members with it. */
 	assert_int_equal(directory_group_del(f->dir, "staff@example.com", NULL), DIRECTORY_OK);
-	assert_int_equal(directory_group_del(f->dir, "staff@example.com", NULL), DIRECTORY_E_NOTFOUND);
+	assert_int_equal(directory_group_del(f->dir, "staff@example.com", NULL),
+			 DIRECTORY_E_NOTFOUND);
 	memset(&g, 0, sizeof(g));
 	strcpy(g.address, "staff@example.com");
 	assert_int_equal(directory_group_add(f->dir, &g, NULL), DIRECTORY_OK);
 	textbuf_truncate(&sb, 0);
-	assert_int_equal(directory_group_members(f->dir, "staff@example.com", list_names, &sb, NULL), 0);
+	assert_int_equal(
+	    directory_group_members(f->dir, "staff@example.com", list_names, &sb, NULL), 0);
 	assert_string_equal(textbuf_str(&sb), "");
 	textbuf_truncate(&sb, 0);
 	strcpy(g.address, "admins@example.com");
@@ -445,7 +475,7 @@ static void populate(struct directory *dir, const char *d)
 static void test_domain_del(void **state)
 {
 	struct fixture *f = *state;
-	static const char *const domains[] = { "a.example", "a.example.org", "c.example", NULL };
+	static const char *const domains[] = {"a.example", "a.example.org", "c.example", NULL};
 	add_domains(f->dir, domains);
 	populate(f->dir, "a.example");
 	populate(f->dir, "a.example.org");
@@ -455,10 +485,10 @@ static void test_domain_del(void **state)
 	static const struct {
 		const char *want_what, *then_remove;
 	} steps[] = {
-		{ "users", "u@a.example" },
-		{ "aliases", "al@a.example" },
-		{ "aliases", "@a.example" },
-		{ "groups", "g@a.example" },
+	    {"users", "u@a.example"},
+	    {"aliases", "al@a.example"},
+	    {"aliases", "@a.example"},
+	    {"groups", "g@a.example"},
 	};
 	for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
 		const char *error = NULL;
@@ -471,10 +501,12 @@ static void test_domain_del(void **state)
 			assert_int_equal(directory_user_del(f->dir, steps[i].then_remove, NULL), 0);
 			break;
 		case DIRECTORY_KIND_ALIAS:
-			assert_int_equal(directory_alias_del(f->dir, steps[i].then_remove, NULL, NULL), 0);
+			assert_int_equal(
+			    directory_alias_del(f->dir, steps[i].then_remove, NULL, NULL), 0);
 			break;
 		case DIRECTORY_KIND_GROUP:
-			assert_int_equal(directory_group_del(f->dir, steps[i].then_remove, NULL), 0);
+			assert_int_equal(directory_group_del(f->dir, steps[i].then_remove, NULL),
+					 0);
 			break;
 		default:
 			fail_msg("step %zu: %s is gone already", i, steps[i].then_remove);
@@ -484,7 +516,8 @@ static void test_domain_del(void **state)
 	assert_int_equal(directory_domain_exists(f->dir, "a.example"), 0);
 
 	/* With force: everything under the domain goes, nothing else. */
-	assert_int_equal(directory_domain_del(f->dir, "c.example", false, NULL), DIRECTORY_E_NOTEMPTY);
+	assert_int_equal(directory_domain_del(f->dir, "c.example", false, NULL),
+			 DIRECTORY_E_NOTEMPTY);
 	assert_int_equal(directory_domain_del(f->dir, "c.example", true, NULL), DIRECTORY_OK);
 	assert_int_equal(directory_domain_exists(f->dir, "c.example"), 0);
 	assert_int_equal(directory_domain_add(f->dir, "c.example", NULL), DIRECTORY_OK);
@@ -492,29 +525,30 @@ static void test_domain_del(void **state)
 		const char *address;
 		int want_kind;
 	} kinds[] = {
-		{ "u@c.example", DIRECTORY_KIND_NONE },
-		{ "al@c.example", DIRECTORY_KIND_NONE },
-		{ "@c.example", DIRECTORY_KIND_NONE },
-		{ "g@c.example", DIRECTORY_KIND_NONE },
-		{ "u@a.example.org", DIRECTORY_KIND_USER },
-		{ "al@a.example.org", DIRECTORY_KIND_ALIAS },
-		{ "@a.example.org", DIRECTORY_KIND_ALIAS },
-		{ "g@a.example.org", DIRECTORY_KIND_GROUP },
+	    {"u@c.example", DIRECTORY_KIND_NONE},     {"al@c.example", DIRECTORY_KIND_NONE},
+	    {"@c.example", DIRECTORY_KIND_NONE},      {"g@c.example", DIRECTORY_KIND_NONE},
+	    {"u@a.example.org", DIRECTORY_KIND_USER}, {"al@a.example.org", DIRECTORY_KIND_ALIAS},
+	    {"@a.example.org", DIRECTORY_KIND_ALIAS}, {"g@a.example.org", DIRECTORY_KIND_GROUP},
 	};
 	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
 		int kind = directory_lookup_kind(f->dir, kinds[i].address);
 		if (kind != kinds[i].want_kind)
-			fail_msg("%s: got kind %d want %d", kinds[i].address, kind, kinds[i].want_kind);
+			fail_msg("%s: got kind %d want %d", kinds[i].address, kind,
+				 kinds[i].want_kind);
 	}
 	struct textbuf sb = TEXTBUF_INIT;
-	assert_int_equal(directory_group_add(f->dir, &(struct directory_group){ .address = "g@c.example" }, NULL), 0);
+	assert_int_equal(
+	    directory_group_add(f->dir, &(struct directory_group){.address = "g@c.example"}, NULL),
+	    0);
 	assert_int_equal(directory_group_members(f->dir, "g@c.example", list_names, &sb, NULL), 0);
 	assert_string_equal(textbuf_str(&sb), "");
-	assert_int_equal(directory_group_members(f->dir, "g@a.example.org", list_names, &sb, NULL), 0);
+	assert_int_equal(directory_group_members(f->dir, "g@a.example.org", list_names, &sb, NULL),
+			 0);
 	assert_string_equal(textbuf_str(&sb), "u@a.example.org");
 	textbuf_free(&sb);
 	assert_int_equal(directory_domain_del(f->dir, "c.example", true, NULL), DIRECTORY_OK);
-	assert_int_equal(directory_domain_del(f->dir, "c.example", true, NULL), DIRECTORY_E_NOTFOUND);
+	assert_int_equal(directory_domain_del(f->dir, "c.example", true, NULL),
+			 DIRECTORY_E_NOTFOUND);
 }
 
 /* ---- resolution ---- */
@@ -529,7 +563,8 @@ static int collect_recipient(const char *address, bool local, void *ctx)
 {
 	struct recipients *r = ctx;
 	if (r->count < 64)
-		snprintf(r->items[r->count++], sizeof(r->items[0]), "%s:%c", address, local ? 'L' : 'R');
+		snprintf(r->items[r->count++], sizeof(r->items[0]), "%s:%c", address,
+			 local ? 'L' : 'R');
 	return r->stop_with;
 }
 
@@ -567,7 +602,7 @@ static void group(struct directory *dir, const char *address, const char *const 
 static void test_resolve(void **state)
 {
 	struct fixture *f = *state;
-	static const char *const domains[] = { "d.example", "e.example", NULL };
+	static const char *const domains[] = {"d.example", "e.example", NULL};
 	char a[64], b[64];
 	add_domains(f->dir, domains);
 	add_user(f->dir, "u1@d.example");
@@ -592,9 +627,11 @@ static void test_resolve(void **state)
 		alias(f->dir, a, b);
 	}
 	group(f->dir, "grp@d.example",
-	      (const char *const[]){ "team@d.example", "u3@d.example", "y@r.example", "grp2@d.example", NULL });
-	group(f->dir, "grp2@d.example", (const char *const[]){ "u1@d.example", "grp@d.example", NULL });
-	group(f->dir, "eg@e.example", (const char *const[]){ NULL });
+	      (const char *const[]){"team@d.example", "u3@d.example", "y@r.example",
+				    "grp2@d.example", NULL});
+	group(f->dir, "grp2@d.example",
+	      (const char *const[]){"u1@d.example", "grp@d.example", NULL});
+	group(f->dir, "eg@e.example", (const char *const[]){NULL});
 	alias(f->dir, "@e.example", "boss@e.example");
 	alias(f->dir, "@e.example", "archive@r.example");
 
@@ -603,50 +640,54 @@ static void test_resolve(void **state)
 		int want;
 		const char *recipients;
 	} cases[] = {
-		{ "u1@d.example", 1, "u1@d.example:L" },
-		{ "<U1@D.Example>", 1, "u1@d.example:L" },
-		{ "team@d.example", 1, "u1@d.example:L,u2@d.example:L,x@r.example:R" },
-		{ "dup@d.example", 1, "u1@d.example:L,u2@d.example:L,x@r.example:R" },
-		{ "ring1@d.example", 1, "u3@d.example:L" },
-		{ "ring2@d.example", 1, "u3@d.example:L" },
-		{ "pure1@d.example", DIRECTORY_E_NOTFOUND, "" },
-		{ "ghost@d.example", DIRECTORY_E_NOTFOUND, "" },
-		{ "fwd@d.example", 1, "z@r.example:R" },
-		{ "c2@d.example", 1, "u1@d.example:L" },
-		{ "c1@d.example", DIRECTORY_E_NOTFOUND, "" },
-		{ "c0@d.example", DIRECTORY_E_NOTFOUND, "" },
-		{ "grp@d.example", 1,
-		  "u1@d.example:L,u2@d.example:L,u3@d.example:L,x@r.example:R,y@r.example:R" },
-		{ "grp2@d.example", 1,
-		  "u1@d.example:L,u2@d.example:L,u3@d.example:L,x@r.example:R,y@r.example:R" },
-		{ "boss@e.example", 1, "boss@e.example:L" },
-		{ "anyone@e.example", 1, "archive@r.example:R,boss@e.example:L" },
-		{ "eg@e.example", DIRECTORY_E_NOTFOUND, "" },
-		{ "unknown@d.example", DIRECTORY_E_NOTFOUND, "" },
-		{ "someone@r.example", 0, "" },
-		{ "bad@@d.example", DIRECTORY_E_INVALID, "" },
-		{ "@e.example", DIRECTORY_E_INVALID, "" },
+	    {"u1@d.example", 1, "u1@d.example:L"},
+	    {"<U1@D.Example>", 1, "u1@d.example:L"},
+	    {"team@d.example", 1, "u1@d.example:L,u2@d.example:L,x@r.example:R"},
+	    {"dup@d.example", 1, "u1@d.example:L,u2@d.example:L,x@r.example:R"},
+	    {"ring1@d.example", 1, "u3@d.example:L"},
+	    {"ring2@d.example", 1, "u3@d.example:L"},
+	    {"pure1@d.example", DIRECTORY_E_NOTFOUND, ""},
+	    {"ghost@d.example", DIRECTORY_E_NOTFOUND, ""},
+	    {"fwd@d.example", 1, "z@r.example:R"},
+	    {"c2@d.example", 1, "u1@d.example:L"},
+	    {"c1@d.example", DIRECTORY_E_NOTFOUND, ""},
+	    {"c0@d.example", DIRECTORY_E_NOTFOUND, ""},
+	    {"grp@d.example", 1,
+	     "u1@d.example:L,u2@d.example:L,u3@d.example:L,x@r.example:R,y@r.example:R"},
+	    {"grp2@d.example", 1,
+	     "u1@d.example:L,u2@d.example:L,u3@d.example:L,x@r.example:R,y@r.example:R"},
+	    {"boss@e.example", 1, "boss@e.example:L"},
+	    {"anyone@e.example", 1, "archive@r.example:R,boss@e.example:L"},
+	    {"eg@e.example", DIRECTORY_E_NOTFOUND, ""},
+	    {"unknown@d.example", DIRECTORY_E_NOTFOUND, ""},
+	    {"someone@r.example", 0, ""},
+	    {"bad@@d.example", DIRECTORY_E_INVALID, ""},
+	    {"@e.example", DIRECTORY_E_INVALID, ""},
 	};
 	struct textbuf got = TEXTBUF_INIT;
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		struct recipients r = { .count = 0 };
+		struct recipients r = {.count = 0};
 		const char *error = NULL;
-		int ret = directory_resolve(f->dir, cases[i].address, collect_recipient, &r, &error);
+		int ret =
+		    directory_resolve(f->dir, cases[i].address, collect_recipient, &r, &error);
 		recipients_join(&r, &got);
 		if (ret != cases[i].want || strcmp(textbuf_str(&got), cases[i].recipients) != 0)
 			fail_msg("resolve %s: got %d [%s] (%s) want %d [%s]", cases[i].address, ret,
-				 textbuf_str(&got), error ? error : "", cases[i].want, cases[i].recipients);
+				 textbuf_str(&got), error ? error : "", cases[i].want,
+				 cases[i].recipients);
 		if (ret < 0 && error == NULL)
 			fail_msg("resolve %s: no error text", cases[i].address);
 	}
 	textbuf_free(&got);
 
 	/* The callback can stop the expansion (>0) or fail it (<0). */
-	struct recipients r = { .count = 0, .stop_with = 1 };
-	assert_int_equal(directory_resolve(f->dir, "team@d.example", collect_recipient, &r, NULL), 1);
+	struct recipients r = {.count = 0, .stop_with = 1};
+	assert_int_equal(directory_resolve(f->dir, "team@d.example", collect_recipient, &r, NULL),
+			 1);
 	assert_int_equal(r.count, 1);
-	r = (struct recipients){ .count = 0, .stop_with = -42 };
-	assert_int_equal(directory_resolve(f->dir, "team@d.example", collect_recipient, &r, NULL), -42);
+	r = (struct recipients){.count = 0, .stop_with = -42};
+	assert_int_equal(directory_resolve(f->dir, "team@d.example", collect_recipient, &r, NULL),
+			 -42);
 	assert_int_equal(r.count, 1);
 }
 
@@ -655,7 +696,7 @@ static void test_resolve(void **state)
 static void test_batch(void **state)
 {
 	struct fixture *f = *state;
-	static const char *const domains[] = { "example.com", NULL };
+	static const char *const domains[] = {"example.com", NULL};
 	add_domains(f->dir, domains);
 	add_user(f->dir, "old@example.com");
 	alias(f->dir, "taken@example.com", "old@example.com");
@@ -665,15 +706,15 @@ static void test_batch(void **state)
 		const char *address, *hash;
 		int want;
 	} adds[] = {
-		{ "new1@example.com", HASH, DIRECTORY_OK },
-		{ "New2@Example.com", "", DIRECTORY_OK },
-		{ "new1@EXAMPLE.com", HASH, DIRECTORY_E_EXISTS },   /* twice in the batch */
-		{ "old@example.com", HASH, DIRECTORY_E_EXISTS },    /* in the database */
-		{ "taken@example.com", HASH, DIRECTORY_E_EXISTS },  /* an alias */
-		{ "x@example.net", HASH, DIRECTORY_E_NODOMAIN },
-		{ "x@", HASH, DIRECTORY_E_INVALID },
-		{ "new3@example.com", "hunter2", DIRECTORY_E_INVALID },
-		{ "new3@example.com", HASH, DIRECTORY_OK },
+	    {"new1@example.com", HASH, DIRECTORY_OK},
+	    {"New2@Example.com", "", DIRECTORY_OK},
+	    {"new1@EXAMPLE.com", HASH, DIRECTORY_E_EXISTS},  /* twice in the batch */
+	    {"old@example.com", HASH, DIRECTORY_E_EXISTS},   /* in the database */
+	    {"taken@example.com", HASH, DIRECTORY_E_EXISTS}, /* an alias */
+	    {"x@example.net", HASH, DIRECTORY_E_NODOMAIN},
+	    {"x@", HASH, DIRECTORY_E_INVALID},
+	    {"new3@example.com", "hunter2", DIRECTORY_E_INVALID},
+	    {"new3@example.com", HASH, DIRECTORY_OK},
 	};
 	for (size_t i = 0; i < sizeof(adds) / sizeof(adds[0]); i++) {
 		struct directory_user u = make_user(adds[i].address);
@@ -689,7 +730,8 @@ static void test_batch(void **state)
 	assert_int_equal(directory_lookup_kind(f->dir, "new1@example.com"), DIRECTORY_KIND_NONE);
 	assert_int_equal(directory_batch_commit(b, NULL), DIRECTORY_OK);
 	assert_int_equal(directory_batch_count(b), 0);
-	static const char *const added[] = { "new1@example.com", "new2@example.com", "new3@example.com" };
+	static const char *const added[] = {"new1@example.com", "new2@example.com",
+					    "new3@example.com"};
 	for (size_t i = 0; i < 3; i++) {
 		struct directory_user u;
 		if (directory_user_get(f->dir, added[i], &u, NULL) != DIRECTORY_OK)
@@ -717,7 +759,7 @@ static void test_batch(void **state)
 static void test_corrupt(void **state)
 {
 	struct fixture *f = *state;
-	static const char *const domains[] = { "example.com", NULL };
+	static const char *const domains[] = {"example.com", NULL};
 	struct directory_user u;
 	struct directory_group g;
 	char key[DIR_KEY_MAX];
@@ -733,16 +775,20 @@ static void test_corrupt(void **state)
 		const char *bytes;
 		size_t len;
 	} garbage[] = {
-		{ "empty", "", 0 },
-		{ "text", "garbage", 7 },
-		{ "future version", "\x09U", 2 },
-		{ "overlong field", "\x01U\x02\x7f" "abc", 7 },
+	    {"empty", "", 0},
+	    {"text", "garbage", 7},
+	    {"future version", "\x09U", 2},
+	    {"overlong field",
+	     "\x01U\x02\x7f"
+	     "abc",
+	     7},
 	};
 	for (size_t i = 0; i < sizeof(garbage) / sizeof(garbage[0]); i++) {
 		const char *error = NULL;
 		size_t klen = dir_key(key, DIR_KEY_USER, "example.com", "ann", NULL, false);
 		assert_int_equal(dirdb_put(directory_db(f->dir), key, klen, garbage[i].bytes,
-					   garbage[i].len, NULL), 0);
+					   garbage[i].len, NULL),
+				 0);
 		int ret = directory_user_get(f->dir, "ann@example.com", &u, &error);
 		if (ret != DIRECTORY_E_CORRUPT || strstr(error, "ann@example.com") == NULL)
 			fail_msg("%s: get got %d (%s) want CORRUPT", garbage[i].what, ret, error);
@@ -751,7 +797,8 @@ static void test_corrupt(void **state)
 			fail_msg("%s: list got %d want CORRUPT", garbage[i].what, ret);
 		klen = dir_key(key, DIR_KEY_GROUP, "example.com", "grp", NULL, false);
 		assert_int_equal(dirdb_put(directory_db(f->dir), key, klen, garbage[i].bytes,
-					   garbage[i].len, NULL), 0);
+					   garbage[i].len, NULL),
+				 0);
 		assert_int_equal(directory_group_get(f->dir, "grp@example.com", &g, NULL),
 				 DIRECTORY_E_CORRUPT);
 		assert_int_equal(directory_group_list(f->dir, NULL, list_groups, NULL, NULL),
@@ -769,14 +816,15 @@ static void test_corrupt(void **state)
 	memset(bad + 1, 'z', 280);
 	struct textbuf sb = TEXTBUF_INIT;
 	assert_int_equal(dirdb_put(directory_db(f->dir), bad, 281, "", 0, NULL), 0);
-	assert_int_equal(directory_user_list(f->dir, NULL, list_users, &sb, NULL), DIRECTORY_E_CORRUPT);
+	assert_int_equal(directory_user_list(f->dir, NULL, list_users, &sb, NULL),
+			 DIRECTORY_E_CORRUPT);
 	assert_string_equal(textbuf_str(&sb), "ann@example.com,bob@example.com");
 	textbuf_free(&sb);
 	/* A stored alias target that is not an address. */
 	size_t klen = dir_key(key, DIR_KEY_ALIAS, "example.com", "al", "not-an-address", false);
 	assert_int_equal(dirdb_put(directory_db(f->dir), key, klen, "", 0, NULL), 0);
 	assert_int_equal(directory_resolve(f->dir, "al@example.com", collect_recipient,
-					   &(struct recipients){ .count = 0 }, NULL),
+					   &(struct recipients){.count = 0}, NULL),
 			 DIRECTORY_E_CORRUPT);
 }
 
@@ -786,7 +834,8 @@ static void test_format_version(void **state)
 	struct directory *dir = NULL;
 	const char *error = NULL;
 	assert_int_equal(dirdb_put(directory_db(f->dir), DIRECTORY_FORMAT_KEY,
-				   strlen(DIRECTORY_FORMAT_KEY), "99", 2, NULL), 0);
+				   strlen(DIRECTORY_FORMAT_KEY), "99", 2, NULL),
+			 0);
 	directory_close(&f->dir);
 	assert_int_equal(directory_open(f->path, DIRECTORY_WRITER, NULL, &dir, &error),
 			 DIRECTORY_E_CORRUPT);
@@ -806,23 +855,27 @@ static void test_locked(void **state)
 	assert_null(second);
 	if (strstr(error, f->path) == NULL || strstr(error, "locked") == NULL)
 		fail_msg("got error '%s' want one naming %s as locked", error, f->path);
-	assert_string_equal(directory_strerror(DIRECTORY_E_LOCKED), "directory locked by another writer");
+	assert_string_equal(directory_strerror(DIRECTORY_E_LOCKED),
+			    "directory locked by another writer");
 
-	/* ...and from another one (the fcntl lock other nodes would see). */
+	/* ...and from another process (a fresh one: a forked child would
+	 * inherit RocksDB's in-process lock table and not test the fcntl lock
+	 * that other nodes see). */
 	pid_t pid = fork();
 	assert_true(pid >= 0);
 	if (pid == 0) {
-		int ret = directory_open(f->path, DIRECTORY_WRITER, NULL, &second, NULL);
-		_exit(ret == DIRECTORY_E_LOCKED ? 0 : 1);
+		execl("/proc/self/exe", "test_directory", "--try-writer", f->path, (char *)NULL);
+		_exit(127);
 	}
 	int status = 0;
 	assert_int_equal(waitpid(pid, &status, 0), pid);
 	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-		fail_msg("second writer in a child: got status %d want LOCKED", status);
+		fail_msg("second writer in another process: got status %d want LOCKED", status);
 
 	/* After the writer closes, another can open. */
 	directory_close(&f->dir);
-	assert_int_equal(directory_open(f->path, DIRECTORY_WRITER, NULL, &f->dir, NULL), DIRECTORY_OK);
+	assert_int_equal(directory_open(f->path, DIRECTORY_WRITER, NULL, &f->dir, NULL),
+			 DIRECTORY_OK);
 }
 
 static void test_reader(void **state)
@@ -832,7 +885,7 @@ static void test_reader(void **state)
 	struct directory_user u;
 	char secondary[160];
 	const char *error = NULL;
-	static const char *const domains[] = { "example.com", NULL };
+	static const char *const domains[] = {"example.com", NULL};
 
 	add_domains(f->dir, domains);
 	add_user(f->dir, "before@example.com");
@@ -846,11 +899,13 @@ static void test_reader(void **state)
 	/* Writes show up only after a refresh. */
 	add_user(f->dir, "after@example.com");
 	alias(f->dir, "al@example.com", "after@example.com");
-	assert_int_equal(directory_user_get(reader, "after@example.com", &u, NULL), DIRECTORY_E_NOTFOUND);
+	assert_int_equal(directory_user_get(reader, "after@example.com", &u, NULL),
+			 DIRECTORY_E_NOTFOUND);
 	assert_int_equal(directory_refresh(reader, &error), DIRECTORY_OK);
 	assert_int_equal(directory_user_get(reader, "after@example.com", &u, NULL), DIRECTORY_OK);
-	struct recipients r = { .count = 0 };
-	assert_int_equal(directory_resolve(reader, "al@example.com", collect_recipient, &r, NULL), 1);
+	struct recipients r = {.count = 0};
+	assert_int_equal(directory_resolve(reader, "al@example.com", collect_recipient, &r, NULL),
+			 1);
 	/* Also after the writer flushed its memtable to a table file. */
 	add_user(f->dir, "flushed@example.com");
 	assert_int_equal(directory_flush(f->dir, NULL), DIRECTORY_OK);
@@ -863,13 +918,14 @@ static void test_reader(void **state)
 	assert_int_equal(directory_domain_add(reader, "example.org", NULL), DIRECTORY_E_READONLY);
 	assert_int_equal(directory_alias_add(reader, "y@example.com", "x@example.com", NULL),
 			 DIRECTORY_E_READONLY);
-	assert_int_equal(directory_user_del(reader, "after@example.com", NULL), DIRECTORY_E_READONLY);
+	assert_int_equal(directory_user_del(reader, "after@example.com", NULL),
+			 DIRECTORY_E_READONLY);
 	struct directory_batch *b = directory_batch_begin(reader);
 	assert_int_equal(directory_batch_user_add(b, &u, NULL), DIRECTORY_E_READONLY);
 	assert_int_equal(directory_batch_commit(b, NULL), DIRECTORY_E_READONLY);
 	directory_batch_free(&b);
 	assert_int_equal(directory_refresh(f->dir, NULL), DIRECTORY_OK); /* writer: no-op */
-	assert_int_equal(directory_flush(reader, NULL), DIRECTORY_OK);   /* reader: no-op */
+	assert_int_equal(directory_flush(reader, NULL), DIRECTORY_OK);	 /* reader: no-op */
 	directory_close(&reader);
 	assert_null(reader);
 
@@ -911,8 +967,8 @@ static void *race_thread(void *p)
 static void test_threads(void **state)
 {
 	struct fixture *f = *state;
-	static const char *const domains[] = { "example.com", NULL };
-	struct race r = { .dir = f->dir };
+	static const char *const domains[] = {"example.com", NULL};
+	struct race r = {.dir = f->dir};
 	pthread_t threads[4];
 	add_domains(f->dir, domains);
 	pthread_mutex_init(&r.lock, NULL);
@@ -925,23 +981,40 @@ static void test_threads(void **state)
 		fail_msg("got %d added %d refused, want 50 and 150", r.ok, r.exists);
 }
 
-int main(void)
+/* test_directory --try-writer PATH: exit 0 when PATH is LOCKED. */
+static int try_writer(const char *path)
 {
+	struct directory *dir = NULL;
+	const char *error = NULL;
+	int ret = directory_open(path, DIRECTORY_WRITER, NULL, &dir, &error);
+	if (ret != DIRECTORY_E_LOCKED || strstr(error, path) == NULL) {
+		fprintf(stderr, "try-writer: got %d (%s) want LOCKED\n", ret, error ? error : "");
+		directory_close(&dir);
+		return 1;
+	}
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc == 3 && strcmp(argv[1], "--try-writer") == 0)
+		return try_writer(argv[2]);
+
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_domains, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_users, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_list_stop, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_name_kinds, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_aliases, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_groups, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_domain_del, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_resolve, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_batch, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_corrupt, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_format_version, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_locked, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_reader, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_threads, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_domains, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_users, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_list_stop, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_name_kinds, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_aliases, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_groups, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_domain_del, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_resolve, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_batch, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_corrupt, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_format_version, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_locked, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_reader, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_threads, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

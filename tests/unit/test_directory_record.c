@@ -18,7 +18,8 @@ static struct directory_user sample_user(void)
 	struct directory_user u;
 	memset(&u, 0, sizeof(u));
 	strcpy(u.address, "ignored@example.com");
-	strcpy(u.password_hash, "$6$saltstring$svn8UoSVapNtMuq1ukKS4tPQd8iKwSMHWjl/O817G3uBnIFNjnQJuesI68u4OTLiBFdcbYEdFCoEOfaS35inz1");
+	strcpy(u.password_hash, "$6$saltstring$svn8UoSVapNtMuq1ukKS4tPQd8iKwSMHWjl/"
+				"O817G3uBnIFNjnQJuesI68u4OTLiBFdcbYEdFCoEOfaS35inz1");
 	strcpy(u.display_name, "Ann Example");
 	u.quota_bytes = 5ull << 30;
 	u.enabled = true;
@@ -34,11 +35,12 @@ static void test_user_roundtrip(void **state)
 		bool enabled;
 		int64_t created;
 	} cases[] = {
-		{ "", "", 0, false, 0 },
-		{ "$y$j9T$F5Jx5fExrKuPp53xLKQ..1$X3DX6M94c7o.9agCG9G317fhZg9SqC.5i5rd.RhAtQ7", "Bob", 1, true, 1 },
-		{ "", "Négatif", UINT64_MAX, true, -1 },
-		{ "", "x", 0, false, INT64_MIN },
-		{ "", "y", 127, true, INT64_MAX },
+	    {"", "", 0, false, 0},
+	    {"$y$j9T$F5Jx5fExrKuPp53xLKQ..1$X3DX6M94c7o.9agCG9G317fhZg9SqC.5i5rd.RhAtQ7", "Bob", 1,
+	     true, 1},
+	    {"", "Négatif", UINT64_MAX, true, -1},
+	    {"", "x", 0, false, INT64_MIN},
+	    {"", "y", 127, true, INT64_MAX},
 	};
 	(void)state;
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -55,12 +57,14 @@ static void test_user_roundtrip(void **state)
 		if (ret != DIRECTORY_OK)
 			fail_msg("case %zu: decode got %d want 0", i, ret);
 		if (strcmp(got.password_hash, u.password_hash) != 0 ||
-		    strcmp(got.display_name, u.display_name) != 0 || got.quota_bytes != u.quota_bytes ||
-		    got.enabled != u.enabled || got.created != u.created)
-			fail_msg("case %zu: got quota %llu enabled %d created %lld want %llu %d %lld", i,
-				 (unsigned long long)got.quota_bytes, got.enabled,
-				 (long long)got.created, (unsigned long long)u.quota_bytes, u.enabled,
-				 (long long)u.created);
+		    strcmp(got.display_name, u.display_name) != 0 ||
+		    got.quota_bytes != u.quota_bytes || got.enabled != u.enabled ||
+		    got.created != u.created)
+			fail_msg(
+			    "case %zu: got quota %llu enabled %d created %lld want %llu %d %lld", i,
+			    (unsigned long long)got.quota_bytes, got.enabled,
+			    (long long)got.created, (unsigned long long)u.quota_bytes, u.enabled,
+			    (long long)u.created);
 		textbuf_free(&rec);
 	}
 }
@@ -84,7 +88,8 @@ static void test_group_domain_roundtrip(void **state)
 	assert_int_equal(directory_record_domain_encode(-5, &rec), DIRECTORY_OK);
 	assert_int_equal(directory_record_domain_decode(rec.data, rec.len, &created), DIRECTORY_OK);
 	assert_int_equal(created, -5);
-	assert_int_equal(directory_record_group_decode(rec.data, rec.len, &got), DIRECTORY_E_CORRUPT);
+	assert_int_equal(directory_record_group_decode(rec.data, rec.len, &got),
+			 DIRECTORY_E_CORRUPT);
 	textbuf_free(&rec);
 }
 
@@ -114,28 +119,43 @@ static void test_user_decode_table(void **state)
 		size_t len;
 		int want;
 	} cases[] = {
-		{ "empty", B(""), DIRECTORY_E_CORRUPT },
-		{ "version only", B("\x01"), DIRECTORY_E_CORRUPT },
-		{ "header only", B("\x01U"), DIRECTORY_OK },
-		{ "version 2", B("\x02U"), DIRECTORY_E_CORRUPT },
-		{ "version 0", B("\x00U"), DIRECTORY_E_CORRUPT },
-		{ "wrong type", B("\x01G"), DIRECTORY_E_CORRUPT },
-		{ "name", B("\x01U\x02\x03" "Ann"), DIRECTORY_OK },
-		{ "unknown tag skipped", B("\x01U\x63\x02zz\x02\x01" "A"), DIRECTORY_OK },
-		{ "unknown big tag skipped", B("\x01U\xff\x01\x00"), DIRECTORY_OK },
-		{ "truncated tag", B("\x01U\x82"), DIRECTORY_E_CORRUPT },
-		{ "missing length", B("\x01U\x02"), DIRECTORY_E_CORRUPT },
-		{ "length past end", B("\x01U\x02\x05" "Ann"), DIRECTORY_E_CORRUPT },
-		{ "huge length", B("\x01U\x02\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01"), DIRECTORY_E_CORRUPT },
-		{ "varint over 64 bits", B("\x01U\x02\xff\xff\xff\xff\xff\xff\xff\xff\xff\x02"), DIRECTORY_E_CORRUPT },
-		{ "varint 11 bytes", B("\x01U\x02\x80\x80\x80\x80\x80\x80\x80\x80\x80\x80\x00"), DIRECTORY_E_CORRUPT },
-		{ "NUL in name", B("\x01U\x02\x03" "A\0n"), DIRECTORY_E_CORRUPT },
-		{ "quota empty", B("\x01U\x03\x00"), DIRECTORY_E_CORRUPT },
-		{ "quota trailing byte", B("\x01U\x03\x02\x05\x00"), DIRECTORY_E_CORRUPT },
-		{ "quota truncated varint", B("\x01U\x03\x01\x85"), DIRECTORY_E_CORRUPT },
-		{ "flags ok", B("\x01U\x04\x01\x01"), DIRECTORY_OK },
-		{ "created ok", B("\x01U\x05\x01\x03"), DIRECTORY_OK },
-		{ "created bad", B("\x01U\x05\x00"), DIRECTORY_E_CORRUPT },
+	    {"empty", B(""), DIRECTORY_E_CORRUPT},
+	    {"version only", B("\x01"), DIRECTORY_E_CORRUPT},
+	    {"header only", B("\x01U"), DIRECTORY_OK},
+	    {"version 2", B("\x02U"), DIRECTORY_E_CORRUPT},
+	    {"version 0", B("\x00U"), DIRECTORY_E_CORRUPT},
+	    {"wrong type", B("\x01G"), DIRECTORY_E_CORRUPT},
+	    {"name",
+	     B("\x01U\x02\x03"
+	       "Ann"),
+	     DIRECTORY_OK},
+	    {"unknown tag skipped",
+	     B("\x01U\x63\x02zz\x02\x01"
+	       "A"),
+	     DIRECTORY_OK},
+	    {"unknown big tag skipped", B("\x01U\xff\x01\x00"), DIRECTORY_OK},
+	    {"truncated tag", B("\x01U\x82"), DIRECTORY_E_CORRUPT},
+	    {"missing length", B("\x01U\x02"), DIRECTORY_E_CORRUPT},
+	    {"length past end",
+	     B("\x01U\x02\x05"
+	       "Ann"),
+	     DIRECTORY_E_CORRUPT},
+	    {"huge length", B("\x01U\x02\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01"),
+	     DIRECTORY_E_CORRUPT},
+	    {"varint over 64 bits", B("\x01U\x02\xff\xff\xff\xff\xff\xff\xff\xff\xff\x02"),
+	     DIRECTORY_E_CORRUPT},
+	    {"varint 11 bytes", B("\x01U\x02\x80\x80\x80\x80\x80\x80\x80\x80\x80\x80\x00"),
+	     DIRECTORY_E_CORRUPT},
+	    {"NUL in name",
+	     B("\x01U\x02\x03"
+	       "A\0n"),
+	     DIRECTORY_E_CORRUPT},
+	    {"quota empty", B("\x01U\x03\x00"), DIRECTORY_E_CORRUPT},
+	    {"quota trailing byte", B("\x01U\x03\x02\x05\x00"), DIRECTORY_E_CORRUPT},
+	    {"quota truncated varint", B("\x01U\x03\x01\x85"), DIRECTORY_E_CORRUPT},
+	    {"flags ok", B("\x01U\x04\x01\x01"), DIRECTORY_OK},
+	    {"created ok", B("\x01U\x05\x01\x03"), DIRECTORY_OK},
+	    {"created bad", B("\x01U\x05\x00"), DIRECTORY_E_CORRUPT},
 	};
 	(void)state;
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -198,12 +218,9 @@ static void test_mutations(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_user_roundtrip),
-		cmocka_unit_test(test_group_domain_roundtrip),
-		cmocka_unit_test(test_encode_invalid),
-		cmocka_unit_test(test_user_decode_table),
-		cmocka_unit_test(test_long_strings),
-		cmocka_unit_test(test_mutations),
+	    cmocka_unit_test(test_user_roundtrip), cmocka_unit_test(test_group_domain_roundtrip),
+	    cmocka_unit_test(test_encode_invalid), cmocka_unit_test(test_user_decode_table),
+	    cmocka_unit_test(test_long_strings),   cmocka_unit_test(test_mutations),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
