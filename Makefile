@@ -21,7 +21,7 @@ PYTHON ?= /usr/bin/python3
 
 VERSION := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
 
-PKGS := rocksdb libevent libevent_pthreads libzmq libqb libconfig libcrypt libcrypto
+PKGS := rocksdb libevent libevent_pthreads libevent_openssl libzmq libqb libconfig libcrypt libssl libcrypto libsasl2
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 

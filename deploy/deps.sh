@@ -14,6 +14,8 @@ PACKAGES="
   librocksdb-dev
   libcrypt-dev
   libssl-dev openssl
+  libsasl2-dev libsasl2-modules libsasl2-modules-gssapi-mit
+  krb5-kdc krb5-admin-server krb5-user
   libcmocka-dev
   python3 python3-pytest
   procps iproute2
@@ -26,7 +28,12 @@ PACKAGES="
 # libconfig-dev              : the configuration file parser
 # librocksdb-dev             : the account directory
 # libcrypt-dev               : password hashing (yescrypt, SHA-512-crypt)
-# libssl-dev openssl         : digests, random, self-signed certificate for make run
+# libssl-dev openssl         : TLS, digests, certificates
+# libsasl2-dev libsasl2-modules libsasl2-modules-gssapi-mit
+#                            : Cyrus SASL server and its mechanisms (PLAIN, LOGIN,
+#                              CRAM-MD5, DIGEST-MD5, SCRAM, GSSAPI)
+# krb5-kdc krb5-admin-server krb5-user
+#                            : a throwaway Kerberos realm for the GSSAPI tests
 # libcmocka-dev              : unit tests
 # python3 python3-pytest     : integration tests (run with /usr/bin/python3)
 # procps iproute2            : process and socket inspection in tests
