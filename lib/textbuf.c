@@ -43,6 +43,8 @@ void textbuf_putc(struct textbuf *sb, char c)
 void textbuf_vprintf(struct textbuf *sb, const char *fmt, va_list ap)
 {
 	va_list ap2;
+	if (fmt == NULL)
+		return; /* also keeps GCC's -Wformat-truncation quiet under UBSan */
 	va_copy(ap2, ap);
 	int n = vsnprintf(NULL, 0, fmt, ap2);
 	va_end(ap2);
