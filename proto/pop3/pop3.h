@@ -13,6 +13,11 @@
  *                    call pop3_session_auth_result() with the answer, which
  *                    may come later from another thread's work (never block
  *                    an event loop on a password hash or a failure delay)
+ *  POP3_WANT_STORE   the maildrop is being opened (backend->maildrop_open)
+ *                    or the QUIT deletions committed (backend->maildrop_commit):
+ *                    both touch the disk and may fsync, so they run off the
+ *                    event loop; answer with pop3_session_maildrop_opened()
+ *                    or pop3_session_commit_done()
  *  POP3_WANT_TLS     STLS was accepted: flush the "+OK", start TLS, then
  *                    call pop3_session_tls_started()
  *  POP3_WANT_CLOSE   flush and close the connection
@@ -47,6 +52,7 @@ enum pop3_want {
 	POP3_WANT_INPUT,
 	POP3_WANT_OUTPUT,
 	POP3_WANT_AUTH,
+	POP3_WANT_STORE,
 	POP3_WANT_TLS,
 	POP3_WANT_CLOSE,
 };
@@ -96,15 +102,14 @@ enum pop3_maildrop_status {
 struct pop3_backend {
 	void (*write)(void *ctx, const void *data, size_t len);
 	void (*auth_begin)(void *ctx, const struct pop3_auth_request *req);
-	/* The snapshot of the maildrop for this session; the engine owns
-	 * nothing of it: the array stays valid until maildrop_close. */
-	int (*maildrop_open)(void *ctx, const char *user, const struct pop3_message **msgs_r,
-			     size_t *count_r);
+	/* Open the maildrop of the authenticated user; answer with
+	 * pop3_session_maildrop_opened(). */
+	void (*maildrop_open)(void *ctx, const char *user);
 	/* Bytes of message index (0-based) from offset: count read (0 = end) or POP3_READ_*. */
 	ssize_t (*message_read)(void *ctx, size_t index, uint64_t offset, void *buf, size_t len);
-	/* QUIT in TRANSACTION: remove these messages. 0, or <0 when some were
-	 * not removed (the session then answers -ERR [SYS/TEMP]). */
-	int (*maildrop_commit)(void *ctx, const size_t *indexes, size_t count);
+	/* QUIT in TRANSACTION: remove these messages (0-based indexes; the
+	 * array is valid until the answer); answer with pop3_session_commit_done(). */
+	void (*maildrop_commit)(void *ctx, const size_t *indexes, size_t count);
 	void (*maildrop_close)(void *ctx);
 };
 
@@ -132,6 +137,13 @@ enum pop3_want pop3_session_resume(struct pop3_session *s);
  * base64 text for POP3_AUTH_CONTINUE. */
 enum pop3_want pop3_session_auth_result(struct pop3_session *s, enum pop3_auth_status status,
 					const char *user, const char *challenge);
+/* The maildrop is open: rc POP3_MAILDROP_*; msgs/count is the session's
+ * snapshot, owned by the backend and valid until maildrop_close. */
+enum pop3_want pop3_session_maildrop_opened(struct pop3_session *s, int rc,
+					    const struct pop3_message *msgs, size_t count);
+/* The QUIT deletions are done: rc 0, or <0 when some were not removed
+ * (answered -ERR [SYS/TEMP]). The session then closes. */
+enum pop3_want pop3_session_commit_done(struct pop3_session *s, int rc);
 /* TLS is up: the session forgets everything learned before it. new_settings
  * carry the post-TLS mechanism list (NULL keeps the old one). */
 enum pop3_want pop3_session_tls_started(struct pop3_session *s, const struct pop3_settings *new_settings);

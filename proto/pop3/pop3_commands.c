@@ -251,28 +251,25 @@ enum pop3_want pop3_cmd_transaction(struct pop3_session *s, const char *cmd, cha
 
 enum pop3_want pop3_cmd_quit(struct pop3_session *s)
 {
-	if (s->state != STATE_TRANSACTION) {
-		pop3_outf(s, "+OK %s POP3 server signing off\r\n", s->set.hostname);
+	if (s->state != STATE_TRANSACTION || s->deleted_count == 0) {
+		if (s->state == STATE_TRANSACTION)
+			pop3_outf(s, "+OK %s POP3 server signing off (0 messages deleted)\r\n", s->set.hostname);
+		else
+			pop3_outf(s, "+OK %s POP3 server signing off\r\n", s->set.hostname);
 		return pop3_close_session(s);
 	}
-	/* UPDATE state */
-	size_t *idx = s->deleted_count ? malloc(s->deleted_count * sizeof(*idx)) : NULL;
-	size_t n = 0;
-	int rc = 0;
-	if (s->deleted_count > 0 && idx == NULL) {
-		rc = -1;
-	} else {
-		for (size_t i = 0; i < s->count; i++)
-			if (s->deleted[i])
-				idx[n++] = i;
-		if (n > 0)
-			rc = s->be->maildrop_commit(s->ctx, idx, n);
-	}
-	free(idx);
-	if (rc < 0)
+	/* UPDATE state: only now is anything removed */
+	s->commit_indexes = malloc(s->deleted_count * sizeof(*s->commit_indexes));
+	if (s->commit_indexes == NULL) {
 		pop3_out(s, "-ERR [SYS/TEMP] Some deleted messages were not removed\r\n");
-	else
-		pop3_outf(s, "+OK %s POP3 server signing off (%zu messages deleted)\r\n", s->set.hostname, n);
-	return pop3_close_session(s);
+		return pop3_close_session(s);
+	}
+	size_t n = 0;
+	for (size_t i = 0; i < s->count; i++)
+		if (s->deleted[i])
+			s->commit_indexes[n++] = i;
+	s->want = POP3_WANT_STORE;
+	s->be->maildrop_commit(s->ctx, s->commit_indexes, n);
+	return s->want;
 }
 

@@ -39,6 +39,8 @@ struct pop3_session {
 
 	const struct pop3_message *msgs;
 	size_t count;
+	bool maildrop_open;
+	size_t *commit_indexes;  /* QUIT's deletions, until commit_done */
 	bool *deleted;
 	size_t deleted_count;
 	uint64_t deleted_octets;

@@ -74,11 +74,12 @@ void pop3_session_free(struct pop3_session **sp)
 
 	if (s == NULL)
 		return;
-	if (s->msgs != NULL || s->state == STATE_TRANSACTION)
+	if (s->maildrop_open)
 		s->be->maildrop_close(s->ctx);
 	linebuf_free(&s->lines);
 	textbuf_free(&s->pending);
 	free(s->deleted);
+	free(s->commit_indexes);
 	for (int i = 0; i < 4; i++)
 		free(s->set_strings[i]);
 	free(s);
@@ -241,12 +242,13 @@ enum pop3_want pop3_session_resume(struct pop3_session *s)
 	return s->streaming ? POP3_WANT_OUTPUT : drain_pending(s);
 }
 
-static enum pop3_want open_maildrop(struct pop3_session *s)
+enum pop3_want pop3_session_maildrop_opened(struct pop3_session *s, int rc,
+					    const struct pop3_message *msgs, size_t count)
 {
-	int rc = s->be->maildrop_open(s->ctx, s->user, &s->msgs, &s->count);
-
+	if (s->want != POP3_WANT_STORE || s->state != STATE_AUTHORIZATION)
+		return s->want;
+	s->want = POP3_WANT_INPUT;
 	if (rc != POP3_MAILDROP_OK) {
-		s->msgs = NULL;
 		s->authenticated = false;
 		if (rc == POP3_MAILDROP_IN_USE)
 			pop3_out(s, "-ERR [IN-USE] Mailbox is locked by another session\r\n");
@@ -256,6 +258,9 @@ static enum pop3_want open_maildrop(struct pop3_session *s)
 			pop3_out(s, "-ERR [SYS/TEMP] Mailbox is temporarily unavailable\r\n");
 		return pop3_close_session(s);
 	}
+	s->msgs = msgs;
+	s->count = count;
+	s->maildrop_open = true;
 	s->deleted = calloc(s->count ? s->count : 1, sizeof(*s->deleted));
 	if (s->deleted == NULL) {
 		pop3_out(s, "-ERR [SYS/TEMP] Out of memory\r\n");
@@ -263,7 +268,19 @@ static enum pop3_want open_maildrop(struct pop3_session *s)
 	}
 	s->state = STATE_TRANSACTION;
 	pop3_outf(s, "+OK Logged in, %zu messages\r\n", s->count);
-	return POP3_WANT_INPUT;
+	return drain_pending(s);
+}
+
+enum pop3_want pop3_session_commit_done(struct pop3_session *s, int rc)
+{
+	if (s->want != POP3_WANT_STORE || s->state != STATE_TRANSACTION)
+		return s->want;
+	if (rc < 0)
+		pop3_out(s, "-ERR [SYS/TEMP] Some deleted messages were not removed\r\n");
+	else
+		pop3_outf(s, "+OK %s POP3 server signing off (%zu messages deleted)\r\n", s->set.hostname,
+			  s->deleted_count);
+	return pop3_close_session(s);
 }
 
 enum pop3_want pop3_session_auth_result(struct pop3_session *s, enum pop3_auth_status status,
@@ -280,8 +297,9 @@ enum pop3_want pop3_session_auth_result(struct pop3_session *s, enum pop3_auth_s
 		s->in_sasl = false;
 		snprintf(s->user, sizeof(s->user), "%s", user ? user : s->user);
 		s->authenticated = true;
-		s->want = open_maildrop(s);
-		return drain_pending(s);
+		s->want = POP3_WANT_STORE;
+		s->be->maildrop_open(s->ctx, s->user);
+		return s->want;
 	case POP3_AUTH_FAILED:
 		s->in_sasl = false;
 		s->want = pop3_bad_command(s, "[AUTH] Authentication failed");

@@ -17,13 +17,7 @@ static const char body[] = "A: b\r\n\r\n.x\ny";
 
 static void w(void *ctx, const void *d, size_t n) { (void)ctx; (void)d; (void)n; }
 static void auth(void *ctx, const struct pop3_auth_request *req) { (void)ctx; (void)req; }
-static int open_md(void *ctx, const char *u, const struct pop3_message **m, size_t *c)
-{
-	(void)ctx; (void)u;
-	*m = msgs;
-	*c = 2;
-	return 0;
-}
+static void open_md(void *ctx, const char *u) { (void)ctx; (void)u; }
 static ssize_t rd(void *ctx, size_t i, uint64_t off, void *buf, size_t len)
 {
 	(void)ctx;
@@ -33,7 +27,8 @@ static ssize_t rd(void *ctx, size_t i, uint64_t off, void *buf, size_t len)
 	memcpy(buf, body + off, n);
 	return (ssize_t)n;
 }
-static int commit(void *ctx, const size_t *i, size_t n) { (void)ctx; (void)i; return n > 1 ? -1 : 0; }
+static size_t committing;
+static void commit(void *ctx, const size_t *i, size_t n) { (void)ctx; (void)i; committing = n; }
 static void close_md(void *ctx) { (void)ctx; }
 
 static const struct pop3_backend be = { w, auth, open_md, rd, commit, close_md };
@@ -48,6 +43,10 @@ static enum pop3_want settle(enum pop3_want want, unsigned *round)
 			want = pop3_session_resume(session);
 		else if (want == POP3_WANT_TLS)
 			want = pop3_session_tls_started(session, NULL);
+		else if (want == POP3_WANT_STORE)
+			want = committing ? pop3_session_commit_done(session, committing > 1 ? -1 : 0)
+					  : pop3_session_maildrop_opened(session, (*round)++ % 5 == 4 ? POP3_MAILDROP_IN_USE : 0,
+									 msgs, 2);
 		else
 			break;
 	}
@@ -60,6 +59,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				     .sasl_mechanisms = "PLAIN", .stls_available = true,
 				     .plaintext_auth_allowed = true };
 	unsigned round = 0;
+	committing = 0;
 	size_t split = size ? data[0] % (size + 1) : 0;
 
 	session = pop3_session_new(&set, &be, NULL);

@@ -32,6 +32,7 @@ struct fake {
 	size_t committed[8];
 	size_t ncommitted;
 	bool commit_called;
+	bool open_requested;
 	bool closed;
 	int sasl_steps;
 	struct pop3_session *s;
@@ -93,15 +94,11 @@ static enum pop3_want fake_answer_auth(struct fake *f)
 	}
 }
 
-static int fake_open(void *ctx, const char *user, const struct pop3_message **msgs_r, size_t *count_r)
+static void fake_open(void *ctx, const char *user)
 {
 	struct fake *f = ctx;
 	assert_string_equal(user, "alice@example.test");
-	if (f->open_rc != 0)
-		return f->open_rc;
-	*msgs_r = f->msgs;
-	*count_r = f->count;
-	return 0;
+	f->open_requested = true;
 }
 
 static ssize_t fake_read(void *ctx, size_t index, uint64_t offset, void *buf, size_t len)
@@ -121,14 +118,23 @@ static ssize_t fake_read(void *ctx, size_t index, uint64_t offset, void *buf, si
 	return (ssize_t)n;
 }
 
-static int fake_commit(void *ctx, const size_t *idx, size_t n)
+static void fake_commit(void *ctx, const size_t *idx, size_t n)
 {
 	struct fake *f = ctx;
 	f->commit_called = true;
 	for (size_t i = 0; i < n && i < 8; i++)
 		f->committed[i] = idx[i];
 	f->ncommitted = n;
-	return f->commit_rc;
+}
+
+/* What node/ does when the store work is done: answer the engine. */
+static enum pop3_want fake_answer_store(struct fake *f)
+{
+	if (f->open_requested) {
+		f->open_requested = false;
+		return pop3_session_maildrop_opened(f->s, f->open_rc, f->msgs, f->count);
+	}
+	return pop3_session_commit_done(f->s, f->commit_rc);
 }
 
 static void fake_close(void *ctx)
@@ -183,6 +189,8 @@ static enum pop3_want drive(struct fake *f, const char *input, bool byte_by_byte
 		for (int guard = 0; guard < 100000 && w != POP3_WANT_INPUT && w != POP3_WANT_CLOSE; guard++) {
 			if (w == POP3_WANT_AUTH)
 				w = fake_answer_auth(f);
+			else if (w == POP3_WANT_STORE)
+				w = fake_answer_store(f);
 			else if (w == POP3_WANT_OUTPUT)
 				w = pop3_session_resume(f->s);
 			else if (w == POP3_WANT_TLS)
