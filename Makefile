@@ -123,6 +123,13 @@ bench: deps
 	@$(MAKE) --no-print-directory all $(BENCH_BINS)
 	@O=$(O) ./tests/bench/run.sh
 
+# TLS audit, not part of `make test`: testssl.sh against the test-only TLS
+# server (tests/audit/tls_audit.sh says why it is not maild yet).
+.PHONY: audit
+audit: deps
+	@$(MAKE) --no-print-directory all $(O)/tests/test_tls_listener
+	@O=$(O) ./tests/audit/tls_audit.sh
+
 install: $(BINS)
 	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/share/doc/clustermail
 	install -m 0755 $(O)/bin/maild $(DESTDIR)$(PREFIX)/sbin/maild

@@ -17,6 +17,7 @@ PACKAGES="
   libsasl2-dev libsasl2-modules libsasl2-modules-gssapi-mit
   krb5-kdc krb5-admin-server krb5-user
   libcmocka-dev
+  testssl.sh
   python3 python3-pytest
   procps iproute2
 "
@@ -35,6 +36,7 @@ PACKAGES="
 # krb5-kdc krb5-admin-server krb5-user
 #                            : a throwaway Kerberos realm for the GSSAPI tests
 # libcmocka-dev              : unit tests
+# testssl.sh                 : make audit (TLS configuration scan; not part of make test)
 # python3 python3-pytest     : integration tests (run with /usr/bin/python3)
 # procps iproute2            : process and socket inspection in tests
 

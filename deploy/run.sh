@@ -35,16 +35,12 @@ if ! $MAILCTL user show demo@example.test >/dev/null 2>&1; then
 fi
 
 # Self-signed certificate for the TLS services, on the store so that every
-# node of a cluster serves the same one.
-TLS=$STORE/tls
-if [ ! -f "$TLS/default.crt" ]; then
-  mkdir -p "$TLS"
-  openssl req -x509 -newkey rsa:2048 -nodes -days 825 -subj "/CN=mail.example.test" \
-    -addext "subjectAltName=DNS:mail.example.test,DNS:localhost,IP:127.0.0.1" \
-    -keyout "$TLS/default.key" -out "$TLS/default.crt" 2>/dev/null
-  chmod 600 "$TLS/default.key"
-  if [ "$(id -u)" -eq 0 ] && [ -z "$USER_OPT" ]; then chown -R clustermail:clustermail "$TLS"; fi
-  echo "run: generated a self-signed certificate in $TLS"
+# node of a cluster serves the same one (mailctl keeps the key 0600 and,
+# as root, owned by the service user).
+if ! $MAILCTL cert list 2>/dev/null | grep -qx default; then
+  $MAILCTL cert generate default --names mail.example.test,localhost,127.0.0.1
+  $MAILCTL cert assign default --default
+  echo "run: generated a self-signed certificate in $STORE/tls (mailctl cert list)"
 fi
 
 echo "run: starting maild (Ctrl-C stops it). In another terminal: $BIN/mailctl status"

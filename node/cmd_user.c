@@ -1,19 +1,27 @@
 /*
  * The "user" commands (see commands.h). Passwords arrive here already
- * hashed (--password-hash): mailctl hashes on the client side, so no
- * plaintext crosses the control socket and the daemon's control thread
- * never spends a hash's time. The one exception is auth-test, which must
- * verify a plaintext against the stored hash.
+ * hashed (--password-hash): mailctl hashes on the client side, so the
+ * daemon's control thread never spends a hash's time. Two exceptions
+ * carry a plaintext: auth-test, which must verify one, and
+ * --password-secret, which mailctl adds only for users of a domain with
+ * shared-secret-auth on (the recoverable secret CRAM-MD5, DIGEST-MD5,
+ * SCRAM and APOP need; docs/security.md). Setting a password without a
+ * secret clears the stored one, so an old password can never keep
+ * working through a shared-secret mechanism.
  */
 #include "node/commands.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "lib/password.h"
 #include "lib/size.h"
+#include "node/auth.h"
+#include "node/node_config.h"
+#include "node/sasl_client.h"
 #include "storage/directory.h"
 
 static int usage_error(struct textbuf *err, const char *text)
@@ -67,8 +75,15 @@ static int user_add(struct command_env *env, int argc, char **argv, struct textb
 	snprintf(u.address, sizeof(u.address), "%s", argv[2]);
 	for (int i = 3; i < argc; i += 2) {
 		if (i + 1 >= argc)
-			return usage_error(err, "add ADDRESS [--password-hash HASH] [--quota SIZE] [--name NAME]");
-		if (strcmp(argv[i], "--password-hash") == 0) {
+			return usage_error(err, "add ADDRESS [--password-hash HASH [--password-secret S]] "
+					   "[--quota SIZE] [--name NAME]");
+		if (strcmp(argv[i], "--password-secret") == 0) {
+			if (strlen(argv[i + 1]) >= sizeof(u.secret)) {
+				textbuf_puts(err, "--password-secret: too long\n");
+				return 1;
+			}
+			snprintf(u.secret, sizeof(u.secret), "%s", argv[i + 1]);
+		} else if (strcmp(argv[i], "--password-hash") == 0) {
 			if (!password_is_hash(argv[i + 1])) {
 				textbuf_puts(err, "--password-hash: not a crypt(3) hash this server can verify\n");
 				return 1;
@@ -80,10 +95,12 @@ static int user_add(struct command_env *env, int argc, char **argv, struct textb
 		} else if (strcmp(argv[i], "--name") == 0) {
 			snprintf(u.display_name, sizeof(u.display_name), "%s", argv[i + 1]);
 		} else {
-			return usage_error(err, "add ADDRESS [--password-hash HASH] [--quota SIZE] [--name NAME]");
+			return usage_error(err, "add ADDRESS [--password-hash HASH [--password-secret S]] "
+					   "[--quota SIZE] [--name NAME]");
 		}
 	}
 	rc = directory_user_add(env->dir, &u, &error);
+	explicit_bzero(u.secret, sizeof(u.secret));
 	if (rc < 0)
 		return command_fail(err, rc, argv[2], error);
 	textbuf_printf(out, "user %s added\n", u.address);
@@ -118,13 +135,16 @@ static int user_show(struct command_env *env, const char *address, struct textbu
 	textbuf_printf(out, "address:  %s\nname:     %s\nstate:    %s\nquota:    %s\npassword: %s\ncreated:  %s\n",
 		      u.address, u.display_name, u.enabled ? "enabled" : "disabled", quota,
 		      hash_scheme(u.password_hash), created);
+	textbuf_printf(out, "secret:   %s\n",
+		       u.secret[0] != '\0' ? "stored (CRAM-MD5, DIGEST-MD5, SCRAM, APOP)" : "none");
+	explicit_bzero(u.secret, sizeof(u.secret));
 	return 0;
 }
 
 /* Reads, changes and writes back one user record. */
 static int user_modify(struct command_env *env, const char *address, const char *what,
-		       int (*change)(struct directory_user *u, const char *arg, struct textbuf *err),
-		       const char *arg, struct textbuf *out, struct textbuf *err)
+		       int (*change)(struct directory_user *u, const void *arg, struct textbuf *err),
+		       const void *arg, struct textbuf *out, struct textbuf *err)
 {
 	struct directory_user u;
 	const char *error = NULL;
@@ -135,6 +155,7 @@ static int user_modify(struct command_env *env, const char *address, const char 
 	if (change(&u, arg, err) < 0)
 		return 1;
 	rc = directory_user_update(env->dir, &u, &error);
+	explicit_bzero(u.secret, sizeof(u.secret));
 	if (rc < 0)
 		return command_fail(err, rc, address, error);
 	textbuf_printf(out, "user %s: %s\n", u.address, what);
@@ -142,22 +163,33 @@ static int user_modify(struct command_env *env, const char *address, const char 
 	return 0;
 }
 
-static int change_hash(struct directory_user *u, const char *arg, struct textbuf *err)
+/* passwd: the new hash, and the new secret or none (never the old one). */
+struct new_password {
+	const char *hash, *secret;
+};
+
+static int change_password(struct directory_user *u, const void *arg, struct textbuf *err)
 {
-	if (!password_is_hash(arg)) {
+	const struct new_password *np = arg;
+	if (!password_is_hash(np->hash)) {
 		textbuf_puts(err, "--password-hash: not a crypt(3) hash this server can verify\n");
 		return -1;
 	}
-	snprintf(u->password_hash, sizeof(u->password_hash), "%s", arg);
+	if (np->secret != NULL && strlen(np->secret) >= sizeof(u->secret)) {
+		textbuf_puts(err, "--password-secret: too long\n");
+		return -1;
+	}
+	snprintf(u->password_hash, sizeof(u->password_hash), "%s", np->hash);
+	snprintf(u->secret, sizeof(u->secret), "%s", np->secret != NULL ? np->secret : "");
 	return 0;
 }
 
-static int change_quota(struct directory_user *u, const char *arg, struct textbuf *err)
+static int change_quota(struct directory_user *u, const void *arg, struct textbuf *err)
 {
 	return parse_quota(arg, &u->quota_bytes, err);
 }
 
-static int change_enabled(struct directory_user *u, const char *arg, struct textbuf *err)
+static int change_enabled(struct directory_user *u, const void *arg, struct textbuf *err)
 {
 	(void)err;
 	u->enabled = strcmp(arg, "enable") == 0;
@@ -185,26 +217,94 @@ static int user_auth_test(struct command_env *env, const char *address, const ch
 	return 0;
 }
 
-/* import-records ADDRESS HASH QUOTA [ADDRESS HASH QUOTA]... : one durable
- * batch. Output: "imported N skipped M", then one err line per skip. */
+/* auth-test --mechanism M: a real SASL client (or APOP) against the
+ * node's own authentication layer, through the same code the protocols
+ * use; offline, against a temporary one. Counts and logs like any login. */
+static int user_auth_test_mech(struct command_env *env, const char *address, const char *password,
+			       const char *mech, struct textbuf *out, struct textbuf *err)
+{
+	struct auth *auth = env->auth, *own = NULL;
+	struct auth_session_params p = { .service = "imap", .peer = "mailctl", .tls = true };
+	struct auth_outcome o;
+	const char *error = NULL;
+	int rc = 1;
+
+	if (auth == NULL) {
+		struct auth_settings set = env->cfg->auth;
+		set.password_scheme = env->cfg->password.scheme;
+		set.password_cost = env->cfg->password.cost;
+		set.now_ms = NULL;
+		if (auth_create(&set, env->dir, &own, &error) < 0) {
+			textbuf_printf(err, "auth-test: %s\n", error);
+			return 1;
+		}
+		auth = own;
+	}
+	struct auth_session *s = auth_session_new(auth, &p);
+	if (s == NULL) {
+		textbuf_puts(err, "auth-test: out of memory\n");
+		auth_destroy(&own);
+		return 1;
+	}
+	if (strcasecmp(mech, "APOP") == 0) {
+		char ts[AUTH_APOP_TIMESTAMP_MAX], hex[33];
+		if (auth_apop_timestamp(auth, ts, sizeof(ts)) < 0 ||
+		    auth_apop_digest(ts, password, hex) < 0) {
+			textbuf_puts(err, "auth-test: cannot compute an APOP digest\n");
+			goto out;
+		}
+		auth_apop(s, address, ts, hex, &o);
+	} else {
+		struct sasl_client_creds creds = { .authcid = address, .password = password };
+		if (sasl_client_exchange(s, "imap", auth_hostname(auth), mech, &creds, &o, &error) < 0) {
+			textbuf_printf(err, "%s: %s: %s\n", address, mech, error);
+			goto out;
+		}
+	}
+	if (o.status == AUTH_OK) {
+		textbuf_printf(out, "%s: %s ok\n", o.user, o.mechanism);
+		rc = 0;
+	} else {
+		textbuf_printf(err, "%s: %s failed: %s (%s)\n", address, mech, auth_reason_name(o.reason),
+			       o.detail != NULL ? o.detail : "");
+	}
+out:
+	auth_session_free(&s);
+	auth_destroy(&own);
+	return rc;
+}
+
+/* import-records [--with-secrets] ADDRESS HASH QUOTA [SECRET] ... : one
+ * durable batch; with --with-secrets each record has a fourth field, the
+ * recoverable secret or "". Output: "imported N skipped M", then one err
+ * line per skip. */
 static int user_import_records(struct command_env *env, int argc, char **argv, struct textbuf *out,
 			       struct textbuf *err)
 {
 	struct directory_batch *b;
 	const char *error = NULL;
 	unsigned skipped = 0;
+	bool secrets = argc > 2 && strcmp(argv[2], "--with-secrets") == 0;
+	int first = secrets ? 3 : 2, fields = secrets ? 4 : 3;
 	int rc;
 
-	if (argc < 5 || (argc - 2) % 3 != 0)
-		return usage_error(err, "import-records ADDRESS HASH QUOTA...");
+	if (argc < first + fields || (argc - first) % fields != 0)
+		return usage_error(err, "import-records [--with-secrets] ADDRESS HASH QUOTA [SECRET]...");
 	b = directory_batch_begin(env->dir);
 	if (b == NULL) {
 		textbuf_puts(err, "import: cannot start a batch\n");
 		return 1;
 	}
-	for (int i = 2; i < argc; i += 3) {
+	for (int i = first; i < argc; i += fields) {
 		struct directory_user u = { .enabled = true, .created = (int64_t)time(NULL) };
 		snprintf(u.address, sizeof(u.address), "%s", argv[i]);
+		if (secrets && strlen(argv[i + 3]) >= sizeof(u.secret)) {
+			textbuf_printf(err, "%s: secret too long\n", argv[i]);
+			skipped++;
+			continue;
+		}
+		if (secrets)
+			snprintf(u.secret, sizeof(u.secret), "%s", argv[i + 3]);
 		if (!password_is_hash(argv[i + 1])) {
 			textbuf_printf(err, "%s: password is not a usable crypt(3) hash\n", argv[i]);
 			skipped++;
@@ -216,6 +316,7 @@ static int user_import_records(struct command_env *env, int argc, char **argv, s
 			continue;
 		}
 		rc = directory_batch_user_add(b, &u, &error);
+		explicit_bzero(u.secret, sizeof(u.secret));
 		if (rc < 0) {
 			textbuf_printf(err, "%s: %s\n", argv[i], error ? error : directory_strerror(rc));
 			skipped++;
@@ -259,14 +360,34 @@ int cmd_user(struct command_env *env, int argc, char **argv, struct textbuf *out
 		command_event(env, "op=user-del user=%s", argv[2]);
 		return 0;
 	}
-	if (strcmp(sub, "passwd") == 0 && argc == 5 && strcmp(argv[3], "--password-hash") == 0)
-		return user_modify(env, argv[2], "passwd", change_hash, argv[4], out, err);
+	if (strcmp(sub, "passwd") == 0 && (argc == 5 || argc == 7) &&
+	    strcmp(argv[3], "--password-hash") == 0 &&
+	    (argc == 5 || strcmp(argv[5], "--password-secret") == 0)) {
+		struct new_password np = { argv[4], argc == 7 ? argv[6] : NULL };
+		return user_modify(env, argv[2], "passwd", change_password, &np, out, err);
+	}
 	if (strcmp(sub, "set-quota") == 0 && argc == 4)
 		return user_modify(env, argv[2], "set-quota", change_quota, argv[3], out, err);
 	if ((strcmp(sub, "disable") == 0 || strcmp(sub, "enable") == 0) && argc == 3)
 		return user_modify(env, argv[2], sub, change_enabled, sub, out, err);
-	if (strcmp(sub, "auth-test") == 0 && argc == 5 && strcmp(argv[3], "--password") == 0)
-		return user_auth_test(env, argv[2], argv[4], out, err);
+	if (strcmp(sub, "auth-test") == 0 && (argc == 5 || argc == 7)) {
+		/* mailctl appends --password after the options it passes on. */
+		const char *password = NULL, *mech = NULL;
+		bool bad = false;
+		for (int i = 3; i + 1 < argc; i += 2) {
+			if (strcmp(argv[i], "--password") == 0)
+				password = argv[i + 1];
+			else if (strcmp(argv[i], "--mechanism") == 0)
+				mech = argv[i + 1];
+			else
+				bad = true;
+		}
+		if (!bad && password != NULL && mech == NULL)
+			return user_auth_test(env, argv[2], password, out, err);
+		if (!bad && password != NULL && mech != NULL)
+			return user_auth_test_mech(env, argv[2], password, mech, out, err);
+		return usage_error(err, "auth-test ADDRESS --password PW [--mechanism MECH]");
+	}
 	if (strcmp(sub, "import-records") == 0)
 		return user_import_records(env, argc, argv, out, err);
 	textbuf_puts(err, "usage: mailctl user add|del|show|list|passwd|set-quota|disable|enable|auth-test|import ...\n");

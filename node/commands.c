@@ -14,19 +14,28 @@ static const char usage_text[] =
 	"commands:\n"
 	"  status                                  node, uptime, services, connections (needs maild)\n"
 	"  events [--count N] [--timeout SEC] [TOPIC]   follow live events (needs maild)\n"
-	"  domain add DOMAIN | del DOMAIN [--force] | list\n"
+	"  domain add DOMAIN | del DOMAIN [--force] | list | show DOMAIN\n"
+	"  domain set DOMAIN shared-secret-auth on|off | kerberos-realm REALM|none\n"
 	"  user add ADDRESS [--password PW | --password-stdin | --random-password | --password-hash HASH]\n"
 	"           [--quota SIZE] [--name NAME]\n"
 	"  user del ADDRESS | show ADDRESS | list [DOMAIN]\n"
 	"  user passwd ADDRESS [--password PW | --password-stdin | --random-password | --password-hash HASH]\n"
 	"  user set-quota ADDRESS SIZE            SIZE like 500M, 2G; 0 = unlimited\n"
 	"  user disable ADDRESS | enable ADDRESS\n"
-	"  user auth-test ADDRESS [--password PW | --password-stdin]\n"
+	"  user auth-test ADDRESS [--password PW | --password-stdin] [--mechanism MECH]\n"
 	"  user import FILE                        CSV address,password[,quota]; crypt(3) hashes kept as they are\n"
 	"  alias add SOURCE TARGET... | del SOURCE [TARGET] | list [DOMAIN|SOURCE]   (SOURCE @domain = catch-all)\n"
 	"  group add ADDRESS [--name NAME] | del ADDRESS | list [DOMAIN|GROUP]\n"
 	"  group add-member GROUP MEMBER... | del-member GROUP MEMBER\n"
-	"  resolve ADDRESS                         where mail for ADDRESS goes\n";
+	"  resolve ADDRESS                         where mail for ADDRESS goes\n"
+	"  cert list                               certificates on the store, their names, expiry, use\n"
+	"  cert generate NAME --names A,B [--days N] [--key rsa2048|p256] [--force]   self-signed\n"
+	"  cert csr NAME --names A,B [--key rsa2048|p256]   new key (kept on the store) and a CSR\n"
+	"  cert import NAME CERT KEY|--stored-key [CHAIN] [--force]   PEM files, read by mailctl\n"
+	"  cert assign NAME DOMAIN|--default|--service SERVICE\n"
+	"  cert unassign DOMAIN|--default|--service SERVICE | del NAME\n"
+	"  cert reload                             serve what is on the store now (needs maild; or SIGHUP)\n"
+	"  auth stats                              login counters and delays of this node (needs maild)\n";
 
 void commands_usage(struct textbuf *out)
 {
@@ -71,6 +80,8 @@ int cmd_domain(struct command_env *env, int argc, char **argv, struct textbuf *o
 	const char *error = NULL;
 	int rc;
 
+	if (argc >= 2 && (strcmp(argv[1], "set") == 0 || strcmp(argv[1], "show") == 0))
+		return cmd_domain_settings(env, argc, argv, out, err);
 	if (argc == 2 && strcmp(argv[1], "list") == 0) {
 		rc = directory_domain_list(env->dir, print_name, out);
 		return rc < 0 ? command_fail(err, rc, "domain list", NULL) : 0;
@@ -244,7 +255,8 @@ int commands_run(struct command_env *env, int argc, char **argv, struct textbuf 
 		int (*fn)(struct command_env *, int, char **, struct textbuf *, struct textbuf *);
 	} table[] = {
 		{ "domain", cmd_domain }, { "user", cmd_user },   { "alias", cmd_alias },
-		{ "group", cmd_group },   { "resolve", cmd_resolve },
+		{ "group", cmd_group },   { "resolve", cmd_resolve }, { "cert", cmd_cert },
+		{ "auth", cmd_auth },
 	};
 
 	if (argc < 1) {

@@ -4,10 +4,16 @@
  * itself against the store (offline). The client-only parts (reading
  * passwords, hashing, progress bars, following events) live in mailctl.c
  * and user_import.c; what reaches here never contains a plaintext
- * password except for "user auth-test".
+ * password except for "user auth-test" and the --password-secret mailctl
+ * adds for users of a domain with shared-secret-auth on (docs/security.md).
  *
  * Each command writes its normal output to `out`, problems to `err`, and
  * returns the exit code (0 ok, 1 failure, 2 usage).
+ *
+ * Certificates (cmd_cert.c) follow the same split: mailctl reads the files
+ * named in `cert import` as the invoking user and sends their contents;
+ * key material is never logged nor published, and the argument that
+ * carried a key is wiped once used.
  */
 #ifndef CM_NODE_COMMANDS_H
 #define CM_NODE_COMMANDS_H
@@ -16,6 +22,7 @@
 
 struct node_config;
 struct directory;
+struct auth;
 
 struct command_env {
 	const struct node_config *cfg;
@@ -24,6 +31,12 @@ struct command_env {
 	void (*status)(struct textbuf *out, void *ctx);
 	/* Daemon only (NULL offline): publishes a live event. */
 	void (*publish)(const char *topic, const char *text, void *ctx);
+	/* Daemon only (NULL offline): the node's authentication layer
+	 * (auth stats, cache refresh after "domain set", auth-test). */
+	struct auth *auth;
+	/* Daemon only (NULL offline): reloads the TLS certificates; appends a
+	 * summary to out, or the reasons to err. 0 or -1. */
+	int (*tls_reload)(struct textbuf *out, struct textbuf *err, void *ctx);
 	void *ctx;
 };
 
@@ -41,5 +54,10 @@ int cmd_user(struct command_env *env, int argc, char **argv, struct textbuf *out
 int cmd_alias(struct command_env *env, int argc, char **argv, struct textbuf *out, struct textbuf *err);
 int cmd_group(struct command_env *env, int argc, char **argv, struct textbuf *out, struct textbuf *err);
 int cmd_resolve(struct command_env *env, int argc, char **argv, struct textbuf *out, struct textbuf *err);
+/* node/auth_commands.c: "domain set|show", "auth stats". */
+int cmd_domain_settings(struct command_env *env, int argc, char **argv, struct textbuf *out,
+			struct textbuf *err);
+int cmd_auth(struct command_env *env, int argc, char **argv, struct textbuf *out, struct textbuf *err);
+int cmd_cert(struct command_env *env, int argc, char **argv, struct textbuf *out, struct textbuf *err);
 
 #endif

@@ -19,6 +19,11 @@
  * service's close hook never runs inside one of its own hooks and a
  * conn_close() from the read hook cannot free what the caller still uses.
  * The close hook runs exactly once per successful open.
+ *
+ * TLS (listener_tls.c) puts an OpenSSL filter bufferevent (c->bev) over
+ * the socket's (c->raw). This file then reads and writes c->bev as before,
+ * counts socket bytes on c->raw's buffers, and counts both buffers' output
+ * as queued, so the limits and the close flush hold with or without TLS.
  */
 #include "node/listener_private.h"
 
@@ -59,9 +64,12 @@ static size_t conn_resume_mark(const struct conn *c)
 	return c->max_output / 4;
 }
 
-static size_t conn_queued(const struct conn *c)
+size_t conn_queued(const struct conn *c)
 {
-	return evbuffer_get_length(bufferevent_get_output(c->bev));
+	size_t n = evbuffer_get_length(bufferevent_get_output(c->bev));
+	if (c->raw != c->bev)
+		n += evbuffer_get_length(bufferevent_get_output(c->raw));
+	return n;
 }
 
 static unsigned conn_timeout_sec(const struct conn *c)
@@ -93,6 +101,10 @@ static void conn_finalize(struct conn *c)
 		c->reason = "server closed";
 	event_del(c->ev_timer);
 	event_del(c->ev_close);
+	if (c->ev_handshake != NULL)
+		event_del(c->ev_handshake);
+	if (c->ev_wake != NULL)
+		event_del(c->ev_wake);
 	bufferevent_disable(c->bev, EV_READ | EV_WRITE);
 	if (c->opened) {
 		c->opened = false;
@@ -114,13 +126,18 @@ static void conn_finalize(struct conn *c)
 	atomic_fetch_sub(&svc->active, 1);
 
 	/* libevent finalizes the bufferevent (and closes the socket) from the
-	 * loop; nothing of ours may be reachable from it by then. */
-	evbuffer_remove_cb_entry(bufferevent_get_input(c->bev), c->in_cb);
-	evbuffer_remove_cb_entry(bufferevent_get_output(c->bev), c->out_cb);
+	 * loop; nothing of ours may be reachable from it by then. Freeing a
+	 * TLS filter frees its SSL and the socket bufferevent under it. */
+	evbuffer_remove_cb_entry(bufferevent_get_input(c->raw), c->in_cb);
+	evbuffer_remove_cb_entry(bufferevent_get_output(c->raw), c->out_cb);
 	bufferevent_setcb(c->bev, NULL, NULL, NULL, NULL);
 	bufferevent_free(c->bev);
 	event_free(c->ev_timer);
 	event_free(c->ev_close);
+	if (c->ev_handshake != NULL)
+		event_free(c->ev_handshake);
+	if (c->ev_wake != NULL)
+		event_free(c->ev_wake);
 	free(c);
 	listener_active_put(l);
 }
@@ -132,13 +149,12 @@ static void conn_close_cb(evutil_socket_t fd, short what, void *arg)
 	conn_finalize(arg);
 }
 
-static void conn_finalize_later(struct conn *c)
+void conn_finalize_later(struct conn *c)
 {
 	event_active(c->ev_close, EV_TIMEOUT, 0);
 }
 
-/* Stops reading, flushes what is queued, then closes. */
-static void conn_begin_close(struct conn *c, const char *reason)
+void conn_begin_close(struct conn *c, const char *reason)
 {
 	if (c->closing)
 		return;
@@ -146,12 +162,14 @@ static void conn_begin_close(struct conn *c, const char *reason)
 	c->reason = reason;
 	c->writable_cb = NULL;
 	bufferevent_disable(c->bev, EV_READ);
-	if (conn_queued(c) == 0) {
-		conn_finalize_later(c);
-		return;
-	}
 	/* the write callback must now fire on empty, not at the resume mark */
 	bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
+	conn_flush_deadline(c);
+	conn_check_output(c); /* closes at once when nothing is queued */
+}
+
+void conn_flush_deadline(struct conn *c)
+{
 	c->last_io_ms = conn_now_ms();
 	conn_timer_arm(c, (uint64_t)conn_timeout_sec(c) * 1000);
 }
@@ -197,23 +215,34 @@ static void conn_output_cb(struct evbuffer *buf, const struct evbuffer_cb_info *
 	if (info->n_deleted != 0) {
 		c->bytes_out += info->n_deleted;
 		c->last_io_ms = conn_now_ms();
+		if (c->raw != c->bev)
+			conn_tls_output_drained(c);
 	}
 }
 
-static void conn_read_cb(struct bufferevent *bev, void *arg)
+void conn_read_cb(struct bufferevent *bev, void *arg)
 {
 	struct conn *c = arg;
 	(void)bev;
-	if (!c->closing && c->opened)
+	/* during a handshake the filter may already deliver the first
+	 * plaintext; it waits until conn_info carries the TLS details */
+	if (!c->closing && c->opened && c->tls_state != CONN_TLS_HANDSHAKE)
 		c->svc->ops.read(c, c->state);
 }
 
-static void conn_write_cb(struct bufferevent *bev, void *arg)
+void conn_write_cb(struct bufferevent *bev, void *arg)
 {
-	struct conn *c = arg;
-	size_t queued = evbuffer_get_length(bufferevent_get_output(bev));
+	(void)bev;
+	conn_check_output(arg);
+}
+
+void conn_check_output(struct conn *c)
+{
+	size_t queued = conn_queued(c);
 
 	if (c->closing) {
+		if (c->tls_state == CONN_TLS_ESTABLISHED && !c->tls_flush_raw)
+			queued = conn_tls_closing(c);
 		if (queued == 0)
 			conn_finalize_later(c);
 		return;
@@ -223,7 +252,7 @@ static void conn_write_cb(struct bufferevent *bev, void *arg)
 	bool resumed = c->paused;
 	if (resumed) {
 		c->paused = false;
-		bufferevent_enable(bev, EV_READ);
+		bufferevent_enable(c->bev, EV_READ);
 	}
 	if (c->writable_cb != NULL) {
 		conn_writable_cb *cb = c->writable_cb;
@@ -231,16 +260,19 @@ static void conn_write_cb(struct bufferevent *bev, void *arg)
 		cb(c, c->state);
 	}
 	/* input that waited while reads were paused gets its turn now */
-	if (resumed && !c->closing && !c->paused &&
-	    evbuffer_get_length(bufferevent_get_input(bev)) != 0)
+	if (resumed && !c->closing && !c->paused && c->opened &&
+	    c->tls_state != CONN_TLS_HANDSHAKE &&
+	    evbuffer_get_length(bufferevent_get_input(c->bev)) != 0)
 		c->svc->ops.read(c, c->state);
 }
 
-static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
+void conn_event_cb(struct bufferevent *bev, short what, void *arg)
 {
 	struct conn *c = arg;
 	(void)bev;
 
+	if (c->raw != c->bev && conn_tls_event(c, what))
+		return;
 	if ((what & BEV_EVENT_ERROR) != 0) {
 		int err = EVUTIL_SOCKET_ERROR();
 		if (!c->closing)
@@ -310,7 +342,7 @@ void conn_accept(struct evconnlistener *evl, int fd, struct sockaddr *sa, int so
 
 	struct conn *c = calloc(1, sizeof(*c));
 	if (c != NULL) {
-		c->bev = bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE);
+		c->bev = c->raw = bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE);
 		c->ev_timer = evtimer_new(w->base, conn_timer_cb, c);
 		c->ev_close = event_new(w->base, -1, 0, conn_close_cb, c);
 	}
@@ -361,7 +393,18 @@ void conn_accept(struct evconnlistener *evl, int fd, struct sockaddr *sa, int so
 
 	if (c->idle_sec != 0)
 		conn_timer_arm(c, (uint64_t)c->idle_sec * 1000);
-	c->state = svc->ops.open(c, svc->ctx);
+	if (svc->tls_mode == LISTENER_TLS_IMPLICIT) {
+		/* the engine opens once the handshake is done (listener_tls.c) */
+		if (conn_tls_begin(c) < 0)
+			conn_begin_close(c, "tls unavailable");
+		return;
+	}
+	conn_open_service(c);
+}
+
+void conn_open_service(struct conn *c)
+{
+	c->state = c->svc->ops.open(c, c->svc->ctx);
 	if (c->state == NULL) {
 		/* the service may have queued its own refusal: send it */
 		conn_begin_close(c, "rejected by service");

@@ -40,6 +40,49 @@
  * called from one control thread; stats, sessions, set_limits and the
  * event hook setter from any thread. The event hook runs on worker
  * threads. error_r texts stay valid until the next call on the listener.
+ *
+ * TLS (node/listener_tls.c; certificates and contexts are node/tls.h):
+ * each service has a TLS mode. IMPLICIT services (smtps, imaps, pop3s)
+ * run the server handshake right after accept and call the open hook
+ * only once it has completed, so an engine never sees a byte that did not
+ * arrive under TLS and conn_info() already carries the TLS details. A
+ * failed handshake costs no engine session (no open, no close hook).
+ * STARTTLS services (smtp, submission, imap, pop3) start in plaintext and
+ * upgrade when the engine calls conn_starttls(). Every handshake is
+ * bounded by the service's handshake timeout and logged in one line
+ * (protocol, cipher, SNI, certificate, resumed); failures are logged with
+ * peer and reason. Byte counts and the idle timer count encrypted bytes on
+ * the socket; max_input and max_output bound the plaintext (input may
+ * exceed max_input by one TLS record, at most 16 KiB) and up to 32 KiB of
+ * encrypted output waits below the plaintext. A client that ends TLS
+ * without close_notify is treated like one that sends it (the mail
+ * protocols delimit their own data, so a truncation cannot shorten a
+ * message); the server sends close_notify when it closes.
+ *
+ * The STARTTLS contract for engines (RFC 3207 section 4.2, RFC 2595
+ * section 3.1, CVE-2011-0411 and its kin):
+ *  1. Take the STARTTLS command line out of conn_input(c).
+ *  2. If !conn_starttls_available(c), answer "TLS not available" (SMTP
+ *     454, IMAP NO/BAD, POP3 -ERR) and go on in plaintext.
+ *  3. conn_write() the go-ahead reply (SMTP "220 2.0.0 Ready to start
+ *     TLS", IMAP "OK Begin TLS negotiation now", POP3 "+OK Begin TLS").
+ *  4. Call conn_starttls(c). Everything the client sent after the
+ *     STARTTLS line that is already buffered is discarded here, unread:
+ *     commands pipelined in plaintext must never run as if they had come
+ *     under TLS. The go-ahead is flushed in plaintext, then the handshake
+ *     runs; the read hook is next called with bytes that arrived under
+ *     TLS (or, if the handshake fails, the close hook runs).
+ *  5. Reset the protocol state as the RFCs require, including anything
+ *     the engine buffered or parsed itself beyond the STARTTLS line: SMTP
+ *     forgets EHLO, MAIL and RCPT (the client must EHLO again); IMAP and
+ *     POP3 forget any capability they announced and pipelined state.
+ *     Stop advertising STARTTLS once conn_is_tls(c).
+ * "Require TLS": conn_plaintext_auth_allowed(c) is false on a
+ * connection without TLS of a service with require_tls set; engines then
+ * refuse plaintext authentication with the protocol's error (SMTP 530
+ * 5.7.0, IMAP NO [PRIVACYREQUIRED], POP3 -ERR) and leave it out of their
+ * capability lists (no AUTH=PLAIN/LOGIN, IMAP LOGINDISABLED, no POP3
+ * USER/SASL PLAIN).
  */
 #ifndef CM_NODE_LISTENER_H
 #define CM_NODE_LISTENER_H
@@ -86,6 +129,26 @@ struct conn_info {
 	char peer[64];   /* "addr:port" or "[v6]:port" */
 	char user[320];  /* "" until conn_set_user() */
 	time_t since;
+	/* Filled when a TLS handshake completes (tls true); "" before. */
+	bool tls;
+	bool tls_resumed;
+	char tls_protocol[16];	      /* "TLSv1.3" */
+	char tls_cipher[64];	      /* "TLS_AES_256_GCM_SHA384" */
+	char tls_sni[256];	      /* server name the client asked for */
+	char tls_certificate[65];     /* name of the certificate served */
+	char tls_client_subject[256]; /* client certificate subject, recorded not trusted */
+};
+
+enum listener_tls_mode {
+	LISTENER_TLS_NONE,
+	LISTENER_TLS_STARTTLS,
+	LISTENER_TLS_IMPLICIT,
+};
+
+struct listener_tls {
+	enum listener_tls_mode mode;
+	bool require_tls;		/* plaintext authentication only under TLS */
+	unsigned handshake_timeout_sec; /* 0 = the idle timeout alone */
 };
 
 struct listener_service_stats {
@@ -108,6 +171,17 @@ int listener_add_service(struct listener *l, const char *name, const struct serv
 			 void *service_ctx, const char *address, int port, int *bound_port_r,
 			 const char **error_r);
 void listener_set_event_hook(struct listener *l, listener_event_hook *hook, void *ctx);
+struct tls_server;
+/* The certificates of every TLS service (node/tls.h); set before
+ * listener_start; ts must outlive the listener. Without it, no service
+ * has TLS. */
+void listener_set_tls_server(struct listener *l, struct tls_server *ts);
+/* TLS for the service `name` (default: LISTENER_TLS_NONE, require_tls
+ * false). The mode can change only before listener_start; require_tls
+ * any time (SIGHUP), for running connections too; the handshake timeout
+ * any time, for handshakes that begin afterwards. 0 or -1 (error_r). */
+int listener_service_set_tls(struct listener *l, const char *name, const struct listener_tls *tls,
+			     const char **error_r);
 /* Starts the worker threads. 0 or -1 (error_r). */
 int listener_start(struct listener *l, const char **error_r);
 /* New limits (SIGHUP). `threads` cannot change while running and is ignored. */
@@ -145,6 +219,21 @@ void conn_close(struct conn *c);
 const struct conn_info *conn_info(const struct conn *c);
 void conn_set_user(struct conn *c, const char *user);
 struct event_base *conn_base(struct conn *c);
+
+/* TLS (see the STARTTLS contract above). conn_is_tls: TLS has been
+ * started on c (implicitly, or by conn_starttls; everything the read hook
+ * sees afterwards came under TLS). conn_starttls_available: the service
+ * is STARTTLS-capable, has a certificate, and c is not TLS yet nor
+ * closing. conn_starttls: 0 when the handshake has begun; -1 when TLS is
+ * not available (nothing happened: answer in plaintext), or when starting
+ * it failed after all (out of memory: c is then closing). */
+bool conn_is_tls(const struct conn *c);
+bool conn_starttls_available(const struct conn *c);
+int conn_starttls(struct conn *c);
+/* Whether an engine may accept a password (or offer mechanisms that send
+ * one) on c now: true under TLS, or when the service does not require TLS
+ * (by default, services on a loopback address). */
+bool conn_plaintext_auth_allowed(const struct conn *c);
 
 /* Bytes queued to the client and not yet handed to the kernel. */
 size_t conn_output_pending(const struct conn *c);

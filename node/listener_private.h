@@ -5,6 +5,8 @@
  *   listener_service.c  services: binding one socket per worker, stats
  *   conn.c              one accepted connection: limits, buffers, timers, close
  *   listener_addrs.c    live connections per client address (shared table)
+ *   listener_tls.c      TLS on a connection: implicit and STARTTLS handshakes,
+ *                       their timeout and log lines, the conn TLS API
  *
  * Threading: a struct conn and everything it points to belongs to its
  * worker thread. The only fields other threads read are conn_info (via the
@@ -87,6 +89,9 @@ struct listener_service {
 	char *refuse_message;
 	size_t refuse_len;
 	struct listener_socket *sockets; /* one per worker */
+	enum listener_tls_mode tls_mode; /* fixed once the listener runs */
+	atomic_bool require_tls;
+	atomic_uint handshake_timeout_sec;
 	atomic_uint active;
 	atomic_ulong accepted;
 	atomic_ulong refused;
@@ -125,6 +130,7 @@ struct listener {
 	void *hook_ctx;
 
 	struct listener_addrs addrs;
+	struct tls_server *tls; /* set before start; NULL = no TLS anywhere */
 	atomic_uint active;
 	atomic_uint forced; /* drain: closed by force, summed over workers */
 	pthread_mutex_t idle_lock; /* with idle_cond: wakes the drain when active hits 0 */
@@ -151,14 +157,29 @@ void listener_service_free(struct listener *l, struct listener_service *svc);
 
 /* ---- conn.c ---- */
 
+enum conn_tls_state {
+	CONN_TLS_NONE,
+	CONN_TLS_HANDSHAKE,
+	CONN_TLS_ESTABLISHED,
+};
+
 struct conn {
 	struct conn *prev, *next; /* worker's sessions list */
 	struct listener_worker *w;
 	struct listener_service *svc;
+	/* bev carries the plaintext the engine reads and writes; raw is the
+	 * socket. Without TLS they are the same; with TLS bev is an OpenSSL
+	 * filter over raw (raw's callbacks then belong to the filter). */
 	struct bufferevent *bev;
-	struct evbuffer_cb_entry *in_cb, *out_cb;
+	struct bufferevent *raw;
+	struct evbuffer_cb_entry *in_cb, *out_cb; /* on raw: bytes on the socket */
 	struct event *ev_timer; /* idle timeout, and the flush deadline once closing */
 	struct event *ev_close; /* runs the deferred close */
+	struct event *ev_handshake; /* TLS handshake deadline (created with TLS) */
+	struct event *ev_wake;	    /* TLS: raw output drained; see conn_tls_wake_cb */
+	enum conn_tls_state tls_state;
+	bool tls_flush_raw;  /* TLS failed: flush raw (the alert), then close */
+	bool tls_close_sent; /* close_notify queued */
 	void *state;
 	conn_writable_cb *writable_cb;
 	struct conn_info info;
@@ -184,5 +205,40 @@ void conn_shutdown(struct conn *c);
 /* Closes now, output discarded (drain timeout, listener stop); reason is
  * logged. */
 void conn_force_close(struct conn *c, const char *reason);
+/* Stops reading, flushes what is queued, then closes. */
+void conn_begin_close(struct conn *c, const char *reason);
+/* c is closing: it gets the flush timeout from now to send what is queued. */
+void conn_flush_deadline(struct conn *c);
+/* Runs the deferred close from a fresh loop callback. */
+void conn_finalize_later(struct conn *c);
+/* Plaintext queued to the client plus, under TLS, encrypted bytes not yet
+ * written to the socket. */
+size_t conn_queued(const struct conn *c);
+/* Calls the service's open hook (at accept; after the handshake for
+ * implicit TLS); closes c when the service declines. */
+void conn_open_service(struct conn *c);
+/* The bufferevent callbacks of c->bev (arg: c). */
+void conn_read_cb(struct bufferevent *bev, void *arg);
+void conn_write_cb(struct bufferevent *bev, void *arg);
+void conn_event_cb(struct bufferevent *bev, short what, void *arg);
+/* Output drained to the resume mark (or to nothing while closing): resume
+ * reads, run the writable callback, finish a close. */
+void conn_check_output(struct conn *c);
+
+/* ---- listener_tls.c ---- */
+
+/* Wraps c->raw in a server TLS filter and starts the handshake (arming
+ * its timeout). 0, or -1 when the service has no certificate or memory
+ * ran out (logged; the caller closes c). */
+int conn_tls_begin(struct conn *c);
+/* c->bev reported an event while TLS is on; returns true when it handled
+ * the event (handshake done, TLS failure), false to let conn.c handle it
+ * (EOF and socket errors outside the handshake). */
+bool conn_tls_event(struct conn *c, short what);
+/* Some of c->raw's output reached the socket (from the evbuffer callback). */
+void conn_tls_output_drained(struct conn *c);
+/* c is closing with TLS established: once the plaintext is out, queues
+ * close_notify (once). Returns what is still queued (conn_queued). */
+size_t conn_tls_closing(struct conn *c);
 
 #endif

@@ -7,7 +7,9 @@
  * over the control socket; otherwise mailctl works offline, opening the
  * store itself (as the service user when run by root). The client side
  * owns what must not cross the socket or block the daemon: reading and
- * hashing passwords, CSV import, progress display, following events.
+ * hashing passwords, CSV import, progress display, following events, and
+ * reading the files of `cert import` (as the invoking user: the daemon
+ * runs as another one and may not even see them).
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -20,6 +22,7 @@
 
 #include "lib/password.h"
 #include "lib/textbuf.h"
+#include "node/auth_commands.h"
 #include "node/commands.h"
 #include "node/node_config.h"
 #include "node/control.h"
@@ -33,6 +36,7 @@ struct mailctl {
 	struct node_config *cfg;
 	bool online;
 	struct directory *dir; /* offline only, opened on first use */
+	bool dropped;          /* offline: already the service user */
 	struct command_env env;
 };
 
@@ -44,20 +48,26 @@ static void usage(FILE *f)
 	textbuf_free(&sb);
 }
 
-static int open_offline(struct mailctl *m, struct textbuf *err)
+/* need_dir false: commands that only touch files on the store (cert)
+ * run without taking the directory. */
+static int open_offline(struct mailctl *m, bool need_dir, struct textbuf *err)
 {
 	struct service_identity id;
 	const char *error = NULL;
 	char path[1100];
 
-	if (m->dir != NULL)
+	if (m->dir != NULL || (m->dropped && !need_dir))
 		return 0;
-	if (privilege_lookup(m->cfg->user, &id, &error) < 0 ||
-	    privilege_mkdir(&id, m->cfg->store_dir, 0750, &error) < 0 ||
-	    privilege_drop(&id, &error) < 0) {
+	if (!m->dropped && (privilege_lookup(m->cfg->user, &id, &error) < 0 ||
+			    privilege_mkdir(&id, m->cfg->store_dir, 0750, &error) < 0 ||
+			    privilege_drop(&id, &error) < 0)) {
 		textbuf_printf(err, "mailctl: %s\n", error);
 		return -1;
 	}
+	m->dropped = true;
+	m->env.cfg = m->cfg;
+	if (!need_dir)
+		return 0;
 	snprintf(path, sizeof(path), "%s/directory", m->cfg->store_dir);
 	int rc = directory_open(path, DIRECTORY_WRITER, NULL, &m->dir, &error);
 	if (rc == DIRECTORY_E_LOCKED) {
@@ -84,7 +94,7 @@ static int submit(int argc, char **argv, struct textbuf *out, struct textbuf *er
 		int rc = control_call(m->cfg->run_dir, argc, argv, CONTROL_TIMEOUT_MS, out, err);
 		return rc < 0 ? 1 : rc;
 	}
-	if (open_offline(m, err) < 0)
+	if (open_offline(m, argc < 1 || strcmp(argv[0], "cert") != 0, err) < 0)
 		return 1;
 	return commands_run(&m->env, argc, argv, out, err);
 }
@@ -119,13 +129,13 @@ static void random_password(char *out, size_t len)
  * Rewrites argv into new_argv (caller frees the two strings it holds).
  */
 static int prepare_password(struct mailctl *m, int argc, char **argv, char ***new_argv_r,
-			    int *new_argc_r, char **hash_r)
+			    int *new_argc_r, char **hash_r, char **stored_r)
 {
 	bool auth_test = strcmp(argv[1], "auth-test") == 0;
 	bool add = strcmp(argv[1], "add") == 0;
 	char plain[256] = "";
 	bool have = false, shown = false, hashed_given = false;
-	char **nv = calloc((size_t)argc + 3, sizeof(*nv));
+	char **nv = calloc((size_t)argc + 5, sizeof(*nv));
 	int nc = 0;
 
 	if (nv == NULL)
@@ -162,6 +172,7 @@ static int prepare_password(struct mailctl *m, int argc, char **argv, char ***ne
 		return -1;
 	}
 	*hash_r = NULL;
+	*stored_r = NULL;
 	if (have) {
 		char hash[PASSWORD_HASH_MAX];
 		const char *error = NULL;
@@ -181,6 +192,18 @@ static int prepare_password(struct mailctl *m, int argc, char **argv, char ***ne
 		}
 		nv[nc++] = auth_test ? "--password" : "--password-hash";
 		nv[nc++] = *hash_r;
+		/* A domain with shared-secret-auth on keeps the recoverable
+		 * secret too (docs/security.md): then, and only then, the
+		 * plaintext goes with the hash. */
+		if (!auth_test && auth_client_stores_secrets(submit, m, argv[2]) == 1) {
+			if ((*stored_r = strdup(plain)) == NULL) {
+				explicit_bzero(plain, sizeof(plain));
+				free(nv);
+				return -1;
+			}
+			nv[nc++] = "--password-secret";
+			nv[nc++] = *stored_r;
+		}
 		if (shown)
 			printf("password for %s: %s\n", argv[2], plain);
 	}
@@ -231,6 +254,98 @@ static int cmd_events(struct mailctl *m, int argc, char **argv)
 	return rc < 0 ? 1 : 0;
 }
 
+/* Reads a PEM file for `cert import`: it must fit one control frame and
+ * be text. Returns a malloc'd NUL-terminated copy, or NULL (reported). */
+static char *read_pem_file(const char *path, const char *what)
+{
+	enum { PEM_MAX = 60 * 1024 };
+	FILE *f = fopen(path, "rb");
+	if (f == NULL) {
+		fprintf(stderr, "mailctl: %s %s: %s\n", what, path, strerror(errno));
+		return NULL;
+	}
+	char *buf = malloc(PEM_MAX + 1);
+	size_t n = buf != NULL ? fread(buf, 1, PEM_MAX + 1, f) : 0;
+	bool bad = buf == NULL || ferror(f) || n > PEM_MAX || memchr(buf, '\0', n) != NULL;
+	fclose(f);
+	if (bad) {
+		fprintf(stderr, "mailctl: %s %s: not a PEM text file of at most %d bytes\n", what,
+			path, PEM_MAX);
+		if (buf != NULL) {
+			explicit_bzero(buf, PEM_MAX + 1);
+			free(buf);
+		}
+		return NULL;
+	}
+	buf[n] = '\0';
+	return buf;
+}
+
+static void free_secret(char *s)
+{
+	if (s != NULL) {
+		explicit_bzero(s, strlen(s));
+		free(s);
+	}
+}
+
+/* Client side of "cert import NAME CERT KEY|--stored-key [CHAIN] [--force]":
+ * the files' contents go to "cert import-pem". */
+static int cert_import(struct mailctl *m, int argc, char **argv)
+{
+	const char *files[3] = { NULL, NULL, NULL }; /* cert, key, chain */
+	bool stored_key = false, force = false;
+	int nfiles = 0;
+	for (int i = 3; i < argc; i++) {
+		if (strcmp(argv[i], "--stored-key") == 0 && nfiles == 1) {
+			stored_key = true;
+			nfiles++;
+		} else if (strcmp(argv[i], "--force") == 0)
+			force = true;
+		else if (argv[i][0] != '-' && nfiles < 3)
+			files[nfiles++] = argv[i];
+		else
+			nfiles = 9;
+	}
+	if (nfiles < 2 || nfiles > 3) {
+		fprintf(stderr, "usage: mailctl cert import NAME CERT KEY|--stored-key [CHAIN] [--force]\n");
+		return 2;
+	}
+	char *cert = read_pem_file(files[0], "certificate");
+	char *key = stored_key || cert == NULL ? NULL : read_pem_file(files[1], "key");
+	char *chain = files[2] != NULL && cert != NULL && (stored_key || key != NULL)
+			      ? read_pem_file(files[2], "chain")
+			      : NULL;
+	int rc = 1;
+	if (cert != NULL && (stored_key || key != NULL) && (files[2] == NULL || chain != NULL)) {
+		char *nv[12];
+		int nc = 0;
+		nv[nc++] = "cert";
+		nv[nc++] = "import-pem";
+		nv[nc++] = argv[2];
+		nv[nc++] = "--cert";
+		nv[nc++] = cert;
+		if (stored_key) {
+			nv[nc++] = "--stored-key";
+		} else {
+			nv[nc++] = "--key";
+			nv[nc++] = key;
+		}
+		if (chain != NULL) {
+			nv[nc++] = "--chain";
+			nv[nc++] = chain;
+		}
+		if (force)
+			nv[nc++] = "--force";
+		nv[nc] = NULL;
+		rc = run_and_print(m, nc, nv);
+	}
+	free(cert);
+	free_secret(key);
+	free(chain);
+	return rc;
+}
+
 static int dispatch(struct mailctl *m, int argc, char **argv)
 {
 	if (strcmp(argv[0], "status") == 0 && !m->online) {
@@ -239,6 +354,8 @@ static int dispatch(struct mailctl *m, int argc, char **argv)
 	}
 	if (strcmp(argv[0], "events") == 0)
 		return cmd_events(m, argc, argv);
+	if (strcmp(argv[0], "cert") == 0 && argc >= 3 && strcmp(argv[1], "import") == 0)
+		return cert_import(m, argc, argv);
 	if (strcmp(argv[0], "user") == 0 && argc == 3 && strcmp(argv[1], "import") == 0) {
 		long cpus = sysconf(_SC_NPROCESSORS_ONLN);
 		return user_import_run(argv[2], m->cfg->password.scheme, m->cfg->password.cost,
@@ -248,14 +365,18 @@ static int dispatch(struct mailctl *m, int argc, char **argv)
 	    (strcmp(argv[1], "add") == 0 || strcmp(argv[1], "passwd") == 0 ||
 	     strcmp(argv[1], "auth-test") == 0)) {
 		char **nv;
-		char *secret;
+		char *secret, *stored;
 		int nc;
-		if (prepare_password(m, argc, argv, &nv, &nc, &secret) < 0)
+		if (prepare_password(m, argc, argv, &nv, &nc, &secret, &stored) < 0)
 			return 1;
 		int rc = run_and_print(m, nc, nv);
 		if (secret != NULL) {
 			explicit_bzero(secret, strlen(secret));
 			free(secret);
+		}
+		if (stored != NULL) {
+			explicit_bzero(stored, strlen(stored));
+			free(stored);
 		}
 		free(nv);
 		return rc;

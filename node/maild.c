@@ -5,9 +5,14 @@
  *
  * Startup order matters for safety: configuration, logging, bind every
  * listening socket (as root if need be), drop to the service user, take
- * the node lock, open the store, start the control plane, then the
+ * the node lock, load the TLS certificates from the store, open the
+ * directory, set up authentication (libsasl2 once per process, the
+ * password-checking threads), start the control plane, then the
  * workers. Signals are handled on the main thread's event loop: SIGHUP
- * reloads, SIGTERM/SIGINT drain (bounded by server.drain_timeout).
+ * reloads the configuration (with the auth delays and mechanisms) and the
+ * certificates, SIGTERM/SIGINT drain (bounded by
+ * server.drain_timeout). `mailctl cert reload` reloads the certificates
+ * alone, on the control thread; a failed reload keeps what is served.
  * Fatal signals dump the libqb blackbox to <run_dir>/maild.blackbox.
  */
 #include <errno.h>
@@ -22,6 +27,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "node/auth.h"
+#include "node/auth_pool.h"
 #include "node/commands.h"
 #include "node/node_config.h"
 #include "node/control.h"
@@ -31,6 +38,7 @@
 #include "node/node_lock.h"
 #include "node/privilege.h"
 #include "node/services.h"
+#include "node/tls.h"
 #include "storage/directory.h"
 
 struct maild {
@@ -43,6 +51,9 @@ struct maild {
 	struct listener *listener;
 	struct control_server *control;
 	struct directory *dir;
+	struct tls_server *tls;
+	struct auth *auth;
+	struct auth_pool *auth_pool; /* the protocols' auth_iface (auth_pool_iface()) */
 	struct command_env env;
 	int lock_fd;
 	int bound_ports[SERVICE_COUNT];
@@ -120,10 +131,19 @@ static void status_report(struct textbuf *out, void *ctx)
 		      listener_active_total(d->listener), d->cfg->server.max_connections,
 		      d->cfg->server.max_connections_per_address);
 	textbuf_puts(out, "services:\n");
-	for (size_t i = 0; i < n; i++)
-		textbuf_printf(out, "  %-11s %s:%d  active=%u accepted=%lu refused=%lu\n", stats[i].name,
-			      stats[i].address, stats[i].port, stats[i].active, stats[i].accepted,
-			      stats[i].refused);
+	for (size_t i = 0; i < n; i++) {
+		int id = node_config_service_id(stats[i].name);
+		const struct node_config_service *svc = id >= 0 ? &d->cfg->services[id] : NULL;
+		textbuf_printf(out, "  %-11s %s:%d  active=%u accepted=%lu refused=%lu tls=%s%s%s\n",
+			      stats[i].name, stats[i].address, stats[i].port, stats[i].active,
+			      stats[i].accepted, stats[i].refused,
+			      svc != NULL ? node_config_tls_mode_name(svc->tls) : "?",
+			      svc != NULL && svc->tls != LISTENER_TLS_NONE &&
+					      !tls_server_has_certificate(d->tls, svc->name)
+				      ? " (no certificate)"
+				      : "",
+			      svc != NULL && svc->require_tls ? " require_tls" : "");
+	}
 	for (int i = 0; i < SERVICE_COUNT; i++)
 		if (services_engine((enum node_config_service_id)i) == NULL)
 			textbuf_printf(out, "  %-11s not served: its protocol engine is not built yet\n",
@@ -131,6 +151,35 @@ static void status_report(struct textbuf *out, void *ctx)
 		else if (!d->cfg->services[i].enabled)
 			textbuf_printf(out, "  %-11s disabled in the configuration\n",
 				      node_config_service_name((enum node_config_service_id)i));
+	if (d->auth != NULL)
+		auth_stats_format(d->auth, out);
+}
+
+/* The auth group plus the site's password hashing (for the dummy hash
+ * unknown users are checked against). */
+static void auth_settings_of(const struct node_config *cfg, struct auth_settings *set)
+{
+	*set = cfg->auth;
+	set->password_scheme = cfg->password.scheme;
+	set->password_cost = cfg->password.cost;
+	set->now_ms = NULL;
+}
+
+/* SASL and the authentication threads: after the directory, before any
+ * thread that may authenticate. */
+static int start_auth(struct maild *d, const char **error_r)
+{
+	struct auth_settings set;
+	auth_settings_of(d->cfg, &set);
+	if (auth_create(&set, d->dir, &d->auth, error_r) < 0 ||
+	    auth_pool_new(d->auth, d->cfg->auth_threads, &d->auth_pool, error_r) < 0)
+		return -1;
+	char list[256];
+	auth_mechanisms(d->auth, true, true, list, sizeof(list));
+	log_info("auth", "mechanisms: %s%s; failure delay %u..%u ms", list[0] ? list : "(none)",
+		 auth_apop_available(d->auth) ? " APOP" : "", set.failure_delay_initial_ms,
+		 set.failure_delay_max_ms);
+	return 0;
 }
 
 static void publish_event(const char *topic, const char *text, void *ctx)
@@ -147,10 +196,52 @@ static void listener_event(const char *event, const struct conn_info *info, void
 			info->service, info->peer);
 }
 
+/* Reloads the certificates (SIGHUP or mailctl); logs the outcome. */
+static int reload_tls(struct maild *d, const char *why, struct textbuf *out, struct textbuf *err)
+{
+	struct textbuf summary = TEXTBUF_INIT, errors = TEXTBUF_INIT;
+	int rc = tls_server_reload(d->tls, &summary, &errors);
+	if (rc < 0) {
+		/* one line per problem, so that each can be grepped */
+		const char *p = textbuf_str(&errors);
+		while (*p != '\0') {
+			size_t n = strcspn(p, "\n");
+			log_error("tls", "reload (%s) refused, still serving the previous certificates: %.*s",
+				  why, (int)n, p);
+			p += n + (p[n] == '\n');
+		}
+		if (err != NULL)
+			textbuf_printf(err, "cert reload refused, still serving the previous certificates:\n%s",
+				       textbuf_str(&errors));
+	} else {
+		log_info("tls", "reloaded (%s): %s", why, textbuf_str(&summary));
+		control_publish(d->control, "tls", "event=reload %s", textbuf_str(&summary));
+		if (out != NULL)
+			textbuf_printf(out, "certificates reloaded: %s\n", textbuf_str(&summary));
+	}
+	textbuf_free(&summary);
+	textbuf_free(&errors);
+	return rc;
+}
+
+static int control_tls_reload(struct textbuf *out, struct textbuf *err, void *ctx)
+{
+	return reload_tls(ctx, "mailctl", out, err);
+}
+
 static int control_handle(int argc, char **argv, struct textbuf *out, struct textbuf *err, void *ctx)
 {
 	struct maild *d = ctx;
 	return commands_run(&d->env, argc, argv, out, err);
+}
+
+static void service_tls(const struct node_config *cfg, int i, struct listener_tls *tls)
+{
+	*tls = (struct listener_tls){
+		.mode = cfg->services[i].tls,
+		.require_tls = cfg->services[i].require_tls,
+		.handshake_timeout_sec = cfg->tls.handshake_timeout,
+	};
 }
 
 /* Binds every enabled service whose engine exists (the listener logs each
@@ -160,11 +251,53 @@ static int bind_services(struct maild *d, const char **error_r)
 	for (int i = 0; i < SERVICE_COUNT; i++) {
 		const struct node_config_service *svc = &d->cfg->services[i];
 		const struct service_ops *ops = services_engine((enum node_config_service_id)i);
+		struct listener_tls tls;
 		if (ops == NULL || !svc->enabled)
 			continue;
+		service_tls(d->cfg, i, &tls);
 		if (listener_add_service(d->listener, svc->name, ops, d, svc->address, svc->port,
-					 &d->bound_ports[i], error_r) < 0)
+					 &d->bound_ports[i], error_r) < 0 ||
+		    listener_service_set_tls(d->listener, svc->name, &tls, error_r) < 0)
 			return -1;
+	}
+	return 0;
+}
+
+/* Loads the certificates; an implicit-TLS service without one cannot
+ * serve at all, a STARTTLS service without one serves without STARTTLS. */
+static int start_tls(struct maild *d, const char **error_r)
+{
+	static char error[512];
+	if (tls_server_create(&d->cfg->tls, d->cfg->store_dir, &d->tls, error_r) < 0)
+		return -1;
+	struct textbuf errors = TEXTBUF_INIT;
+	if (reload_tls(d, "startup", NULL, &errors) < 0) {
+		/* the first reason is what a waiting parent prints */
+		const char *text = textbuf_str(&errors);
+		const char *first = strchr(text, '\n');
+		first = first != NULL ? first + 1 : text;
+		snprintf(error, sizeof(error), "cannot load the TLS certificates: %.*s",
+			 (int)strcspn(first, "\n"), first);
+		textbuf_free(&errors);
+		*error_r = error;
+		return -1;
+	}
+	textbuf_free(&errors);
+	listener_set_tls_server(d->listener, d->tls);
+	for (int i = 0; i < SERVICE_COUNT; i++) {
+		const struct node_config_service *svc = &d->cfg->services[i];
+		if (services_engine((enum node_config_service_id)i) == NULL || !svc->enabled ||
+		    svc->tls == LISTENER_TLS_NONE || tls_server_has_certificate(d->tls, svc->name))
+			continue;
+		if (svc->tls == LISTENER_TLS_IMPLICIT) {
+			snprintf(error, sizeof(error),
+				 "service %s is TLS-only and has no certificate: mailctl cert generate "
+				 "or import, then mailctl cert assign NAME --default",
+				 svc->name);
+			*error_r = error;
+			return -1;
+		}
+		log_warning("tls", "service=%s has no certificate: STARTTLS is not offered", svc->name);
 	}
 	return 0;
 }
@@ -184,6 +317,13 @@ static void reload(struct maild *d)
 		return;
 	}
 	textbuf_free(&errors);
+	bool require_tls[SERVICE_COUNT];
+	for (int i = 0; i < SERVICE_COUNT; i++) {
+		require_tls[i] = fresh->services[i].require_tls;
+		if (fresh->services[i].tls != d->cfg->services[i].tls)
+			log_warning("config", "service=%s: the TLS mode changes only on restart",
+				    fresh->services[i].name);
+	}
 	if (fresh->node_id != d->cfg->node_id || strcmp(fresh->store_dir, d->cfg->store_dir) != 0 ||
 	    strcmp(fresh->run_dir, d->cfg->run_dir) != 0 || strcmp(fresh->user, d->cfg->user) != 0 ||
 	    fresh->server.threads != d->cfg->server.threads)
@@ -201,11 +341,27 @@ static void reload(struct maild *d)
 	memcpy(fresh->user, d->cfg->user, sizeof(fresh->user));
 	fresh->server.threads = d->cfg->server.threads;
 	memcpy(fresh->services, d->cfg->services, sizeof(fresh->services));
+	for (int i = 0; i < SERVICE_COUNT; i++)
+		fresh->services[i].require_tls = require_tls[i];
 	node_config_free(&d->cfg);
 	d->cfg = fresh;
 	d->env.cfg = fresh;
 	limits_from_config(fresh, &limits);
 	listener_set_limits(d->listener, &limits);
+	struct auth_settings auth_set;
+	auth_settings_of(fresh, &auth_set);
+	auth_configure(d->auth, &auth_set);
+	for (int i = 0; i < SERVICE_COUNT; i++) {
+		struct listener_tls tls;
+		const char *error = NULL;
+		if (services_engine((enum node_config_service_id)i) == NULL || !fresh->services[i].enabled)
+			continue;
+		service_tls(fresh, i, &tls);
+		if (listener_service_set_tls(d->listener, fresh->services[i].name, &tls, &error) < 0)
+			log_warning("config", "%s", error);
+	}
+	tls_server_set_settings(d->tls, &fresh->tls);
+	reload_tls(d, "SIGHUP", NULL, NULL);
 	log_info("config", "reloaded %s: log level %d, max_connections=%u per_address=%u", fresh->source,
 		 fresh->log.level, fresh->server.max_connections, fresh->server.max_connections_per_address);
 	control_publish(d->control, "node", "event=reload config=%s", fresh->source);
@@ -231,9 +387,10 @@ static int print_check(const struct node_config *cfg)
 	printf("node_id %u, store %s, run_dir %s, user %s\n", cfg->node_id, cfg->store_dir, cfg->run_dir,
 	       cfg->user);
 	for (int i = 0; i < SERVICE_COUNT; i++)
-		printf("service %-11s %s %s:%d%s\n", cfg->services[i].name,
+		printf("service %-11s %s %s:%d tls=%s require_tls=%s%s\n", cfg->services[i].name,
 		       cfg->services[i].enabled ? "enabled " : "disabled", cfg->services[i].address,
-		       cfg->services[i].port,
+		       cfg->services[i].port, node_config_tls_mode_name(cfg->services[i].tls),
+		       cfg->services[i].require_tls ? "yes" : "no",
 		       services_engine((enum node_config_service_id)i) ? "" : " (engine not built yet)");
 	return 0;
 }
@@ -281,11 +438,17 @@ static int start(struct maild *d)
 	d->lock_fd = node_lock_acquire(d->cfg->store_dir, d->cfg->node_id, &error);
 	if (d->lock_fd < 0)
 		goto fail;
+	if (start_tls(d, &error) < 0)
+		goto fail;
 	snprintf(path, sizeof(path), "%s/directory", d->cfg->store_dir);
 	if (open_directory(path, &d->dir, &error) < 0)
 		goto fail;
+	if (start_auth(d, &error) < 0)
+		goto fail;
 	d->env = (struct command_env){ .cfg = d->cfg, .dir = d->dir, .status = status_report,
-				       .publish = publish_event, .ctx = d };
+				       .publish = publish_event, .tls_reload = control_tls_reload,
+				       .ctx = d };
+	d->env.auth = d->auth;
 	if (control_server_start(d->cfg->run_dir, d->cfg->control.tcp, d->cfg->node_id, control_handle, d,
 				 &d->control, &error) < 0)
 		goto fail;
@@ -307,6 +470,9 @@ static void stop(struct maild *d)
 		listener_destroy(&d->listener);
 	}
 	control_server_stop(&d->control);
+	auth_pool_free(&d->auth_pool); /* after the connections, before the directory */
+	auth_destroy(&d->auth);
+	tls_server_destroy(&d->tls);
 	if (d->dir != NULL)
 		directory_close(&d->dir);
 	if (d->lock_fd > 0)

@@ -6,6 +6,7 @@
  */
 #include "node/node_config.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <libconfig.h>
 #include <limits.h>
@@ -29,9 +30,52 @@ static const int default_ports[SERVICE_COUNT] = {
 	[SERVICE_POP3S] = 2995, [SERVICE_HTTP] = 8080,
 };
 
+/* The TLS mode each service has by default, and which others it allows:
+ * an implicit-TLS service is TLS by definition (disable it instead), and
+ * HTTPS comes with the web issue. */
+static const enum listener_tls_mode default_tls[SERVICE_COUNT] = {
+	[SERVICE_SMTP] = LISTENER_TLS_STARTTLS,  [SERVICE_SUBMISSION] = LISTENER_TLS_STARTTLS,
+	[SERVICE_SMTPS] = LISTENER_TLS_IMPLICIT, [SERVICE_IMAP] = LISTENER_TLS_STARTTLS,
+	[SERVICE_IMAPS] = LISTENER_TLS_IMPLICIT, [SERVICE_POP3] = LISTENER_TLS_STARTTLS,
+	[SERVICE_POP3S] = LISTENER_TLS_IMPLICIT, [SERVICE_HTTP] = LISTENER_TLS_NONE,
+};
+
 const char *node_config_service_name(enum node_config_service_id id)
 {
 	return id < SERVICE_COUNT ? service_names[id] : "?";
+}
+
+int node_config_service_id(const char *name)
+{
+	for (int i = 0; i < SERVICE_COUNT; i++)
+		if (strcmp(service_names[i], name) == 0)
+			return i;
+	return -1;
+}
+
+const char *node_config_tls_mode_name(enum listener_tls_mode mode)
+{
+	switch (mode) {
+	case LISTENER_TLS_IMPLICIT:
+		return "implicit";
+	case LISTENER_TLS_STARTTLS:
+		return "starttls";
+	case LISTENER_TLS_NONE:
+		break;
+	}
+	return "none";
+}
+
+static bool address_is_loopback(const char *address)
+{
+	struct in_addr a4;
+	struct in6_addr a6;
+	if (inet_pton(AF_INET, address, &a4) == 1)
+		return (ntohl(a4.s_addr) >> 24) == 127;
+	if (inet_pton(AF_INET6, address, &a6) == 1)
+		return IN6_IS_ADDR_LOOPBACK(&a6) ||
+		       (IN6_IS_ADDR_V4MAPPED(&a6) && a6.s6_addr[12] == 127);
+	return false;
 }
 
 /* One loading pass: the file being read and where errors go. */
@@ -107,11 +151,27 @@ static void node_config_defaults(struct node_config *cfg)
 	cfg->server.drain_timeout = 30;
 	cfg->password.scheme = PASSWORD_YESCRYPT;
 	cfg->password.cost = 2;
+	tls_settings_defaults(&cfg->tls);
+	auth_settings_default(&cfg->auth);
+	cfg->auth_threads = 0;
 	for (int i = 0; i < SERVICE_COUNT; i++) {
 		cfg->services[i].name = service_names[i];
 		cfg->services[i].enabled = true;
 		snprintf(cfg->services[i].address, sizeof(cfg->services[i].address), "127.0.0.1");
 		cfg->services[i].port = default_ports[i];
+		cfg->services[i].tls = default_tls[i];
+	}
+}
+
+/* require_tls not set in the file: on unless the service listens on
+ * loopback only (where plaintext cannot cross a network). */
+static void derive_require_tls(struct node_config *cfg)
+{
+	for (int i = 0; i < SERVICE_COUNT; i++) {
+		struct node_config_service *svc = &cfg->services[i];
+		if (!svc->require_tls_set)
+			svc->require_tls = svc->tls == LISTENER_TLS_IMPLICIT ||
+					   !address_is_loopback(svc->address);
 	}
 }
 
@@ -285,9 +345,109 @@ static void load_password(struct load_ctx *ctx, const config_setting_t *g)
 	ctx->cfg->password.cost = cost;
 }
 
+static void load_auth(struct load_ctx *ctx, const config_setting_t *g)
+{
+	static const char *const keys[] = { "failure_delay_initial_ms", "failure_delay_max_ms",
+		"failure_forget_sec", "failure_table_size", "threads", "mechanisms", "hostname",
+		"kerberos_keytab", "kerberos_default_realm", NULL };
+	struct auth_settings *a = &ctx->cfg->auth;
+	const config_setting_t *s;
+
+	check_keys(ctx, g, keys, "auth");
+	get_uint(ctx, g, "failure_delay_initial_ms", 0, 60000, &a->failure_delay_initial_ms);
+	get_uint(ctx, g, "failure_delay_max_ms", 0, 600000, &a->failure_delay_max_ms);
+	get_uint(ctx, g, "failure_forget_sec", 1, 86400, &a->failure_forget_sec);
+	get_uint(ctx, g, "failure_table_size", 64, 16777216, &a->failure_table_size);
+	get_uint(ctx, g, "threads", 0, 256, &ctx->cfg->auth_threads);
+	if ((s = get_string(ctx, g, "mechanisms", a->mechanisms, sizeof(a->mechanisms))) != NULL) {
+		const char *bad = NULL;
+		if (auth_mechanism_list_check(a->mechanisms, &bad) < 0)
+			load_error(ctx, s, "auth.mechanisms: '%s' is not one of PLAIN, LOGIN, CRAM-MD5, "
+				   "DIGEST-MD5, SCRAM-SHA-1, SCRAM-SHA-256, GSSAPI", bad);
+	}
+	get_string(ctx, g, "hostname", a->hostname, sizeof(a->hostname));
+	if (config_setting_get_member(g, "kerberos_keytab") != NULL)
+		get_path(ctx, g, "kerberos_keytab", a->kerberos_keytab, sizeof(a->kerberos_keytab));
+	get_string(ctx, g, "kerberos_default_realm", a->kerberos_default_realm,
+		   sizeof(a->kerberos_default_realm));
+	if (a->failure_delay_max_ms < a->failure_delay_initial_ms)
+		load_error(ctx, g, "auth.failure_delay_max_ms is below failure_delay_initial_ms");
+}
+
+static void load_bool(struct load_ctx *ctx, const config_setting_t *g, const char *name, bool *out)
+{
+	const config_setting_t *s = member(ctx, g, name, CONFIG_TYPE_BOOL);
+	if (s != NULL)
+		*out = config_setting_get_bool(s);
+}
+
+static void load_tls(struct load_ctx *ctx, const config_setting_t *g)
+{
+	static const char *const keys[] = { "min_protocol", "ciphers", "ciphersuites", "groups",
+		"prefer_server_ciphers", "session_cache_size", "session_timeout", "ticket_key_rotation",
+		"ticket_key_file", "request_client_certificate", "handshake_timeout", NULL };
+	struct tls_settings *t = &ctx->cfg->tls;
+	const config_setting_t *s;
+	char buf[32];
+	int before = ctx->nerrors;
+
+	check_keys(ctx, g, keys, "tls");
+	if ((s = get_string(ctx, g, "min_protocol", buf, sizeof(buf))) != NULL &&
+	    tls_protocol_parse(buf, &t->min_protocol) < 0)
+		load_error(ctx, s, "tls.min_protocol '%s' is not one of TLSv1.2, TLSv1.3", buf);
+	get_string(ctx, g, "ciphers", t->ciphers, sizeof(t->ciphers));
+	get_string(ctx, g, "ciphersuites", t->ciphersuites, sizeof(t->ciphersuites));
+	get_string(ctx, g, "groups", t->groups, sizeof(t->groups));
+	load_bool(ctx, g, "prefer_server_ciphers", &t->prefer_server_ciphers);
+	get_uint(ctx, g, "session_cache_size", 0, 10000000, &t->session_cache_size);
+	get_uint(ctx, g, "session_timeout", 1, 86400, &t->session_timeout);
+	get_uint(ctx, g, "ticket_key_rotation", 0, 7 * 86400, &t->ticket_key_rotation);
+	if (config_setting_get_member(g, "ticket_key_file") != NULL)
+		get_path(ctx, g, "ticket_key_file", t->ticket_key_file, sizeof(t->ticket_key_file));
+	load_bool(ctx, g, "request_client_certificate", &t->request_client_certificate);
+	get_uint(ctx, g, "handshake_timeout", 1, 3600, &t->handshake_timeout);
+	const char *error = NULL;
+	if (ctx->nerrors == before && tls_settings_check(t, &error) < 0)
+		load_error(ctx, g, "tls: %s", error);
+}
+
+static void load_service_tls(struct load_ctx *ctx, const config_setting_t *sg, int i)
+{
+	struct node_config_service *svc = &ctx->cfg->services[i];
+	const config_setting_t *s;
+	char buf[16];
+
+	if ((s = get_string(ctx, sg, "tls_mode", buf, sizeof(buf))) != NULL) {
+		int want = -1;
+		if (strcmp(buf, "implicit") == 0)
+			want = LISTENER_TLS_IMPLICIT;
+		else if (strcmp(buf, "starttls") == 0)
+			want = LISTENER_TLS_STARTTLS;
+		else if (strcmp(buf, "none") == 0)
+			want = LISTENER_TLS_NONE;
+		bool ok = want == (int)default_tls[i] ||
+			  (default_tls[i] == LISTENER_TLS_STARTTLS && want == LISTENER_TLS_NONE);
+		if (!ok)
+			load_error(ctx, s, "services.%s.tls_mode = \"%s\": this service allows %s", svc->name,
+				   buf,
+				   default_tls[i] == LISTENER_TLS_STARTTLS
+					   ? "\"starttls\" or \"none\""
+					   : default_tls[i] == LISTENER_TLS_IMPLICIT
+						     ? "only \"implicit\" (disable the service instead)"
+						     : "only \"none\" for now");
+		else
+			svc->tls = (enum listener_tls_mode)want;
+	}
+	if (config_setting_get_member(sg, "require_tls") != NULL) {
+		load_bool(ctx, sg, "require_tls", &svc->require_tls);
+		svc->require_tls_set = true;
+	}
+}
+
 static void load_services(struct load_ctx *ctx, const config_setting_t *g)
 {
-	static const char *const keys[] = { "enabled", "address", "port", NULL };
+	static const char *const keys[] = { "enabled", "address", "port", "tls_mode", "require_tls",
+		NULL };
 
 	check_keys(ctx, g, service_names, "services");
 	for (int i = 0; i < SERVICE_COUNT; i++) {
@@ -306,13 +466,14 @@ static void load_services(struct load_ctx *ctx, const config_setting_t *g)
 		get_string(ctx, sg, "address", svc->address, sizeof(svc->address));
 		get_uint(ctx, sg, "port", 0, 65535, &port);
 		svc->port = (int)port;
+		load_service_tls(ctx, sg, i);
 	}
 }
 
 static void load_root(struct load_ctx *ctx, const config_setting_t *root)
 {
 	static const char *const keys[] = { "node_id", "store", "run_dir", "user", "log", "server",
-		"control", "password", "services", NULL };
+		"control", "password", "tls", "auth", "services", NULL };
 	static const char *const control_keys[] = { "tcp", NULL };
 	struct node_config *cfg = ctx->cfg;
 	const config_setting_t *g;
@@ -338,6 +499,10 @@ static void load_root(struct load_ctx *ctx, const config_setting_t *root)
 	}
 	if ((g = member(ctx, root, "password", CONFIG_TYPE_GROUP)) != NULL)
 		load_password(ctx, g);
+	if ((g = member(ctx, root, "tls", CONFIG_TYPE_GROUP)) != NULL)
+		load_tls(ctx, g);
+	if ((g = member(ctx, root, "auth", CONFIG_TYPE_GROUP)) != NULL)
+		load_auth(ctx, g);
 	if ((g = member(ctx, root, "services", CONFIG_TYPE_GROUP)) != NULL)
 		load_services(ctx, g);
 }
@@ -354,6 +519,7 @@ int node_config_load(const char *path, struct node_config **cfg_r, struct textbu
 	node_config_defaults(cfg);
 	if (path == NULL) {
 		derive_run_dir(cfg);
+		derive_require_tls(cfg);
 		*cfg_r = cfg;
 		return 0;
 	}
@@ -377,6 +543,7 @@ int node_config_load(const char *path, struct node_config **cfg_r, struct textbu
 		return -1;
 	}
 	derive_run_dir(cfg);
+	derive_require_tls(cfg);
 	*cfg_r = cfg;
 	return 0;
 }

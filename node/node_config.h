@@ -12,7 +12,10 @@
 
 #include "lib/password.h"
 #include "lib/textbuf.h"
+#include "node/auth.h"
+#include "node/listener.h"
 #include "node/log.h"
+#include "node/tls.h"
 
 enum node_config_service_id {
 	SERVICE_SMTP,
@@ -31,6 +34,9 @@ struct node_config_service {
 	bool enabled;
 	char address[64];
 	int port;          /* 0 = any free port (tests) */
+	enum listener_tls_mode tls; /* implicit for smtps/imaps/pop3s, starttls or none */
+	bool require_tls;  /* default: true unless address is a loopback address */
+	bool require_tls_set; /* require_tls came from the file */
 };
 
 struct node_config {
@@ -63,6 +69,9 @@ struct node_config {
 		enum password_scheme scheme;
 		unsigned long cost;
 	} password;
+	struct tls_settings tls;
+	struct auth_settings auth; /* the "auth" group (node/auth.h); now_ms unused */
+	unsigned auth_threads;     /* auth.threads: password-checking threads, 0 = one per CPU */
 	struct node_config_service services[SERVICE_COUNT];
 };
 
@@ -75,5 +84,9 @@ int node_config_set_store(struct node_config *cfg, const char *dir, struct textb
 /* --user on the command line wins over the file. */
 void node_config_set_user(struct node_config *cfg, const char *user);
 const char *node_config_service_name(enum node_config_service_id id);
+/* The service id for a name; -1 if there is no such service. */
+int node_config_service_id(const char *name);
+/* "implicit", "starttls", "none". */
+const char *node_config_tls_mode_name(enum listener_tls_mode mode);
 
 #endif

@@ -2,7 +2,10 @@
  * Bulk user import (see user_import.h). Each batch: parse up to
  * IMPORT_BATCH records, hash the plaintext ones with a pool of threads
  * pulling indexes from an atomic counter, then submit the batch. The
- * plaintext is wiped from memory as soon as its hash exists.
+ * plaintext is wiped from memory as soon as its hash exists — except for
+ * users of a domain with shared-secret-auth on, whose plaintext is sent
+ * along as their recoverable secret ("import-records --with-secrets")
+ * and wiped with the batch.
  */
 #include "node/user_import.h"
 
@@ -13,11 +16,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "lib/csv.h"
+#include "node/auth_commands.h"
 
 #define IMPORT_LINE_MAX 4096
 
@@ -26,6 +31,8 @@ struct import_record {
 	char address[320];
 	char quota[32];
 	char secret[PASSWORD_HASH_MAX]; /* plaintext, then its hash */
+	char plain[PASSWORD_HASH_MAX];  /* kept only for shared-secret domains */
+	bool keep_plain;
 	bool needs_hash;
 	bool failed;
 };
@@ -40,7 +47,32 @@ struct import_state {
 	double started;
 	bool tty;
 	bool progress_shown;
+	/* Which domains store secrets (asked once per domain). */
+	struct {
+		char name[320];
+		int stores;
+	} domains[64];
+	unsigned ndomains;
 };
+
+/* 1 when the domain of address stores secrets; asks the daemon (or the
+ * offline store) once per domain. */
+static int stores_secrets(struct import_state *st, const char *address, import_submit_fn *submit,
+			  void *ctx)
+{
+	const char *at = strrchr(address, '@');
+	const char *domain = at != NULL ? at + 1 : address;
+	for (unsigned i = 0; i < st->ndomains; i++)
+		if (strcasecmp(st->domains[i].name, domain) == 0)
+			return st->domains[i].stores;
+	int stores = auth_client_stores_secrets(submit, ctx, address) == 1;
+	if (st->ndomains < sizeof(st->domains) / sizeof(st->domains[0]) &&
+	    strlen(domain) < sizeof(st->domains[0].name)) {
+		snprintf(st->domains[st->ndomains].name, sizeof(st->domains[0].name), "%s", domain);
+		st->domains[st->ndomains++].stores = stores;
+	}
+	return stores;
+}
 
 static double now_seconds(void)
 {
@@ -150,15 +182,21 @@ static void show_progress(struct import_state *st, bool final)
 
 static int submit_batch(struct import_state *st, import_submit_fn *submit, void *ctx)
 {
-	char **argv = calloc(st->n * 3 + 3, sizeof(*argv));
+	char **argv = calloc(st->n * 4 + 4, sizeof(*argv));
 	struct textbuf out = TEXTBUF_INIT, err = TEXTBUF_INIT;
 	int argc = 0, rc;
 	unsigned long imported = 0, skipped = 0;
+	bool with_secrets = false;
 
 	if (argv == NULL)
 		return -1;
+	for (size_t i = 0; i < st->n; i++)
+		with_secrets |= st->recs[i].keep_plain && !st->recs[i].failed;
 	argv[argc++] = "user";
 	argv[argc++] = "import-records";
+	if (with_secrets)
+		argv[argc++] = "--with-secrets";
+	int header = argc;
 	for (size_t i = 0; i < st->n; i++) {
 		struct import_record *r = &st->recs[i];
 		if (r->failed) {
@@ -168,8 +206,10 @@ static int submit_batch(struct import_state *st, import_submit_fn *submit, void 
 		argv[argc++] = r->address;
 		argv[argc++] = r->secret;
 		argv[argc++] = r->quota;
+		if (with_secrets)
+			argv[argc++] = r->keep_plain ? r->plain : "";
 	}
-	if (argc == 2) {
+	if (argc == header) {
 		free(argv);
 		return 0;
 	}
@@ -249,10 +289,15 @@ int user_import_run(const char *path, enum password_scheme scheme, unsigned long
 			if (r == 0)
 				continue;
 			st.read++;
-			if (r < 0)
+			if (r < 0) {
 				st.skipped++;
-			else
-				st.n++;
+				continue;
+			}
+			struct import_record *rec = &st.recs[st.n++];
+			if (rec->needs_hash && stores_secrets(&st, rec->address, submit, ctx)) {
+				memcpy(rec->plain, rec->secret, sizeof(rec->plain));
+				rec->keep_plain = true;
+			}
 		}
 		hash_batch(&st, threads);
 		if (submit_batch(&st, submit, ctx) < 0) {

@@ -421,6 +421,8 @@ int directory_domain_del(struct directory *dir, const char *domain, bool force,
 		if (ret < 0)
 			goto out;
 	}
+	if ((ret = dir_domain_del_index(dir, name, batch, error_r)) < 0)
+		goto out;
 	klen = dir_key(key, DIR_KEY_DOMAIN, name, NULL, NULL, false);
 	dirdb_batch_delete(batch, key, klen);
 	ret = dirdb_batch_commit(dir->db, batch, error_r);

@@ -13,7 +13,12 @@
  * (no). When error_r is given it receives a human-readable explanation:
  * a static string or a thread-local one valid until the calling thread's
  * next directory call.
- * Passwords are stored only as crypt(3) hashes and never logged.
+ * Passwords are stored as crypt(3) hashes and never logged. The one
+ * exception is the recoverable secret (directory_user.secret) that
+ * shared-secret mechanisms (CRAM-MD5, DIGEST-MD5, SCRAM, APOP) need: it
+ * is plaintext, kept only for users of a domain whose shared_secret_auth
+ * setting is on, and wiped from the whole domain when it is turned off
+ * (docs/security.md says why and what that costs).
  *
  * Thread safety: a struct directory may be used from several threads at
  * once (RocksDB handles are thread-safe); a batch belongs to one thread.
@@ -29,6 +34,9 @@
 #define DIRECTORY_ADDRESS_MAX 320 /* 64 local + @ + 253 domain + NUL, rounded */
 #define DIRECTORY_HASH_MAX 256
 #define DIRECTORY_NAME_MAX 256
+#define DIRECTORY_SECRET_MAX 256  /* recoverable secret, with its NUL */
+#define DIRECTORY_DOMAIN_MAX 254  /* 253 + NUL */
+#define DIRECTORY_REALM_MAX 256   /* Kerberos realm, with its NUL */
 
 enum directory_error {
 	DIRECTORY_OK = 0,
@@ -55,6 +63,17 @@ struct directory_user {
 	uint64_t quota_bytes;                     /* 0 = unlimited */
 	bool enabled;                             /* false: logins refused, mail still accepted */
 	int64_t created;                          /* unix seconds */
+	/* Plaintext secret for shared-secret mechanisms; "" = none. Only
+	 * allowed while the user's domain has shared_secret_auth on. */
+	char secret[DIRECTORY_SECRET_MAX];
+};
+
+/* A domain's settings (directory_domain_get / directory_domain_update). */
+struct directory_domain {
+	char name[DIRECTORY_DOMAIN_MAX];             /* normalised */
+	int64_t created;                             /* unix seconds */
+	bool shared_secret_auth;                     /* users' recoverable secrets are stored */
+	char kerberos_realm[DIRECTORY_REALM_MAX];    /* principals local@REALM map to local@name; "" = none */
 };
 
 struct directory_group {
@@ -104,12 +123,31 @@ int directory_domain_del(struct directory *dir, const char *domain, bool force, 
 int directory_domain_exists(struct directory *dir, const char *domain); /* 1, 0 or <0 */
 typedef int directory_name_cb(const char *name, void *ctx); /* nonzero stops */
 int directory_domain_list(struct directory *dir, directory_name_cb *cb, void *ctx);
+/* A domain's settings; NOTFOUND when it is not a local domain. */
+int directory_domain_get(struct directory *dir, const char *domain, struct directory_domain *d_r,
+			 const char **error_r);
+/* Replaces the settings of the existing domain d->name (created is kept).
+ * In one atomic write: turning shared_secret_auth off deletes the stored
+ * secret of every user of the domain (plaintext must not outlive the
+ * setting); the realm index follows kerberos_realm. INVALID for a
+ * malformed realm (letters, digits, '.', '-', '_'), EXISTS when another
+ * domain already maps that realm, NOTFOUND for an unknown domain. */
+int directory_domain_update(struct directory *dir, const struct directory_domain *d,
+			    const char **error_r);
+/* 1 when at least one domain has shared_secret_auth on, 0 if none, <0. */
+int directory_domain_shared_secret_any(struct directory *dir);
+/* The domain whose kerberos_realm is realm (exact, case-sensitive) into
+ * domain_out (DIRECTORY_DOMAIN_MAX): DIRECTORY_OK, NOTFOUND, INVALID, <0. */
+int directory_domain_by_realm(struct directory *dir, const char *realm, char *domain_out,
+			      const char **error_r);
 
 /* Users. add: u->address is normalised in place; EXISTS, NODOMAIN, INVALID.
  * password_hash must be "" or a crypt(3) hash (password_is_hash(), else
- * INVALID: plaintext is never stored); display_name must hold no control
- * characters. created = 0 is set to the current time (add) or kept from
- * the stored record (update). */
+ * INVALID: a plaintext never goes there); display_name and secret must
+ * hold no control characters; a non-empty secret is INVALID unless the
+ * domain has shared_secret_auth on (checked in the same write section,
+ * and again at batch commit). created = 0 is set to the current time
+ * (add) or kept from the stored record (update). */
 int directory_user_add(struct directory *dir, struct directory_user *u, const char **error_r);
 int directory_user_get(struct directory *dir, const char *address,
 		       struct directory_user *u_r, const char **error_r);

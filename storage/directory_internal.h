@@ -12,6 +12,8 @@
  *   A<domain>\0<local>\0<target>  alias target (catch-all: local "")
  *   G<domain>\0<local>            group record
  *   M<domain>\0<local>\0<member>  group member
+ *   S<domain>                     empty: the domain has shared_secret_auth on
+ *   K<realm>                      domain name: the domain mapping that realm
  *
  * Writes (check + commit) are serialised by write_lock so that two
  * threads cannot both claim one name; reads take no lock.
@@ -38,6 +40,8 @@ enum dir_key_type {
 	DIR_KEY_ALIAS = 'A',
 	DIR_KEY_GROUP = 'G',
 	DIR_KEY_MEMBER = 'M',
+	DIR_KEY_SHARED_SECRET = 'S', /* index of domains storing secrets */
+	DIR_KEY_REALM = 'K',	     /* Kerberos realm -> domain */
 };
 
 struct directory {
@@ -68,6 +72,11 @@ void dir_format(const struct address *a, char *out);
 
 /* 1 when domain (normalised) is local, 0 if not, <0 error. */
 int dir_domain_local(struct directory *dir, const char *domain, const char **error_r);
+/* 1 when domain (normalised) has shared_secret_auth on, 0 if not, <0. */
+int dir_domain_secret_allowed(struct directory *dir, const char *domain, const char **error_r);
+/* Adds to b the deletion of domain's S and K index keys (domain_del). */
+int dir_domain_del_index(struct directory *dir, const char *domain, struct dirdb_batch *b,
+			 const char **error_r);
 /* DIRECTORY_KIND_* of domain+local (normalised), or <0 error. */
 int dir_kind(struct directory *dir, const char *domain, const char *local, const char **error_r);
 /* For adds: DIRECTORY_OK when the domain is local and the name free; else

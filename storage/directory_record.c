@@ -81,7 +81,8 @@ int directory_record_user_encode(const struct directory_user *u, struct textbuf 
 	if (record_put_string(out, DIRECTORY_TAG_PASSWORD_HASH, u->password_hash,
 			      sizeof(u->password_hash)) < 0 ||
 	    record_put_string(out, DIRECTORY_TAG_DISPLAY_NAME, u->display_name,
-			      sizeof(u->display_name)) < 0) {
+			      sizeof(u->display_name)) < 0 ||
+	    record_put_string(out, DIRECTORY_TAG_SECRET, u->secret, sizeof(u->secret)) < 0) {
 		textbuf_truncate(out, 0);
 		return DIRECTORY_E_INVALID;
 	}
@@ -106,8 +107,23 @@ int directory_record_group_encode(const struct directory_group *g, struct textbu
 
 int directory_record_domain_encode(int64_t created, struct textbuf *out)
 {
+	struct directory_domain d = {.created = created};
+	return directory_record_domain_encode_settings(&d, out);
+}
+
+/* Flags are written only when set, so a domain without settings encodes
+ * exactly as records did before settings existed. */
+int directory_record_domain_encode_settings(const struct directory_domain *d, struct textbuf *out)
+{
 	record_begin(out, RECORD_TYPE_DOMAIN);
-	record_put_uint(out, DIRECTORY_TAG_CREATED, record_zigzag(created));
+	if (record_put_string(out, DIRECTORY_TAG_KERBEROS_REALM, d->kerberos_realm,
+			      sizeof(d->kerberos_realm)) < 0) {
+		textbuf_truncate(out, 0);
+		return DIRECTORY_E_INVALID;
+	}
+	if (d->shared_secret_auth)
+		record_put_uint(out, DIRECTORY_TAG_FLAGS, DIRECTORY_DOMAIN_FLAG_SHARED_SECRET);
+	record_put_uint(out, DIRECTORY_TAG_CREATED, record_zigzag(d->created));
 	return DIRECTORY_OK;
 }
 
@@ -215,6 +231,9 @@ int directory_record_user_decode(const void *data, size_t len, struct directory_
 			ok = record_get_uint(val, vlen, &v);
 			u_r->created = record_unzigzag(v);
 			break;
+		case DIRECTORY_TAG_SECRET:
+			ok = record_get_string(val, vlen, u_r->secret, sizeof(u_r->secret));
+			break;
 		default:
 			break;
 		}
@@ -260,21 +279,45 @@ corrupt:
 
 int directory_record_domain_decode(const void *data, size_t len, int64_t *created_r)
 {
+	struct directory_domain d;
+	int ret = directory_record_domain_decode_settings(data, len, &d);
+	*created_r = d.created;
+	return ret;
+}
+
+int directory_record_domain_decode_settings(const void *data, size_t len,
+					    struct directory_domain *d_r)
+{
 	struct record_reader r;
 	const unsigned char *val;
 	size_t vlen;
 	uint64_t tag, v = 0;
 	int ret;
 
-	*created_r = 0;
+	memset(d_r, 0, sizeof(*d_r));
 	if (!record_open(&r, data, len, RECORD_TYPE_DOMAIN))
 		return DIRECTORY_E_CORRUPT;
 	while ((ret = record_next(&r, &tag, &val, &vlen)) > 0) {
-		if (tag == DIRECTORY_TAG_CREATED && !record_get_uint(val, vlen, &v))
+		bool ok = true;
+		if (tag == DIRECTORY_TAG_CREATED) {
+			ok = record_get_uint(val, vlen, &v);
+			d_r->created = record_unzigzag(v);
+		} else if (tag == DIRECTORY_TAG_FLAGS) {
+			ok = record_get_uint(val, vlen, &v);
+			d_r->shared_secret_auth =
+			    ok && (v & DIRECTORY_DOMAIN_FLAG_SHARED_SECRET) != 0;
+		} else if (tag == DIRECTORY_TAG_KERBEROS_REALM) {
+			ok = record_get_string(val, vlen, d_r->kerberos_realm,
+					       sizeof(d_r->kerberos_realm));
+		}
+		if (!ok) {
+			memset(d_r, 0, sizeof(*d_r));
 			return DIRECTORY_E_CORRUPT;
+		}
 	}
-	if (ret < 0)
+	if (ret < 0) {
+		memset(d_r, 0, sizeof(*d_r));
 		return DIRECTORY_E_CORRUPT;
-	*created_r = record_unzigzag(v);
+	}
 	return DIRECTORY_OK;
 }

@@ -3,11 +3,14 @@
  * batches (see storage/directory.h). A user is one key U<domain>\0<local>
  * whose value is a directory_record user record.
  *
- * Security stance: only crypt(3) hashes are stored (a plaintext-looking
- * password_hash is refused, never hashed here: hashing is slow and belongs
- * to the caller's worker threads), display names may not carry control
- * characters (they end up in headers and HTML), and no error message ever
- * includes a password hash.
+ * Security stance: password_hash holds only crypt(3) hashes (a
+ * plaintext-looking one is refused, never hashed here: hashing is slow and
+ * belongs to the caller's worker threads); the recoverable secret is
+ * accepted only for domains with shared_secret_auth on, checked inside
+ * the write section (and at batch commit) so it cannot race the setting
+ * being turned off; display names may not carry control characters (they
+ * end up in headers and HTML); no error message ever includes a password
+ * hash or a secret.
  *
  * Batches check every user against the database and the batch itself at
  * add time. Commit writes them in one synced write; if any other write
@@ -28,6 +31,7 @@ struct directory_batch {
 	struct dirdb_batch *wb;
 	struct dir_strset names;		  /* addresses accepted so far */
 	char last_domain[ADDRESS_DOMAIN_MAX + 1]; /* last domain found local */
+	struct dir_strset secret_domains;	  /* domains of users with secrets, checked */
 	uint64_t generation;			  /* dir->generation before the first check */
 	size_t count;
 };
@@ -61,7 +65,25 @@ static int user_validate(const struct directory_user *u, struct address *a_r, co
 		return dir_fail(error_r, DIRECTORY_E_INVALID,
 				"%s: display name too long or holds control characters",
 				u->address);
+	if (!user_string_ok(u->secret, sizeof(u->secret)))
+		return dir_fail(error_r, DIRECTORY_E_INVALID,
+				"%s: secret too long or holds control characters", u->address);
 	return DIRECTORY_OK;
+}
+
+/* A secret may only be stored while the domain allows it. */
+static int user_secret_check(struct directory *dir, const struct address *a,
+			     const struct directory_user *u, const char **error_r)
+{
+	if (u->secret[0] == '\0')
+		return DIRECTORY_OK;
+	int ret = dir_domain_secret_allowed(dir, a->domain, error_r);
+	if (ret == 0)
+		return dir_fail(
+		    error_r, DIRECTORY_E_INVALID,
+		    "%s@%s: domain %s does not store secrets (shared-secret-auth is off)", a->local,
+		    a->domain, a->domain);
+	return ret < 0 ? ret : DIRECTORY_OK;
 }
 
 static int user_put(struct directory *dir, const struct address *a, const struct directory_user *u,
@@ -89,6 +111,8 @@ int directory_user_add(struct directory *dir, struct directory_user *u, const ch
 	if ((ret = dir_write_begin(dir, error_r)) < 0)
 		return ret;
 	ret = dir_name_available(dir, &a, error_r);
+	if (ret == DIRECTORY_OK)
+		ret = user_secret_check(dir, &a, u, error_r);
 	if (ret == DIRECTORY_OK) {
 		if (u->created == 0)
 			u->created = (int64_t)time(NULL);
@@ -147,12 +171,16 @@ int directory_user_update(struct directory *dir, const struct directory_user *u,
 	/* A corrupt record may be overwritten: that is how it is repaired. */
 	if (ret == DIRECTORY_E_CORRUPT)
 		old.created = 0, ret = DIRECTORY_OK;
+	if (ret == DIRECTORY_OK)
+		ret = user_secret_check(dir, &a, &nu, error_r);
 	if (ret == DIRECTORY_OK) {
 		if (nu.created == 0)
 			nu.created = old.created != 0 ? old.created : (int64_t)time(NULL);
 		ret = user_put(dir, &a, &nu, error_r);
 	}
 	dir_write_end(dir, ret == DIRECTORY_OK);
+	explicit_bzero(&nu, sizeof(nu));
+	explicit_bzero(&old, sizeof(old));
 	return ret;
 }
 
@@ -278,6 +306,11 @@ int directory_batch_user_add(struct directory_batch *b, struct directory_user *u
 		b->generation = batch_generation(b->dir);
 	if ((ret = batch_check(b, &a, error_r)) < 0)
 		return ret;
+	if (u->secret[0] != '\0' && !dir_strset_contains(&b->secret_domains, a.domain)) {
+		if ((ret = user_secret_check(b->dir, &a, u, error_r)) < 0)
+			return ret;
+		dir_strset_add(&b->secret_domains, a.domain);
+	}
 	if (u->created == 0)
 		u->created = (int64_t)time(NULL);
 	if ((ret = directory_record_user_encode(u, &rec)) == DIRECTORY_OK) {
@@ -308,6 +341,20 @@ static int batch_recheck(struct directory_batch *b, const char **error_r)
 		if (ret < 0)
 			return ret;
 	}
+	/* A domain may have stopped storing secrets since they were added. */
+	for (size_t i = 0; i < b->secret_domains.cap; i++) {
+		const char *domain = b->secret_domains.slots[i];
+		if (domain == NULL)
+			continue;
+		int ret = dir_domain_secret_allowed(b->dir, domain, error_r);
+		if (ret == 0)
+			ret = dir_fail(
+			    error_r, DIRECTORY_E_INVALID,
+			    "domain %s no longer stores secrets (shared-secret-auth is off)",
+			    domain);
+		if (ret < 0)
+			return ret;
+	}
 	return DIRECTORY_OK;
 }
 
@@ -325,6 +372,7 @@ int directory_batch_commit(struct directory_batch *b, const char **error_r)
 	if (ret == DIRECTORY_OK) {
 		dirdb_batch_clear(b->wb);
 		dir_strset_free(&b->names);
+		dir_strset_free(&b->secret_domains);
 		b->last_domain[0] = '\0';
 		b->count = 0;
 	}
@@ -337,6 +385,7 @@ void directory_batch_free(struct directory_batch **b)
 		return;
 	dirdb_batch_free(&(*b)->wb);
 	dir_strset_free(&(*b)->names);
+	dir_strset_free(&(*b)->secret_domains);
 	free(*b);
 	*b = NULL;
 }

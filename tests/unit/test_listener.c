@@ -230,6 +230,19 @@ static void *reject_open(struct conn *c, void *ctx)
 	return NULL;
 }
 
+/* tlsapi: answers each chunk with what the TLS API says about the
+ * connection (a service without TLS: never TLS, no STARTTLS) */
+static void tlsapi_read(struct conn *c, void *state)
+{
+	char reply[96];
+	(void)state;
+	evbuffer_drain(conn_input(c), evbuffer_get_length(conn_input(c)));
+	int n = snprintf(reply, sizeof(reply), "tls=%d available=%d starttls=%d auth=%d\r\n",
+			 conn_is_tls(c), conn_starttls_available(c), conn_starttls(c),
+			 conn_plaintext_auth_allowed(c));
+	conn_write(c, reply, (size_t)n);
+}
+
 #define REFUSE_MSG "421 4.7.0 Too many connections\r\n"
 
 static const struct service_ops echo_ops = {
@@ -258,6 +271,11 @@ static const struct service_ops streamer_ops = {
 static const struct service_ops flood_ops = {
 	.open = flood_open,
 	.read = sink_read,
+	.close = fx_close,
+};
+static const struct service_ops tlsapi_ops = {
+	.open = fx_open,
+	.read = tlsapi_read,
 	.close = fx_close,
 };
 static const struct service_ops reject_ops = {
@@ -1114,6 +1132,38 @@ static void test_destroy_while_running(void **unused)
 	}
 }
 
+static void test_tls_api_without_tls(void **unused)
+{
+	struct listener_limits lim = {.threads = 1};
+	struct listener_tls tls = {.mode = LISTENER_TLS_NONE, .require_tls = true};
+	const char *error = NULL;
+	char buf[128];
+	bool eof;
+	int port = 0;
+	(void)unused;
+
+	struct listener *l = start_listener(&lim, &tlsapi_ops, NULL, &port);
+	int fd = client_connect("127.0.0.1", port);
+	client_send(fd, "?\r\n", 3);
+	const char *want = "tls=0 available=0 starttls=-1 auth=1\r\n";
+	size_t got = client_read(fd, buf, strlen(want), IO_TIMEOUT_MS, &eof);
+	if (got != strlen(want) || memcmp(buf, want, got) != 0)
+		fail_msg("got \"%.*s\", want \"%s\"", (int)got, buf, want);
+	/* require_tls changes live (SIGHUP), even for a running connection */
+	assert_int_equal(listener_service_set_tls(l, "test", &tls, &error), 0);
+	client_send(fd, "?\r\n", 3);
+	want = "tls=0 available=0 starttls=-1 auth=0\r\n";
+	got = client_read(fd, buf, strlen(want), IO_TIMEOUT_MS, &eof);
+	if (got != strlen(want) || memcmp(buf, want, got) != 0)
+		fail_msg("got \"%.*s\", want \"%s\"", (int)got, buf, want);
+	/* the mode cannot change while running */
+	tls.mode = LISTENER_TLS_STARTTLS;
+	assert_int_equal(listener_service_set_tls(l, "test", &tls, &error), -1);
+	close(fd);
+	wait_active(l, 0, IO_TIMEOUT_MS);
+	finish_listener(&l);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1135,6 +1185,7 @@ int main(void)
 		cmocka_unit_test(test_stats_ports),
 		cmocka_unit_test(test_accept_backoff),
 		cmocka_unit_test(test_destroy_while_running),
+		cmocka_unit_test(test_tls_api_without_tls),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
