@@ -151,6 +151,11 @@ static void node_config_defaults(struct node_config *cfg)
 	cfg->server.drain_timeout = 30;
 	cfg->password.scheme = PASSWORD_YESCRYPT;
 	cfg->password.cost = 2;
+	if (gethostname(cfg->hostname, sizeof(cfg->hostname)) < 0 || cfg->hostname[0] == '\0')
+		snprintf(cfg->hostname, sizeof(cfg->hostname), "localhost");
+	cfg->hostname[sizeof(cfg->hostname) - 1] = '\0';
+	cfg->smtp.max_message_size = 25 << 20;
+	cfg->smtp.max_recipients = 1000;
 	tls_settings_defaults(&cfg->tls);
 	auth_settings_default(&cfg->auth);
 	cfg->auth_threads = 0;
@@ -470,10 +475,21 @@ static void load_services(struct load_ctx *ctx, const config_setting_t *g)
 	}
 }
 
+static void load_smtp(struct load_ctx *ctx, const config_setting_t *g)
+{
+	static const char *const keys[] = { "max_message_size", "max_recipients", NULL };
+	size_t size = (size_t)ctx->cfg->smtp.max_message_size;
+
+	check_keys(ctx, g, keys, "smtp");
+	get_size(ctx, g, "max_message_size", 1024, (uint64_t)1 << 34, &size);
+	ctx->cfg->smtp.max_message_size = size;
+	get_uint(ctx, g, "max_recipients", 1, 100000, &ctx->cfg->smtp.max_recipients);
+}
+
 static void load_root(struct load_ctx *ctx, const config_setting_t *root)
 {
-	static const char *const keys[] = { "node_id", "store", "run_dir", "user", "log", "server",
-		"control", "password", "tls", "auth", "services", NULL };
+	static const char *const keys[] = { "node_id", "store", "run_dir", "user", "hostname", "log",
+		"server", "control", "password", "tls", "auth", "smtp", "services", NULL };
 	static const char *const control_keys[] = { "tcp", NULL };
 	struct node_config *cfg = ctx->cfg;
 	const config_setting_t *g;
@@ -503,6 +519,13 @@ static void load_root(struct load_ctx *ctx, const config_setting_t *root)
 		load_tls(ctx, g);
 	if ((g = member(ctx, root, "auth", CONFIG_TYPE_GROUP)) != NULL)
 		load_auth(ctx, g);
+	if ((g = member(ctx, root, "smtp", CONFIG_TYPE_GROUP)) != NULL)
+		load_smtp(ctx, g);
+	if (config_setting_get_member(root, "hostname") != NULL) {
+		const config_setting_t *s = get_string(ctx, root, "hostname", cfg->hostname, sizeof(cfg->hostname));
+		if (s != NULL && (cfg->hostname[0] == '\0' || strpbrk(cfg->hostname, " \t\r\n") != NULL))
+			load_error(ctx, s, "'hostname' must be a host name without spaces");
+	}
 	if ((g = member(ctx, root, "services", CONFIG_TYPE_GROUP)) != NULL)
 		load_services(ctx, g);
 }

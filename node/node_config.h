@@ -47,6 +47,11 @@ struct node_config {
 				  * default: "run" beside the store directory */
 	bool run_dir_set;        /* run_dir came from the file, not derived */
 	char user[64];           /* service user when started as root */
+	char hostname[256];      /* this node's name in greetings and Received: (default: gethostname) */
+	struct {
+		uint64_t max_message_size; /* bytes; SIZE and the DATA/BDAT limit */
+		unsigned max_recipients;   /* per message */
+	} smtp;
 	struct {
 		enum log_target target;
 		char file[1024];

@@ -43,6 +43,9 @@ static void test_defaults(void **state)
 		assert_true(cfg->services[i].enabled);
 	}
 	assert_int_equal(cfg->password.scheme, PASSWORD_YESCRYPT);
+	assert_true(cfg->hostname[0] != '\0');
+	assert_int_equal(cfg->smtp.max_message_size, 25 << 20);
+	assert_int_equal(cfg->smtp.max_recipients, 1000);
 	assert_int_equal(cfg->log.level, LOG_INFO);
 	node_config_free(&cfg);
 	assert_null(cfg);
@@ -56,7 +59,8 @@ static void test_full_file(void **state)
 	(void)state;
 
 	const char *path = write_conf(
-		"node_id = 3;\nstore = \"/srv/mail/store/\";\nuser = \"mail\";\n"
+		"node_id = 3;\nstore = \"/srv/mail/store/\";\nuser = \"mail\";\nhostname = \"mx3.example.org\";\n"
+		"smtp = { max_message_size = \"10M\"; max_recipients = 50; };\n"
 		"log = { target = \"file\"; file = \"/var/log/maild.log\"; level = \"debug\"; };\n"
 		"server = { threads = 4; max_connections = 500; max_connections_per_address = 7;\n"
 		"  connection_input_limit = \"128K\"; connection_output_limit = 1048576;\n"
@@ -71,6 +75,9 @@ static void test_full_file(void **state)
 	assert_string_equal(cfg->store_dir, "/srv/mail/store");
 	assert_string_equal(cfg->run_dir, "/srv/mail/run");
 	assert_string_equal(cfg->user, "mail");
+	assert_string_equal(cfg->hostname, "mx3.example.org");
+	assert_int_equal(cfg->smtp.max_message_size, 10 << 20);
+	assert_int_equal(cfg->smtp.max_recipients, 50);
 	assert_int_equal(cfg->log.target, LOG_TARGET_FILE);
 	assert_int_equal(cfg->log.level, LOG_DEBUG);
 	assert_int_equal(cfg->server.threads, 4);
@@ -110,6 +117,9 @@ static const struct {
 	{ "password = { scheme = \"rot13\"; };\n", "password scheme 'rot13'" },
 	{ "store = \"\";\n", "'store' is not a usable path" },
 	{ "log = 5;\n", "'log' must be a group" },
+	{ "hostname = \"two words\";\n", "'hostname' must be a host name without spaces" },
+	{ "smtp = { max_recipients = 0; };\n", "'max_recipients' = 0 is out of range" },
+	{ "smtp = { max_message_size = \"1\"; };\n", "out of range" },
 };
 
 static void test_bad_configs(void **state)
