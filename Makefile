@@ -9,6 +9,8 @@
 #                   run unit tests, fuzz-seed regressions, integration tests
 #   make bench      optimised build, run tests/bench/run.sh
 #   make fuzz       build libFuzzer harnesses and fuzz each for FUZZ_SECONDS
+#   make stress     long concurrency and crash runs of the mail store
+#   make audit      testssl.sh against a TLS port
 #   make install    PREFIX=/usr/local DESTDIR=
 #   make clean
 
@@ -129,6 +131,13 @@ bench: deps
 audit: deps
 	@$(MAKE) --no-print-directory all $(O)/tests/test_tls_listener
 	@O=$(O) ./tests/audit/tls_audit.sh
+
+# The long forms of the store's concurrency and crash tests (make test
+# runs their short forms).
+.PHONY: stress
+stress: deps
+	@$(MAKE) --no-print-directory O=build/san SANITIZE=1 build/san/tests/test_store_concurrency build/san/tests/test_store_crash
+	@O=build/san ./tests/stress/run.sh
 
 install: $(BINS)
 	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/share/doc/clustermail

@@ -28,6 +28,9 @@ static const char usage_text[] =
 	"  group add ADDRESS [--name NAME] | del ADDRESS | list [DOMAIN|GROUP]\n"
 	"  group add-member GROUP MEMBER... | del-member GROUP MEMBER\n"
 	"  resolve ADDRESS                         where mail for ADDRESS goes\n"
+	"  mailbox list USER | create USER NAME [--special-use \\Sent] | delete USER NAME\n"
+	"  quota report [DOMAIN] [--over PERCENT]  usage against each user's quota\n"
+	"  fsck [USER] [--repair]                  verify (and repair) the mail store\n"
 	"  cert list                               certificates on the store, their names, expiry, use\n"
 	"  cert generate NAME --names A,B [--days N] [--key rsa2048|p256] [--force]   self-signed\n"
 	"  cert csr NAME --names A,B [--key rsa2048|p256]   new key (kept on the store) and a CSR\n"
@@ -257,6 +260,7 @@ int commands_run(struct command_env *env, int argc, char **argv, struct textbuf 
 		{ "domain", cmd_domain }, { "user", cmd_user },   { "alias", cmd_alias },
 		{ "group", cmd_group },   { "resolve", cmd_resolve }, { "cert", cmd_cert },
 		{ "auth", cmd_auth },
+		{ "mailbox", cmd_mailbox }, { "quota", cmd_quota }, { "fsck", cmd_fsck },
 	};
 
 	if (argc < 1) {

@@ -22,11 +22,13 @@
 
 struct node_config;
 struct directory;
+struct store;
 struct auth;
 
 struct command_env {
 	const struct node_config *cfg;
 	struct directory *dir;
+	struct store *store;      /* the mail store (mailbox, quota, fsck) */
 	/* Daemon only (NULL offline): fills `status` output. */
 	void (*status)(struct textbuf *out, void *ctx);
 	/* Daemon only (NULL offline): publishes a live event. */
@@ -53,6 +55,9 @@ int cmd_domain(struct command_env *env, int argc, char **argv, struct textbuf *o
 int cmd_user(struct command_env *env, int argc, char **argv, struct textbuf *out, struct textbuf *err);
 int cmd_alias(struct command_env *env, int argc, char **argv, struct textbuf *out, struct textbuf *err);
 int cmd_group(struct command_env *env, int argc, char **argv, struct textbuf *out, struct textbuf *err);
+int cmd_mailbox(struct command_env *env, int argc, char **argv, struct textbuf *out, struct textbuf *err);
+int cmd_quota(struct command_env *env, int argc, char **argv, struct textbuf *out, struct textbuf *err);
+int cmd_fsck(struct command_env *env, int argc, char **argv, struct textbuf *out, struct textbuf *err);
 int cmd_resolve(struct command_env *env, int argc, char **argv, struct textbuf *out, struct textbuf *err);
 /* node/auth_commands.c: "domain set|show", "auth stats". */
 int cmd_domain_settings(struct command_env *env, int argc, char **argv, struct textbuf *out,

@@ -29,6 +29,7 @@
 #include "node/privilege.h"
 #include "node/user_import.h"
 #include "storage/directory.h"
+#include "storage/store.h"
 
 #define CONTROL_TIMEOUT_MS 120000
 
@@ -36,6 +37,7 @@ struct mailctl {
 	struct node_config *cfg;
 	bool online;
 	struct directory *dir; /* offline only, opened on first use */
+	struct store *store;   /* offline only, for the store commands */
 	bool dropped;          /* offline: already the service user */
 	struct command_env env;
 };
@@ -50,13 +52,14 @@ static void usage(FILE *f)
 
 /* need_dir false: commands that only touch files on the store (cert)
  * run without taking the directory. */
-static int open_offline(struct mailctl *m, bool need_dir, struct textbuf *err)
+static int open_offline(struct mailctl *m, bool need_dir, bool need_store, struct textbuf *err)
 {
+	char node[32];
 	struct service_identity id;
 	const char *error = NULL;
 	char path[1100];
 
-	if (m->dir != NULL || (m->dropped && !need_dir))
+	if ((m->dir != NULL && (m->store != NULL || !need_store)) || (m->dropped && !need_dir))
 		return 0;
 	if (!m->dropped && (privilege_lookup(m->cfg->user, &id, &error) < 0 ||
 			    privilege_mkdir(&id, m->cfg->store_dir, 0750, &error) < 0 ||
@@ -69,7 +72,7 @@ static int open_offline(struct mailctl *m, bool need_dir, struct textbuf *err)
 	if (!need_dir)
 		return 0;
 	snprintf(path, sizeof(path), "%s/directory", m->cfg->store_dir);
-	int rc = directory_open(path, DIRECTORY_WRITER, NULL, &m->dir, &error);
+	int rc = m->dir != NULL ? 0 : directory_open(path, DIRECTORY_WRITER, NULL, &m->dir, &error);
 	if (rc == DIRECTORY_E_LOCKED) {
 		textbuf_printf(err, "mailctl: the directory of %s is held by a maild whose control socket "
 			      "is not in %s; run mailctl with that node's configuration (-c)\n",
@@ -82,6 +85,17 @@ static int open_offline(struct mailctl *m, bool need_dir, struct textbuf *err)
 	}
 	m->env.cfg = m->cfg;
 	m->env.dir = m->dir;
+	if (need_store) {
+		snprintf(node, sizeof(node), "mailctl%ld", (long)getpid());
+		struct store_options opts = { .node_id = node };
+		rc = store_open(m->cfg->store_dir, &opts, &m->store, &error);
+		if (rc < 0) {
+			textbuf_printf(err, "mailctl: cannot open the mail store in %s: %s\n", m->cfg->store_dir,
+				       error ? error : store_strerror(rc));
+			return -1;
+		}
+		m->env.store = m->store;
+	}
 	return 0;
 }
 
@@ -94,7 +108,9 @@ static int submit(int argc, char **argv, struct textbuf *out, struct textbuf *er
 		int rc = control_call(m->cfg->run_dir, argc, argv, CONTROL_TIMEOUT_MS, out, err);
 		return rc < 0 ? 1 : rc;
 	}
-	if (open_offline(m, argc < 1 || strcmp(argv[0], "cert") != 0, err) < 0)
+	bool store_cmd = argc >= 1 && (strcmp(argv[0], "mailbox") == 0 || strcmp(argv[0], "quota") == 0 ||
+				       strcmp(argv[0], "fsck") == 0);
+	if (open_offline(m, argc < 1 || strcmp(argv[0], "cert") != 0, store_cmd, err) < 0)
 		return 1;
 	return commands_run(&m->env, argc, argv, out, err);
 }
@@ -425,6 +441,8 @@ int main(int argc, char **argv)
 		node_config_set_user(m.cfg, user);
 	m.online = control_daemon_running(m.cfg->run_dir) == 1;
 	int rc = dispatch(&m, argc - i, argv + i);
+	if (m.store != NULL)
+		store_close(&m.store);
 	if (m.dir != NULL)
 		directory_close(&m.dir);
 	node_config_free(&m.cfg);

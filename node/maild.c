@@ -29,6 +29,7 @@
 
 #include "node/auth.h"
 #include "node/auth_pool.h"
+#include "node/job_pool.h"
 #include "node/commands.h"
 #include "node/node_config.h"
 #include "node/control.h"
@@ -40,6 +41,7 @@
 #include "node/services.h"
 #include "node/tls.h"
 #include "storage/directory.h"
+#include "storage/store.h"
 
 struct maild {
 	struct node_config *cfg;
@@ -54,6 +56,10 @@ struct maild {
 	struct tls_server *tls;
 	struct auth *auth;
 	struct auth_pool *auth_pool; /* the protocols' auth_iface (auth_pool_iface()) */
+	struct store *store;
+	struct job_pool *jobs;
+	struct service_env svc_env;
+	struct service_instance instances[SERVICE_COUNT];
 	struct command_env env;
 	int lock_fd;
 	int bound_ports[SERVICE_COUNT];
@@ -189,6 +195,39 @@ static void publish_event(const char *topic, const char *text, void *ctx)
 	log_info("control", "%s %s", topic, text);
 }
 
+/* Services publish their own events; they log them themselves. */
+static void service_event(const char *topic, const char *text, void *ctx)
+{
+	struct maild *d = ctx;
+	control_publish(d->control, topic, "%s", text);
+}
+
+/* The mail store, the job threads that touch it, and what every protocol
+ * service gets (node/services.h). */
+static int start_store(struct maild *d, const char **error_r)
+{
+	char node[16];
+	snprintf(node, sizeof(node), "node%u", d->cfg->node_id);
+	struct store_options opts = { .node_id = node };
+	if (store_open(d->cfg->store_dir, &opts, &d->store, error_r) < 0 ||
+	    job_pool_new(d->cfg->server.threads, &d->jobs, error_r) < 0)
+		return -1;
+	d->svc_env = (struct service_env){
+		.node_id = d->cfg->node_id,
+		.dir = d->dir,
+		.store = d->store,
+		.jobs = d->jobs,
+		.auth = auth_pool_iface(),
+		.auth_ctx = d->auth_pool,
+		.smtp_max_message_size = d->cfg->smtp.max_message_size,
+		.smtp_max_recipients = d->cfg->smtp.max_recipients,
+		.publish = service_event,
+		.publish_ctx = d,
+	};
+	snprintf(d->svc_env.hostname, sizeof(d->svc_env.hostname), "%s", d->cfg->hostname);
+	return 0;
+}
+
 static void listener_event(const char *event, const struct conn_info *info, void *ctx)
 {
 	struct maild *d = ctx;
@@ -255,7 +294,9 @@ static int bind_services(struct maild *d, const char **error_r)
 		if (ops == NULL || !svc->enabled)
 			continue;
 		service_tls(d->cfg, i, &tls);
-		if (listener_add_service(d->listener, svc->name, ops, d, svc->address, svc->port,
+		d->instances[i] = (struct service_instance){ .env = &d->svc_env,
+							     .id = (enum node_config_service_id)i };
+		if (listener_add_service(d->listener, svc->name, ops, &d->instances[i], svc->address, svc->port,
 					 &d->bound_ports[i], error_r) < 0 ||
 		    listener_service_set_tls(d->listener, svc->name, &tls, error_r) < 0)
 			return -1;
@@ -443,12 +484,13 @@ static int start(struct maild *d)
 	snprintf(path, sizeof(path), "%s/directory", d->cfg->store_dir);
 	if (open_directory(path, &d->dir, &error) < 0)
 		goto fail;
-	if (start_auth(d, &error) < 0)
+	if (start_auth(d, &error) < 0 || start_store(d, &error) < 0)
 		goto fail;
 	d->env = (struct command_env){ .cfg = d->cfg, .dir = d->dir, .status = status_report,
 				       .publish = publish_event, .tls_reload = control_tls_reload,
 				       .ctx = d };
 	d->env.auth = d->auth;
+	d->env.store = d->store;
 	if (control_server_start(d->cfg->run_dir, d->cfg->control.tcp, d->cfg->node_id, control_handle, d,
 				 &d->control, &error) < 0)
 		goto fail;
@@ -467,9 +509,13 @@ static void stop(struct maild *d)
 		unsigned forced = listener_drain(d->listener, d->cfg->server.drain_timeout);
 		if (forced > 0)
 			log_warning("node", "drain timeout: closed %u connections by force", forced);
-		listener_destroy(&d->listener);
 	}
+	/* Store work still running finishes before the workers' event bases
+	 * are freed (a job of a force-closed connection may still be writing). */
+	job_pool_free(&d->jobs);
+	listener_destroy(&d->listener);
 	control_server_stop(&d->control);
+	store_close(&d->store);
 	auth_pool_free(&d->auth_pool); /* after the connections, before the directory */
 	auth_destroy(&d->auth);
 	tls_server_destroy(&d->tls);

@@ -6,7 +6,7 @@ F := build/fuzz
 FUZZ_SECONDS ?= 30
 CLANG ?= clang
 PKGS := rocksdb libevent libevent_openssl libzmq libqb libconfig libcrypt libssl libcrypto libsasl2
-FCFLAGS := -std=c17 -g -O1 -I. -D_GNU_SOURCE -DCM_VERSION='"fuzz"' \
+FCFLAGS := -std=c17 -g -O1 -MMD -MP -I. -D_GNU_SOURCE -DCM_VERSION='"fuzz"' \
            $(shell pkg-config --cflags $(PKGS)) \
            -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined
 # Only the pure modules are fuzzed: parsers and decoders live there.
@@ -39,3 +39,5 @@ run: build
 	@set -e; for h in $(HARNESSES); do n=$${h##*/fuzz_}; mkdir -p $(F)/corpus/$$n; \
 	  echo "-- fuzzing $$n for $(FUZZ_SECONDS)s"; \
 	  $$h -max_total_time=$(FUZZ_SECONDS) -artifact_prefix=$(F)/$$n- $(F)/corpus/$$n tests/fuzz/corpus/$$n; done
+
+-include $(shell find $(F)/obj -name '*.d' 2>/dev/null)

@@ -1,0 +1,230 @@
+/*
+ * mailbox_absorb: turning deliveries waiting in new/ into index records.
+ *
+ * store_deliver links each message into <mailbox>/new/<guid>.<date>.<flags>
+ * without touching the index. Whoever syncs the mailbox next, on any node,
+ * absorbs them under the index lock:
+ *   1. each new entry gets the next UID and is hard-linked to msg/<b>/<uid>
+ *      (a stale file at that name, left by a crashed writer, is replaced);
+ *   2. one APPEND record with the ABSORBED flag is written; it lists the
+ *      new GUIDs and "carries" those of entries from an earlier absorb that
+ *      are still in new/;
+ *   3. after the unlock, a group commit makes links and record durable;
+ *   4. only then are the new/ entries unlinked.
+ * A crash before 2 leaves new/ as it was (the stale links are replaced
+ * later); after 2 the entries are in the record's absorb set, so the next
+ * absorber knows they are done and only unlinks them (after its own
+ * commit, in case the record was never made durable). No delivery is
+ * lost or absorbed twice.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "storage/mailbox_internal.h"
+
+struct absorb_entry {
+	char name[MAILBOX_NEW_NAME_MAX];
+	uint8_t guid[16];
+	int64_t date;
+	uint32_t flags;
+};
+
+struct absorb_list {
+	struct absorb_entry *e;
+	size_t n, cap;
+};
+
+void mailbox_new_name(const uint8_t guid[16], int64_t date, uint32_t flags, char *out)
+{
+	char hex[STORE_GUID_HEX];
+	store_hex(guid, 16, hex);
+	snprintf(out, MAILBOX_NEW_NAME_MAX, "%s.%" PRId64 ".%x", hex, date, flags & MAIL_FLAGS_MASK);
+}
+
+int mailbox_new_parse(const char *name, uint8_t guid[16], int64_t *date_r, uint32_t *flags_r)
+{
+	if (strlen(name) < 36 || name[32] != '.' || store_unhex(name, 16, guid) < 0)
+		return -1;
+	const char *p = name + 33;
+	char *end;
+	errno = 0;
+	long long date = strtoll(p, &end, 10);
+	if (errno != 0 || end == p || *end != '.' || (*p != '-' && (*p < '0' || *p > '9')))
+		return -1;
+	p = end + 1;
+	unsigned long flags = strtoul(p, &end, 16);
+	if (end == p || *end != '\0' || *p == '-' || *p == '+' || flags > MAIL_FLAGS_MASK)
+		return -1;
+	char again[MAILBOX_NEW_NAME_MAX];
+	mailbox_new_name(guid, date, (uint32_t)flags, again);
+	if (strcmp(again, name) != 0)
+		return -1;
+	*date_r = date;
+	*flags_r = (uint32_t)flags;
+	return 0;
+}
+
+static DIR *open_new(struct mailbox *box)
+{
+	int fd = store_open_dir(box->new_fd, ".");
+	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+	if (d == NULL && fd >= 0)
+		close(fd);
+	return d;
+}
+
+bool mailbox_new_pending(struct mailbox *box)
+{
+	DIR *d = open_new(box);
+	if (d == NULL)
+		return false;
+	struct dirent *de;
+	bool found = false;
+	while (!found && (de = readdir(d)) != NULL)
+		found = de->d_name[0] != '.';
+	closedir(d);
+	return found;
+}
+
+static void list_add(struct absorb_list *l, const struct absorb_entry *e)
+{
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 64;
+		struct absorb_entry *p = realloc(l->e, cap * sizeof(*p));
+		if (p == NULL)
+			abort();
+		l->e = p;
+		l->cap = cap;
+	}
+	l->e[l->n++] = *e;
+}
+
+static int entry_cmp(const void *a, const void *b)
+{
+	const struct absorb_entry *x = a, *y = b;
+	if (x->date != y->date)
+		return x->date < y->date ? -1 : 1;
+	return strcmp(x->name, y->name);
+}
+
+/* Splits new/ into entries to absorb and leftovers of an earlier absorb. */
+static int list_new(struct mailbox *box, struct absorb_list *fresh, struct absorb_list *left,
+		    const char **error_r)
+{
+	DIR *d = open_new(box);
+	if (d == NULL)
+		return store_fail_errno(error_r, false, "open", "new/");
+	struct dirent *de;
+	while ((de = readdir(d)) != NULL) {
+		struct absorb_entry e;
+		if (de->d_name[0] == '.' || strlen(de->d_name) >= sizeof(e.name) ||
+		    mailbox_new_parse(de->d_name, e.guid, &e.date, &e.flags) < 0)
+			continue; /* not ours: store_fsck reports it */
+		memcpy(e.name, de->d_name, strlen(de->d_name) + 1);
+		list_add(index_absorb_contains(box->view, e.guid) ? left : fresh, &e);
+	}
+	closedir(d);
+	if (fresh->n > 0)
+		qsort(fresh->e, fresh->n, sizeof(fresh->e[0]), entry_cmp);
+	return 0;
+}
+
+/* Links new/<name> to msg/<b>/<uid>, replacing a stale file there. */
+static int link_entry(struct mailbox *box, const char *name, uint32_t uid, uint64_t *size_r,
+		      const char **error_r)
+{
+	struct stat st;
+	if (fstatat(box->new_fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return store_fail_errno(error_r, true, "stat", name);
+	int bfd = mailbox_bucket_fd(box, uid, true, error_r);
+	if (bfd < 0)
+		return bfd;
+	char uidname[16];
+	snprintf(uidname, sizeof(uidname), "%u", uid);
+	int r = linkat(box->new_fd, name, bfd, uidname, 0);
+	if (r < 0 && errno == EEXIST) {
+		/* uid >= UIDNEXT and we hold the lock: an orphan of a crash. */
+		unlinkat(bfd, uidname, 0);
+		r = linkat(box->new_fd, name, bfd, uidname, 0);
+	}
+	if (r < 0 && errno != EMLINK)
+		return store_fail_errno(error_r, true, "link", name);
+	/* The filesystem's limit of links per file: a copy then. */
+	if (r < 0 && (r = mailbox_copy_file(box->new_fd, name, bfd, uidname, error_r)) < 0)
+		return r;
+	mailbox_bucket_touch(box);
+	*size_r = (uint64_t)st.st_size;
+	return 0;
+}
+
+/* One APPEND record for fresh[from, to), carrying every GUID that may
+ * still be in new/ once it is written. */
+static int absorb_batch(struct mailbox *box, const struct absorb_list *fresh, size_t from,
+			size_t to, const struct absorb_list *left, const char **error_r)
+{
+	struct index_view *v = box->view;
+	uint64_t modseq = v->state.highestmodseq + 1;
+	textbuf_truncate(&box->buf, 0);
+	size_t start = index_rec_begin(&box->buf);
+	uint32_t count = 0;
+	for (size_t i = from; i < to; i++) {
+		struct mail_record m;
+		memset(&m, 0, sizeof(m));
+		m.uid = v->state.uidnext + count;
+		int ret = link_entry(box, fresh->e[i].name, m.uid, &m.size, error_r);
+		if (ret == STORE_E_NOTFOUND)
+			continue;
+		if (ret < 0)
+			return ret;
+		m.flags = fresh->e[i].flags;
+		m.modseq = modseq;
+		m.internal_date = fresh->e[i].date;
+		memcpy(m.guid, fresh->e[i].guid, 16);
+		index_put_msg(&box->buf, &m);
+		count++;
+	}
+	index_put_u32(&box->buf, (uint32_t)(from + left->n));
+	index_put_u32(&box->buf, 0);
+	for (size_t i = 0; i < from; i++)
+		textbuf_append(&box->buf, fresh->e[i].guid, 16);
+	for (size_t i = 0; i < left->n; i++)
+		textbuf_append(&box->buf, left->e[i].guid, 16);
+	if (count == 0 && from + left->n == 0)
+		return 0;
+	return index_view_write(box->view, &box->buf, start, INDEX_REC_APPEND, INDEX_APPEND_ABSORBED,
+				count, count > 0 ? modseq : 0, NULL, error_r);
+}
+
+int mailbox_absorb(struct mailbox *box, const char **error_r)
+{
+	if (!mailbox_new_pending(box))
+		return 0;
+	struct absorb_list fresh = { NULL, 0, 0 }, left = { NULL, 0, 0 };
+	int ret = index_view_lock(box->view, error_r);
+	if (ret < 0)
+		return ret;
+	ret = list_new(box, &fresh, &left, error_r);
+	for (size_t from = 0; ret == 0 && from < fresh.n; from += MAILBOX_ABSORB_BATCH) {
+		size_t to = fresh.n - from > MAILBOX_ABSORB_BATCH ? from + MAILBOX_ABSORB_BATCH : fresh.n;
+		ret = absorb_batch(box, &fresh, from, to, &left, error_r);
+	}
+	index_view_unlock(box->view);
+	if (ret == 0 && fresh.n + left.n > 0)
+		ret = mailbox_durable(box, error_r);
+	if (ret == 0) {
+		for (size_t i = 0; i < fresh.n; i++)
+			unlinkat(box->new_fd, fresh.e[i].name, 0);
+		for (size_t i = 0; i < left.n; i++)
+			unlinkat(box->new_fd, left.e[i].name, 0);
+	}
+	free(fresh.e);
+	free(left.e);
+	return ret;
+}

@@ -1,0 +1,143 @@
+/*
+ * mailbox_append: APPEND and MULTIAPPEND. The messages were written by
+ * mail_writer to this node's temporary area; then
+ *   1. group commit of their data (they must be durable before any record
+ *      can point at them);
+ *   2. under the index lock: keywords defined, quota charged, each file
+ *      renamed to msg/<b>/<uid> (a stale orphan at that name, left by a
+ *      crashed writer at a UID >= UIDNEXT, is simply replaced), one APPEND
+ *      record written;
+ *   3. after the unlock, group commit of the log and the bucket
+ *      directories, then the synced mark.
+ * The UIDs are returned only after 3. A crash anywhere leaves either no
+ * record (the files are temporary leftovers or orphans, removed by fsck)
+ * or a complete one whose files exist.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "storage/mailbox_internal.h"
+#include "storage/quota_usage.h"
+#include "storage/store_sync.h"
+
+static void free_writers(struct mail_append *msgs, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		mail_writer_abort(&msgs[i].writer);
+}
+
+/* Step 1: file data durable (and internal dates on the files, which fsck
+ * uses when it must rebuild an index from the files alone). */
+static int data_durable(struct store *store, struct mail_append *msgs, size_t n,
+			const char **error_r)
+{
+	int stack[16];
+	int *fds = n <= 16 ? stack : malloc(n * sizeof(int));
+	if (fds == NULL)
+		abort();
+	for (size_t i = 0; i < n; i++) {
+		struct timespec ts[2] = { { msgs[i].internal_date, 0 }, { msgs[i].internal_date, 0 } };
+		(void)futimens(msgs[i].writer->fd, ts);
+		fds[i] = msgs[i].writer->fd;
+	}
+	int ret = store_sync_wait(store->sync, fds, n, error_r);
+	if (fds != stack)
+		free(fds);
+	return ret;
+}
+
+/* Step 2, under the lock. */
+static int append_locked(struct mailbox *box, struct mail_append *msgs, size_t n,
+			 const uint64_t *kw, const struct store_quota_limit *quota, uint32_t *uids,
+			 bool *warning_r, const char **error_r)
+{
+	struct index_view *v = box->view;
+	uint64_t bytes = 0;
+	for (size_t i = 0; i < n; i++)
+		bytes += msgs[i].writer->size;
+	int ret = quota_charge(box->user, (int64_t)bytes, (int64_t)n, quota, warning_r, error_r);
+	if (ret < 0)
+		return ret;
+	uint64_t modseq = v->state.highestmodseq + 1;
+	textbuf_truncate(&box->buf, 0);
+	size_t start = index_rec_begin(&box->buf);
+	for (size_t i = 0; i < n && ret == 0; i++) {
+		struct mail_writer *w = msgs[i].writer;
+		uint32_t uid = v->state.uidnext + (uint32_t)i;
+		int bfd = mailbox_bucket_fd(box, uid, true, error_r);
+		char uidname[16];
+		snprintf(uidname, sizeof(uidname), "%u", uid);
+		if (bfd < 0)
+			ret = bfd;
+		else if (renameat(w->dir_fd, w->name, bfd, uidname) < 0)
+			ret = store_fail_errno(error_r, false, "rename", "message file");
+		if (ret < 0)
+			break;
+		mailbox_bucket_touch(box);
+		w->name[0] = '\0'; /* moved: nothing to unlink on abort */
+		struct mail_record m = { .uid = uid,
+					 .flags = msgs[i].flags & MAIL_FLAGS_MASK,
+					 .modseq = modseq,
+					 .keywords = kw[i],
+					 .internal_date = msgs[i].internal_date,
+					 .size = w->size };
+		memcpy(m.guid, w->guid, 16);
+		index_put_msg(&box->buf, &m);
+		uids[i] = uid;
+	}
+	if (ret == 0) {
+		index_put_u32(&box->buf, 0); /* no carried GUIDs */
+		index_put_u32(&box->buf, 0);
+		ret = index_view_write(v, &box->buf, start, INDEX_REC_APPEND, 0, (uint32_t)n, modseq, NULL,
+				       error_r);
+	}
+	if (ret < 0) /* the renamed files are orphans past UIDNEXT: replaced later */
+		(void)quota_charge(box->user, -(int64_t)bytes, -(int64_t)n, NULL, NULL, NULL);
+	return ret;
+}
+
+int mailbox_append(struct mailbox *box, struct mail_append *msgs, size_t n,
+		   const struct store_quota_limit *quota, uint32_t *uids_r, bool *quota_warning_r,
+		   const char **error_r)
+{
+	bool warning = false;
+	int ret = 0;
+	if (n == 0)
+		return 0;
+	uint64_t *kw = calloc(n, sizeof(*kw));
+	if (kw == NULL)
+		abort();
+	for (size_t i = 0; i < n && ret == 0; i++) {
+		if (msgs[i].writer == NULL)
+			ret = store_fail(error_r, STORE_E_INVALID, "append without a message");
+		else if (msgs[i].flags & ~(uint32_t)MAIL_FLAGS_MASK)
+			ret = store_fail(error_r, STORE_E_INVALID, "unknown flags 0x%x", msgs[i].flags);
+		else
+			ret = mailbox_keywords_check(msgs[i].keywords, msgs[i].n_keywords, error_r);
+		if (ret == 0 && msgs[i].internal_date == 0)
+			msgs[i].internal_date = store_now();
+	}
+	if (ret == 0)
+		ret = data_durable(box->store, msgs, n, error_r);
+	if (ret == 0)
+		ret = index_view_lock(box->view, error_r);
+	if (ret == 0) {
+		for (size_t i = 0; i < n && ret == 0; i++)
+			ret = mailbox_keywords_mask(box, msgs[i].keywords, msgs[i].n_keywords, true, &kw[i],
+						    error_r);
+		if (ret == 0)
+			ret = append_locked(box, msgs, n, kw, quota, uids_r, &warning, error_r);
+		index_view_unlock(box->view);
+		if (ret == 0)
+			ret = mailbox_durable(box, error_r);
+	}
+	free(kw);
+	free_writers(msgs, n);
+	if (quota_warning_r != NULL)
+		*quota_warning_r = ret == 0 && warning;
+	return ret;
+}

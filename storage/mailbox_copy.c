@@ -1,0 +1,204 @@
+/*
+ * mailbox_copy: COPY and MOVE (UIDPLUS COPYUID). The new messages are hard
+ * links to the source files (and their cache blobs), so a copy costs a
+ * directory entry, not a second file. Under the destination's index lock:
+ * keywords are mapped by name into the destination's table, quota is
+ * charged, each file is linked to its new UID and one APPEND record is
+ * written; after the group commit the source messages of a MOVE are
+ * expunged. A crash between the two leaves the messages in both
+ * mailboxes, never in neither.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "storage/mailbox_internal.h"
+#include "storage/quota_usage.h"
+
+struct copy_plan {
+	struct mail_record *m;   /* source records (copied out of the view) */
+	size_t n;
+	int kw_map[MAILBOX_KEYWORDS_MAX];
+};
+
+static int plan_collect(struct mailbox *src, const struct uidset *uids, struct copy_plan *p)
+{
+	struct index_view *v = src->view;
+	size_t cap = 0;
+	for (size_t r = 0; r < uids->n; r++) {
+		for (size_t i = index_lower_bound(v, uids->r[r].first);
+		     i < v->n_recs && v->recs[i].uid <= uids->r[r].last; i++) {
+			if (v->recs[i].flags & INDEX_DEAD)
+				continue;
+			if (p->n == cap) {
+				cap = cap ? cap * 2 : 64;
+				p->m = realloc(p->m, cap * sizeof(*p->m));
+				if (p->m == NULL)
+					abort();
+			}
+			p->m[p->n++] = v->recs[i];
+		}
+	}
+	return 0;
+}
+
+/* Under dst's lock: defines src's keywords that are in use in dst. */
+static int plan_keywords(struct mailbox *src, struct mailbox *dst, struct copy_plan *p,
+			 const char **error_r)
+{
+	uint64_t used = 0;
+	for (size_t i = 0; i < p->n; i++)
+		used |= p->m[i].keywords;
+	const char *names[MAILBOX_KEYWORDS_MAX];
+	int idx[MAILBOX_KEYWORDS_MAX];
+	size_t n = 0;
+	for (unsigned b = 0; b < MAILBOX_KEYWORDS_MAX; b++) {
+		p->kw_map[b] = -1;
+		if (used & ((uint64_t)1 << b) && src->view->keywords[b] != NULL) {
+			idx[n] = (int)b;
+			names[n++] = src->view->keywords[b];
+		}
+	}
+	uint64_t mask;
+	int ret = mailbox_keywords_mask(dst, names, n, true, &mask, error_r);
+	for (size_t i = 0; ret == 0 && i < n; i++)
+		p->kw_map[idx[i]] = index_keyword_lookup(dst->view, names[i]);
+	return ret;
+}
+
+static uint64_t map_keywords(const struct copy_plan *p, uint64_t kw)
+{
+	uint64_t out = 0;
+	for (unsigned b = 0; b < MAILBOX_KEYWORDS_MAX; b++)
+		if ((kw & ((uint64_t)1 << b)) && p->kw_map[b] >= 0)
+			out |= (uint64_t)1 << p->kw_map[b];
+	return out;
+}
+
+/* Links src's file for uid to dst's new uid; STORE_E_EXPUNGED if gone. */
+static int link_message(struct mailbox *src, uint32_t src_uid, struct mailbox *dst,
+			uint32_t dst_uid, const char **error_r)
+{
+	char from[48], to[16];
+	mailbox_msg_name(src_uid, from, sizeof(from));
+	snprintf(to, sizeof(to), "%u", dst_uid);
+	int bfd = mailbox_bucket_fd(dst, dst_uid, true, error_r);
+	if (bfd < 0)
+		return bfd;
+	int r = linkat(src->msg_fd, from, bfd, to, 0);
+	if (r < 0 && errno == EEXIST) {
+		unlinkat(bfd, to, 0); /* orphan past UIDNEXT */
+		r = linkat(src->msg_fd, from, bfd, to, 0);
+	}
+	if (r < 0) {
+		if (errno == ENOENT)
+			return STORE_E_EXPUNGED;
+		if (errno != EMLINK)
+			return store_fail_errno(error_r, false, "link", from);
+		/* The filesystem's limit of links per file: a copy then. */
+		r = mailbox_copy_file(src->msg_fd, from, bfd, to, error_r);
+		if (r == STORE_E_NOTFOUND)
+			return STORE_E_EXPUNGED;
+		if (r < 0)
+			return r;
+	}
+	mailbox_bucket_touch(dst);
+	strcat(from, ".cache");
+	char cache[32];
+	snprintf(cache, sizeof(cache), "%u.cache", dst_uid);
+	unlinkat(bfd, cache, 0);
+	(void)linkat(src->msg_fd, from, bfd, cache, 0);
+	return 0;
+}
+
+static int copy_locked(struct mailbox *src, struct mailbox *dst, struct copy_plan *p,
+		       const struct store_quota_limit *quota, struct uidset *src_done,
+		       struct uidset *dst_done, const char **error_r)
+{
+	struct index_view *v = dst->view;
+	uint64_t bytes = 0;
+	for (size_t i = 0; i < p->n; i++)
+		bytes += p->m[i].size;
+	int ret = plan_keywords(src, dst, p, error_r);
+	if (ret == 0)
+		ret = quota_charge(dst->user, (int64_t)bytes, (int64_t)p->n, quota, NULL, error_r);
+	if (ret < 0)
+		return ret;
+	uint64_t modseq = v->state.highestmodseq + 1, copied_bytes = 0;
+	uint32_t count = 0;
+	textbuf_truncate(&dst->buf, 0);
+	size_t start = index_rec_begin(&dst->buf);
+	for (size_t i = 0; i < p->n && ret == 0; i++) {
+		struct mail_record m = p->m[i];
+		m.uid = v->state.uidnext + count;
+		int lret = link_message(src, p->m[i].uid, dst, m.uid, error_r);
+		if (lret == STORE_E_EXPUNGED)
+			continue;
+		if (lret < 0) {
+			ret = lret;
+			break;
+		}
+		m.flags &= MAIL_FLAGS_MASK;
+		m.modseq = modseq;
+		m.keywords = map_keywords(p, p->m[i].keywords);
+		index_put_msg(&dst->buf, &m);
+		uidset_add(src_done, p->m[i].uid);
+		uidset_add(dst_done, m.uid);
+		copied_bytes += m.size;
+		count++;
+	}
+	if (ret == 0 && count > 0) {
+		index_put_u32(&dst->buf, 0);
+		index_put_u32(&dst->buf, 0);
+		ret = index_view_write(v, &dst->buf, start, INDEX_REC_APPEND, 0, count, modseq, NULL,
+				       error_r);
+	}
+	if (ret < 0) {
+		uidset_clear(src_done);
+		uidset_clear(dst_done);
+		copied_bytes = 0;
+		count = 0;
+	}
+	/* Give back what was charged for messages that were not copied. */
+	if (bytes > copied_bytes)
+		(void)quota_charge(dst->user, -(int64_t)(bytes - copied_bytes),
+				   -(int64_t)(p->n - count), NULL, NULL, NULL);
+	return ret;
+}
+
+int mailbox_copy(struct mailbox *src, const struct uidset *uids, struct mailbox *dst, bool move,
+		 const struct store_quota_limit *quota, struct uidset *src_uids_r,
+		 struct uidset *dst_uids_r, const char **error_r)
+{
+	if (!src->view->full)
+		return store_fail(error_r, STORE_E_INVALID, "COPY needs a full source view");
+	struct copy_plan p;
+	memset(&p, 0, sizeof(p));
+	plan_collect(src, uids, &p);
+	struct uidset src_done = UIDSET_INIT, dst_done = UIDSET_INIT;
+	int ret = 0;
+	if (p.n > 0) {
+		ret = index_view_lock(dst->view, error_r);
+		uint64_t pos0 = dst->view->log_pos;
+		if (ret == 0) {
+			ret = copy_locked(src, dst, &p, move ? NULL : quota, &src_done, &dst_done, error_r);
+			index_view_unlock(dst->view);
+			if (ret == 0 && dst->view->log_pos != pos0)
+				ret = mailbox_durable(dst, error_r);
+		}
+	}
+	if (ret == 0 && move && !uidset_empty(&src_done))
+		ret = mailbox_expunge(src, &src_done, true, NULL, error_r);
+	if (ret == 0 && src_uids_r != NULL)
+		for (size_t r = 0; r < src_done.n; r++)
+			uidset_add_range(src_uids_r, src_done.r[r].first, src_done.r[r].last);
+	if (ret == 0 && dst_uids_r != NULL)
+		for (size_t r = 0; r < dst_done.n; r++)
+			uidset_add_range(dst_uids_r, dst_done.r[r].first, dst_done.r[r].last);
+	uidset_free(&src_done);
+	uidset_free(&dst_done);
+	free(p.m);
+	return ret;
+}

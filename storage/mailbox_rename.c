@@ -1,0 +1,133 @@
+/*
+ * mailbox_rename: RENAME. A mailbox and all its children move with one
+ * rename(2) of its level directory, so other sessions and nodes see the
+ * old tree or the new one, never a mix; sessions that have a moved
+ * mailbox open keep working (they hold its directory open). Renaming
+ * INBOX moves only INBOX's own .box and creates a fresh INBOX (RFC 3501).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "storage/mailbox_internal.h"
+#include "storage/mailbox_name.h"
+
+/* Directory part of a level path ("" for a top-level mailbox). */
+static void parent_path(const char *path, char *out, size_t size)
+{
+	snprintf(out, size, "%s", path);
+	char *slash = strrchr(out, '/');
+	if (slash != NULL)
+		*slash = '\0';
+	else
+		out[0] = '\0';
+}
+
+static void fsync_level(struct store_user *user, const char *path)
+{
+	int fd = path[0] == '\0' ? -1 : store_open_dir(user->box_fd, path);
+	fsync(fd >= 0 ? fd : user->box_fd);
+	if (fd >= 0)
+		close(fd);
+}
+
+/* Makes room for the target level: EXISTS if a mailbox or level with
+ * children is there; an empty leftover level is removed. */
+static int clear_target(struct store_user *user, const char *to_path, const char *to,
+			const char **error_r)
+{
+	int fd = mailbox_level_open(user->box_fd, to_path, false);
+	if (fd < 0)
+		return errno == ENOENT ? 0 : store_fail_errno(error_r, false, "open mailbox", to);
+	bool busy = mailbox_level_has_box(fd) || mailbox_level_has_children(fd);
+	close(fd);
+	if (busy)
+		return store_fail(error_r, STORE_E_EXISTS, "mailbox %s exists", to);
+	if (unlinkat(user->box_fd, to_path, AT_REMOVEDIR) < 0 && errno != ENOENT)
+		return store_fail_errno(error_r, false, "remove empty level", to);
+	return 0;
+}
+
+static int rename_inbox(struct store_user *user, const char *to_path, const char *to,
+			const char **error_r)
+{
+	int from = mailbox_level_open(user->box_fd, "INBOX", false);
+	if (from < 0)
+		return store_fail_errno(error_r, true, "open mailbox", "INBOX");
+	int dest = mailbox_level_open(user->box_fd, to_path, true);
+	int ret = 0;
+	if (dest < 0) {
+		ret = store_fail_errno(error_r, false, "create mailbox", to);
+	} else if (renameat(from, ".box", dest, ".box") < 0) {
+		ret = store_fail_errno(error_r, true, "rename", "INBOX");
+	} else {
+		fsync(from);
+		fsync(dest);
+		ret = mailbox_create_locked(user, "INBOX", 0, error_r);
+	}
+	if (dest >= 0)
+		close(dest);
+	close(from);
+	return ret;
+}
+
+static int rename_tree(struct store_user *user, const char *from_path, const char *from,
+		       const char *to_path, const char *to, const char **error_r)
+{
+	int fd = mailbox_level_open(user->box_fd, from_path, false);
+	if (fd < 0)
+		return store_fail_errno(error_r, true, "open mailbox", from);
+	bool exists = mailbox_level_has_box(fd) || mailbox_level_has_children(fd);
+	close(fd);
+	if (!exists)
+		return store_fail(error_r, STORE_E_NOTFOUND, "no mailbox %s", from);
+	char to_parent[MAILBOX_NAME_MAX * 3 + 64], from_parent[MAILBOX_NAME_MAX * 3 + 64];
+	parent_path(to_path, to_parent, sizeof(to_parent));
+	parent_path(from_path, from_parent, sizeof(from_parent));
+	if (to_parent[0] != '\0') {
+		int pfd = mailbox_level_open(user->box_fd, to_parent, true);
+		if (pfd < 0)
+			return store_fail_errno(error_r, false, "create parent of", to);
+		close(pfd);
+	}
+	if (renameat(user->box_fd, from_path, user->box_fd, to_path) < 0) {
+		if (errno == EEXIST || errno == ENOTEMPTY)
+			return store_fail(error_r, STORE_E_EXISTS, "mailbox %s exists", to);
+		return store_fail_errno(error_r, false, "rename", from);
+	}
+	fsync_level(user, to_parent);
+	fsync_level(user, from_parent);
+	if (from_parent[0] != '\0')
+		mailbox_levels_prune(user, from_parent);
+	return mailbox_namelists_rename(user, from, to, error_r);
+}
+
+int mailbox_rename(struct store_user *user, const char *from, const char *to,
+		   const char **error_r)
+{
+	char f[MAILBOX_NAME_MAX + 1], t[MAILBOX_NAME_MAX + 1];
+	int ret;
+	if ((ret = mailbox_name_normalize(from, f, error_r)) < 0 ||
+	    (ret = mailbox_name_normalize(to, t, error_r)) < 0)
+		return ret;
+	if (strcmp(f, t) == 0 || mailbox_name_is_inbox(t))
+		return store_fail(error_r, STORE_E_EXISTS, "mailbox %s exists", t);
+	if (mailbox_name_is_below(t, f))
+		return store_fail(error_r, STORE_E_INVALID, "cannot move %s into itself", f);
+	struct textbuf fp = TEXTBUF_INIT, tp = TEXTBUF_INIT;
+	if ((ret = mailbox_name_to_path(f, &fp, error_r)) == 0 &&
+	    (ret = mailbox_name_to_path(t, &tp, error_r)) == 0 &&
+	    (ret = store_user_lock(user, STORE_LOCK_HIERARCHY, error_r)) == 0) {
+		ret = clear_target(user, textbuf_str(&tp), t, error_r);
+		if (ret == 0 && mailbox_name_is_inbox(f))
+			ret = rename_inbox(user, textbuf_str(&tp), t, error_r);
+		else if (ret == 0)
+			ret = rename_tree(user, textbuf_str(&fp), f, textbuf_str(&tp), t, error_r);
+		store_user_unlock(user, STORE_LOCK_HIERARCHY);
+	}
+	textbuf_free(&fp);
+	textbuf_free(&tp);
+	return ret;
+}

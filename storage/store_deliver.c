@@ -1,0 +1,183 @@
+/*
+ * store_deliver: local delivery of one message to many recipients (SMTP
+ * DATA). The message was written once by mail_writer into this node's
+ * temporary area; for each recipient the quota is charged and the file is
+ * hard-linked into the target mailbox's new/ directory as
+ * <guid>.<internal date>.<flags>. No index lock is taken: the index absorbs
+ * new/ at its next sync (storage/mailbox_absorb.c), on whichever node.
+ * Then one group commit covers the file and every link, and only after it
+ * does the call return: "250 after DATA" means durable. The temporary
+ * name is unlinked last.
+ *
+ * Every recipient shares the GUID; a recipient named twice for one
+ * mailbox gets one copy (the second link finds the first). Filesystems
+ * limit the links of one file (ext4: 65,000), and absorbing a delivery
+ * needs one more link per recipient for a while, so every
+ * DELIVER_LINKS_PER_FILE recipients get a fresh copy of the file.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "storage/mailbox_internal.h"
+#include "storage/mailbox_name.h"
+#include "storage/quota_usage.h"
+#include "storage/store_sync.h"
+
+#define DELIVER_LINKS_PER_FILE 16000
+
+struct deliver_src {
+	char name[STORE_GUID_HEX + 16];  /* the temporary file links are made from */
+	unsigned links;
+	unsigned copies;
+};
+
+static int rcpt_fail(struct store_rcpt *r, int code, const char *msg)
+{
+	r->result = code;
+	snprintf(r->error, sizeof(r->error), "%s", msg != NULL ? msg : store_strerror(code));
+	return code;
+}
+
+/* Links the message into new_fd/new_name: 0, 1 when this recipient has
+ * it already (EEXIST), <0 on error. */
+static int link_from(struct mail_writer *w, struct deliver_src *src, int new_fd,
+		     const char *new_name, const char **error_r)
+{
+	int r = -1;
+	if (src->links < DELIVER_LINKS_PER_FILE) {
+		r = linkat(w->dir_fd, src->name, new_fd, new_name, 0);
+		if (r < 0 && errno == EEXIST)
+			return 1;
+		if (r < 0 && errno != EMLINK)
+			return store_fail_errno(error_r, false, "link into", "new/");
+	}
+	if (r < 0) {
+		/* A fresh copy to link from; the old one keeps its links. */
+		char next[sizeof(src->name)];
+		snprintf(next, sizeof(next), "%s.%u", w->name, src->copies + 1);
+		int ret = mailbox_copy_file(w->dir_fd, src->name, w->dir_fd, next, error_r);
+		if (ret < 0)
+			return ret;
+		if (src->copies++ > 0)
+			unlinkat(w->dir_fd, src->name, 0);
+		memcpy(src->name, next, sizeof(next));
+		src->links = 0;
+		if (linkat(w->dir_fd, src->name, new_fd, new_name, 0) < 0)
+			return errno == EEXIST ? 1 : store_fail_errno(error_r, false, "link into", "new/");
+	}
+	src->links++;
+	return 0;
+}
+
+/* Links the message into one recipient's mailbox; returns the new/ fd
+ * (to sync) or <0 with the recipient's result set. */
+static int deliver_one(struct store *store, struct mail_writer *w, struct deliver_src *src,
+		       const char *new_name, struct store_rcpt *r)
+{
+	const char *err = NULL;
+	struct store_user *user = NULL;
+	int ret = store_user_open(store, r->address, &user, &err);
+	if (ret < 0)
+		return rcpt_fail(r, ret, err);
+	char norm[MAILBOX_NAME_MAX + 1];
+	int box_fd = -1, new_fd = -1;
+	ret = mailbox_name_normalize(r->mailbox != NULL ? r->mailbox : "INBOX", norm, &err);
+	if (ret == 0)
+		ret = mailbox_open_box_dir(user, norm, &box_fd, &err);
+	if (ret == 0 && (new_fd = store_open_dir(box_fd, "new")) < 0)
+		ret = store_fail_errno(&err, true, "open", "new/");
+	if (box_fd >= 0)
+		close(box_fd);
+	if (ret == 0)
+		ret = quota_charge(user, (int64_t)w->size, 1, &r->quota, &r->quota_warning, &err);
+	if (ret == 0) {
+		int lret = link_from(w, src, new_fd, new_name, &err);
+		if (lret != 0) /* already there (1) or failed: not charged */
+			(void)quota_charge(user, -(int64_t)w->size, -1, NULL, NULL, NULL);
+		if (lret == 1)
+			r->quota_warning = false;
+		if (lret < 0)
+			ret = lret;
+	}
+	store_user_close(&user);
+	if (ret < 0) {
+		if (new_fd >= 0)
+			close(new_fd);
+		return rcpt_fail(r, ret, err);
+	}
+	r->result = STORE_OK;
+	r->error[0] = '\0';
+	return new_fd;
+}
+
+/* Undoes the links of a delivery whose commit failed. */
+static void deliver_undo(struct store *store, struct mail_writer *w, const char *new_name,
+			 struct store_rcpt *rcpts, const int *fds, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (fds[i] < 0)
+			continue;
+		unlinkat(fds[i], new_name, 0);
+		struct store_user *user;
+		if (store_user_open(store, rcpts[i].address, &user, NULL) == 0) {
+			(void)quota_charge(user, -(int64_t)w->size, -1, NULL, NULL, NULL);
+			store_user_close(&user);
+		}
+		rcpt_fail(&rcpts[i], STORE_E_TEMP, "the store could not make the message durable");
+	}
+}
+
+int store_deliver(struct store *store, struct mail_writer **wp, const struct store_delivery *d,
+		  struct store_rcpt *rcpts, size_t n, const char **error_r)
+{
+	struct mail_writer *w = *wp;
+	if (w == NULL)
+		return store_fail(error_r, STORE_E_INVALID, "delivery without a message");
+	int64_t date = d != NULL && d->internal_date != 0 ? d->internal_date : store_now();
+	uint32_t flags = d != NULL ? d->flags & MAIL_FLAGS_MASK : 0;
+	char new_name[MAILBOX_NEW_NAME_MAX];
+	mailbox_new_name(w->guid, date, flags, new_name);
+	struct timespec ts[2] = { { date, 0 }, { date, 0 } };
+	(void)futimens(w->fd, ts);
+
+	/* fds[0] is the message itself, then one new/ directory per recipient. */
+	int *fds = malloc((n + 1) * sizeof(int));
+	if (fds == NULL)
+		abort();
+	fds[0] = w->fd;
+	size_t delivered = 0;
+	struct deliver_src src = { .links = 0, .copies = 0 };
+	memcpy(src.name, w->name, sizeof(w->name));
+	for (size_t i = 0; i < n; i++) {
+		fds[i + 1] = deliver_one(store, w, &src, new_name, &rcpts[i]);
+		if (fds[i + 1] >= 0)
+			delivered++;
+	}
+	int ret = 0;
+	if (delivered > 0) {
+		int *sync_fds = malloc((delivered + 1) * sizeof(int));
+		if (sync_fds == NULL)
+			abort();
+		size_t k = 0;
+		for (size_t i = 0; i <= n; i++)
+			if (fds[i] >= 0)
+				sync_fds[k++] = fds[i];
+		ret = store_sync_wait(store->sync, sync_fds, k, error_r);
+		free(sync_fds);
+		if (ret < 0)
+			deliver_undo(store, w, new_name, rcpts, fds + 1, n);
+	}
+	for (size_t i = 1; i <= n; i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
+	free(fds);
+	if (src.copies > 0)
+		unlinkat(w->dir_fd, src.name, 0);
+	mail_writer_abort(wp);
+	return ret;
+}

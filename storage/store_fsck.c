@@ -1,0 +1,282 @@
+/*
+ * store_fsck: the walk over users and mailboxes, quota recomputation and
+ * the node temporary areas (see store_fsck in storage/store.h). Per
+ * mailbox checks are in store_fsck_mailbox.c, the index rebuild in
+ * store_fsck_rebuild.c.
+ *
+ * A user is checked under the user's hierarchy lock (no mailbox is
+ * created, renamed or deleted meanwhile) and each mailbox under its index
+ * lock, so fsck may run while the daemons serve the same users. The
+ * quota recomputation is exact when the user is idle; deliveries in
+ * flight during it can leave it off by themselves (a second run fixes it).
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "storage/mailbox_internal.h"
+#include "storage/mailbox_name.h"
+#include "storage/quota_usage.h"
+#include "storage/store_fsck_internal.h"
+
+void fsck_problem(struct fsck *fk, const char *mailbox, enum store_fsck_problem p, bool repaired,
+		  const char *fmt, ...)
+{
+	char detail[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(detail, sizeof(detail), fmt, ap);
+	va_end(ap);
+	fk->problems++;
+	if (fk->cb != NULL && fk->cb->problem != NULL)
+		fk->cb->problem(fk->address, mailbox, p, detail, repaired, fk->cb->ctx);
+}
+
+/* Removes what the user's directory holds besides the store's own files:
+ * trash of interrupted deletions. */
+static void fsck_user_trash(struct fsck *fk, struct store_user *u)
+{
+	int fd = store_open_dir(u->dir_fd, "trash");
+	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+	if (d == NULL) {
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	struct dirent *de;
+	while ((de = readdir(d)) != NULL) {
+		if (de->d_name[0] == '.')
+			continue;
+		fsck_problem(fk, NULL, STORE_FSCK_LEFTOVER, fk->repair, "trash/%s: an interrupted deletion",
+			     de->d_name);
+		if (fk->repair)
+			store_remove_tree(dirfd(d), de->d_name);
+	}
+	closedir(d);
+}
+
+/* Walks the level directories below fd (name prefix), checking mailboxes. */
+static int fsck_levels(struct fsck *fk, struct store_user *u, int fd, const char *prefix, int depth,
+		       const char **error_r)
+{
+	DIR *d = fdopendir(fd);
+	if (d == NULL) {
+		close(fd);
+		return store_fail_errno(error_r, false, "read", "mailbox levels");
+	}
+	int ret = 0;
+	struct dirent *de;
+	while (ret >= 0 && (de = readdir(d)) != NULL) {
+		const char *n = de->d_name;
+		if (strcmp(n, ".") == 0 || strcmp(n, "..") == 0)
+			continue;
+		if (strcmp(n, ".box") == 0) {
+			if (prefix[0] != '\0')
+				ret = fsck_mailbox(fk, u, prefix, dirfd(d), error_r);
+			continue;
+		}
+		if (strncmp(n, ".box.tmp.", 9) == 0) {
+			fsck_problem(fk, prefix, STORE_FSCK_LEFTOVER, fk->repair, "%s: an interrupted creation", n);
+			if (fk->repair)
+				store_remove_tree(dirfd(d), n);
+			continue;
+		}
+		char comp[MAILBOX_NAME_MAX + 1], norm[MAILBOX_NAME_MAX + 1];
+		struct textbuf name = TEXTBUF_INIT;
+		if (n[0] != '.' && mailbox_name_decode(n, comp, sizeof(comp)) == 0 && !strchr(comp, '/')) {
+			textbuf_printf(&name, "%s%s%s", prefix, prefix[0] ? "/" : "", comp);
+		}
+		if (name.len == 0 || mailbox_name_normalize(textbuf_str(&name), norm, NULL) < 0 ||
+		    depth > MAILBOX_DEPTH_MAX) {
+			fsck_problem(fk, prefix, STORE_FSCK_BAD_NAME, false, "unexpected entry \"%s\"", n);
+		} else {
+			int cfd = store_open_dir(dirfd(d), n);
+			if (cfd >= 0)
+				ret = fsck_levels(fk, u, cfd, norm, depth + 1, error_r);
+		}
+		textbuf_free(&name);
+	}
+	closedir(d);
+	return ret;
+}
+
+static int fsck_user(struct fsck *fk, const char *address, const char **error_r)
+{
+	struct store_user *u;
+	int ret = store_user_open(fk->store, address, &u, error_r);
+	if (ret < 0)
+		return ret;
+	fk->address = u->address;
+	fk->bytes = fk->messages = 0;
+	if ((ret = store_user_lock(u, STORE_LOCK_HIERARCHY, error_r)) < 0) {
+		store_user_close(&u);
+		return ret;
+	}
+	fsck_user_trash(fk, u);
+	int fd = store_open_dir(u->box_fd, ".");
+	ret = fd < 0 ? store_fail_errno(error_r, false, "open", "mailboxes")
+		     : fsck_levels(fk, u, fd, "", 1, error_r);
+	store_user_unlock(u, STORE_LOCK_HIERARCHY);
+	if (ret == 0) {
+		struct quota_counters c;
+		ret = quota_counters_read_user(u, &c, error_r);
+		if (ret == 0 && (c.bytes != fk->bytes || c.messages != fk->messages)) {
+			fsck_problem(fk, NULL, STORE_FSCK_QUOTA, fk->repair,
+				     "usage recorded %llu bytes / %llu messages, found %llu / %llu",
+				     (unsigned long long)c.bytes, (unsigned long long)c.messages,
+				     (unsigned long long)fk->bytes, (unsigned long long)fk->messages);
+			if (fk->repair)
+				ret = quota_set(u, fk->bytes, fk->messages, error_r);
+		}
+	}
+	store_user_close(&u);
+	return ret;
+}
+
+/* Old files in every node's temporary area: writers that died. */
+static void fsck_tmp(struct fsck *fk)
+{
+	int fd = store_open_dir(fk->store->mail_fd, ".tmp");
+	DIR *nodes = fd >= 0 ? fdopendir(fd) : NULL;
+	if (nodes == NULL) {
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	int64_t now = store_now();
+	struct dirent *nd;
+	while ((nd = readdir(nodes)) != NULL) {
+		if (nd->d_name[0] == '.')
+			continue;
+		int nfd = store_open_dir(dirfd(nodes), nd->d_name);
+		DIR *slots = nfd >= 0 ? fdopendir(nfd) : NULL;
+		if (slots == NULL) {
+			if (nfd >= 0)
+				close(nfd);
+			continue;
+		}
+		struct dirent *sd;
+		while ((sd = readdir(slots)) != NULL) {
+			struct stat st;
+			if (sd->d_name[0] == '.' || fstatat(dirfd(slots), sd->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+				continue;
+			bool trash = strncmp(sd->d_name, "trash-", 6) == 0;
+			if (!trash && S_ISDIR(st.st_mode)) {
+				int sfd = store_open_dir(dirfd(slots), sd->d_name);
+				DIR *files = sfd >= 0 ? fdopendir(sfd) : NULL;
+				struct dirent *fe;
+				while (files != NULL && (fe = readdir(files)) != NULL) {
+					struct stat fst;
+					if (fe->d_name[0] == '.' ||
+					    fstatat(dirfd(files), fe->d_name, &fst, AT_SYMLINK_NOFOLLOW) < 0 ||
+					    now - fst.st_mtime < STORE_TMP_MAX_AGE)
+						continue;
+					fsck_problem(fk, NULL, STORE_FSCK_LEFTOVER, fk->repair,
+						     ".tmp/%s/%s/%s: abandoned message file", nd->d_name, sd->d_name,
+						     fe->d_name);
+					if (fk->repair)
+						unlinkat(dirfd(files), fe->d_name, 0);
+				}
+				if (files != NULL)
+					closedir(files);
+				else if (sfd >= 0)
+					close(sfd);
+			} else if (trash) {
+				fsck_problem(fk, NULL, STORE_FSCK_LEFTOVER, fk->repair,
+					     ".tmp/%s/%s: an interrupted user deletion", nd->d_name, sd->d_name);
+				if (fk->repair)
+					store_remove_tree(dirfd(slots), sd->d_name);
+			}
+		}
+		closedir(slots);
+	}
+	closedir(nodes);
+}
+
+/* Every <domain>/<hh>/<local> directory. */
+static int fsck_all(struct fsck *fk, const char **error_r)
+{
+	int fd = store_open_dir(fk->store->mail_fd, ".");
+	DIR *domains = fd >= 0 ? fdopendir(fd) : NULL;
+	if (domains == NULL)
+		return store_fail_errno(error_r, false, "read", "mail directory");
+	int ret = 0;
+	struct dirent *dd;
+	while (ret >= 0 && (dd = readdir(domains)) != NULL) {
+		if (dd->d_name[0] == '.')
+			continue;
+		int hfd = store_open_dir(dirfd(domains), dd->d_name);
+		DIR *hh = hfd >= 0 ? fdopendir(hfd) : NULL;
+		struct dirent *hd;
+		while (ret >= 0 && hh != NULL && (hd = readdir(hh)) != NULL) {
+			if (hd->d_name[0] == '.')
+				continue;
+			int ufd = store_open_dir(dirfd(hh), hd->d_name);
+			DIR *users = ufd >= 0 ? fdopendir(ufd) : NULL;
+			struct dirent *ud;
+			while (ret >= 0 && users != NULL && (ud = readdir(users)) != NULL) {
+				char local[ADDRESS_LOCAL_MAX + 1];
+				if (ud->d_name[0] == '.')
+					continue;
+				if (mailbox_name_decode(ud->d_name, local, sizeof(local)) < 0) {
+					fk->address = NULL;
+					fsck_problem(fk, NULL, STORE_FSCK_BAD_NAME, false, "%s/%s/%s: not a user",
+						     dd->d_name, hd->d_name, ud->d_name);
+					continue;
+				}
+				char address[ADDRESS_LOCAL_MAX + 2 + 256], hhname[8];
+				snprintf(address, sizeof(address), "%s@%s", local, dd->d_name);
+				snprintf(hhname, sizeof(hhname), "%02x", store_fnv1a(address) & 0xff);
+				if (strcmp(hhname, hd->d_name) != 0) {
+					/* Not where the store would look for it: leave it alone. */
+					fk->address = NULL;
+					fsck_problem(fk, NULL, STORE_FSCK_BAD_NAME, false,
+						     "%s/%s/%s: user in the wrong directory", dd->d_name,
+						     hd->d_name, ud->d_name);
+					continue;
+				}
+				ret = fsck_user(fk, address, error_r);
+				if (ret == STORE_E_INVALID) {
+					fk->address = NULL;
+					fsck_problem(fk, NULL, STORE_FSCK_BAD_NAME, false, "%s: not a user address",
+						     address);
+					ret = 0;
+				}
+			}
+			if (users != NULL)
+				closedir(users);
+			else if (ufd >= 0)
+				close(ufd);
+		}
+		if (hh != NULL)
+			closedir(hh);
+		else if (hfd >= 0)
+			close(hfd);
+	}
+	closedir(domains);
+	return ret;
+}
+
+int store_fsck(struct store *store, const char *address, bool repair,
+	       const struct store_fsck_callbacks *cb, const char **error_r)
+{
+	struct fsck fk;
+	memset(&fk, 0, sizeof(fk));
+	fk.store = store;
+	fk.repair = repair;
+	fk.cb = cb;
+	int ret;
+	if (address != NULL) {
+		ret = fsck_user(&fk, address, error_r);
+	} else {
+		fsck_tmp(&fk);
+		ret = fsck_all(&fk, error_r);
+	}
+	return ret < 0 ? ret : fk.problems;
+}

@@ -1,0 +1,160 @@
+/*
+ * store_sync: leader/follower group commit (see store_sync.h).
+ */
+#include "storage/store_sync.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "storage/store_internal.h"
+
+struct sync_waiter {
+	struct sync_waiter *next;
+	const int *fds;
+	size_t n;
+	pthread_cond_t cv;  /* each waiter sleeps on its own: no thundering herd */
+	bool done;          /* a round covering this waiter finished */
+	bool lead;          /* this waiter is to run the next round */
+	int err;            /* errno of the round that covered this waiter, 0 = ok */
+};
+
+struct store_sync {
+	pthread_mutex_t mu;
+	int fs_fd;
+	enum store_sync_mode mode;
+	uint64_t rounds;
+	bool running;
+	struct sync_waiter *pending, **pending_tail;
+};
+
+struct store_sync *store_sync_create(int fs_fd, enum store_sync_mode mode)
+{
+	struct store_sync *s = calloc(1, sizeof(*s));
+	if (s == NULL)
+		abort();
+	pthread_mutex_init(&s->mu, NULL);
+	s->fs_fd = fs_fd;
+	s->pending_tail = &s->pending;
+	s->mode = mode;
+	return s;
+}
+
+void store_sync_destroy(struct store_sync **sp)
+{
+	struct store_sync *s = *sp;
+	if (s == NULL)
+		return;
+	*sp = NULL;
+	pthread_mutex_destroy(&s->mu);
+	free(s);
+}
+
+static bool seen_before(const struct stat *ids, size_t n, const struct stat *st)
+{
+	for (size_t i = 0; i < n; i++)
+		if (ids[i].st_dev == st->st_dev && ids[i].st_ino == st->st_ino)
+			return true;
+	return false;
+}
+
+/* One round over the waiters in batch; returns 0 or an errno. */
+static int sync_round(struct store_sync *s, struct sync_waiter *batch)
+{
+	if (s->mode == STORE_SYNC_SYNCFS)
+		return syncfs(s->fs_fd) < 0 ? errno : 0;
+	/* Each file or directory once, files first; start all writeback
+	 * before waiting for any, so one journal commit can cover them. */
+	size_t total = 0;
+	for (struct sync_waiter *w = batch; w != NULL; w = w->next)
+		total += w->n;
+	int *fds = malloc((total + 1) * sizeof(int));
+	struct stat *ids = malloc((total + 1) * sizeof(struct stat));
+	if (fds == NULL || ids == NULL)
+		abort();
+	size_t n = 0;
+	for (int pass = 0; pass < 2; pass++)
+		for (struct sync_waiter *w = batch; w != NULL; w = w->next)
+			for (size_t i = 0; i < w->n; i++) {
+				struct stat st;
+				if (fstat(w->fds[i], &st) < 0 || S_ISDIR(st.st_mode) != (pass == 1) ||
+				    seen_before(ids, n, &st))
+					continue;
+				ids[n] = st;
+				fds[n++] = w->fds[i];
+			}
+	for (size_t i = 0; i < n; i++)
+		if (!S_ISDIR(ids[i].st_mode))
+			(void)sync_file_range(fds[i], 0, 0, SYNC_FILE_RANGE_WRITE);
+	int err = 0;
+	for (size_t i = 0; i < n; i++)
+		if (fsync(fds[i]) < 0 && err == 0)
+			err = errno;
+	free(fds);
+	free(ids);
+	return err;
+}
+
+/* Runs rounds while this thread leads; called and returns with mu held. */
+static void sync_lead(struct store_sync *s)
+{
+	s->running = true;
+	struct sync_waiter *batch = s->pending;
+	s->pending = NULL;
+	s->pending_tail = &s->pending;
+	pthread_mutex_unlock(&s->mu);
+	int err = sync_round(s, batch);
+	pthread_mutex_lock(&s->mu);
+	s->rounds++;
+	s->running = false;
+	/* Hand the lead to the oldest waiter of the next round, if any,
+	 * before waking this round's waiters (the leader is one of them). */
+	if (s->pending != NULL) {
+		s->pending->lead = true;
+		pthread_cond_signal(&s->pending->cv);
+	}
+	for (struct sync_waiter *w = batch, *next; w != NULL; w = next) {
+		next = w->next;
+		w->err = err;
+		w->done = true;
+		pthread_cond_signal(&w->cv);
+	}
+}
+
+int store_sync_wait(struct store_sync *s, const int *fds, size_t n, const char **error_r)
+{
+	struct sync_waiter me = { NULL, fds, n, PTHREAD_COND_INITIALIZER, false, false, 0 };
+	pthread_mutex_lock(&s->mu);
+	*s->pending_tail = &me;
+	s->pending_tail = &me.next;
+	if (!s->running)
+		me.lead = true;
+	while (!me.done) {
+		if (me.lead && !s->running) {
+			me.lead = false;
+			sync_lead(s);
+			continue;
+		}
+		pthread_cond_wait(&me.cv, &s->mu);
+	}
+	pthread_mutex_unlock(&s->mu);
+	pthread_cond_destroy(&me.cv);
+	if (me.err != 0) {
+		errno = me.err;
+		return store_fail_errno(error_r, false, "fsync", "of the store");
+	}
+	return 0;
+}
+
+uint64_t store_sync_rounds(struct store_sync *s)
+{
+	pthread_mutex_lock(&s->mu);
+	uint64_t n = s->rounds;
+	pthread_mutex_unlock(&s->mu);
+	return n;
+}

@@ -1,0 +1,48 @@
+"""mailctl's store commands (mailbox, quota, fsck), through maild and
+offline."""
+import pytest
+
+
+def user(n, quota="1M"):
+    n.ctl("domain", "add", "ex.test")
+    n.ctl("user", "add", "a@ex.test", "--password", "pw", "--quota", quota)
+
+
+@pytest.mark.parametrize("online", [True, False])
+def test_mailbox_commands(node_factory, online):
+    n = node_factory()
+    if online:
+        n.start()
+    user(n)
+    assert n.ctl("mailbox", "list", "a@ex.test").stdout.splitlines() == ["INBOX\t0\t0\t0\t"]
+    n.ctl("mailbox", "create", "a@ex.test", "Sent", "--special-use", "\\Sent")
+    n.ctl("mailbox", "create", "a@ex.test", "Work/Projects")
+    lines = n.ctl("mailbox", "list", "a@ex.test").stdout.splitlines()
+    assert "Sent\t0\t0\t0\t \\Sent" in lines
+    assert "Work\t-\t-\t-\t\\Noselect" in lines
+    assert "Work/Projects\t0\t0\t0\t" in lines
+    r = n.ctl("mailbox", "create", "a@ex.test", "Sent", check=False)
+    assert r.returncode == 1
+    r = n.ctl("mailbox", "create", "a@ex.test", "../escape", check=False)
+    assert r.returncode == 1
+    r = n.ctl("mailbox", "delete", "a@ex.test", "INBOX", check=False)
+    assert r.returncode == 1
+    n.ctl("mailbox", "delete", "a@ex.test", "Work/Projects")
+    assert "Work/Projects\t0\t0\t0\t" not in n.ctl("mailbox", "list", "a@ex.test").stdout
+    r = n.ctl("mailbox", "list", "nobody@ex.test", check=False)
+    assert r.returncode == 1 and "nobody@ex.test" in r.stderr
+
+
+def test_quota_report_and_fsck(node):
+    user(node)
+    node.ctl("user", "add", "b@ex.test", "--password", "pw")
+    out = node.ctl("quota", "report").stdout.splitlines()
+    assert "a@ex.test\t0\t1M\t0%\t0 messages" in out
+    assert "b@ex.test\t0\tunlimited\t-0%\t0 messages" in out
+    assert out[-1] == "# 2 users, 2 listed, 0 unavailable"
+    assert node.ctl("quota", "report", "--over", "50").stdout.splitlines() == [
+        "# 2 users, 0 listed, 0 unavailable"]
+    r = node.ctl("fsck")
+    assert r.stdout.strip().endswith("0 problems")
+    r = node.ctl("fsck", "a@ex.test", "--repair")
+    assert "0 problems" in r.stdout

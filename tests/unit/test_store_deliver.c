@@ -1,0 +1,244 @@
+/*
+ * Unit tests for delivery (storage/store_deliver.c) and absorption of
+ * new/ into the index (storage/mailbox_absorb.c): one copy for many
+ * users (hard links), per-recipient results (quota, bad address, missing
+ * mailbox), duplicates, and the crash leftovers absorption must handle:
+ * an entry already absorbed but not yet unlinked, a stale message file at
+ * the next UID, a foreign file in new/.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <dirent.h>
+
+#include "storage/mailbox_internal.h"
+#include "tests/unit/test_store_helpers.h"
+
+struct fixture {
+	char *root;
+	struct store *s;
+};
+
+static int setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+	f->root = tstore_mkdtemp();
+	f->s = tstore_open(f->root, 0);
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fixture *f = *state;
+	store_close(&f->s);
+	tstore_rmrf(&f->root);
+	free(f);
+	return 0;
+}
+
+static const char msg[] = "From: a@b.example\r\nSubject: hi\r\n\r\nHello.\r\n";
+
+static void test_deliver_many(void **state)
+{
+	struct fixture *f = *state;
+	const char *err;
+	struct store_rcpt r[6];
+	memset(r, 0, sizeof(r));
+	r[0].address = "one@example.com";
+	r[1].address = "two@example.com";
+	r[2].address = "ONE@example.com"; /* same user again: one copy */
+	r[3].address = "not an address";
+	r[4].address = "two@example.com";
+	r[4].mailbox = "Nope";
+	r[5].address = "three@example.org";
+	r[5].quota.bytes = 10; /* too small */
+	struct mail_writer *w = tstore_writer(f->s, msg);
+	struct store_delivery d = { .flags = MAIL_FLAGGED, .internal_date = 1234567890 };
+	assert_int_equal(store_deliver(f->s, &w, &d, r, 6, &err), 0);
+	assert_null(w);
+	static const int want[] = { 0, 0, 0, STORE_E_INVALID, STORE_E_NOTFOUND, STORE_E_QUOTA };
+	for (int i = 0; i < 6; i++)
+		if (r[i].result != want[i])
+			fail_msg("rcpt %d: got %d (%s), want %d", i, r[i].result, r[i].error, want[i]);
+
+	struct store_user *one = tstore_user(f->s, "one@example.com");
+	struct store_user *two = tstore_user(f->s, "two@example.com");
+	struct mailbox_status st;
+	assert_int_equal(mailbox_status(one, "INBOX", &st, &err), 0);
+	assert_int_equal(st.messages, 1); /* absorbed by STATUS */
+	assert_int_equal(st.unseen, 1);
+	struct mailbox *b1 = tstore_mailbox(one, "INBOX", 0);
+	struct mailbox *b2 = tstore_mailbox(two, "INBOX", 0);
+	const struct mail_record *m1 = mailbox_lookup(b1, 1), *m2 = mailbox_lookup(b2, 1);
+	assert_non_null(m1);
+	assert_non_null(m2);
+	assert_int_equal(m1->flags & MAIL_FLAGS_MASK, MAIL_FLAGGED);
+	assert_int_equal(m1->internal_date, 1234567890);
+	assert_int_equal(m1->size, strlen(msg));
+	assert_memory_equal(m1->guid, m2->guid, 16);
+	/* One inode, linked into both mailboxes. */
+	int fd1, fd2;
+	uint64_t size;
+	struct stat s1, s2;
+	assert_int_equal(mailbox_msg_open(b1, 1, &fd1, &size, &err), 0);
+	assert_int_equal(mailbox_msg_open(b2, 1, &fd2, &size, &err), 0);
+	assert_int_equal(fstat(fd1, &s1), 0);
+	assert_int_equal(fstat(fd2, &s2), 0);
+	assert_int_equal(s1.st_ino, s2.st_ino);
+	assert_int_equal(s1.st_nlink, 2);
+	close(fd1);
+	close(fd2);
+	/* new/ is empty again; the temporary file is gone. */
+	assert_false(mailbox_new_pending(b1));
+	struct store_quota_usage q;
+	assert_int_equal(store_quota_get(one, &q, &err), 0);
+	assert_int_equal(q.bytes, strlen(msg));
+	assert_int_equal(q.messages, 1);
+	mailbox_close(&b1);
+	mailbox_close(&b2);
+	store_user_close(&one);
+	store_user_close(&two);
+}
+
+static void test_deliver_into_folder_and_sync(void **state)
+{
+	struct fixture *f = *state;
+	const char *err;
+	struct store_user *u = tstore_user(f->s, "dora@example.com");
+	assert_int_equal(mailbox_create(u, "Lists/dev", 0, &err), 0);
+	struct mailbox *b = tstore_mailbox(u, "Lists/dev", 0);
+	for (int i = 0; i < 3; i++) {
+		struct store_rcpt r;
+		memset(&r, 0, sizeof(r));
+		r.address = "dora@example.com";
+		r.mailbox = "lists/dev"; /* names are case-sensitive (only INBOX is not) */
+		struct mail_writer *w = tstore_writer(f->s, msg);
+		assert_int_equal(store_deliver(f->s, &w, NULL, &r, 1, &err), 0);
+		assert_int_equal(r.result, STORE_E_NOTFOUND);
+		r.mailbox = "Lists/dev";
+		w = tstore_writer(f->s, msg);
+		assert_int_equal(store_deliver(f->s, &w, NULL, &r, 1, &err), 0);
+		assert_int_equal(r.result, 0);
+	}
+	/* An open session absorbs at its next sync. */
+	assert_int_equal(mailbox_sync(b, NULL, NULL, &err), 0);
+	struct mailbox_status st;
+	mailbox_get_status(b, &st);
+	assert_int_equal(st.messages, 3);
+	assert_int_equal(st.uidnext, 4);
+	assert_int_equal(st.recent, 3);
+	mailbox_close(&b);
+	store_user_close(&u);
+}
+
+/* The crash windows of absorption, recreated by hand. */
+static void test_absorb_leftovers(void **state)
+{
+	struct fixture *f = *state;
+	const char *err;
+	struct store_user *u = tstore_user(f->s, "eve@example.com");
+	struct mailbox *b = tstore_mailbox(u, "INBOX", 0);
+	struct store_rcpt r;
+	memset(&r, 0, sizeof(r));
+	r.address = "eve@example.com";
+	struct mail_writer *w = tstore_writer(f->s, msg);
+	assert_int_equal(store_deliver(f->s, &w, NULL, &r, 1, &err), 0);
+	/* Remember the new/ entry before it is absorbed. */
+	DIR *d = fdopendir(openat(b->new_fd, ".", O_RDONLY | O_DIRECTORY));
+	struct dirent *de;
+	char name[256] = "";
+	while ((de = readdir(d)) != NULL)
+		if (de->d_name[0] != '.')
+			snprintf(name, sizeof(name), "%s", de->d_name);
+	closedir(d);
+	assert_int_not_equal(name[0], '\0');
+	assert_int_equal(mailbox_sync(b, NULL, NULL, &err), 0);
+	assert_int_equal(mailbox_lookup(b, 1) != NULL, 1);
+	/* 1: crash after the record, before the unlink: the entry reappears. */
+	assert_int_equal(linkat(b->msg_fd, "0/1", b->new_fd, name, 0), 0);
+	/* 2: crash after linking the next UID, before the record: a stale file. */
+	assert_int_equal(linkat(b->msg_fd, "0/1", b->msg_fd, "0/2", 0), 0);
+	/* 3: something the store never writes. */
+	int fd = openat(b->new_fd, "foreign-file", O_WRONLY | O_CREAT, 0600);
+	assert_true(fd >= 0);
+	close(fd);
+	/* A real new delivery goes to UID 2, replacing the stale file. */
+	w = tstore_writer(f->s, "Subject: second\r\n\r\n");
+	assert_int_equal(store_deliver(f->s, &w, NULL, &r, 1, &err), 0);
+	assert_int_equal(mailbox_sync(b, NULL, NULL, &err), 0);
+	struct mailbox_status st;
+	mailbox_get_status(b, &st);
+	assert_int_equal(st.messages, 2); /* not 3: the leftover was not absorbed twice */
+	char buf[32];
+	size_t n;
+	assert_int_equal(mailbox_msg_read(b, 2, 0, buf, sizeof(buf), &n, &err), 0);
+	assert_memory_equal(buf, "Subject: second", 15);
+	struct stat sst;
+	assert_int_not_equal(fstatat(b->new_fd, name, &sst, 0), 0); /* leftover unlinked */
+	assert_int_equal(fstatat(b->new_fd, "foreign-file", &sst, 0), 0); /* left for fsck */
+	mailbox_close(&b);
+	store_user_close(&u);
+}
+
+static void test_deliver_quota_warning(void **state)
+{
+	struct fixture *f = *state;
+	const char *err;
+	struct store_rcpt r;
+	memset(&r, 0, sizeof(r));
+	r.address = "fay@example.com";
+	r.quota.bytes = 3 * strlen(msg);
+	r.quota.warn_percent = 60;
+	bool warned[4];
+	int results[4];
+	for (int i = 0; i < 4; i++) {
+		struct mail_writer *w = tstore_writer(f->s, msg);
+		assert_int_equal(store_deliver(f->s, &w, NULL, &r, 1, &err), 0);
+		results[i] = r.result;
+		warned[i] = r.quota_warning;
+	}
+	assert_int_equal(results[0], 0);
+	assert_int_equal(results[1], 0);
+	assert_int_equal(results[2], 0);
+	assert_int_equal(results[3], STORE_E_QUOTA);
+	assert_false(warned[0]);
+	assert_true(warned[1]); /* 2/3 crosses 60% */
+	assert_false(warned[2]);
+	assert_false(warned[3]);
+}
+
+static void test_user_delete(void **state)
+{
+	struct fixture *f = *state;
+	const char *err;
+	struct store_rcpt r;
+	memset(&r, 0, sizeof(r));
+	r.address = "gus@example.com";
+	struct mail_writer *w = tstore_writer(f->s, msg);
+	assert_int_equal(store_deliver(f->s, &w, NULL, &r, 1, &err), 0);
+	assert_int_equal(store_user_delete(f->s, "gus@example.com", &err), 0);
+	assert_int_equal(store_user_delete(f->s, "gus@example.com", &err), 0);
+	struct store_user *u = tstore_user(f->s, "gus@example.com");
+	struct mailbox_status st;
+	assert_int_equal(mailbox_status(u, "INBOX", &st, &err), 0);
+	assert_int_equal(st.messages, 0);
+	store_user_close(&u);
+	assert_int_equal(store_user_delete(f->s, "bad address", &err), STORE_E_INVALID);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_deliver_many, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_deliver_into_folder_and_sync, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_absorb_leftovers, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_deliver_quota_warning, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_user_delete, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,238 @@
+/*
+ * Unit tests for store_fsck beyond damaged indexes (test_index_corrupt.c):
+ * the leftovers every kind of interrupted operation can leave, each
+ * reported with its problem code, removed or finished by repair without
+ * touching a message, and quota usage recomputed. A clean store has no
+ * problems, also when every user is walked.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "storage/mailbox_internal.h"
+#include "storage/quota_usage.h"
+#include "tests/unit/test_store_helpers.h"
+
+struct report {
+	int counts[STORE_FSCK_BAD_NAME + 1];
+	int repaired;
+	int progress;
+};
+
+static void on_problem(const char *address, const char *mailbox, enum store_fsck_problem p,
+		       const char *detail, bool repaired, void *ctx)
+{
+	struct report *r = ctx;
+	(void)address;
+	(void)mailbox;
+	(void)detail;
+	r->counts[p]++;
+	r->repaired += repaired;
+}
+
+static void on_progress(const char *address, const char *mailbox, void *ctx)
+{
+	struct report *r = ctx;
+	(void)address;
+	(void)mailbox;
+	r->progress++;
+}
+
+static int run_fsck(struct store *s, const char *addr, bool repair, struct report *r)
+{
+	memset(r, 0, sizeof(*r));
+	struct store_fsck_callbacks cb = { on_progress, on_problem, r };
+	const char *err = NULL;
+	int n = store_fsck(s, addr, repair, &cb, &err);
+	if (n < 0)
+		fail_msg("store_fsck: %d %s", n, err);
+	return n;
+}
+
+static void test_clean(void **state)
+{
+	(void)state;
+	char *root = tstore_mkdtemp();
+	struct store *s = tstore_open(root, 1024);
+	const char *err;
+	for (int i = 0; i < 3; i++) {
+		char addr[32];
+		snprintf(addr, sizeof(addr), "user%d@example.net", i);
+		struct store_user *u = tstore_user(s, addr);
+		assert_int_equal(mailbox_create(u, "Work/Projects", MAILBOX_SPECIAL_ARCHIVE, &err), 0);
+		struct mailbox *b = tstore_mailbox(u, "Work/Projects", 0);
+		for (int k = 0; k < 20; k++)
+			tstore_append(s, b, "Subject: k\r\n\r\nx\r\n", k % 2 ? MAIL_DELETED : 0, NULL);
+		assert_int_equal(mailbox_expunge(b, NULL, false, NULL, &err), 0);
+		mailbox_close(&b);
+		store_user_close(&u);
+	}
+	struct report r;
+	assert_int_equal(run_fsck(s, NULL, false, &r), 0);
+	assert_int_equal(r.progress, 6); /* INBOX and Work/Projects of 3 users */
+	assert_int_equal(run_fsck(s, "user1@example.net", true, &r), 0);
+	store_close(&s);
+	tstore_rmrf(&root);
+}
+
+static void touch(int dir_fd, const char *name, const char *data)
+{
+	int fd = openat(dir_fd, name, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, data, strlen(data)), (ssize_t)strlen(data));
+	close(fd);
+}
+
+static void test_leftovers(void **state)
+{
+	(void)state;
+	char *root = tstore_mkdtemp();
+	struct store *s = tstore_open(root, 0);
+	struct store_user *u = tstore_user(s, "kim@example.com");
+	struct mailbox *b = tstore_mailbox(u, "INBOX", 0);
+	const char *err;
+	for (int i = 0; i < 5; i++)
+		tstore_append(s, b, "Subject: left\r\n\r\nover\r\n", 0, NULL);
+	/* An orphan above UIDNEXT (append died before its record), one below
+	 * (expunge died before unlinking), a cache blob without a message, a
+	 * cache temporary, a snapshot temporary, a stale log. */
+	touch(b->msg_fd, "0/9", "orphan");
+	touch(b->msg_fd, "0/7.cache", "blob");
+	touch(b->msg_fd, "0/3.cache.abcd.tmp", "t");
+	touch(b->dir_fd, "index.tmp.0011223344556677", "t");
+	touch(b->dir_fd, "log.99", "t");
+	struct uidset one = UIDSET_INIT;
+	uidset_add(&one, 5);
+	assert_int_equal(mailbox_expunge(b, &one, true, NULL, &err), 0);
+	touch(b->msg_fd, "0/5", "expunged but not unlinked");
+	/* A foreign file in new/ (renamed so it is delivered), an interrupted
+	 * creation, an interrupted deletion, a stray name. */
+	touch(b->new_fd, "dropped-by-hand", "Subject: manual\r\n\r\n");
+	int level = store_open_dir(u->box_fd, "INBOX");
+	assert_int_equal(mkdirat(level, ".box.tmp.0123456789abcdef", 0700), 0);
+	close(level);
+	assert_int_equal(mkdirat(u->dir_fd, "trash", 0700), 0);
+	assert_int_equal(mkdirat(u->dir_fd, "trash/0000111122223333", 0700), 0);
+	touch(b->msg_fd, "0/junk", "x");
+	/* Quota off by a lot. */
+	assert_int_equal(quota_set(u, 1, 1000, &err), 0);
+	mailbox_close(&b);
+
+	struct report r;
+	int found = run_fsck(s, "kim@example.com", false, &r);
+	assert_int_equal(r.counts[STORE_FSCK_ORPHAN_FILE], 3);
+	assert_int_equal(r.counts[STORE_FSCK_LEFTOVER], 5);
+	assert_int_equal(r.counts[STORE_FSCK_BAD_NAME], 2);
+	assert_int_equal(r.counts[STORE_FSCK_QUOTA], 1);
+	assert_int_equal(r.repaired, 0);
+	assert_int_equal(run_fsck(s, "kim@example.com", false, &r), found); /* nothing changed */
+	assert_int_equal(run_fsck(s, "kim@example.com", true, &r), found);
+	/* The bad name in msg/ stays (the store never deletes what it does
+	 * not understand); the rest is gone. */
+	assert_int_equal(run_fsck(s, "kim@example.com", false, &r), 1);
+	assert_int_equal(r.counts[STORE_FSCK_BAD_NAME], 1);
+
+	b = tstore_mailbox(u, "INBOX", 0);
+	struct mailbox_status st;
+	mailbox_get_status(b, &st);
+	assert_int_equal(st.messages, 5); /* 4 appended + the one dropped into new/ */
+	struct store_quota_usage q;
+	assert_int_equal(store_quota_get(u, &q, &err), 0);
+	assert_int_equal(q.messages, 5);
+	assert_int_equal(q.bytes, st.bytes);
+	mailbox_close(&b);
+	uidset_free(&one);
+	store_user_close(&u);
+	store_close(&s);
+	tstore_rmrf(&root);
+}
+
+static void test_missing_file(void **state)
+{
+	(void)state;
+	char *root = tstore_mkdtemp();
+	struct store *s = tstore_open(root, 0);
+	struct store_user *u = tstore_user(s, "lee@example.com");
+	struct mailbox *b = tstore_mailbox(u, "INBOX", 0);
+	for (int i = 0; i < 3; i++)
+		tstore_append(s, b, "Subject: m\r\n\r\nx\r\n", 0, NULL);
+	assert_int_equal(unlinkat(b->msg_fd, "0/2", 0), 0);
+	struct mailbox_status st0;
+	mailbox_get_status(b, &st0);
+	struct report r;
+	assert_int_equal(run_fsck(s, "lee@example.com", true, &r), 2); /* missing + quota */
+	assert_int_equal(r.counts[STORE_FSCK_MISSING_FILE], 1);
+	const char *err;
+	assert_int_equal(mailbox_sync(b, NULL, NULL, &err), 0);
+	assert_null(mailbox_lookup(b, 2));
+	struct mailbox_status st;
+	mailbox_get_status(b, &st);
+	assert_int_equal(st.messages, 2);
+	assert_int_equal(st.uidvalidity, st0.uidvalidity);
+	assert_int_equal(run_fsck(s, "lee@example.com", false, &r), 0);
+	mailbox_close(&b);
+	store_user_close(&u);
+	store_close(&s);
+	tstore_rmrf(&root);
+}
+
+/* A deletion that died after its DELETED record: fsck finishes it. */
+static void test_half_deleted(void **state)
+{
+	(void)state;
+	char *root = tstore_mkdtemp();
+	struct store *s = tstore_open(root, 0);
+	struct store_user *u = tstore_user(s, "max@example.com");
+	const char *err;
+	assert_int_equal(mailbox_create(u, "Old", 0, &err), 0);
+	struct mailbox *b = tstore_mailbox(u, "Old", 0);
+	tstore_append(s, b, "x", 0, NULL);
+	assert_int_equal(index_view_lock(b->view, &err), 0);
+	textbuf_truncate(&b->buf, 0);
+	size_t start = index_rec_begin(&b->buf);
+	assert_int_equal(index_view_write(b->view, &b->buf, start, INDEX_REC_DELETED, 0, 0, 0, NULL, &err), 0);
+	index_view_unlock(b->view);
+	assert_int_equal(index_view_durable(b->view, NULL, 0, &err), 0);
+	mailbox_close(&b);
+	struct mailbox *gone;
+	assert_int_equal(mailbox_open(u, "Old", 0, &gone, &err), STORE_E_NOTFOUND);
+	struct report r;
+	assert_int_equal(run_fsck(s, "max@example.com", true, &r), 2); /* leftover + quota */
+	assert_int_equal(mailbox_open(u, "Old", 0, &gone, &err), STORE_E_INVALID); /* level left */
+	assert_int_equal(mailbox_create(u, "Old", 0, &err), 0);
+	assert_int_equal(run_fsck(s, "max@example.com", false, &r), 0);
+	/* Creating over a half-deleted mailbox finishes the deletion first. */
+	b = tstore_mailbox(u, "Old", 0);
+	tstore_append(s, b, "y", 0, NULL);
+	assert_int_equal(index_view_lock(b->view, &err), 0);
+	textbuf_truncate(&b->buf, 0);
+	start = index_rec_begin(&b->buf);
+	assert_int_equal(index_view_write(b->view, &b->buf, start, INDEX_REC_DELETED, 0, 0, 0, NULL, &err), 0);
+	index_view_unlock(b->view);
+	assert_int_equal(index_view_durable(b->view, NULL, 0, &err), 0);
+	mailbox_close(&b);
+	assert_int_equal(mailbox_create(u, "Old", 0, &err), 0);
+	b = tstore_mailbox(u, "Old", 0);
+	struct mailbox_status st;
+	mailbox_get_status(b, &st);
+	assert_int_equal(st.messages, 0);
+	mailbox_close(&b);
+	store_user_close(&u);
+	store_close(&s);
+	tstore_rmrf(&root);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_clean),
+		cmocka_unit_test(test_leftovers),
+		cmocka_unit_test(test_missing_file),
+		cmocka_unit_test(test_half_deleted),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
