@@ -19,6 +19,8 @@ PACKAGES="
   libcmocka-dev
   testssl.sh
   python3 python3-pytest
+  swaks libnet-ssleay-perl libio-socket-ssl-perl
+  fetchmail curl
   procps iproute2
 "
 # build-essential pkg-config : compiler, make, and library flags
@@ -38,6 +40,12 @@ PACKAGES="
 # libcmocka-dev              : unit tests
 # testssl.sh                 : make audit (TLS configuration scan; not part of make test)
 # python3 python3-pytest     : integration tests (run with /usr/bin/python3)
+# swaks libnet-ssleay-perl libio-socket-ssl-perl
+#                            : SMTP test client (integration tests, README); the Perl
+#                              TLS modules give it --tls and implicit TLS
+# fetchmail curl             : POP3/POP3S test clients (integration tests: fetchmail with
+#                              USER/PASS, APOP and CRAM-MD5 over plaintext, STLS and
+#                              implicit TLS; curl pop3:// and pop3s://), curl also in README
 # procps iproute2            : process and socket inspection in tests
 
 missing=""

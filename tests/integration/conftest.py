@@ -27,8 +27,10 @@ def free_port():
 class Node:
     """One maild with its own config, store and run directory."""
 
-    def __init__(self, base, node_id=1, store=None, name=None, extra=""):
+    def __init__(self, base, node_id=1, store=None, name=None, extra="", service_options=None):
         self.base = pathlib.Path(base)
+        # per-service settings, e.g. {"pop3": "require_tls = true;"}
+        self.service_options = service_options or {}
         self.node_id = node_id
         self.store = pathlib.Path(store) if store else self.base / "store"
         name = name or f"n{node_id}"
@@ -41,7 +43,8 @@ class Node:
 
     def write_config(self, extra="", **server):
         svc = "\n".join(
-            f'  {s} = {{ address = "127.0.0.1"; port = {p}; }};' for s, p in self.ports.items())
+            f'  {s} = {{ address = "127.0.0.1"; port = {p}; {self.service_options.get(s, "")}}};'
+            for s, p in self.ports.items())
         srv = "".join(f"  {k} = {v};\n" for k, v in server.items())
         self.config.write_text(
             f'node_id = {self.node_id};\nstore = "{self.store}";\nrun_dir = "{self.run_dir}";\n'
@@ -50,12 +53,27 @@ class Node:
             f"services = {{\n{svc}\n}};\n{extra}")
 
     def start(self, wait=True, args=()):
+        self.tls_only_services_need_certificate()
         self.logf = open(self.log, "ab")
         self.proc = subprocess.Popen([MAILD, "-c", str(self.config), "--foreground", *args],
                                      stdout=self.logf, stderr=subprocess.STDOUT)
         if wait:
             self.wait_ready()
         return self
+
+    def tls_only_services_need_certificate(self):
+        """maild refuses to start a TLS-only service (smtps, imaps, pop3s)
+        that no certificate serves: until a test assigns one, they are off."""
+        path = self.store / "tls" / "assignments"
+        lines = path.read_text().splitlines() if path.exists() else []
+        conf = self.config.read_text()
+        for s in ("smtps", "imaps", "pop3s"):
+            on, off = f"  {s} = {{ ", f"  {s} = {{ enabled = false; "
+            if any(l.startswith(("default ", f"service {s} ")) for l in lines):
+                conf = conf.replace(off, on)
+            elif off not in conf:
+                conf = conf.replace(on, off, 1)
+        self.config.write_text(conf)
 
     def wait_ready(self, timeout=20):
         deadline = time.monotonic() + timeout

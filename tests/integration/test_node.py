@@ -20,7 +20,7 @@ def test_status_reports_node(node):
     assert f"store:       {node.store}" in out
     assert "connections: 0 active" in out
     # services without a protocol engine are named, never bound
-    assert "smtp        not served" in out
+    assert "imap        not served" in out
 
 
 def test_check_config_ok(node_factory):
@@ -103,6 +103,7 @@ def test_root_start_drops_to_service_user(node):
 
 def test_background_start_and_stop(node_factory):
     n = node_factory()
+    n.tls_only_services_need_certificate()
     r = subprocess.run([MAILD, "-c", str(n.config)], capture_output=True, text=True, timeout=30)
     assert r.returncode == 0, r.stderr
     out = n.ctl("status").stdout
@@ -116,6 +117,7 @@ def test_background_start_and_stop(node_factory):
 
 def test_background_start_reports_failure(node, node_factory):
     twin = node_factory(store=node.store, name="twin")
+    twin.tls_only_services_need_certificate()
     r = subprocess.run([MAILD, "-c", str(twin.config)], capture_output=True, text=True, timeout=30)
     assert r.returncode == 1
     assert "already running" in r.stderr

@@ -1,0 +1,295 @@
+/*
+ * The envelope policy of the SMTP services: MAIL starts a transaction
+ * (queue ID, sender, declared size); RCPT decides each recipient at once,
+ * against the directory and the store's quota, so that nothing is ever
+ * accepted and bounced later:
+ *
+ *   address                                   reply
+ *   local user, alias, group or catch-all     250 2.1.5 (every local
+ *     reaching local mailboxes only           mailbox it reaches is kept)
+ *   local domain, nothing matches             550 5.1.1 User unknown
+ *   non-local domain                          550 5.7.1 Relay access denied
+ *   alias/group reaching a remote address     550 5.7.1 (no forwarding yet)
+ *   a mailbox reached without room           452 4.2.2 Mailbox full
+ *   ... smaller than MAIL's SIZE= altogether  552 5.2.2
+ *   more local mailboxes than a message may   452 4.5.3 (next transaction)
+ *     reach (SMTP_LOCAL_RCPT_MAX)
+ *   malformed address                         501 5.1.3
+ *   directory or store error                  451 4.3.0 (try again)
+ *
+ * "Postmaster" without a domain (RFC 5321 §4.5.1) means postmaster at
+ * the local domain that is the node's host name or its nearest parent. Disabled users receive mail
+ * (the flag stops logins only). Relay is refused for every client, authenticated or not, until this
+ * node has an outbound queue; a group with one remote member is refused as a whole rather than
+ * delivered in part, because the part left out could not even be bounced.
+ *
+ * Quota at RCPT reads the usage of each reached mailbox whose user has a
+ * quota (synchronously: see node/smtp_service.h). Usage at or above the
+ * quota, or below it by less than the declared size, is "full"; a group
+ * with one full member waits as a whole (452), for the same reason as
+ * above. Recipients are kept in the order given and deduplicated at
+ * commit, so a user reached twice (directly and through a group) gets
+ * one copy.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "node/log.h"
+#include "node/smtp_service_private.h"
+
+/* What one RCPT address expanded to. */
+struct smtp_expansion {
+	struct smtp_local_rcpt *rcpts;
+	size_t n, cap;
+	size_t room; /* local mailboxes this RCPT may still add */
+	bool overflow;
+	char remote[DIRECTORY_ADDRESS_MAX];
+};
+
+void smtp_txn_clear(struct smtp_txn *t)
+{
+	mail_writer_abort(&t->writer);
+	free(t->rcpts);
+	memset(t, 0, sizeof(*t));
+}
+
+int smtp_quota_room(struct store *store, const char *address, uint64_t limit, uint64_t size,
+		    const char **error_r)
+{
+	struct store_user *user = NULL;
+	struct store_quota_usage usage;
+
+	if (limit == 0)
+		return 1;
+	int ret = store_user_open(store, address, &user, error_r);
+	if (ret == 0) {
+		ret = store_quota_get(user, &usage, error_r);
+		store_user_close(&user);
+	}
+	if (ret < 0)
+		return ret;
+	return usage.bytes < limit && size <= limit - usage.bytes ? 1 : 0;
+}
+
+void smtp_envelope_mail_from(void *ctx, const char *reverse_path, const struct smtp_mail_params *p,
+			     struct smtp_reply *reply)
+{
+	struct smtp_conn *sc = ctx;
+	struct smtp_txn *t = &sc->txn;
+
+	(void)reply; /* every syntactically valid sender is accepted */
+	smtp_txn_clear(t);
+	t->active = true;
+	smtp_queue_id_new(sc->env->node_id, t->queue_id);
+	snprintf(t->sender, sizeof(t->sender), "%s", reverse_path);
+	t->declared_size = p->size;
+	clock_gettime(CLOCK_MONOTONIC, &t->started);
+}
+
+void smtp_envelope_reset(void *ctx)
+{
+	struct smtp_conn *sc = ctx;
+	smtp_txn_clear(&sc->txn);
+}
+
+static int smtp_expand_cb(const char *address, bool local, void *ctx)
+{
+	struct smtp_expansion *x = ctx;
+
+	if (!local) {
+		snprintf(x->remote, sizeof(x->remote), "%s", address);
+		return 1; /* refused whatever else it reaches */
+	}
+	if (x->n >= x->room) {
+		x->overflow = true;
+		return 1;
+	}
+	if (x->n == x->cap) {
+		size_t cap = x->cap ? x->cap * 2 : 4;
+		struct smtp_local_rcpt *r = realloc(x->rcpts, cap * sizeof(*r));
+		if (r == NULL)
+			return DIRECTORY_E_IO;
+		x->rcpts = r;
+		x->cap = cap;
+	}
+	memset(&x->rcpts[x->n], 0, sizeof(x->rcpts[x->n]));
+	snprintf(x->rcpts[x->n].address, sizeof(x->rcpts[x->n].address), "%s", address);
+	x->n++;
+	return 0;
+}
+
+/* Logs a refused RCPT as Postfix does and fills *reply. */
+static void smtp_rcpt_refuse(struct smtp_conn *sc, struct smtp_reply *reply, int code,
+			     const char *enhanced, const char *rcpt, const char *fmt,
+			     const char *arg)
+{
+	const struct conn_info *info = conn_info(sc->c);
+	char why[256];
+
+	snprintf(why, sizeof(why), fmt, arg);
+	snprintf(sc->reply_text, sizeof(sc->reply_text), "<%s>: %s", rcpt, why);
+	*reply = (struct smtp_reply){code, enhanced, sc->reply_text};
+	log_notice("smtp",
+		   "reject conn=%llu id=%s peer=%s: %d %s %s; from=<%s> to=<%s> proto=%s helo=<%s>",
+		   (unsigned long long)info->id, sc->txn.queue_id, info->peer, code, enhanced,
+		   sc->reply_text, sc->txn.sender, rcpt, smtp_conn_proto(sc),
+		   smtp_session_helo(sc->sess));
+}
+
+/* Reads the quota of each expanded mailbox and checks its room: 0 all
+ * fit, or <0 after filling *reply. */
+static int smtp_rcpt_quota(struct smtp_conn *sc, struct smtp_expansion *x, const char *rcpt,
+			   struct smtp_reply *reply)
+{
+	const struct service_env *env = sc->env;
+	uint64_t size = sc->txn.declared_size;
+	size_t kept = 0;
+
+	for (size_t i = 0; i < x->n; i++) {
+		struct smtp_local_rcpt *r = &x->rcpts[i];
+		struct directory_user u;
+		const char *error = NULL;
+		int ret = directory_user_get(env->dir, r->address, &u, &error);
+		if (ret == DIRECTORY_E_NOTFOUND)
+			continue; /* deleted since the expansion: resolve drops such targets too */
+		if (ret < 0) {
+			log_warning("smtp", "conn=%llu id=%s directory user %s: %s",
+				    (unsigned long long)conn_info(sc->c)->id, sc->txn.queue_id,
+				    r->address, error ? error : directory_strerror(ret));
+			smtp_rcpt_refuse(sc, reply, 451, "4.3.0", rcpt, "%s",
+					 "Temporary lookup failure, try again later");
+			return -1;
+		}
+		r->quota_bytes = u.quota_bytes;
+		if (u.quota_bytes != 0 && size > u.quota_bytes) {
+			smtp_rcpt_refuse(sc, reply, 552, "5.2.2", rcpt, "%s",
+					 "Recipient address rejected: message is larger than the "
+					 "mailbox quota");
+			return -1;
+		}
+		ret = smtp_quota_room(env->store, r->address, u.quota_bytes, size, &error);
+		if (ret < 0) {
+			log_warning("smtp", "conn=%llu id=%s quota of %s: %s",
+				    (unsigned long long)conn_info(sc->c)->id, sc->txn.queue_id,
+				    r->address, error ? error : store_strerror(ret));
+			smtp_rcpt_refuse(sc, reply, 451, "4.3.0", rcpt, "%s",
+					 "Temporary lookup failure, try again later");
+			return -1;
+		}
+		if (ret == 0) {
+			smtp_rcpt_refuse(sc, reply, 452, "4.2.2", rcpt, "%s",
+					 "Recipient address rejected: Mailbox full");
+			return -1;
+		}
+		x->rcpts[kept++] = *r;
+	}
+	x->n = kept;
+	if (kept == 0) {
+		smtp_rcpt_refuse(sc, reply, 550, "5.1.1", rcpt, "%s",
+				 "Recipient address rejected: User unknown");
+		return -1;
+	}
+	return 0;
+}
+
+/* Appends x's mailboxes to the transaction: 0, or -1 out of memory. */
+static int smtp_txn_add(struct smtp_txn *t, const struct smtp_expansion *x)
+{
+	if (t->nlocal + x->n > t->cap) {
+		size_t cap = t->cap ? t->cap : 8;
+		while (cap < t->nlocal + x->n)
+			cap *= 2;
+		struct smtp_local_rcpt *r = realloc(t->rcpts, cap * sizeof(*r));
+		if (r == NULL)
+			return -1;
+		t->rcpts = r;
+		t->cap = cap;
+	}
+	memcpy(t->rcpts + t->nlocal, x->rcpts, x->n * sizeof(*x->rcpts));
+	t->nlocal += x->n;
+	return 0;
+}
+
+/* "Postmaster" alone: postmaster@ the local domain that is the node's
+ * host name or its nearest parent (mx.example.org -> example.org).
+ * 0, or -1 when no such domain is local. */
+static int smtp_postmaster(const struct service_env *env, char *out, size_t size)
+{
+	for (const char *d = env->hostname; d != NULL && strchr(d, '.') != NULL;
+	     d = strchr(d, '.') + 1) {
+		if (directory_domain_exists(env->dir, d) == 1) {
+			snprintf(out, size, "postmaster@%s", d);
+			return 0;
+		}
+	}
+	return -1;
+}
+
+void smtp_envelope_rcpt_to(void *ctx, const char *forward_path, const struct smtp_rcpt_params *p,
+			   struct smtp_reply *reply)
+{
+	struct smtp_conn *sc = ctx;
+	const struct service_env *env = sc->env;
+	struct smtp_txn *t = &sc->txn;
+	struct smtp_expansion x = {.room = SMTP_LOCAL_RCPT_MAX - t->nlocal};
+	char postmaster[DIRECTORY_ADDRESS_MAX];
+	const char *address = forward_path;
+	const char *error = NULL;
+
+	(void)p; /* DSN parameters: not offered (no notifications yet) */
+	if (env->dir == NULL || env->store == NULL) {
+		smtp_rcpt_refuse(sc, reply, 451, "4.3.0", forward_path, "%s",
+				 "Temporary lookup failure, try again later");
+		return;
+	}
+	if (strchr(forward_path, '@') == NULL && strcasecmp(forward_path, "postmaster") == 0) {
+		if (smtp_postmaster(env, postmaster, sizeof(postmaster)) < 0) {
+			smtp_rcpt_refuse(sc, reply, 550, "5.1.1", forward_path, "%s",
+					 "Recipient address rejected: no local domain matches "
+					 "this node's host name");
+			return;
+		}
+		address = postmaster;
+	}
+	int ret = directory_resolve(env->dir, address, smtp_expand_cb, &x, &error);
+	if (ret == DIRECTORY_E_INVALID) {
+		smtp_rcpt_refuse(sc, reply, 501, "5.1.3", forward_path, "%s",
+				 "Bad recipient address syntax");
+	} else if (ret == 0) {
+		smtp_rcpt_refuse(sc, reply, 550, "5.7.1", forward_path, "%s",
+				 "Relay access denied (this node delivers to its local "
+				 "domains only)");
+	} else if (ret == DIRECTORY_E_NOTFOUND) {
+		smtp_rcpt_refuse(sc, reply, 550, "5.1.1", forward_path, "%s",
+				 "Recipient address rejected: User unknown");
+	} else if (ret < 0) {
+		log_warning("smtp", "conn=%llu id=%s resolving %s: %s",
+			    (unsigned long long)conn_info(sc->c)->id, t->queue_id, address,
+			    error ? error : directory_strerror(ret));
+		smtp_rcpt_refuse(sc, reply, 451, "4.3.0", forward_path, "%s",
+				 "Temporary lookup failure, try again later");
+	} else if (x.remote[0] != '\0') {
+		log_info("smtp", "conn=%llu id=%s %s reaches remote address %s",
+			 (unsigned long long)conn_info(sc->c)->id, t->queue_id, address, x.remote);
+		smtp_rcpt_refuse(sc, reply, 550, "5.7.1", forward_path, "%s",
+				 "Recipient address rejected: forwarding to remote addresses is "
+				 "not available on this node");
+	} else if (x.overflow) {
+		smtp_rcpt_refuse(sc, reply, 452, "4.5.3", forward_path, "%s",
+				 "Too many recipients for one message, send the rest later");
+	} else if (smtp_rcpt_quota(sc, &x, forward_path, reply) == 0) {
+		if (smtp_txn_add(t, &x) < 0) {
+			smtp_rcpt_refuse(sc, reply, 451, "4.3.0", forward_path, "%s",
+					 "Out of memory, try again later");
+		} else {
+			if (t->nrcpt++ == 0)
+				snprintf(t->first_rcpt, sizeof(t->first_rcpt), "%s", forward_path);
+			log_debug("smtp", "conn=%llu id=%s rcpt=<%s> mailboxes=%zu",
+				  (unsigned long long)conn_info(sc->c)->id, t->queue_id,
+				  forward_path, x.n);
+		}
+	}
+	free(x.rcpts);
+}

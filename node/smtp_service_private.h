@@ -1,0 +1,167 @@
+/*
+ * Internals shared by the files of the SMTP service (node/smtp_*.c) and
+ * their unit test. Nothing else includes this; the service's manual is
+ * node/smtp_service.h.
+ *
+ *  smtp_service.c   the listener hooks, the input pump, what the engine
+ *                   waits for (AUTH, COMMIT, TLS, CLOSE), drain
+ *  smtp_auth.c      AUTH: base64 and the asynchronous auth layer
+ *  smtp_envelope.c  MAIL and RCPT policy: directory, quota, relay refusal
+ *  smtp_delivery.c  DATA/BDAT into a mail_writer, the commit job, its one
+ *                   reply, the delivery log lines and event
+ *  smtp_received.c  Return-Path and Received: header fields (pure)
+ *  smtp_queue_id.c  queue IDs
+ */
+#ifndef CM_NODE_SMTP_SERVICE_PRIVATE_H
+#define CM_NODE_SMTP_SERVICE_PRIVATE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "lib/textbuf.h"
+#include "node/services.h"
+#include "proto/smtp/smtp.h"
+#include "storage/directory.h"
+#include "storage/store.h"
+
+/* 15 characters and a NUL (smtp_queue_id.c). */
+#define SMTP_QUEUE_ID_SIZE 16
+/* Local mailboxes one message may reach after alias and group expansion
+ * (RCPTs beyond it get 452 4.5.3): bounds the commit's work and memory
+ * whatever the groups contain. */
+#define SMTP_LOCAL_RCPT_MAX 10000
+/* Client bytes handed to the engine per step; the pump checks the output
+ * queue between steps (replies to a pipelined batch stay bounded). */
+#define SMTP_INPUT_PIECE 16384
+
+struct auth_handle;
+struct conn;
+struct event;
+struct job;
+
+/* One local mailbox of the current transaction. */
+struct smtp_local_rcpt {
+	char address[DIRECTORY_ADDRESS_MAX]; /* normalised local@domain */
+	uint64_t quota_bytes;		     /* the directory's limit, 0 = none */
+};
+
+/* The envelope and message of the transaction in progress. */
+struct smtp_txn {
+	bool active; /* MAIL accepted */
+	char queue_id[SMTP_QUEUE_ID_SIZE];
+	char sender[SMTP_PATH_MAX + 1];	    /* "" for <> */
+	uint64_t declared_size;		    /* MAIL SIZE=, 0 if none */
+	struct timespec started;	    /* MAIL accepted (CLOCK_MONOTONIC) */
+	unsigned nrcpt;			    /* RCPT commands accepted */
+	char first_rcpt[SMTP_PATH_MAX + 1]; /* as the client named it */
+	struct smtp_local_rcpt *rcpts;	    /* may repeat; deduplicated at commit */
+	size_t nlocal, cap;
+	struct mail_writer *writer; /* from the first DATA/BDAT */
+	uint64_t header_bytes;	    /* trace fields we wrote first */
+};
+
+/* A reply the engine must get later, never from inside one of its own
+ * backend calls (which would re-enter it). */
+enum smtp_deferred {
+	SMTP_DEFER_NONE,
+	SMTP_DEFER_AUTH,
+	SMTP_DEFER_COMMIT,
+};
+
+struct smtp_commit;
+
+struct smtp_conn {
+	struct conn *c;
+	const struct service_env *env;
+	enum node_config_service_id service;
+	struct smtp_session *sess;
+	enum smtp_want want;
+	bool closing;	       /* conn_close() called: nothing more to do */
+	bool shutdown_pending; /* drain began during a commit: 421 after its reply */
+	struct auth_handle *auth;
+	bool auth_malformed; /* the client's response was not base64 */
+	struct event *ev_defer;
+	enum smtp_deferred deferred;
+	enum smtp_auth_status deferred_auth;
+	struct smtp_txn txn;
+	struct smtp_commit *commit; /* the commit job in flight, or NULL */
+	struct job *job;
+	char mechanisms[256]; /* what EHLO offers now */
+	char reply_text[512]; /* a RCPT refusal, until the engine sent it */
+};
+
+/* smtp_service.c */
+/* Feeds buffered client bytes to the engine while it wants input. */
+void smtp_conn_pump(struct smtp_conn *sc);
+/* Acts on what the engine returned (TLS, CLOSE), then pumps on. */
+void smtp_conn_want(struct smtp_conn *sc, enum smtp_want w);
+/* Schedules sc->deferred for the next loop iteration. */
+void smtp_conn_defer(struct smtp_conn *sc);
+/* The engine settings for this connection as it is now. */
+void smtp_conn_settings(struct smtp_conn *sc, struct smtp_settings *set);
+
+/* smtp_auth.c */
+void smtp_auth_begin(void *ctx, const struct smtp_auth_request *req);
+
+/* smtp_envelope.c */
+void smtp_envelope_mail_from(void *ctx, const char *reverse_path, const struct smtp_mail_params *p,
+			     struct smtp_reply *reply);
+void smtp_envelope_rcpt_to(void *ctx, const char *forward_path, const struct smtp_rcpt_params *p,
+			   struct smtp_reply *reply);
+void smtp_envelope_reset(void *ctx);
+/* Frees the transaction's recipients and aborts its message. */
+void smtp_txn_clear(struct smtp_txn *t);
+/* Whether address has room for size more bytes under limit (0 = none):
+ * 1 yes, 0 no, <0 a store error (error_r). Opens the user's mail
+ * directory: a few metadata reads, and its creation on first use. */
+int smtp_quota_room(struct store *store, const char *address, uint64_t limit, uint64_t size,
+		    const char **error_r);
+/* Postfix-style "proto" for logs: SMTP, ESMTP, ESMTPS, ESMTPA, ESMTPSA. */
+const char *smtp_conn_proto(const struct smtp_conn *sc);
+
+/* smtp_delivery.c */
+void smtp_delivery_begin(void *ctx, struct smtp_reply *reply);
+int smtp_delivery_write(void *ctx, const void *data, size_t len);
+void smtp_delivery_commit(void *ctx, bool accepted);
+/* The close hook: the job in flight (if any) goes on without the
+ * connection; its result is logged, never replied. */
+void smtp_delivery_detach(struct smtp_conn *sc);
+/* The engine's answer to a commit that could not even start (deferred). */
+void smtp_delivery_deferred(struct smtp_conn *sc);
+/* The single reply after DATA for per-recipient store results (pure).
+ * ret: store_deliver's return; precheck_full: the pre-check found a
+ * recipient without room and nothing was delivered. Sets *reply (code 0:
+ * all delivered, "250 ... queued as"); its text points into text. */
+void smtp_delivery_reply(const struct store_rcpt *r, size_t n, int ret, bool precheck_full,
+			 uint64_t size, struct smtp_reply *reply, char *text, size_t text_size);
+
+/* smtp_received.c */
+struct smtp_received_info {
+	const char *helo;
+	bool esmtp;
+	const char *peer; /* conn_info: "addr:port" or "[v6]:port" */
+	bool tls;
+	const char *tls_protocol;
+	const char *tls_cipher;
+	const char *tls_client_subject; /* "" or NULL: none */
+	bool authenticated;
+	const char *hostname;
+	const char *queue_id;
+	const char *for_rcpt; /* NULL unless exactly one recipient */
+	time_t when;
+};
+void smtp_received_format(const struct smtp_received_info *in, struct textbuf *out);
+void smtp_return_path_format(const char *sender, struct textbuf *out);
+/* "192.0.2.1" or "IPv6:2001:db8::1" from a conn_info peer: 0, or -1
+ * when out is too small. */
+int smtp_received_peer_literal(const char *peer, char *out, size_t size);
+/* RFC 5322 date-time in local time: "Tue, 3 Oct 2023 10:00:00 +0200". */
+void smtp_received_date(time_t when, char *out, size_t size);
+
+/* smtp_queue_id.c */
+void smtp_queue_id_new(unsigned node_id, char out[SMTP_QUEUE_ID_SIZE]);
+void smtp_queue_id_format(uint64_t us, unsigned node_id, char out[SMTP_QUEUE_ID_SIZE]);
+
+#endif
