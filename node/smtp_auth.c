@@ -37,6 +37,10 @@ static enum smtp_auth_status smtp_auth_map(const struct auth_outcome *out)
 		return SMTP_AUTH_TEMPFAIL;
 	case AUTH_REASON_MECHANISM:
 		return SMTP_AUTH_UNSUPPORTED;
+	case AUTH_REASON_MALFORMED:
+		return SMTP_AUTH_MALFORMED;
+	case AUTH_REASON_TOO_WEAK:
+		return SMTP_AUTH_TOO_WEAK;
 	default:
 		return SMTP_AUTH_FAILED;
 	}
@@ -51,7 +55,7 @@ static void smtp_auth_done(const struct auth_outcome *out, void *arg)
 	if (sc->auth_malformed) {
 		/* the layer only aborted the exchange; the client sent junk */
 		sc->auth_malformed = false;
-		st = SMTP_AUTH_FAILED;
+		st = SMTP_AUTH_MALFORMED;
 	}
 	if (sc->closing)
 		return;
@@ -124,7 +128,7 @@ void smtp_auth_begin(void *ctx, const struct smtp_auth_request *req)
 	case SMTP_AUTH_START:
 		if (req->response != NULL && req->response[0] != '\0' &&
 		    smtp_auth_decode(req->response, &buf, &len) < 0) {
-			smtp_auth_fail_now(sc, SMTP_AUTH_FAILED);
+			smtp_auth_fail_now(sc, SMTP_AUTH_MALFORMED);
 			return;
 		}
 		iface->start(sc->auth, req->mechanism, buf, len, req->response != NULL,

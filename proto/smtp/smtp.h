@@ -92,6 +92,8 @@ enum smtp_auth_status {
 	SMTP_AUTH_FAILED,     /* 535 5.7.8 */
 	SMTP_AUTH_TEMPFAIL,   /* 454 4.7.0 */
 	SMTP_AUTH_UNSUPPORTED,/* 504 5.5.4 */
+	SMTP_AUTH_MALFORMED,  /* 501 5.5.2: the client's data does not follow the mechanism */
+	SMTP_AUTH_TOO_WEAK,   /* 538 5.7.11: the mechanism needs TLS first */
 };
 
 struct smtp_backend {

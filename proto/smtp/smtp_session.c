@@ -339,6 +339,13 @@ enum smtp_want smtp_session_auth_result(struct smtp_session *s, enum smtp_auth_s
 	case SMTP_AUTH_UNSUPPORTED:
 		s->want = smtp_bad_command(s, 504, "5.5.4", "Unrecognized authentication type");
 		break;
+	case SMTP_AUTH_MALFORMED:
+		s->want = smtp_bad_command(s, 501, "5.5.2", "Error: malformed authentication response");
+		break;
+	case SMTP_AUTH_TOO_WEAK:
+		s->want = smtp_bad_command(s, 538, "5.7.11",
+					   "Encryption required for requested authentication mechanism");
+		break;
 	case SMTP_AUTH_TEMPFAIL:
 	default:
 		smtp_reply(s, 454, "4.7.0", "Temporary authentication failure");

@@ -116,6 +116,10 @@ static void answer(struct fake *f, enum smtp_want *w)
 			*w = smtp_session_auth_result(f->s, SMTP_AUTH_CONTINUE, NULL, "");
 		} else if (f->last.kind == SMTP_AUTH_ABORT) {
 			*w = smtp_session_auth_result(f->s, SMTP_AUTH_FAILED, NULL, NULL);
+		} else if (strcmp(f->last_resp, "!!!") == 0) {
+			*w = smtp_session_auth_result(f->s, SMTP_AUTH_MALFORMED, NULL, NULL);
+		} else if (strcmp(f->last_resp, "weak") == 0) {
+			*w = smtp_session_auth_result(f->s, SMTP_AUTH_TOO_WEAK, NULL, NULL);
 		} else {
 			bool ok = strcmp(f->last_resp, "AGFsaWNlAHB3") == 0; /* \0alice\0pw */
 			*w = smtp_session_auth_result(f->s, ok ? SMTP_AUTH_OK : SMTP_AUTH_FAILED,
@@ -241,10 +245,14 @@ static const struct transcript transcripts[] = {
 	  "A\r\n.\r\nBend" },
 	{ "AUTH",
 	  "AUTH PLAIN AGFsaWNlAHB3\r\nEHLO c\r\nAUTH CRAM-MD5\r\nAUTH PLAIN AGJhZA==\r\nAUTH PLAIN\r\n*\r\n"
+	  "AUTH PLAIN !!!\r\nAUTH PLAIN weak\r\n"
 	  "AUTH login\r\nAGFsaWNlAHB3\r\nAUTH PLAIN AGFsaWNlAHB3\r\nQUIT\r\n",
 	  GREETING "503 5.5.1 Error: send EHLO first\r\n" EHLO_REPLY
 	  "504 5.5.4 Unrecognized authentication type\r\n535 5.7.8 Error: authentication failed\r\n"
-	  "334 \r\n501 5.0.0 Authentication cancelled\r\n334 \r\n235 2.7.0 Authentication successful\r\n"
+	  "334 \r\n501 5.0.0 Authentication cancelled\r\n"
+	  "501 5.5.2 Error: malformed authentication response\r\n"
+	  "538 5.7.11 Encryption required for requested authentication mechanism\r\n"
+	  "334 \r\n235 2.7.0 Authentication successful\r\n"
 	  "503 5.5.1 Error: already authenticated\r\n221 2.0.0 Bye\r\n", NULL },
 };
 
