@@ -51,6 +51,7 @@
 #include "storage/directory.h"
 #include "storage/mailbox.h"
 #include "storage/store.h"
+#include "tests/bench/bench_util.h"
 
 #define RUNS 3
 #define SESSIONS 20
@@ -65,61 +66,7 @@
 
 static char workdir[256];
 static double seconds = 5.0;
-static pid_t maild_pid = -1;
 static int port_pop3, port_pop3s;
-
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return x < y ? -1 : x > y;
-}
-
-static double median(double *v, size_t n)
-{
-	qsort(v, n, sizeof(v[0]), cmp_double);
-	return v[n / 2];
-}
-
-static void stop_maild(void)
-{
-	if (maild_pid > 0) {
-		kill(maild_pid, SIGTERM);
-		waitpid(maild_pid, NULL, 0);
-		maild_pid = -1;
-	}
-}
-
-static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
-static void die(const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	fprintf(stderr, "bench_pop3: ");
-	vfprintf(stderr, fmt, ap);
-	fprintf(stderr, "\n");
-	va_end(ap);
-	stop_maild();
-	exit(1);
-}
-
-static int free_port(void)
-{
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	socklen_t len = sizeof(sa);
-	if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
-	    getsockname(fd, (struct sockaddr *)&sa, &len) < 0)
-		die("free port: %s", strerror(errno));
-	close(fd);
-	return ntohs(sa.sin_port);
-}
 
 static int tcp_connect(bool nonblocking)
 {
@@ -129,10 +76,10 @@ static int tcp_connect(bool nonblocking)
 				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
 	int one = 1;
 	if (fd < 0)
-		die("socket: %s", strerror(errno));
+		bench_die("socket: %s", strerror(errno));
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 && errno != EINPROGRESS)
-		die("connect: %s", strerror(errno));
+		bench_die("connect: %s", strerror(errno));
 	return fd;
 }
 
@@ -151,10 +98,10 @@ static void add_users(const char *store_dir, unsigned n)
 	snprintf(path, sizeof(path), "%s/directory", store_dir);
 	if (directory_open(path, DIRECTORY_WRITER, NULL, &dir, &error) != DIRECTORY_OK ||
 	    directory_domain_add(dir, DOMAIN, &error) != DIRECTORY_OK)
-		die("directory: %s", error);
+		bench_die("directory: %s", error);
 	/* the site default: what every login pays */
 	if (password_hash(PASSWORD, PASSWORD_YESCRYPT, 2, hash, sizeof(hash), &error) < 0)
-		die("hash: %s", error);
+		bench_die("hash: %s", error);
 	for (unsigned i = 0; i < n; i++) {
 		struct directory_user u;
 		memset(&u, 0, sizeof(u));
@@ -162,7 +109,7 @@ static void add_users(const char *store_dir, unsigned n)
 		snprintf(u.password_hash, sizeof(u.password_hash), "%s", hash);
 		u.enabled = true;
 		if (directory_user_add(dir, &u, &error) != DIRECTORY_OK)
-			die("user add: %s", error);
+			bench_die("user add: %s", error);
 	}
 	directory_close(&dir);
 }
@@ -178,11 +125,11 @@ static void fill_user(struct store *s, unsigned user, unsigned count, size_t siz
 	const char *error = NULL;
 
 	if (body == NULL)
-		die("out of memory");
+		bench_die("out of memory");
 	user_name(addr, sizeof(addr), user);
 	if (store_user_open(s, addr, &u, &error) < 0 ||
 	    mailbox_open(u, "INBOX", MAILBOX_OPEN_READONLY, &box, &error) < 0)
-		die("open %s: %s", addr, error);
+		bench_die("open %s: %s", addr, error);
 	for (size_t i = 0; i < size; i++)
 		body[i] = (i % 78 == 76) ? '\r' : (i % 78 == 77) ? '\n' : (char)('a' + i % 26);
 	for (unsigned done = 0; done < count;) {
@@ -196,10 +143,10 @@ static void fill_user(struct store *s, unsigned user, unsigned count, size_t siz
 			    mail_writer_write(msgs[k].writer, body, size - (size_t)n - 2, &error) <
 				0 ||
 			    mail_writer_write(msgs[k].writer, "\r\n", 2, &error) < 0)
-				die("write: %s", error);
+				bench_die("write: %s", error);
 		}
 		if (mailbox_append(box, msgs, k, NULL, uids, NULL, &error) < 0)
-			die("append: %s", error);
+			bench_die("append: %s", error);
 		done += k;
 	}
 	mailbox_close(&box);
@@ -209,27 +156,19 @@ static void fill_user(struct store *s, unsigned user, unsigned count, size_t siz
 
 static void start_maild(const char *maild, const char *store_dir)
 {
-	char conf[512], log[512], run[512], cert[4096];
+	char conf[512], log[512], cert[4096], services[1024];
 	snprintf(conf, sizeof(conf), "%s/maild.conf", workdir);
 	snprintf(log, sizeof(log), "%s/maild.log", workdir);
-	snprintf(run, sizeof(run), "%s/run", workdir);
-	port_pop3 = free_port();
-	port_pop3s = free_port();
-	FILE *f = fopen(conf, "w");
-	if (f == NULL)
-		die("%s: %s", conf, strerror(errno));
-	fprintf(f,
-		"node_id = 1;\nstore = \"%s\";\nrun_dir = \"%s\";\nuser = \"root\";\n"
-		"server = { max_connections_per_address = 0; };\n"
-		"services = {\n"
-		"  pop3 = { address = \"127.0.0.1\"; port = %d; };\n"
-		"  pop3s = { address = \"127.0.0.1\"; port = %d; };\n"
-		"  smtp = { enabled = false; }; submission = { enabled = false; };\n"
-		"  smtps = { enabled = false; }; imap = { enabled = false; };\n"
-		"  imaps = { enabled = false; }; http = { enabled = false; };\n"
-		"};\n",
-		store_dir, run, port_pop3, port_pop3s);
-	fclose(f);
+	port_pop3 = bench_free_port();
+	port_pop3s = bench_free_port();
+	snprintf(services, sizeof(services),
+		 "  pop3 = { address = \"127.0.0.1\"; port = %d; };\n"
+		 "  pop3s = { address = \"127.0.0.1\"; port = %d; };\n"
+		 "  smtp = { enabled = false; }; submission = { enabled = false; };\n"
+		 "  smtps = { enabled = false; }; imap = { enabled = false; };\n"
+		 "  imaps = { enabled = false; }; http = { enabled = false; };\n",
+		 port_pop3, port_pop3s);
+	bench_write_conf(conf, workdir, store_dir, services);
 	/* a certificate for POP3S, made by the real mailctl next to maild */
 	char *copy = strdup(maild);
 	const char *bin = dirname(copy);
@@ -238,35 +177,9 @@ static void start_maild(const char *maild, const char *store_dir)
 		 "%s/mailctl -c %s cert assign bench --default >/dev/null",
 		 bin, conf, bin, conf);
 	if (system(cert) != 0)
-		die("mailctl cert generate failed");
+		bench_die("mailctl cert generate failed");
 	free(copy);
-
-	maild_pid = fork();
-	if (maild_pid < 0)
-		die("fork: %s", strerror(errno));
-	if (maild_pid == 0) {
-		int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-		dup2(fd, 1);
-		dup2(fd, 2);
-		execl(maild, maild, "-c", conf, "--foreground", (char *)NULL);
-		_exit(127);
-	}
-	for (int i = 0; i < 200; i++) {
-		int fd = socket(AF_INET, SOCK_STREAM, 0);
-		struct sockaddr_in sa = {.sin_family = AF_INET,
-					 .sin_port = htons((uint16_t)port_pop3s),
-					 .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-		int ok = connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
-		close(fd);
-		if (ok)
-			return;
-		if (waitpid(maild_pid, NULL, WNOHANG) == maild_pid) {
-			maild_pid = -1;
-			die("maild exited; see %s", log);
-		}
-		usleep(50000);
-	}
-	die("maild did not start; see %s", log);
+	bench_start_maild(maild, conf, log, port_pop3s);
 }
 
 /* ---- the load generator ---- */
@@ -309,7 +222,7 @@ static void send_all(int fd, const char *text)
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)
-			die("send: %s", strerror(errno));
+			bench_die("send: %s", strerror(errno));
 		off += (size_t)n;
 	}
 }
@@ -321,7 +234,7 @@ static void session_start(struct load *ld, struct session *s)
 	s->len = 0;
 	struct epoll_event ev = {.events = EPOLLIN, .data.ptr = s};
 	if (epoll_ctl(ld->ep, EPOLL_CTL_ADD, s->fd, &ev) < 0)
-		die("epoll_ctl: %s", strerror(errno));
+		bench_die("epoll_ctl: %s", strerror(errno));
 }
 
 static void send_retr(struct session *s)
@@ -366,7 +279,7 @@ static bool session_step(struct load *ld, struct session *s)
 			memmove(s->buf, s->buf + n, s->len - n);
 			s->len -= n;
 			ld->done++;
-			if (now_s() < ld->deadline) {
+			if (bench_now() < ld->deadline) {
 				send_retr(s);
 				continue;
 			}
@@ -379,7 +292,7 @@ static bool session_step(struct load *ld, struct session *s)
 			if (end == NULL)
 				return true;
 			if (strncmp(s->buf, "+OK", 3) != 0)
-				die("RETR: %.*s", (int)(end - s->buf), s->buf);
+				bench_die("RETR: %.*s", (int)(end - s->buf), s->buf);
 			/* keep the line's CRLF: it may begin the terminator */
 			size_t n = (size_t)(end - s->buf) - 1;
 			memmove(s->buf, s->buf + n, s->len - n);
@@ -390,7 +303,7 @@ static bool session_step(struct load *ld, struct session *s)
 		if (!take_line(s, line, sizeof(line)))
 			return true;
 		if (line[0] != '+')
-			die("server said: %s", line);
+			bench_die("server said: %s", line);
 		switch (s->step) {
 		case ST_CONNECT:
 			user_name(name, sizeof(name), s->user);
@@ -430,10 +343,10 @@ static double run_load(enum mode mode)
 {
 	struct load *ld = calloc(1, sizeof(*ld));
 	if (ld == NULL)
-		die("out of memory");
+		bench_die("out of memory");
 	ld->mode = mode;
 	ld->ep = epoll_create1(EPOLL_CLOEXEC);
-	double start = now_s();
+	double start = bench_now();
 	ld->deadline = start + seconds;
 	unsigned live = SESSIONS;
 	for (unsigned i = 0; i < SESSIONS; i++) {
@@ -447,24 +360,24 @@ static double run_load(enum mode mode)
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0)
-			die("no progress for 10 s (server stalled?)");
+			bench_die("no progress for 10 s (server stalled?)");
 		for (int i = 0; i < n; i++) {
 			struct session *s = evs[i].data.ptr;
 			ssize_t got = recv(s->fd, s->buf + s->len, sizeof(s->buf) - s->len, 0);
 			if (got < 0 && (errno == EAGAIN || errno == EINTR))
 				continue;
 			if (got <= 0)
-				die("connection closed by the server in step %d", (int)s->step);
+				bench_die("connection closed by the server in step %d", (int)s->step);
 			s->len += (size_t)got;
 			if (!session_step(ld, s)) {
-				if (mode == MODE_LOGIN && now_s() < ld->deadline)
+				if (mode == MODE_LOGIN && bench_now() < ld->deadline)
 					session_start(ld, s);
 				else
 					live--;
 			}
 		}
 	}
-	double elapsed = now_s() - start;
+	double elapsed = bench_now() - start;
 	double rate = (double)ld->done / elapsed;
 	close(ld->ep);
 	free(ld);
@@ -484,7 +397,7 @@ static void read_until(int fd, const char *end)
 			return;
 		ssize_t n = recv(fd, rbuf + rlen, sizeof(rbuf) - rlen, 0);
 		if (n <= 0)
-			die("recv: %s", n == 0 ? "closed" : strerror(errno));
+			bench_die("recv: %s", n == 0 ? "closed" : strerror(errno));
 		rlen += (size_t)n;
 		if (rlen == sizeof(rbuf)) /* keep the tail only */
 			memmove(rbuf, rbuf + rlen - elen, elen), rlen = elen;
@@ -494,10 +407,10 @@ static void read_until(int fd, const char *end)
 static double timed(int fd, const char *cmd, const char *end)
 {
 	rlen = 0;
-	double t0 = now_s();
+	double t0 = bench_now();
 	send_all(fd, cmd);
 	read_until(fd, end);
-	return now_s() - t0;
+	return bench_now() - t0;
 }
 
 static int login_blocking(unsigned user)
@@ -511,7 +424,7 @@ static int login_blocking(unsigned user)
 	timed(fd, cmd, "\r\n");
 	timed(fd, "PASS " PASSWORD "\r\n", "\r\n");
 	if (strncmp(rbuf, "+OK", 3) != 0)
-		die("login %s: %.*s", name, (int)rlen, rbuf);
+		bench_die("login %s: %.*s", name, (int)rlen, rbuf);
 	return fd;
 }
 
@@ -526,7 +439,7 @@ static void bench_latency(void)
 	}
 	timed(fd, "QUIT\r\n", "\r\n");
 	close(fd);
-	qsort(t, LATENCY_SAMPLES, sizeof(t[0]), cmp_double);
+	qsort(t, LATENCY_SAMPLES, sizeof(t[0]), bench_cmp_double);
 	printf("  single RETR of 10 KiB, idle server: p50 %.3f ms, p99 %.3f ms (target < 1 ms)\n",
 	       t[LATENCY_SAMPLES / 2] * 1e3, t[LATENCY_SAMPLES * 99 / 100] * 1e3);
 }
@@ -535,9 +448,9 @@ static void bench_big_maildrop(unsigned user)
 {
 	double login[RUNS], stat[RUNS], list[RUNS], uidl[RUNS];
 	for (int r = 0; r < RUNS; r++) {
-		double t0 = now_s();
+		double t0 = bench_now();
 		int fd = login_blocking(user);
-		login[r] = now_s() - t0;
+		login[r] = bench_now() - t0;
 		stat[r] = timed(fd, "STAT\r\n", "\r\n");
 		list[r] = timed(fd, "LIST\r\n", "\r\n.\r\n");
 		uidl[r] = timed(fd, "UIDL\r\n", "\r\n.\r\n");
@@ -546,22 +459,13 @@ static void bench_big_maildrop(unsigned user)
 	}
 	printf("  %u-message maildrop: login (snapshot) %.1f ms, STAT %.2f ms, LIST %.1f ms, "
 	       "UIDL %.1f ms\n",
-	       BIG_MESSAGES, median(login, RUNS) * 1e3, median(stat, RUNS) * 1e3,
-	       median(list, RUNS) * 1e3, median(uidl, RUNS) * 1e3);
+	       BIG_MESSAGES, bench_median(login, RUNS) * 1e3, bench_median(stat, RUNS) * 1e3,
+	       bench_median(list, RUNS) * 1e3, bench_median(uidl, RUNS) * 1e3);
 }
 
 static long rss_kib(void)
 {
-	char path[64], line[256];
-	long kib = -1;
-	snprintf(path, sizeof(path), "/proc/%d/status", (int)maild_pid);
-	FILE *f = fopen(path, "r");
-	while (f != NULL && fgets(line, sizeof(line), f) != NULL)
-		if (sscanf(line, "VmRSS: %ld kB", &kib) == 1)
-			break;
-	if (f != NULL)
-		fclose(f);
-	return kib;
+	return bench_proc_kib(bench_maild_pid, "VmRSS");
 }
 
 enum idle_kind { IDLE_GREETED, IDLE_LOGGED_IN, IDLE_TLS };
@@ -588,12 +492,12 @@ static double idle_memory(enum idle_kind kind, SSL_CTX *ctx)
 			close(fd);
 			fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 			if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
-				die("connect: %s", strerror(errno));
+				bench_die("connect: %s", strerror(errno));
 			ssl[i] = SSL_new(ctx);
 			SSL_set_fd(ssl[i], fd);
 			char greet[256];
 			if (SSL_connect(ssl[i]) != 1 || SSL_read(ssl[i], greet, sizeof(greet)) <= 0)
-				die("TLS connection %d failed", i);
+				bench_die("TLS connection %d failed", i);
 		} else {
 			rlen = 0;
 			read_until(fd, "\r\n");
@@ -613,16 +517,12 @@ static double idle_memory(enum idle_kind kind, SSL_CTX *ctx)
 	return (double)(after - before) / IDLE_CONNECTIONS;
 }
 
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st, (void)flag, (void)ftw;
-	return remove(path);
-}
-
 int main(int argc, char **argv)
 {
 	char maild[1024], store_dir[512];
 	bool keep = false;
+
+	bench_name = "bench_pop3";
 
 	snprintf(maild, sizeof(maild), "%s/../bin/maild", dirname(strdup(argv[0])));
 	for (int i = 1; i < argc; i++) {
@@ -633,7 +533,7 @@ int main(int argc, char **argv)
 		else if (strcmp(argv[i], "--keep") == 0)
 			keep = true;
 		else
-			die("usage: bench_pop3 [--maild PATH] [--seconds S] [--keep]");
+			bench_die("usage: bench_pop3 [--maild PATH] [--seconds S] [--keep]");
 	}
 	struct rlimit rl;
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < 4096) {
@@ -643,17 +543,17 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	snprintf(workdir, sizeof(workdir), "/tmp/bench-pop3-XXXXXX");
 	if (mkdtemp(workdir) == NULL)
-		die("mkdtemp: %s", strerror(errno));
+		bench_die("mkdtemp: %s", strerror(errno));
 	snprintf(store_dir, sizeof(store_dir), "%s/store", workdir);
 	mkdir(store_dir, 0750);
 
-	double t0 = now_s();
+	double t0 = bench_now();
 	add_users(store_dir, RETR_USERS + 2);
 	struct store *s;
 	const char *error = NULL;
 	struct store_options so = {.node_id = "bench-setup"};
 	if (store_open(store_dir, &so, &s, &error) < 0)
-		die("store: %s", error);
+		bench_die("store: %s", error);
 	for (unsigned u = 0; u < RETR_USERS; u++)
 		fill_user(s, u, RETR_MESSAGES, MESSAGE_SIZE);
 	fill_user(s, RETR_USERS, 5, 2048);
@@ -661,7 +561,7 @@ int main(int argc, char **argv)
 	store_close(&s);
 	start_maild(maild, store_dir);
 	printf("  setup: %u users, %u messages, maild pid %d (%.1f s)\n", RETR_USERS + 2,
-	       RETR_USERS * RETR_MESSAGES + 5 + BIG_MESSAGES, (int)maild_pid, now_s() - t0);
+	       RETR_USERS * RETR_MESSAGES + 5 + BIG_MESSAGES, (int)bench_maild_pid, bench_now() - t0);
 
 	double r[RUNS];
 	for (int i = 0; i < RUNS; i++)
@@ -669,13 +569,13 @@ int main(int argc, char **argv)
 	printf("  RETR of 10 KiB, %d sessions: %.0f messages/s (median of %d x %.0f s; runs %.0f "
 	       "%.0f %.0f; "
 	       "target >= 7000)\n",
-	       SESSIONS, median(r, RUNS), RUNS, seconds, r[0], r[1], r[2]);
+	       SESSIONS, bench_median(r, RUNS), RUNS, seconds, r[0], r[1], r[2]);
 	for (int i = 0; i < RUNS; i++)
 		r[i] = run_load(MODE_LOGIN);
 	printf("  login+STAT+QUIT, %d at a time, yescrypt cost 2: %.0f sessions/s (median; runs "
 	       "%.0f %.0f "
 	       "%.0f; target >= 500)\n",
-	       SESSIONS, median(r, RUNS), r[0], r[1], r[2]);
+	       SESSIONS, bench_median(r, RUNS), r[0], r[1], r[2]);
 	bench_latency();
 	bench_big_maildrop(RETR_USERS + 1);
 
@@ -690,9 +590,9 @@ int main(int argc, char **argv)
 	       "logged in %.1f KiB, POP3S %.1f KiB (target <= 64 KiB)\n",
 	       IDLE_CONNECTIONS, greeted, logged_in, tls);
 
-	stop_maild();
+	bench_stop_maild();
 	if (!keep)
-		nftw(workdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+		bench_rm_tree(workdir);
 	else
 		printf("  kept %s\n", workdir);
 	return 0;
