@@ -210,7 +210,7 @@ static int start_store(struct maild *d, const char **error_r)
 	snprintf(node, sizeof(node), "node%u", d->cfg->node_id);
 	struct store_options opts = { .node_id = node };
 	if (store_open(d->cfg->store_dir, &opts, &d->store, error_r) < 0 ||
-	    job_pool_new(d->cfg->server.threads, &d->jobs, error_r) < 0)
+	    job_pool_new(d->cfg->server.store_threads, &d->jobs, error_r) < 0)
 		return -1;
 	d->svc_env = (struct service_env){
 		.node_id = d->cfg->node_id,

@@ -149,6 +149,7 @@ static void node_config_defaults(struct node_config *cfg)
 	cfg->server.connection_output_limit = 256 * 1024;
 	cfg->server.idle_timeout = 1800;
 	cfg->server.drain_timeout = 30;
+	cfg->server.store_threads = 32;
 	cfg->password.scheme = PASSWORD_YESCRYPT;
 	cfg->password.cost = 2;
 	if (gethostname(cfg->hostname, sizeof(cfg->hostname)) < 0 || cfg->hostname[0] == '\0')
@@ -322,7 +323,8 @@ static void load_log(struct load_ctx *ctx, const config_setting_t *g)
 static void load_server(struct load_ctx *ctx, const config_setting_t *g)
 {
 	static const char *const keys[] = { "threads", "max_connections", "max_connections_per_address",
-		"connection_input_limit", "connection_output_limit", "idle_timeout", "drain_timeout", NULL };
+		"connection_input_limit", "connection_output_limit", "idle_timeout", "drain_timeout",
+		"store_threads", NULL };
 	struct node_config *cfg = ctx->cfg;
 
 	check_keys(ctx, g, keys, "server");
@@ -333,6 +335,7 @@ static void load_server(struct load_ctx *ctx, const config_setting_t *g)
 	get_size(ctx, g, "connection_output_limit", 4096, 64 << 20, &cfg->server.connection_output_limit);
 	get_uint(ctx, g, "idle_timeout", 0, 86400, &cfg->server.idle_timeout);
 	get_uint(ctx, g, "drain_timeout", 0, 3600, &cfg->server.drain_timeout);
+	get_uint(ctx, g, "store_threads", 1, 1024, &cfg->server.store_threads);
 }
 
 static void load_password(struct load_ctx *ctx, const config_setting_t *g)

@@ -66,6 +66,7 @@ struct node_config {
 		size_t connection_output_limit;
 		unsigned idle_timeout;
 		unsigned drain_timeout;
+		unsigned store_threads;  /* job threads for blocking store work (deliveries wait in fsync) */
 	} server;
 	struct {
 		char tcp[128];           /* optional extra ZeroMQ endpoint, e.g. tcp://127.0.0.1:7025 */

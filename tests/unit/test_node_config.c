@@ -64,7 +64,7 @@ static void test_full_file(void **state)
 		"log = { target = \"file\"; file = \"/var/log/maild.log\"; level = \"debug\"; };\n"
 		"server = { threads = 4; max_connections = 500; max_connections_per_address = 7;\n"
 		"  connection_input_limit = \"128K\"; connection_output_limit = 1048576;\n"
-		"  idle_timeout = 60; drain_timeout = 9; };\n"
+		"  idle_timeout = 60; drain_timeout = 9; store_threads = 8; };\n"
 		"control = { tcp = \"tcp://127.0.0.1:7025\"; };\n"
 		"password = { scheme = \"sha512-crypt\"; cost = 5000; };\n"
 		"services = { imap = { port = 143; address = \"::\"; }; http = { enabled = false; }; };\n");
@@ -82,6 +82,7 @@ static void test_full_file(void **state)
 	assert_int_equal(cfg->log.level, LOG_DEBUG);
 	assert_int_equal(cfg->server.threads, 4);
 	assert_int_equal(cfg->server.max_connections_per_address, 7);
+	assert_int_equal(cfg->server.store_threads, 8);
 	assert_int_equal(cfg->server.connection_input_limit, 128 * 1024);
 	assert_int_equal(cfg->server.connection_output_limit, 1048576);
 	assert_string_equal(cfg->control.tcp, "tcp://127.0.0.1:7025");
