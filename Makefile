@@ -125,11 +125,11 @@ bench: deps
 	@$(MAKE) --no-print-directory all $(BENCH_BINS)
 	@O=$(O) ./tests/bench/run.sh
 
-# TLS audit, not part of `make test`: testssl.sh against the test-only TLS
-# server (tests/audit/tls_audit.sh says why it is not maild yet).
+# TLS audit, not part of `make test`: testssl.sh against a real maild's
+# implicit-TLS and STARTTLS ports (tests/audit/tls_audit.sh).
 .PHONY: audit
 audit: deps
-	@$(MAKE) --no-print-directory all $(O)/tests/test_tls_listener
+	@$(MAKE) --no-print-directory all
 	@O=$(O) ./tests/audit/tls_audit.sh
 
 # The long forms of the store's concurrency and crash tests (make test

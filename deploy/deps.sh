@@ -21,6 +21,7 @@ PACKAGES="
   python3 python3-pytest
   swaks libnet-ssleay-perl libio-socket-ssl-perl
   fetchmail curl
+  cyrus-clients
   procps iproute2
 "
 # build-essential pkg-config : compiler, make, and library flags
@@ -46,6 +47,8 @@ PACKAGES="
 # fetchmail curl             : POP3/POP3S test clients (integration tests: fetchmail with
 #                              USER/PASS, APOP and CRAM-MD5 over plaintext, STLS and
 #                              implicit TLS; curl pop3:// and pop3s://), curl also in README
+# cyrus-clients              : smtptest/pop3test, real SASL clients proving every mechanism
+#                              (PLAIN ... SCRAM, GSSAPI) over SMTP and POP3 (test_sasl_clients.py)
 # procps iproute2            : process and socket inspection in tests
 
 missing=""

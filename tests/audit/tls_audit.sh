@@ -1,53 +1,80 @@
 #!/bin/sh
-# `make audit`: testssl.sh (Debian package testssl.sh) against clustermail's
-# TLS, failing on any HIGH or CRITICAL finding. Not part of `make test`: it
-# takes minutes and judges configuration rather than code paths.
+# `make audit`: testssl.sh (Debian package testssl.sh) against a real maild,
+# failing on any HIGH or CRITICAL finding. Not part of `make test`: it takes
+# minutes and judges configuration rather than code paths.
 #
-# What it scans: maild serves no TLS port until the protocol engines land
-# (a service without an engine is never listened on), so the target is the
-# test-only TLS server built from tests/unit/test_tls_listener.c
-# (`--serve`): the listener framework, node/tls*.c and maild's default TLS
-# settings, on an implicit-TLS loopback port, with certificates managed by
-# the real mailctl. Once SMTP/IMAP/POP3 exist this script should also scan
-# maild's implicit ports and, with testssl's -t smtp|imap|pop3, its
-# STARTTLS ports.
+# What it scans: a maild started here with its default TLS settings, a
+# temporary store and config, on free loopback ports, and every TLS port it
+# serves: the implicit-TLS ones (smtps, pop3s) directly, the STARTTLS ones
+# with testssl's `--starttls smtp` (smtp, submission) and `--starttls pop3`
+# (pop3). IMAP is not served yet; when it is, add imaps and `--starttls
+# imap` to TARGETS below. The scans run side by side, one report each.
 #
-# The certificate is signed by a throwaway CA made here (the CSR comes from
-# `mailctl cert csr`, the result goes back with `mailctl cert import
-# --stored-key`), and testssl is told to trust that CA, so that the chain
-# of trust is judged as it would be with a real CA rather than reported as
-# self-signed.
+# The certificate is signed by a throwaway CA made here (the key and CSR
+# come from `mailctl cert csr`, the result goes back with `mailctl cert
+# import --stored-key`), and testssl is told to trust that CA, so that the
+# chain of trust is judged as it would be with a real CA rather than
+# reported as self-signed.
 #
 # Environment: O (build directory, default build), TESTSSL (default testssl),
-# AUDIT_KEEP=1 keeps the work directory. Output: the JSON report and a
-# summary of every finding above INFO; exit 0 when none is HIGH/CRITICAL.
+# AUDIT_KEEP=1 keeps the work directory (maild's log, testssl's text
+# output). Output: per port, every finding above INFO; the JSON reports in
+# $O/tls-audit/. Exit 0 when none is HIGH/CRITICAL, 1 when one is, 2 when
+# the audit could not run.
 set -eu
 cd "$(dirname "$0")/../.."
 
 O=${O:-build}
 TESTSSL=${TESTSSL:-testssl}
 MAILCTL="$O/bin/mailctl"
-SERVER="$O/tests/test_tls_listener"
+MAILD="$O/bin/maild"
 
-for f in "$MAILCTL" "$SERVER"; do
-  [ -x "$f" ] || { echo "audit: $f is missing (make all $SERVER)" >&2; exit 2; }
+for f in "$MAILCTL" "$MAILD"; do
+  [ -x "$f" ] || { echo "audit: $f is missing (make all)" >&2; exit 2; }
 done
 command -v "$TESTSSL" >/dev/null || { echo "audit: $TESTSSL not installed (deploy/deps.sh)" >&2; exit 2; }
 
+# Under /tmp, mode 0755: maild started as root runs as the service user.
 WORK=$(mktemp -d /tmp/cm-audit-XXXXXX)
 chmod 755 "$WORK"
-SERVER_PID=""
+MAILD_PID=""
+SCAN_PIDS=""
 cleanup() {
-  if [ -n "$SERVER_PID" ]; then kill "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true; fi
+  for pid in $SCAN_PIDS; do kill "$pid" 2>/dev/null || true; done
+  if [ -n "$MAILD_PID" ]; then kill "$MAILD_PID" 2>/dev/null || true; wait "$MAILD_PID" 2>/dev/null || true; fi
   if [ "${AUDIT_KEEP:-0}" = 1 ]; then echo "audit: kept $WORK"; else rm -rf "$WORK"; fi
 }
 trap cleanup EXIT INT TERM
 
-STORE="$WORK/store"
-USER_OPT=""
-if [ "$(id -u)" -eq 0 ]; then USER_OPT="--user root"; fi
-# shellcheck disable=SC2086
-CTL="$MAILCTL --store $STORE $USER_OPT"
+# Free loopback ports for the five TLS services.
+# shellcheck disable=SC2046
+set -- $(/usr/bin/python3 -c '
+import socket
+socks = [socket.socket() for _ in range(5)]
+for s in socks:
+    s.bind(("127.0.0.1", 0))
+print(" ".join(str(s.getsockname()[1]) for s in socks))')
+P_SMTP=$1 P_SUBMISSION=$2 P_SMTPS=$3 P_POP3=$4 P_POP3S=$5
+
+# Nothing about TLS is set: what is audited is maild's defaults.
+CONF="$WORK/maild.conf"
+cat > "$CONF" <<CONF
+node_id = 1;
+store = "$WORK/store";
+run_dir = "$WORK/run";
+user = "clustermail";
+services = {
+  smtp = { address = "127.0.0.1"; port = $P_SMTP; };
+  submission = { address = "127.0.0.1"; port = $P_SUBMISSION; };
+  smtps = { address = "127.0.0.1"; port = $P_SMTPS; };
+  pop3 = { address = "127.0.0.1"; port = $P_POP3; };
+  pop3s = { address = "127.0.0.1"; port = $P_POP3S; };
+  imap = { enabled = false; };
+  imaps = { enabled = false; };
+  http = { enabled = false; };
+};
+CONF
+CTL="$MAILCTL -c $CONF"
 
 echo "== audit: a throwaway CA and a certificate for localhost"
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 365 \
@@ -68,47 +95,76 @@ $CTL cert import audit "$WORK/audit.crt" --stored-key
 $CTL cert assign audit --default
 $CTL cert list
 
-echo "== audit: starting the test-only TLS server"
-"$SERVER" --serve "$STORE" "$WORK/ports" 2> "$WORK/server.log" &
-SERVER_PID=$!
+echo "== audit: starting maild"
+"$MAILD" -c "$CONF" --foreground > "$WORK/maild.log" 2>&1 &
+MAILD_PID=$!
 i=0
-while [ ! -s "$WORK/ports" ]; do
+until $CTL status >/dev/null 2>&1; do
   i=$((i + 1))
-  if [ $i -gt 100 ] || ! kill -0 "$SERVER_PID" 2>/dev/null; then
-    cat "$WORK/server.log" >&2; echo "audit: the server did not start" >&2; exit 2
+  if [ $i -gt 200 ] || ! kill -0 "$MAILD_PID" 2>/dev/null; then
+    cat "$WORK/maild.log" >&2; echo "audit: maild did not start" >&2; exit 2
   fi
   sleep 0.1
 done
-PORT=$(sed -n 's/^implicit=//p' "$WORK/ports")
-echo "audit: implicit TLS on localhost:$PORT"
 
-echo "== audit: $TESTSSL (a few minutes)"
+# name:port:testssl's --starttls protocol ("-": implicit TLS)
+TARGETS="smtps:$P_SMTPS:- pop3s:$P_POP3S:- smtp:$P_SMTP:smtp submission:$P_SUBMISSION:smtp pop3:$P_POP3:pop3"
+NAMES=""
+
+echo "== audit: $TESTSSL on every TLS port, side by side (a few minutes)"
 # --ip: only loopback, never a DNS lookup of our own name; --add-ca: trust
 # the throwaway CA; --openssl: Debian's, so what is tested is what clients
 # of this OS see.
-rc=0
-"$TESTSSL" --quiet --color 0 --warnings off --ip 127.0.0.1 --add-ca "$WORK/ca.pem" \
-  --openssl "$(command -v openssl)" --jsonfile "$WORK/testssl.json" \
-  "localhost:$PORT" > "$WORK/testssl.txt" 2>&1 || rc=$?
-if [ ! -s "$WORK/testssl.json" ]; then
-  cat "$WORK/testssl.txt" >&2
-  echo "audit: testssl produced no report (exit $rc)" >&2
-  exit 2
-fi
+for t in $TARGETS; do
+  name=${t%%:*} rest=${t#*:}
+  port=${rest%%:*} starttls=${rest#*:}
+  NAMES="$NAMES $name"
+  if [ "$starttls" = - ]; then
+    echo "audit: $name, implicit TLS on localhost:$port"
+    set --
+  else
+    echo "audit: $name, STARTTLS ($starttls) on localhost:$port"
+    set -- --starttls "$starttls"
+  fi
+  "$TESTSSL" --quiet --color 0 --warnings off --ip 127.0.0.1 --add-ca "$WORK/ca.pem" \
+    --openssl "$(command -v openssl)" --jsonfile "$WORK/testssl-$name.json" "$@" \
+    "localhost:$port" > "$WORK/testssl-$name.txt" 2>&1 &
+  SCAN_PIDS="$SCAN_PIDS $!"
+done
+for pid in $SCAN_PIDS; do wait "$pid" || true; done
+SCAN_PIDS=""
+
+for name in $NAMES; do
+  if [ ! -s "$WORK/testssl-$name.json" ]; then
+    cat "$WORK/testssl-$name.txt" >&2
+    echo "audit: testssl produced no report for $name" >&2
+    exit 2
+  fi
+done
 
 status=0
-/usr/bin/python3 - "$WORK/testssl.json" <<'EOF' || status=$?
+# shellcheck disable=SC2086
+/usr/bin/python3 - "$WORK" $NAMES <<'EOF' || status=$?
 import json, sys
-findings = json.load(open(sys.argv[1]))
+work, names = sys.argv[1], sys.argv[2:]
 order = {"LOW": 1, "MEDIUM": 2, "HIGH": 3, "CRITICAL": 4}
-shown = [f for f in findings if f.get("severity") in order]
-shown.sort(key=lambda f: -order[f["severity"]])
-for f in shown:
-    print(f"{f['severity']:8} {f['id']}: {f['finding']}")
-bad = [f for f in shown if order[f["severity"]] >= 3]
-print(f"audit: {len(findings)} checks, {len(shown)} findings above INFO, "
-      f"{len(bad)} HIGH or CRITICAL")
-sys.exit(1 if bad else 0)
+bad_total = 0
+for name in names:
+    findings = json.load(open(f"{work}/testssl-{name}.json"))
+    shown = [f for f in findings if f.get("severity") in order]
+    shown.sort(key=lambda f: -order[f["severity"]])
+    print(f"-- {name}")
+    for f in shown:
+        print(f"{f['severity']:8} {f['id']}: {f['finding']}")
+    bad = [f for f in shown if order[f["severity"]] >= 3]
+    bad_total += len(bad)
+    print(f"audit: {name}: {len(findings)} checks, {len(shown)} findings above INFO, "
+          f"{len(bad)} HIGH or CRITICAL")
+sys.exit(1 if bad_total else 0)
 EOF
-cp "$WORK/testssl.json" "$O/tls-audit.json" 2>/dev/null && echo "audit: report in $O/tls-audit.json"
+if grep -q "Sanitizer\|runtime error:" "$WORK/maild.log"; then
+  cat "$WORK/maild.log" >&2; echo "audit: sanitizer report in maild's log" >&2; status=2
+fi
+mkdir -p "$O/tls-audit"
+cp "$WORK"/testssl-*.json "$O/tls-audit/" && echo "audit: reports in $O/tls-audit/"
 exit $status

@@ -158,3 +158,12 @@ def node_factory(workdir):
 @pytest.fixture
 def node(node_factory):
     return node_factory().start()
+
+
+@pytest.fixture
+def kdc(workdir):
+    """A throwaway MIT KDC and realm (tests/integration/kdc.py)."""
+    from kdc import Kdc  # kdc.py imports this module: import it late
+    k = Kdc(workdir).start()
+    yield k
+    k.stop()
