@@ -197,13 +197,6 @@ ssize_t pop3_jobs_message_read(void *ctx, size_t index, uint64_t offset, void *b
 
 	if (pc->md == NULL)
 		return POP3_READ_TEMP;
-	if (offset == 0 && len > 1) {
-		/* a stream's first chunk (the engine probes with one byte first) */
-		if (pc->last_reply_octets)
-			pc->retr++;
-		else
-			pc->top++;
-	}
 	ssize_t n = pop3_maildrop_read(pc->md, index, offset, buf, len, &error);
 	if (n > 0) {
 		if (offset > 0 || len > 1) /* not the engine's probe */

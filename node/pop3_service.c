@@ -53,11 +53,8 @@
  * reason="..." conn=ID at the end of a logged-in session, with QUIT (dele: messages QUIT was asked
  * to remove; deleted: those this session removed, which is fewer when another session removed some
  * first) or without it (nothing is deleted then); size and messages describe the snapshot, read the
- * message bytes read for RETR and TOP. pop3_jobs.c logs each failure of
- * the store. The engine does not report which command it ran, so RETR
- * and TOP are told apart by its reply: a stream that begins right after
- * "+OK n octets" is a RETR, after a bare "+OK" a TOP; a session that the
- * engine closes right after an "+OK" ended with QUIT.
+ * message bytes read for RETR and TOP (counted by the engine,
+ * pop3_session_stats). pop3_jobs.c logs each failure of the store.
  */
 #include "node/pop3_service.h"
 
@@ -134,11 +131,6 @@ static bool pc_flush(struct pop3_conn *pc)
 
 static void pc_note_reply(struct pop3_conn *pc, const char *data, size_t len)
 {
-	static const char octets[] = " octets\r\n";
-	const size_t olen = sizeof(octets) - 1;
-
-	pc->last_reply_octets = len > 4 + olen && memcmp(data, "+OK ", 4) == 0 &&
-				memcmp(data + len - olen, octets, olen) == 0;
 	if ((len >= 3 && memcmp(data, "+OK", 3) == 0) ||
 	    (len >= 4 && memcmp(data, "-ERR", 4) == 0)) {
 		size_t n = 0;
@@ -388,9 +380,11 @@ static void pc_log_end(struct pop3_conn *pc)
 {
 	char line[512];
 	const char *user = pop3_service_user(pc);
-	/* the engine closes with +OK only after QUIT; a QUIT whose expunge
-	 * failed is still a QUIT (the failure has its own line) */
-	bool quit = pc->engine_closed && (pc->last_reply[0] == '+' || pc->dele > 0);
+	struct pop3_session_stats st = { 0 };
+	if (pc->s != NULL)
+		pop3_session_stats(pc->s, &st);
+	/* a QUIT whose expunge failed is still a QUIT (the failure has its own line) */
+	bool quit = st.quit;
 
 	if (!pc->logged_in)
 		return;
@@ -398,7 +392,7 @@ static void pc_log_end(struct pop3_conn *pc)
 		snprintf(line, sizeof(line),
 			 "quit user=%s peer=%s retr=%u top=%u dele=%zu deleted=%zu size=%llu "
 			 "messages=%zu read=%llu conn=%llu",
-			 user, pop3_service_peer(pc), pc->retr, pc->top, pc->dele, pc->deleted,
+			 user, pop3_service_peer(pc), st.retr, st.top, pc->dele, pc->deleted,
 			 (unsigned long long)pc->octets, pc->messages,
 			 (unsigned long long)pc->read_octets, pop3_service_id(pc));
 	else
@@ -406,7 +400,7 @@ static void pc_log_end(struct pop3_conn *pc)
 		    line, sizeof(line),
 		    "disconnect user=%s peer=%s retr=%u top=%u size=%llu messages=%zu read=%llu "
 		    "reason=\"%s\" conn=%llu",
-		    user, pop3_service_peer(pc), pc->retr, pc->top, (unsigned long long)pc->octets,
+		    user, pop3_service_peer(pc), st.retr, st.top, (unsigned long long)pc->octets,
 		    pc->messages, (unsigned long long)pc->read_octets,
 		    pop3_jobs_committing(pc) ? "the client left during QUIT; the expunge goes on"
 		    : pc->end_reason != NULL ? pc->end_reason

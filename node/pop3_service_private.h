@@ -50,10 +50,8 @@ struct pop3_conn {
 	bool logged_in;
 
 	/* For the session's last log line. */
-	bool last_reply_octets; /* the last write was "+OK n octets" */
 	bool engine_closed;	/* the engine asked to close (QUIT, errors) */
 	char last_reply[96];	/* first line of the last status reply */
-	unsigned retr, top;
 	uint64_t read_octets; /* message bytes read for RETR and TOP */
 	size_t dele, deleted;
 	size_t messages;

@@ -152,4 +152,12 @@ enum pop3_want pop3_session_shutdown(struct pop3_session *s);
 /* The authenticated user, or NULL. */
 const char *pop3_session_user(const struct pop3_session *s);
 
+/* What the session did, for its log line. */
+struct pop3_session_stats {
+	unsigned retr;  /* RETR commands whose message was sent */
+	unsigned top;   /* TOP commands whose message part was sent */
+	bool quit;      /* QUIT was received (the UPDATE state was entered, if logged in) */
+};
+void pop3_session_stats(const struct pop3_session *s, struct pop3_session_stats *stats_r);
+
 #endif

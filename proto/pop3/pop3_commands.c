@@ -159,6 +159,10 @@ static enum pop3_want start_stream(struct pop3_session *s, size_t index, bool to
 		pop3_out(s, "-ERR [SYS/TEMP] Message cannot be read now\r\n");
 		return POP3_WANT_INPUT;
 	}
+	if (top)
+		s->stats.top++;
+	else
+		s->stats.retr++;
 	s->streaming = true;
 	s->stream_index = index;
 	s->stream_offset = 0;
@@ -251,6 +255,7 @@ enum pop3_want pop3_cmd_transaction(struct pop3_session *s, const char *cmd, cha
 
 enum pop3_want pop3_cmd_quit(struct pop3_session *s)
 {
+	s->stats.quit = true;
 	if (s->state != STATE_TRANSACTION || s->deleted_count == 0) {
 		if (s->state == STATE_TRANSACTION)
 			pop3_outf(s, "+OK %s POP3 server signing off (0 messages deleted)\r\n", s->set.hostname);

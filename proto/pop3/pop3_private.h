@@ -40,6 +40,7 @@ struct pop3_session {
 	const struct pop3_message *msgs;
 	size_t count;
 	bool maildrop_open;
+	struct pop3_session_stats stats;
 	size_t *commit_indexes;  /* QUIT's deletions, until commit_done */
 	bool *deleted;
 	size_t deleted_count;

@@ -86,6 +86,11 @@ void pop3_session_free(struct pop3_session **sp)
 	*sp = NULL;
 }
 
+void pop3_session_stats(const struct pop3_session *s, struct pop3_session_stats *stats_r)
+{
+	*stats_r = s->stats;
+}
+
 const char *pop3_session_user(const struct pop3_session *s)
 {
 	return s->authenticated ? s->user : NULL;

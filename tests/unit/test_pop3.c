@@ -334,6 +334,10 @@ static void test_quit_commits_exactly_the_deleted(void **state)
 	assert_true(f.commit_called);
 	assert_int_equal(f.ncommitted, 1);
 	assert_int_equal(f.committed[0], 1);
+	struct pop3_session_stats st;
+	pop3_session_stats(f.s, &st);
+	assert_true(st.quit);
+	assert_int_equal(st.retr, 0);
 	finish(&f);
 
 	start(&f, true);
@@ -378,10 +382,14 @@ static void test_message_removed_by_another_session(void **state)
 	(void)state;
 	start(&f, true);
 	f.gone[0] = true;
-	drive(&f, "USER alice\r\nPASS secret pw\r\nRETR 1\r\nTOP 1 3\r\nRETR 2\r\nQUIT\r\n", false);
+	drive(&f, "USER alice\r\nPASS secret pw\r\nRETR 1\r\nTOP 1 3\r\nRETR 2\r\nTOP 2 0\r\nQUIT\r\n", false);
+	struct pop3_session_stats st;
+	pop3_session_stats(f.s, &st);
+	assert_int_equal(st.retr, 1); /* the removed message was not sent */
+	assert_int_equal(st.top, 1);
 	const char *o = textbuf_str(&f.out);
 	assert_non_null(strstr(o, "-ERR Message was removed by another session\r\n-ERR Message was removed"));
-	assert_non_null(strstr(o, "line3\r\n.\r\n+OK mx.example.test POP3 server signing off"));
+	assert_non_null(strstr(o, "line3\r\n.\r\n+OK\r\nSubject: two\r\nX: y\r\n\r\n.\r\n+OK mx.example.test POP3 server signing off"));
 	finish(&f);
 }
 
