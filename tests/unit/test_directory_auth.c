@@ -21,48 +21,17 @@
 #include "storage/directory.h"
 #include "storage/directory_db.h"
 #include "storage/directory_internal.h"
+#include "test_directory_fixture.h"
 #include "storage/directory_record.h"
-
-#define HASH                                                                                       \
-	"$6$saltstring$svn8UoSVapNtMuq1ukKS4tPQd8iKwSMHWjl/"                                       \
-	"O817G3uBnIFNjnQJuesI68u4OTLiBFdcbYEdFCoEOfaS35inz1"
-
-struct fixture {
-	char tmp[64];
-	char path[128];
-	struct directory *dir;
-};
-
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st, (void)flag, (void)ftw;
-	return remove(path);
-}
 
 static int setup(void **state)
 {
-	struct fixture *f = calloc(1, sizeof(*f));
-	const char *error = NULL;
-	strcpy(f->tmp, "/tmp/cm-test-dirauth-XXXXXX");
-	if (mkdtemp(f->tmp) == NULL)
+	struct fixture *f;
+	if (fixture_setup(&f) < 0)
 		return -1;
-	snprintf(f->path, sizeof(f->path), "%s/directory", f->tmp);
-	if (directory_open(f->path, DIRECTORY_WRITER, NULL, &f->dir, &error) != DIRECTORY_OK) {
-		fprintf(stderr, "open: %s\n", error);
-		return -1;
-	}
 	assert_int_equal(directory_domain_add(f->dir, "example.test", NULL), DIRECTORY_OK);
 	assert_int_equal(directory_domain_add(f->dir, "other.test", NULL), DIRECTORY_OK);
 	*state = f;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	struct fixture *f = *state;
-	directory_close(&f->dir);
-	nftw(f->tmp, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-	free(f);
 	return 0;
 }
 
