@@ -73,11 +73,7 @@ int mailbox_new_parse(const char *name, uint8_t guid[16], int64_t *date_r, uint3
 
 static DIR *open_new(struct mailbox *box)
 {
-	int fd = store_open_dir(box->new_fd, ".");
-	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
-	if (d == NULL && fd >= 0)
-		close(fd);
-	return d;
+	return store_opendir(box->new_fd, ".");
 }
 
 bool mailbox_new_pending(struct mailbox *box)

@@ -50,13 +50,9 @@ bool mailbox_level_has_box(int level_fd)
 
 bool mailbox_level_has_children(int level_fd)
 {
-	int fd = store_open_dir(level_fd, ".");
-	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
-	if (d == NULL) {
-		if (fd >= 0)
-			close(fd);
+	DIR *d = store_opendir(level_fd, ".");
+	if (d == NULL)
 		return false;
-	}
 	bool found = false;
 	struct dirent *de;
 	while (!found && (de = readdir(d)) != NULL)
@@ -223,13 +219,9 @@ void mailbox_levels_prune(struct store_user *user, const char *path)
 /* Sums the sizes of deliveries waiting in new/ (charged to quota already). */
 static void pending_usage(int box_fd, uint64_t *bytes, uint64_t *msgs)
 {
-	int fd = openat(box_fd, "new", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
-	if (d == NULL) {
-		if (fd >= 0)
-			close(fd);
+	DIR *d = store_opendir(box_fd, "new");
+	if (d == NULL)
 		return;
-	}
 	struct dirent *de;
 	while ((de = readdir(d)) != NULL) {
 		struct stat st;

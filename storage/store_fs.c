@@ -84,6 +84,18 @@ int store_open_dir(int dirfd, const char *name)
 	return openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
 }
 
+DIR *store_opendir(int dirfd, const char *name)
+{
+	int fd = store_open_dir(dirfd, name);
+	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+	if (d == NULL && fd >= 0) {
+		int saved = errno;
+		close(fd);
+		errno = saved;
+	}
+	return d;
+}
+
 int store_read_small(int dirfd, const char *name, size_t max, struct textbuf *out,
 		     const char **error_r)
 {

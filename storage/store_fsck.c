@@ -42,13 +42,9 @@ void fsck_problem(struct fsck *fk, const char *mailbox, enum store_fsck_problem 
  * trash of interrupted deletions. */
 static void fsck_user_trash(struct fsck *fk, struct store_user *u)
 {
-	int fd = store_open_dir(u->dir_fd, "trash");
-	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
-	if (d == NULL) {
-		if (fd >= 0)
-			close(fd);
+	DIR *d = store_opendir(u->dir_fd, "trash");
+	if (d == NULL)
 		return;
-	}
 	struct dirent *de;
 	while ((de = readdir(d)) != NULL) {
 		if (de->d_name[0] == '.')
@@ -142,25 +138,17 @@ static int fsck_user(struct fsck *fk, const char *address, const char **error_r)
 /* Old files in every node's temporary area: writers that died. */
 static void fsck_tmp(struct fsck *fk)
 {
-	int fd = store_open_dir(fk->store->mail_fd, ".tmp");
-	DIR *nodes = fd >= 0 ? fdopendir(fd) : NULL;
-	if (nodes == NULL) {
-		if (fd >= 0)
-			close(fd);
+	DIR *nodes = store_opendir(fk->store->mail_fd, ".tmp");
+	if (nodes == NULL)
 		return;
-	}
 	int64_t now = store_now();
 	struct dirent *nd;
 	while ((nd = readdir(nodes)) != NULL) {
 		if (nd->d_name[0] == '.')
 			continue;
-		int nfd = store_open_dir(dirfd(nodes), nd->d_name);
-		DIR *slots = nfd >= 0 ? fdopendir(nfd) : NULL;
-		if (slots == NULL) {
-			if (nfd >= 0)
-				close(nfd);
+		DIR *slots = store_opendir(dirfd(nodes), nd->d_name);
+		if (slots == NULL)
 			continue;
-		}
 		struct dirent *sd;
 		while ((sd = readdir(slots)) != NULL) {
 			struct stat st;
@@ -168,8 +156,7 @@ static void fsck_tmp(struct fsck *fk)
 				continue;
 			bool trash = strncmp(sd->d_name, "trash-", 6) == 0;
 			if (!trash && S_ISDIR(st.st_mode)) {
-				int sfd = store_open_dir(dirfd(slots), sd->d_name);
-				DIR *files = sfd >= 0 ? fdopendir(sfd) : NULL;
+				DIR *files = store_opendir(dirfd(slots), sd->d_name);
 				struct dirent *fe;
 				while (files != NULL && (fe = readdir(files)) != NULL) {
 					struct stat fst;
@@ -185,8 +172,6 @@ static void fsck_tmp(struct fsck *fk)
 				}
 				if (files != NULL)
 					closedir(files);
-				else if (sfd >= 0)
-					close(sfd);
 			} else if (trash) {
 				fsck_problem(fk, NULL, STORE_FSCK_LEFTOVER, fk->repair,
 					     ".tmp/%s/%s: an interrupted user deletion", nd->d_name, sd->d_name);
@@ -202,8 +187,7 @@ static void fsck_tmp(struct fsck *fk)
 /* Every <domain>/<hh>/<local> directory. */
 static int fsck_all(struct fsck *fk, const char **error_r)
 {
-	int fd = store_open_dir(fk->store->mail_fd, ".");
-	DIR *domains = fd >= 0 ? fdopendir(fd) : NULL;
+	DIR *domains = store_opendir(fk->store->mail_fd, ".");
 	if (domains == NULL)
 		return store_fail_errno(error_r, false, "read", "mail directory");
 	int ret = 0;
@@ -211,14 +195,12 @@ static int fsck_all(struct fsck *fk, const char **error_r)
 	while (ret >= 0 && (dd = readdir(domains)) != NULL) {
 		if (dd->d_name[0] == '.')
 			continue;
-		int hfd = store_open_dir(dirfd(domains), dd->d_name);
-		DIR *hh = hfd >= 0 ? fdopendir(hfd) : NULL;
+		DIR *hh = store_opendir(dirfd(domains), dd->d_name);
 		struct dirent *hd;
 		while (ret >= 0 && hh != NULL && (hd = readdir(hh)) != NULL) {
 			if (hd->d_name[0] == '.')
 				continue;
-			int ufd = store_open_dir(dirfd(hh), hd->d_name);
-			DIR *users = ufd >= 0 ? fdopendir(ufd) : NULL;
+			DIR *users = store_opendir(dirfd(hh), hd->d_name);
 			struct dirent *ud;
 			while (ret >= 0 && users != NULL && (ud = readdir(users)) != NULL) {
 				char local[ADDRESS_LOCAL_MAX + 1];
@@ -251,13 +233,9 @@ static int fsck_all(struct fsck *fk, const char **error_r)
 			}
 			if (users != NULL)
 				closedir(users);
-			else if (ufd >= 0)
-				close(ufd);
 		}
 		if (hh != NULL)
 			closedir(hh);
-		else if (hfd >= 0)
-			close(hfd);
 	}
 	closedir(domains);
 	return ret;

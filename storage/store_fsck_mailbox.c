@@ -91,13 +91,9 @@ static int expunge_missing(struct mailbox *box, const struct uidset *missing, co
 /* Stale logs, snapshot temporaries, unknown entries in .box. */
 static void check_box_dir(struct fsck *fk, struct mailbox *box)
 {
-	int fd = store_open_dir(box->dir_fd, ".");
-	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
-	if (d == NULL) {
-		if (fd >= 0)
-			close(fd);
+	DIR *d = store_opendir(box->dir_fd, ".");
+	if (d == NULL)
 		return;
-	}
 	struct dirent *de;
 	while ((de = readdir(d)) != NULL) {
 		const char *n = de->d_name;
@@ -138,13 +134,9 @@ static bool ino_is_message(const struct fsck_files *files, ino_t ino)
 static void check_new(struct fsck *fk, struct mailbox *box, const struct fsck_files *files,
 		      struct textbuf *leftovers, uint64_t *bytes, uint64_t *msgs)
 {
-	int fd = store_open_dir(box->new_fd, ".");
-	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
-	if (d == NULL) {
-		if (fd >= 0)
-			close(fd);
+	DIR *d = store_opendir(box->new_fd, ".");
+	if (d == NULL)
 		return;
-	}
 	struct dirent *de;
 	while ((de = readdir(d)) != NULL) {
 		const char *n = de->d_name;

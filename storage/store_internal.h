@@ -16,6 +16,7 @@
 #ifndef CM_STORAGE_STORE_INTERNAL_H
 #define CM_STORAGE_STORE_INTERNAL_H
 
+#include <dirent.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -84,6 +85,8 @@ int store_write_full(int fd, const void *buf, size_t len);
 int store_mkdirat(int dirfd, const char *name);
 /* Opens dirfd/name as a directory (O_RDONLY|O_DIRECTORY|O_CLOEXEC). */
 int store_open_dir(int dirfd, const char *name);
+/* The same as a stream for readdir, or NULL (errno set; nothing leaks). */
+DIR *store_opendir(int dirfd, const char *name);
 /* Small files: reads all of dirfd/name (ENOENT -> 0 with empty out). */
 int store_read_small(int dirfd, const char *name, size_t max, struct textbuf *out,
 		     const char **error_r);
