@@ -246,19 +246,6 @@ static void send_retr(struct session *s)
 	s->step = ST_RETR_HEAD;
 }
 
-/* Takes one line off the buffer; false when none is complete. */
-static bool take_line(struct session *s, char *line, size_t size)
-{
-	char *end = memchr(s->buf, '\n', s->len);
-	if (end == NULL)
-		return false;
-	size_t n = (size_t)(end - s->buf) + 1;
-	snprintf(line, size, "%.*s", (int)(n > 2 ? n - 2 : 0), s->buf);
-	memmove(s->buf, s->buf + n, s->len - n);
-	s->len -= n;
-	return true;
-}
-
 /* Advances one session on what it has read; false when it closed. */
 static bool session_step(struct load *ld, struct session *s)
 {
@@ -300,7 +287,7 @@ static bool session_step(struct load *ld, struct session *s)
 			s->step = ST_RETR_BODY;
 			continue;
 		}
-		if (!take_line(s, line, sizeof(line)))
+		if (!bench_take_line(s->buf, &s->len, line, sizeof(line)))
 			return true;
 		if (line[0] != '+')
 			bench_die("server said: %s", line);

@@ -189,24 +189,11 @@ static void next_message(struct load *ld, struct session *s)
 	s->replies = 0;
 }
 
-/* Takes one reply line off the buffer; false when none is complete. */
-static bool take_line(struct session *s, char *line, size_t size)
-{
-	char *end = memchr(s->buf, '\n', s->len);
-	if (end == NULL)
-		return false;
-	size_t n = (size_t)(end - s->buf) + 1;
-	snprintf(line, size, "%.*s", (int)(n > 2 ? n - 2 : 0), s->buf);
-	memmove(s->buf, s->buf + n, s->len - n);
-	s->len -= n;
-	return true;
-}
-
 /* Advances one session on what it has read; false when it closed. */
 static bool session_step(struct load *ld, struct session *s)
 {
 	char line[512];
-	while (take_line(s, line, sizeof(line))) {
+	while (bench_take_line(s->buf, &s->len, line, sizeof(line))) {
 		if (strlen(line) >= 4 && line[3] == '-')
 			continue; /* a continuation line of a multi-line reply */
 		switch (s->step) {

@@ -32,6 +32,7 @@
 #include "storage/store.h"
 #include "storage/store_internal.h"
 #include "storage/store_sync.h"
+#include "tests/bench/bench_util.h"
 
 #define MSG_SIZE 10240
 #define RUNS 3
@@ -40,12 +41,6 @@ static double run_seconds = 3.0;
 static const char *base_dir = "/tmp";
 static char body[MSG_SIZE];
 
-static double now(void)
-{
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
-}
 
 static void die(const char *what, int ret, const char *err)
 {
@@ -105,60 +100,12 @@ static struct store *open_store(const char *root, enum store_sync_mode mode)
 	return s;
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return x < y ? -1 : x > y;
-}
-
-static double median(double v[RUNS])
-{
-	qsort(v, RUNS, sizeof(v[0]), cmp_double);
-	return v[RUNS / 2];
-}
-
-/* ---- raw: fsync'd creation of 10 KB files ---- */
-
-struct raw_arg {
-	const char *dir;
-	int id;
-	long done;
-};
-
-static void *raw_thread(void *p)
-{
-	struct raw_arg *a = p;
-	char path[512];
-	snprintf(path, sizeof(path), "%s/t%d", a->dir, a->id);
-	mkdir(path, 0700);
-	double end = now() + run_seconds;
-	for (long n = 0; now() < end; n++) {
-		snprintf(path, sizeof(path), "%s/t%d/f%ld", a->dir, a->id, n);
-		int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
-		if (fd < 0 || write(fd, body, MSG_SIZE) != MSG_SIZE || fsync(fd) < 0)
-			die("raw write", errno, strerror(errno));
-		close(fd);
-		a->done++;
-	}
-	return NULL;
-}
+/* ---- raw: fsync'd creation of 10 KB files (tests/bench/bench_util.h) ---- */
 
 static double raw_rate(int threads)
 {
 	char *dir = fresh_dir();
-	pthread_t t[64];
-	struct raw_arg args[64];
-	double start = now();
-	for (int i = 0; i < threads; i++) {
-		args[i] = (struct raw_arg){ dir, i, 0 };
-		pthread_create(&t[i], NULL, raw_thread, &args[i]);
-	}
-	long total = 0;
-	for (int i = 0; i < threads; i++) {
-		pthread_join(t[i], NULL);
-		total += args[i].done;
-	}
-	double rate = (double)total / (now() - start);
+	double rate = bench_raw_fsync_rate(dir, threads, run_seconds);
 	remove_dir(dir);
 	return rate;
 }
@@ -181,8 +128,8 @@ static void *append_thread(void *p)
 	if ((ret = store_user_open(a->s, a->user, &u, &err)) != 0 ||
 	    (ret = mailbox_open(u, "INBOX", MAILBOX_OPEN_APPEND_ONLY, &b, &err)) != 0)
 		die("open", ret, err);
-	double end = now() + run_seconds;
-	while (now() < end) {
+	double end = bench_now() + run_seconds;
+	while (bench_now() < end) {
 		struct mail_writer *w;
 		if ((ret = mail_writer_create(a->s, &w, &err)) != 0 ||
 		    (ret = mail_writer_write(w, body, MSG_SIZE, &err)) != 0)
@@ -215,7 +162,7 @@ static double append_rate(int writers, bool shared, enum store_sync_mode mode, d
 		store_user_close(&u);
 	}
 	uint64_t rounds0 = store_sync_rounds(s->sync);
-	double start = now();
+	double start = bench_now();
 	for (int i = 0; i < writers; i++) {
 		args[i] = (struct append_arg){ s, users[i], 0 };
 		pthread_create(&t[i], NULL, append_thread, &args[i]);
@@ -225,7 +172,7 @@ static double append_rate(int writers, bool shared, enum store_sync_mode mode, d
 		pthread_join(t[i], NULL);
 		total += args[i].done;
 	}
-	double rate = (double)total / (now() - start);
+	double rate = (double)total / (bench_now() - start);
 	uint64_t rounds = store_sync_rounds(s->sync) - rounds0;
 	*batch_r = rounds > 0 ? (double)total / (double)rounds : 0;
 	store_close(&s);
@@ -252,8 +199,8 @@ static void *flag_thread(void *p)
 	if ((ret = store_user_open(a->s, "flags@bench.example", &u, &err)) != 0 ||
 	    (ret = mailbox_open(u, "INBOX", 0, &b, &err)) != 0)
 		die("open", ret, err);
-	double end = now() + run_seconds;
-	while (now() < end) {
+	double end = bench_now() + run_seconds;
+	while (bench_now() < end) {
 		struct uidset set = UIDSET_INIT;
 		uidset_add(&set, 1 + rand_r(&a->seed) % a->messages);
 		struct mail_flags_update upd = { .op = (a->done & 1) ? MAIL_FLAGS_REMOVE : MAIL_FLAGS_ADD,
@@ -312,7 +259,7 @@ static double flag_rate(struct store *s, int sessions, uint32_t messages)
 	for (int run = 0; run < RUNS; run++) {
 		pthread_t t[64];
 		struct flag_arg args[64];
-		double start = now();
+		double start = bench_now();
 		for (int i = 0; i < sessions; i++) {
 			args[i] = (struct flag_arg){ s, messages, (unsigned)(run * 1000 + i), 0 };
 			pthread_create(&t[i], NULL, flag_thread, &args[i]);
@@ -322,9 +269,9 @@ static double flag_rate(struct store *s, int sessions, uint32_t messages)
 			pthread_join(t[i], NULL);
 			total += args[i].done;
 		}
-		r[run] = (double)total / (now() - start);
+		r[run] = (double)total / (bench_now() - start);
 	}
-	return median(r);
+	return bench_median(r, RUNS);
 }
 
 /* ---- big mailbox: open+status, fetch-all-flags, STATUS ---- */
@@ -344,11 +291,11 @@ static void big_mailbox(struct store *s, const char *user, struct big_times *bt)
 	for (int run = 0; run < RUNS; run++) {
 		struct mailbox *b;
 		struct mailbox_status st;
-		double t0 = now();
+		double t0 = bench_now();
 		if ((ret = mailbox_open(u, "INBOX", MAILBOX_OPEN_READONLY, &b, &err)) != 0)
 			die("open", ret, err);
 		mailbox_get_status(b, &st);
-		double t1 = now();
+		double t1 = bench_now();
 		/* What FETCH 1:* (UID FLAGS) costs the store: every record and
 		 * its flag names, formatted. */
 		struct textbuf out = TEXTBUF_INIT;
@@ -363,15 +310,15 @@ static void big_mailbox(struct store *s, const char *user, struct big_times *bt)
 					textbuf_printf(&out, " %s", mailbox_keyword(b, k));
 			textbuf_puts(&out, "))\r\n");
 		}
-		double t2 = now();
+		double t2 = bench_now();
 		textbuf_free(&out);
 		if (n == 0 || st.messages != n)
 			die("big mailbox", (int)n, "count mismatch");
 		mailbox_close(&b);
-		double t3 = now();
+		double t3 = bench_now();
 		if ((ret = mailbox_status(u, "INBOX", &st, &err)) != 0)
 			die("status", ret, err);
-		double t4 = now();
+		double t4 = bench_now();
 		/* One append and one flag update at this size. */
 		if ((ret = mailbox_open(u, "INBOX", 0, &b, &err)) != 0)
 			die("open", ret, err);
@@ -380,16 +327,16 @@ static void big_mailbox(struct store *s, const char *user, struct big_times *bt)
 		mail_writer_write(w, body, MSG_SIZE, &err);
 		struct mail_append ap = { .writer = w };
 		uint32_t uid;
-		double t5 = now();
+		double t5 = bench_now();
 		if ((ret = mailbox_append(b, &ap, 1, NULL, &uid, NULL, &err)) != 0)
 			die("append", ret, err);
-		double t6 = now();
+		double t6 = bench_now();
 		struct uidset set = UIDSET_INIT;
 		uidset_add(&set, uid);
 		struct mail_flags_update upd = { .op = MAIL_FLAGS_ADD, .flags = MAIL_DELETED };
 		if ((ret = mailbox_store(b, &set, &upd, NULL, NULL, &err)) != 0)
 			die("store", ret, err);
-		double t7 = now();
+		double t7 = bench_now();
 		if ((ret = mailbox_expunge(b, &set, false, NULL, &err)) != 0)
 			die("expunge", ret, err);
 		uidset_free(&set);
@@ -401,11 +348,11 @@ static void big_mailbox(struct store *s, const char *user, struct big_times *bt)
 		store_ms[run] = (t7 - t6) * 1e3;
 	}
 	store_user_close(&u);
-	bt->open_status_ms = median(open_ms);
-	bt->fetch_flags_ms = median(fetch_ms);
-	bt->status_ms = median(status_ms);
-	bt->append_ms = median(append_ms);
-	bt->store_ms = median(store_ms);
+	bt->open_status_ms = bench_median(open_ms, RUNS);
+	bt->fetch_flags_ms = bench_median(fetch_ms, RUNS);
+	bt->status_ms = bench_median(status_ms, RUNS);
+	bt->append_ms = bench_median(append_ms, RUNS);
+	bt->store_ms = bench_median(store_ms, RUNS);
 }
 
 /* ---- delivery to 1,000 users ---- */
@@ -429,11 +376,11 @@ static double deliver_1000(struct store *s, double *per_rcpt_us)
 		for (int i = 0; i < USERS; i++)
 			rcpts[i].address = addrs[i];
 		struct mail_writer *w;
-		double t0 = now();
+		double t0 = bench_now();
 		mail_writer_create(s, &w, &err);
 		mail_writer_write(w, body, MSG_SIZE, &err);
 		int ret = store_deliver(s, &w, NULL, rcpts, USERS, &err);
-		double t1 = now();
+		double t1 = bench_now();
 		if (ret != 0)
 			die("deliver", ret, err);
 		for (int i = 0; i < USERS; i++)
@@ -441,7 +388,7 @@ static double deliver_1000(struct store *s, double *per_rcpt_us)
 				die("deliver rcpt", rcpts[i].result, rcpts[i].error);
 		r[run] = (t1 - t0) * 1e3;
 	}
-	double m = median(r);
+	double m = bench_median(r, RUNS);
 	*per_rcpt_us = m * 1e3 / USERS;
 	return m;
 }
@@ -478,11 +425,11 @@ int main(int argc, char **argv)
 		       rate[RAW1][run], rate[RAW8][run], rate[APP1][run], rate[APP16][run],
 		       rate[APP16S][run], rate[APP16F][run]);
 	}
-	double raw1 = median(rate[RAW1]), raw8 = median(rate[RAW8]);
-	double a1 = median(rate[APP1]), a16 = median(rate[APP16]);
-	double a16s = median(rate[APP16S]), a16f = median(rate[APP16F]);
-	double b1 = median(batch[APP1]), b16 = median(batch[APP16]);
-	double b16s = median(batch[APP16S]), b16f = median(batch[APP16F]);
+	double raw1 = bench_median(rate[RAW1], RUNS), raw8 = bench_median(rate[RAW8], RUNS);
+	double a1 = bench_median(rate[APP1], RUNS), a16 = bench_median(rate[APP16], RUNS);
+	double a16s = bench_median(rate[APP16S], RUNS), a16f = bench_median(rate[APP16F], RUNS);
+	double b1 = bench_median(batch[APP1], RUNS), b16 = bench_median(batch[APP16], RUNS);
+	double b16s = bench_median(batch[APP16S], RUNS), b16f = bench_median(batch[APP16F], RUNS);
 	printf("raw fsync'd 10 KB creations/s      1 thread %7.0f   8 threads %7.0f\n", raw1, raw8);
 	printf("durable appends/s  1 writer                %7.0f  = %.2f x raw 1 thread   (%.1f per sync)\n",
 	       a1, a1 / raw1, b1);
@@ -500,9 +447,9 @@ int main(int argc, char **argv)
 	printf("durable flag updates/s  1 session %7.0f   16 sessions %7.0f  (= %.2f x raw 8 threads)\n",
 	       f1, f16, f16 / raw8);
 
-	double t0 = now();
+	double t0 = bench_now();
 	fill_mailbox(s, "big@bench.example", 100000);
-	double built = now() - t0;
+	double built = bench_now() - t0;
 	struct big_times bt;
 	big_mailbox(s, "big@bench.example", &bt);
 	printf("100,000 messages (built in %.1f s): open+status %.1f ms, fetch-all-flags %.1f ms, "
@@ -514,9 +461,9 @@ int main(int argc, char **argv)
 	printf("delivery of one message to 1,000 users: %.0f ms (%.0f us per recipient)\n", d, per);
 
 	if (scale) {
-		t0 = now();
+		t0 = bench_now();
 		fill_mailbox(s, "million@bench.example", 1000000);
-		built = now() - t0;
+		built = bench_now() - t0;
 		struct big_times bm;
 		big_mailbox(s, "million@bench.example", &bm);
 		printf("1,000,000 messages (built in %.1f s): open+status %.1f ms, fetch-all-flags %.1f ms, "

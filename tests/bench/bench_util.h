@@ -21,6 +21,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -194,6 +195,20 @@ static inline void *bench_raw_thread(void *p)
 		a->done++;
 	}
 	return NULL;
+}
+
+/* Takes one CRLF line off the front of buf/len into line (without its
+ * CRLF); false when no line is complete yet. */
+static inline bool bench_take_line(char *buf, size_t *len, char *line, size_t size)
+{
+	char *end = memchr(buf, '\n', *len);
+	if (end == NULL)
+		return false;
+	size_t n = (size_t)(end - buf) + 1;
+	snprintf(line, size, "%.*s", (int)(n > 2 ? n - 2 : 0), buf);
+	memmove(buf, buf + n, *len - n);
+	*len -= n;
+	return true;
 }
 
 /* Creations/s with threads writers in a fresh folder under dir (left for
