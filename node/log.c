@@ -6,12 +6,17 @@
  */
 #include "node/log.h"
 
+#include <dirent.h>
+#include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 #include <qb/qblog.h>
 
 #define LOG_LINE_MAX 2048
@@ -51,8 +56,41 @@ static void log_set_format(int target)
 	qb_log_format_set(target, fmt);
 }
 
+/*
+ * libqb keeps the blackbox ring in /dev/shm/qb-<ident>-<pid>-blackbox-*
+ * and removes it on a clean exit, but a killed process leaves it behind
+ * (1 MiB each). A later process that gets the same pid then cannot create
+ * its ring and runs without a blackbox. So, before creating ours, remove
+ * the rings of processes that no longer exist.
+ */
+static void log_blackbox_sweep(const char *ident)
+{
+	char prefix[128];
+	size_t plen = (size_t)snprintf(prefix, sizeof(prefix), "qb-%s-", ident);
+	DIR *d = opendir("/dev/shm");
+	struct dirent *de;
+
+	if (d == NULL || plen >= sizeof(prefix)) {
+		if (d != NULL)
+			closedir(d);
+		return;
+	}
+	while ((de = readdir(d)) != NULL) {
+		char *end;
+		if (strncmp(de->d_name, prefix, plen) != 0)
+			continue;
+		long pid = strtol(de->d_name + plen, &end, 10);
+		if (pid <= 0 || strncmp(end, "-blackbox-", 10) != 0)
+			continue;
+		if (pid == (long)getpid() || (kill((pid_t)pid, 0) < 0 && errno == ESRCH))
+			unlinkat(dirfd(d), de->d_name, 0);
+	}
+	closedir(d);
+}
+
 void log_init(const char *ident, unsigned node_id)
 {
+	log_blackbox_sweep(ident);
 	pthread_mutex_lock(&log_lock);
 	log_node_id = node_id;
 	qb_log_init(ident, LOG_MAIL, LOG_INFO);

@@ -132,3 +132,18 @@ def test_fatal_signal_dumps_blackbox(node):
     # the blackbox is readable with libqb's qb-blackbox tool when installed;
     # here it is enough that it holds recent lines
     assert b"op=domain-add" in box.read_bytes()
+
+
+def test_start_removes_blackbox_rings_of_dead_processes(node_factory):
+    # libqb leaves a killed process's ring in /dev/shm; a later maild with
+    # the same pid could not create its own. Rings of dead pids go at start.
+    pid = 4194301
+    assert not os.path.exists(f"/proc/{pid}")
+    stale = pathlib.Path(f"/dev/shm/qb-maild-{pid}-blackbox-data")
+    stale.write_bytes(b"stale")
+    try:
+        n = node_factory().start()
+        assert not stale.exists()
+        assert pathlib.Path(f"/dev/shm/qb-maild-{n.proc.pid}-blackbox-data").exists()
+    finally:
+        stale.unlink(missing_ok=True)
