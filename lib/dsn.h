@@ -1,0 +1,63 @@
+/*
+ * Delivery status notifications (RFC 3464 in an RFC 6522 multipart/report,
+ * RFC 3461 semantics): the bounce, delay notice or success notice the
+ * queue sends to a message's envelope sender. Pure and streaming: the
+ * header and the two report parts are produced from the report; the
+ * original message (or its header, for RET=HDRS) is fed through after
+ * and cut at a size bound, so a bounce of a large message never needs it
+ * whole in memory.
+ */
+#ifndef CM_LIB_DSN_H
+#define CM_LIB_DSN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lib/textbuf.h"
+
+enum dsn_kind {
+	DSN_FAILURE, /* "Undelivered Mail Returned to Sender" */
+	DSN_DELAY,   /* "Delayed Mail (still being retried)" */
+	DSN_SUCCESS, /* "Successful Mail Delivery Report" */
+};
+
+struct dsn_rcpt {
+	const char *address;	 /* final recipient (rfc822;) */
+	const char *orcpt;	 /* "rfc822;..." as the client gave it, or NULL */
+	const char *status;	 /* "5.1.1" */
+	const char *remote_mta;	 /* "mx.example.net", or NULL */
+	const char *diagnostic;	 /* the remote reply ("550 5.1.1 no such user"), or NULL */
+	int64_t last_attempt;	 /* unix seconds, 0 = none */
+	int64_t will_retry_until; /* DSN_DELAY: unix seconds, 0 = omit */
+};
+
+struct dsn_report {
+	enum dsn_kind kind;
+	const char *reporting_mta; /* our host name */
+	const char *from;	   /* "MAILER-DAEMON@host" */
+	const char *to;		   /* the original envelope sender */
+	const char *queue_id;
+	const char *envid;		 /* original ENVID (xtext), or NULL */
+	const char *received_from_mta; /* "client.example [192.0.2.7]", or NULL */
+	int64_t arrival;		 /* unix seconds */
+	int64_t now;			 /* for Date: and boundaries; unix seconds */
+	const struct dsn_rcpt *rcpts;
+	size_t nrcpt;
+	bool headers_only; /* return only the original header (RET=HDRS or too large) */
+	uint64_t max_original; /* bytes of the original to return; beyond, it is cut */
+	const char *message_id_domain; /* right side of the DSN's Message-ID */
+};
+
+struct dsn_writer;
+
+/* Appends the DSN's header, the human-readable part and the
+ * message/delivery-status part to out, and opens the part that returns
+ * the original. NULL on out of memory. */
+struct dsn_writer *dsn_begin(const struct dsn_report *r, struct textbuf *out);
+/* Feeds the original message in pieces; appends what of it is returned. */
+void dsn_original(struct dsn_writer *w, const void *data, size_t len, struct textbuf *out);
+/* Closes the MIME structure and frees w. */
+void dsn_end(struct dsn_writer **w, struct textbuf *out);
+
+#endif

@@ -1,0 +1,33 @@
+/*
+ * The queue manager: runs this node's spool (<store>/spool/<node-id>/,
+ * storage/queue.h) on the node's first event loop. It holds the spool's
+ * lock, picks up the maildrop (sendmail), schedules delivery attempts
+ * with exponential backoff, hands local recipients to the store and
+ * remote ones to outbound SMTP (node/outbound_*.c), writes bounces,
+ * delay notices and postmaster copies, and expires messages after the
+ * maximum lifetime.
+ *
+ * The functions below other than create/destroy may be called from any
+ * thread (mailctl commands run on the control thread); they take effect
+ * on the manager's loop.
+ */
+#ifndef CM_NODE_QUEUE_MANAGER_H
+#define CM_NODE_QUEUE_MANAGER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "lib/textbuf.h"
+
+struct queue_manager;
+
+/* Every deferred message becomes due now (mailctl queue flush, sendmail
+ * -q). Returns the number of messages made due. */
+int queue_manager_flush(struct queue_manager *qm);
+/* One message: due now (flush ID), held, released, or deleted without a
+ * bounce. 0, or -1 with the reason in err (unknown ID, ...). */
+int queue_manager_flush_one(struct queue_manager *qm, const char *id, struct textbuf *err);
+int queue_manager_hold(struct queue_manager *qm, const char *id, bool hold, struct textbuf *err);
+int queue_manager_delete(struct queue_manager *qm, const char *id, struct textbuf *err);
+
+#endif

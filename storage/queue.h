@@ -1,0 +1,170 @@
+/*
+ * The SMTP queue: one spool directory per node, <store>/spool/<node-id>/,
+ * holding the messages this node accepted for remote recipients (and for
+ * local ones it could not deliver at once) until each recipient is
+ * delivered, failed or expired. Also the maildrop, <store>/spool/maildrop/,
+ * where the sendmail command leaves messages for any node to pick up.
+ *
+ * A queued message is two files: its data (immutable, written once) and
+ * its envelope (sender, per-recipient state, schedule), replaced
+ * atomically by rename on every change. Both are durable before
+ * queue_writer_commit() or queue_envelope_update() returns; concurrent
+ * callers share fsyncs through the store's group commit.
+ *
+ * Ownership: any process may add messages to a spool (a rename makes a
+ * message appear whole), but only the holder of the spool's lock
+ * (queue_lock) may deliver from it, update or remove its messages: the
+ * lock is what lets a survivor take over a dead node's spool without
+ * two processes ever working on one message. It is an fcntl lock, so it
+ * dies with its process.
+ *
+ * Nothing here logs, knows SMTP or opens a socket. Errors are enum
+ * store_error values (storage/store.h) with error_r as there.
+ * The on-disk format: docs/storage-format.md ("SMTP queue").
+ */
+#ifndef CM_STORAGE_QUEUE_H
+#define CM_STORAGE_QUEUE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "storage/store.h"
+
+#define QUEUE_ID_MAX 32	      /* including the NUL; [0-9A-Za-z] only */
+#define QUEUE_ADDRESS_MAX 321 /* an RFC 5321 path (320) and a NUL */
+#define QUEUE_REASON_MAX 512
+#define QUEUE_RCPT_MAX 10000  /* recipients of one queued message */
+
+enum queue_rcpt_state {
+	QUEUE_RCPT_PENDING,   /* not tried yet, or tried and deferred */
+	QUEUE_RCPT_DELIVERED, /* done; kept until the message is removed */
+	QUEUE_RCPT_FAILED,    /* permanent failure or expiry; a DSN is due or sent */
+};
+
+/* DSN NOTIFY bits, as in proto/smtp (kept equal to enum smtp_notify). */
+enum queue_notify {
+	QUEUE_NOTIFY_SUCCESS = 1,
+	QUEUE_NOTIFY_FAILURE = 2,
+	QUEUE_NOTIFY_DELAY = 4,
+	QUEUE_NOTIFY_NEVER = 8,
+};
+
+struct queue_rcpt {
+	char address[QUEUE_ADDRESS_MAX]; /* the envelope recipient */
+	char orcpt[QUEUE_ADDRESS_MAX];	 /* DSN ORCPT ("rfc822;..."), "" when absent */
+	unsigned notify;		 /* QUEUE_NOTIFY_* bits, 0 = default (FAILURE|DELAY) */
+	enum queue_rcpt_state state;
+	bool dsn_sent;	      /* FAILED: the bounce for it is queued; DELIVERED: the success DSN */
+	unsigned attempts;    /* delivery attempts that reached a verdict */
+	char status[16];      /* last RFC 3463 status, e.g. "4.4.1", "" if none */
+	char remote_mta[256]; /* host that gave the last answer, "" if none */
+	char reason[QUEUE_REASON_MAX]; /* last diagnostic ("host said: ...") */
+};
+
+enum queue_ret {
+	QUEUE_RET_DEFAULT, /* no RET: full message, as Postfix does */
+	QUEUE_RET_FULL,
+	QUEUE_RET_HDRS,
+};
+
+struct queue_envelope {
+	char id[QUEUE_ID_MAX];
+	char sender[QUEUE_ADDRESS_MAX]; /* "" = null sender <> (bounces: never bounced) */
+	char envid[101];		/* DSN ENVID (xtext as received), "" when absent */
+	enum queue_ret ret;
+	bool body_8bit;	     /* BODY=8BITMIME, or 8-bit bytes seen */
+	bool smtputf8;
+	bool hold;	     /* operator hold: not delivered until released */
+	bool delay_warned;   /* the delay notice was sent */
+	int64_t arrival;     /* unix seconds */
+	int64_t next_attempt; /* unix seconds; 0 = now */
+	unsigned attempts;    /* delivery runs of this message */
+	char client[128];     /* who gave it to us, for DSNs: "host [addr]", "" if local */
+	uint64_t size;	      /* message bytes (set by queue_writer_commit) */
+	struct queue_rcpt *rcpts;
+	size_t nrcpt;
+};
+
+/* Frees rcpts and zeroes the envelope. */
+void queue_envelope_clear(struct queue_envelope *env);
+/* Appends a pending recipient; STORE_E_LIMIT beyond QUEUE_RCPT_MAX,
+ * STORE_E_INVALID for an address longer than QUEUE_ADDRESS_MAX - 1. */
+int queue_envelope_add_rcpt(struct queue_envelope *env, const char *address, const char *orcpt,
+			    unsigned notify);
+/* Recipients in each state. */
+void queue_envelope_count(const struct queue_envelope *env, size_t *pending_r,
+			  size_t *delivered_r, size_t *failed_r);
+
+/* Pure: the envelope file's encoding (exposed for tests and the fuzz
+ * harness). decode: STORE_E_CORRUPT on anything malformed, never a crash. */
+struct textbuf;
+void queue_envelope_encode(const struct queue_envelope *env, struct textbuf *out);
+int queue_envelope_decode(const void *data, size_t len, struct queue_envelope *env_r,
+			  const char **error_r);
+
+struct queue;
+
+/* Opens (creating) the spool named name under <store>/spool/: a node id
+ * ("1", "node-a"), or "maildrop". */
+int queue_open(struct store *store, const char *name, struct queue **q_r, const char **error_r);
+void queue_close(struct queue **q);
+const char *queue_name(const struct queue *q);
+/* The spool directory's path (for messages and mailctl). */
+const char *queue_path(const struct queue *q);
+
+/* Takes the spool's run lock without waiting: STORE_OK, or STORE_E_TEMP
+ * with "held by pid N" in error_r when another process holds it.
+ * queue_close() releases it. */
+int queue_lock(struct queue *q, const char **error_r);
+bool queue_locked(const struct queue *q);
+/* The pid holding the lock (F_GETLK), 0 if none, <0 on error. */
+int queue_lock_holder(struct queue *q);
+
+/*
+ * A new message. Create, write the data, then commit with its envelope
+ * (env->id names it; env->size is set). On return STORE_OK the message
+ * and envelope are durable and visible to queue_list(). Aborting or
+ * failing leaves nothing behind (but a temporary file fsck-like cleanup
+ * removes: queue_cleanup).
+ */
+struct queue_writer;
+int queue_writer_create(struct queue *q, struct queue_writer **w_r, const char **error_r);
+int queue_writer_write(struct queue_writer *w, const void *data, size_t len, const char **error_r);
+uint64_t queue_writer_size(const struct queue_writer *w);
+int queue_writer_commit(struct queue_writer **w, struct queue_envelope *env, const char **error_r);
+void queue_writer_abort(struct queue_writer **w);
+
+/* Every queued message id, in no particular order. The callback returns
+ * false to stop. */
+int queue_list(struct queue *q, bool (*cb)(const char *id, void *ctx), void *ctx,
+	       const char **error_r);
+
+/* Reads one envelope (STORE_E_NOTFOUND when gone). Any process may read;
+ * the lock holder's view is the truth. */
+int queue_envelope_read(struct queue *q, const char *id, struct queue_envelope *env_r,
+			const char **error_r);
+/* Replaces the envelope durably (lock holder only: STORE_E_INVALID
+ * otherwise). */
+int queue_envelope_update(struct queue *q, const struct queue_envelope *env, const char **error_r);
+
+/* Opens the message data read-only: a descriptor and its size. */
+int queue_message_open(struct queue *q, const char *id, int *fd_r, uint64_t *size_r,
+		       const char **error_r);
+
+/* Removes a message (envelope first, then data); lock holder only. */
+int queue_remove(struct queue *q, const char *id, const char **error_r);
+
+/* Moves a message whole from one spool to another (maildrop pickup,
+ * takeover of single messages): rename of both files, envelope last, so
+ * that it is in exactly one spool at any time. Needs from's lock unless
+ * from is the maildrop. */
+int queue_move(struct queue *from, struct queue *to, const char *id, const char **error_r);
+
+/* Removes leftovers of interrupted writers older than max_age seconds
+ * (data without envelope, temporary files); lock holder only. Returns the
+ * number removed, or <0. */
+int queue_cleanup(struct queue *q, int64_t max_age, const char **error_r);
+
+#endif
