@@ -23,7 +23,7 @@ PYTHON ?= /usr/bin/python3
 
 VERSION := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
 
-PKGS := rocksdb libevent libevent_pthreads libevent_openssl libzmq libqb libconfig libcrypt libssl libcrypto libsasl2
+PKGS := rocksdb libevent libevent_pthreads libevent_openssl libzmq libqb libconfig libcrypt libssl libcrypto libsasl2 ldns
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 

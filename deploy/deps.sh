@@ -8,6 +8,7 @@ PACKAGES="
   build-essential pkg-config
   clang libclang-rt-14-dev
   libevent-dev
+  libldns-dev
   libzmq3-dev
   libqb-dev
   libconfig-dev
@@ -27,6 +28,7 @@ PACKAGES="
 # build-essential pkg-config : compiler, make, and library flags
 # clang libclang-rt-14-dev   : libFuzzer harnesses (make fuzz) with ASan/UBSan
 # libevent-dev               : event loop and listeners (node/)
+# libldns-dev                : DNS wire format: MX/A/AAAA lookups for outbound SMTP
 # libzmq3-dev                : control plane and live event stream
 # libqb-dev                  : logging (stderr/syslog/file) and blackbox
 # libconfig-dev              : the configuration file parser

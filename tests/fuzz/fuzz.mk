@@ -5,7 +5,7 @@
 F := build/fuzz
 FUZZ_SECONDS ?= 30
 CLANG ?= clang
-PKGS := rocksdb libevent libevent_openssl libzmq libqb libconfig libcrypt libssl libcrypto libsasl2
+PKGS := rocksdb libevent libevent_openssl libzmq libqb libconfig libcrypt libssl libcrypto libsasl2 ldns
 FCFLAGS := -std=c17 -g -O1 -MMD -MP -I. -D_GNU_SOURCE -DCM_VERSION='"fuzz"' \
            $(shell pkg-config --cflags $(PKGS)) \
            -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined
