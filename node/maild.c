@@ -30,6 +30,7 @@
 #include "node/auth.h"
 #include "node/auth_pool.h"
 #include "node/job_pool.h"
+#include "node/queue_manager.h"
 #include "node/commands.h"
 #include "node/node_config.h"
 #include "node/control.h"
@@ -58,6 +59,7 @@ struct maild {
 	struct auth_pool *auth_pool; /* the protocols' auth_iface (auth_pool_iface()) */
 	struct store *store;
 	struct job_pool *jobs;
+	struct queue_manager *queue;
 	struct service_env svc_env;
 	struct service_instance instances[SERVICE_COUNT];
 	struct command_env env;
@@ -225,6 +227,10 @@ static int start_store(struct maild *d, const char **error_r)
 		.publish_ctx = d,
 	};
 	snprintf(d->svc_env.hostname, sizeof(d->svc_env.hostname), "%s", d->cfg->hostname);
+	d->queue = queue_manager_new(&d->svc_env, d->cfg, error_r);
+	if (d->queue == NULL)
+		return -1;
+	d->svc_env.queue = d->queue;
 	return 0;
 }
 
@@ -494,7 +500,7 @@ static int start(struct maild *d)
 	if (control_server_start(d->cfg->run_dir, d->cfg->control.tcp, d->cfg->node_id, control_handle, d,
 				 &d->control, &error) < 0)
 		goto fail;
-	if (listener_start(d->listener, &error) < 0)
+	if (listener_start(d->listener, &error) < 0 || queue_manager_start(d->queue, &error) < 0)
 		goto fail;
 	return 0;
 fail:
@@ -510,9 +516,13 @@ static void stop(struct maild *d)
 		if (forced > 0)
 			log_warning("node", "drain timeout: closed %u connections by force", forced);
 	}
+	/* The queue's attempts end (their messages stay queued) while the job
+	 * threads still run their last steps. */
+	queue_manager_stop(d->queue);
 	/* Store work still running finishes before the workers' event bases
 	 * are freed (a job of a force-closed connection may still be writing). */
 	job_pool_free(&d->jobs);
+	queue_manager_free(&d->queue);
 	listener_destroy(&d->listener);
 	control_server_stop(&d->control);
 	store_close(&d->store);

@@ -7,6 +7,7 @@
 #include "node/node_config.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <libconfig.h>
 #include <limits.h>
@@ -159,6 +160,19 @@ static void node_config_defaults(struct node_config *cfg)
 	cfg->smtp.max_recipients = 1000;
 	tls_settings_defaults(&cfg->tls);
 	auth_settings_default(&cfg->auth);
+	cfg->queue = (struct node_config_queue){
+	    .max_lifetime = 5 * 86400,
+	    .delay_warning = 4 * 3600,
+	    .min_backoff = 300,
+	    .max_backoff = 4000,
+	    .max_deliveries = 20,
+	    .destination_concurrency = 5,
+	    .connect_timeout = 30,
+	    .command_timeout = 300,
+	    .port = 25,
+	    .bounce_size_limit = 50000,
+	    .starttls = true,
+	};
 	cfg->auth_threads = 0;
 	for (int i = 0; i < SERVICE_COUNT; i++) {
 		cfg->services[i].name = service_names[i];
@@ -286,6 +300,68 @@ static void get_path(struct load_ctx *ctx, const config_setting_t *g, const char
 		return;
 	if (raw[0] == '\0' || absolute_path(raw, out, out_size) < 0)
 		load_error(ctx, s, "'%s' is not a usable path", name);
+}
+
+static void load_queue_transport(struct load_ctx *ctx, const config_setting_t *list)
+{
+	struct node_config_queue *q = &ctx->cfg->queue;
+	int n = config_setting_length(list);
+	for (int i = 0; i < n; i++) {
+		const config_setting_t *e = config_setting_get_elem(list, (unsigned)i);
+		const char *v = config_setting_get_string(e);
+		char domain[256], nexthop[256];
+		if (v == NULL || sscanf(v, "%255s %255s", domain, nexthop) != 2 ||
+		    q->ntransport >= sizeof(q->transport) / sizeof(q->transport[0])) {
+			load_error(ctx, e, "queue.transport entries are \"domain nexthop\" strings "
+					   "(at most 64)");
+			continue;
+		}
+		for (char *c = domain; *c != '\0'; c++)
+			*c = (char)tolower((unsigned char)*c);
+		snprintf(q->transport[q->ntransport].domain, sizeof(q->transport[0].domain), "%s",
+			 domain);
+		snprintf(q->transport[q->ntransport].nexthop, sizeof(q->transport[0].nexthop), "%s",
+			 nexthop);
+		q->ntransport++;
+	}
+}
+
+static void load_queue(struct load_ctx *ctx, const config_setting_t *g)
+{
+	static const char *const keys[] = {
+		"max_lifetime", "delay_warning", "min_backoff", "max_backoff", "max_deliveries",
+		"destination_concurrency", "connect_timeout", "command_timeout", "port",
+		"bounce_size_limit", "starttls", "notify_postmaster", "relayhost", "postmaster",
+		"archive", "transport", NULL };
+	struct node_config_queue *q = &ctx->cfg->queue;
+	const config_setting_t *s;
+
+	check_keys(ctx, g, keys, "queue");
+	get_uint(ctx, g, "max_lifetime", 1, 100 * 86400, &q->max_lifetime);
+	get_uint(ctx, g, "delay_warning", 0, 100 * 86400, &q->delay_warning);
+	get_uint(ctx, g, "min_backoff", 1, 86400, &q->min_backoff);
+	get_uint(ctx, g, "max_backoff", 1, 86400, &q->max_backoff);
+	get_uint(ctx, g, "max_deliveries", 1, 10000, &q->max_deliveries);
+	get_uint(ctx, g, "destination_concurrency", 1, 1000, &q->destination_concurrency);
+	get_uint(ctx, g, "connect_timeout", 1, 3600, &q->connect_timeout);
+	get_uint(ctx, g, "command_timeout", 1, 3600, &q->command_timeout);
+	get_uint(ctx, g, "port", 1, 65535, &q->port);
+	get_uint(ctx, g, "bounce_size_limit", 0, 1u << 30, &q->bounce_size_limit);
+	if ((s = member(ctx, g, "starttls", CONFIG_TYPE_BOOL)) != NULL)
+		q->starttls = config_setting_get_bool(s);
+	if ((s = member(ctx, g, "notify_postmaster", CONFIG_TYPE_BOOL)) != NULL)
+		q->notify_postmaster = config_setting_get_bool(s);
+	get_string(ctx, g, "relayhost", q->relayhost, sizeof(q->relayhost));
+	get_string(ctx, g, "postmaster", q->postmaster, sizeof(q->postmaster));
+	get_string(ctx, g, "archive", q->archive, sizeof(q->archive));
+	if (q->max_backoff < q->min_backoff)
+		load_error(ctx, g, "queue.max_backoff must not be smaller than queue.min_backoff");
+	if ((s = config_setting_get_member(g, "transport")) != NULL) {
+		if (config_setting_type(s) != CONFIG_TYPE_LIST && config_setting_type(s) != CONFIG_TYPE_ARRAY)
+			load_error(ctx, s, "queue.transport must be a list of \"domain nexthop\" strings");
+		else
+			load_queue_transport(ctx, s);
+	}
 }
 
 static void load_log(struct load_ctx *ctx, const config_setting_t *g)
@@ -492,7 +568,7 @@ static void load_smtp(struct load_ctx *ctx, const config_setting_t *g)
 static void load_root(struct load_ctx *ctx, const config_setting_t *root)
 {
 	static const char *const keys[] = { "node_id", "store", "run_dir", "user", "hostname", "log",
-		"server", "control", "password", "tls", "auth", "smtp", "services", NULL };
+		"server", "control", "password", "tls", "auth", "smtp", "queue", "services", NULL };
 	static const char *const control_keys[] = { "tcp", NULL };
 	struct node_config *cfg = ctx->cfg;
 	const config_setting_t *g;
@@ -507,6 +583,8 @@ static void load_root(struct load_ctx *ctx, const config_setting_t *root)
 	get_string(ctx, root, "user", cfg->user, sizeof(cfg->user));
 	if ((g = member(ctx, root, "log", CONFIG_TYPE_GROUP)) != NULL)
 		load_log(ctx, g);
+	if ((g = member(ctx, root, "queue", CONFIG_TYPE_GROUP)) != NULL)
+		load_queue(ctx, g);
 	if ((g = member(ctx, root, "server", CONFIG_TYPE_GROUP)) != NULL)
 		load_server(ctx, g);
 	if ((g = member(ctx, root, "control", CONFIG_TYPE_GROUP)) != NULL) {

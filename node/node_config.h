@@ -51,7 +51,30 @@ struct node_config {
 	struct {
 		uint64_t max_message_size; /* bytes; SIZE and the DATA/BDAT limit */
 		unsigned max_recipients;   /* per message */
+		char resolver[128];        /* DNS server "addr[:port]", "" = /etc/resolv.conf */
 	} smtp;
+	struct node_config_queue {
+		unsigned max_lifetime;	  /* seconds a message may stay queued (5 days) */
+		unsigned delay_warning;	  /* seconds before a delay notice, 0 = none (4 h) */
+		unsigned min_backoff;	  /* seconds between attempts, doubling up to max_backoff */
+		unsigned max_backoff;
+		unsigned max_deliveries;  /* messages being delivered at once */
+		unsigned destination_concurrency; /* connections per destination */
+		unsigned connect_timeout; /* seconds */
+		unsigned command_timeout; /* seconds per reply */
+		unsigned port;		  /* SMTP port of the hosts found by MX lookup (25) */
+		unsigned bounce_size_limit; /* bytes of the original returned in a bounce */
+		bool starttls;		  /* opportunistic STARTTLS */
+		bool notify_postmaster;	  /* postmaster gets a copy of bounces (headers only) */
+		char relayhost[256];	  /* "" = MX; "[host]:port" or "domain" */
+		char postmaster[321];	  /* "" = postmaster@hostname */
+		char archive[321];	  /* mailbox receiving a copy of every message, "" = none */
+		struct {
+			char domain[256];
+			char nexthop[256];
+		} transport[64];	  /* per-domain nexthop overrides */
+		size_t ntransport;
+	} queue;
 	struct {
 		enum log_target target;
 		char file[1024];

@@ -20,6 +20,23 @@
 #include "lib/textbuf.h"
 
 struct queue_manager;
+struct node_config;
+struct queue;
+struct service_env;
+
+/* Opens this node's spool and the maildrop; the thread starts with
+ * queue_manager_start(). NULL with error_r on failure. */
+struct queue_manager *queue_manager_new(const struct service_env *env,
+					const struct node_config *cfg, const char **error_r);
+int queue_manager_start(struct queue_manager *qm, const char **error_r);
+/* Stops starting attempts, ends those in flight (their messages stay
+ * queued for the next run) and joins the thread. */
+void queue_manager_stop(struct queue_manager *qm);
+void queue_manager_free(struct queue_manager **qm);
+/* The spool that SMTP sessions queue into (any thread). */
+struct queue *queue_manager_spool(struct queue_manager *qm);
+/* Something was queued: look at the spool now (any thread). */
+void queue_manager_kick(struct queue_manager *qm);
 
 /* Every deferred message becomes due now (mailctl queue flush, sendmail
  * -q). Returns the number of messages made due. */

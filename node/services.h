@@ -20,6 +20,7 @@
 struct auth_iface;
 struct directory;
 struct job_pool;
+struct queue_manager;
 struct store;
 
 struct service_env {
@@ -28,6 +29,7 @@ struct service_env {
 	struct directory *dir;
 	struct store *store;
 	struct job_pool *jobs;            /* blocking store work (node/job_pool.h) */
+	struct queue_manager *queue;      /* this node's SMTP queue (node/queue_manager.h) */
 	const struct auth_iface *auth;    /* node/auth.h, asynchronous */
 	void *auth_ctx;
 	uint64_t smtp_max_message_size;

@@ -19,7 +19,7 @@
  * IDs name log lines and replies, not files, so a repeat confuses a
  * grep, never a delivery.
  */
-#include "node/smtp_service_private.h"
+#include "node/queue_id.h"
 
 #include <stdatomic.h>
 #include <time.h>

@@ -28,7 +28,7 @@
  *
  * Pure: no I/O; the caller supplies the time.
  */
-#include "node/smtp_service_private.h"
+#include "node/smtp_received.h"
 
 #include <stdio.h>
 #include <string.h>

@@ -21,13 +21,13 @@
 #include <time.h>
 
 #include "lib/textbuf.h"
+#include "node/queue_id.h"
 #include "node/services.h"
+#include "node/smtp_received.h"
 #include "proto/smtp/smtp.h"
 #include "storage/directory.h"
 #include "storage/store.h"
 
-/* 15 characters and a NUL (smtp_queue_id.c). */
-#define SMTP_QUEUE_ID_SIZE 16
 /* Local mailboxes one message may reach after alias and group expansion
  * (RCPTs beyond it get 452 4.5.3): bounds the commit's work and memory
  * whatever the groups contain. */
@@ -136,32 +136,5 @@ void smtp_delivery_deferred(struct smtp_conn *sc);
  * all delivered, "250 ... queued as"); its text points into text. */
 void smtp_delivery_reply(const struct store_rcpt *r, size_t n, int ret, bool precheck_full,
 			 uint64_t size, struct smtp_reply *reply, char *text, size_t text_size);
-
-/* smtp_received.c */
-struct smtp_received_info {
-	const char *helo;
-	bool esmtp;
-	const char *peer; /* conn_info: "addr:port" or "[v6]:port" */
-	bool tls;
-	const char *tls_protocol;
-	const char *tls_cipher;
-	const char *tls_client_subject; /* "" or NULL: none */
-	bool authenticated;
-	const char *hostname;
-	const char *queue_id;
-	const char *for_rcpt; /* NULL unless exactly one recipient */
-	time_t when;
-};
-void smtp_received_format(const struct smtp_received_info *in, struct textbuf *out);
-void smtp_return_path_format(const char *sender, struct textbuf *out);
-/* "192.0.2.1" or "IPv6:2001:db8::1" from a conn_info peer: 0, or -1
- * when out is too small. */
-int smtp_received_peer_literal(const char *peer, char *out, size_t size);
-/* RFC 5322 date-time in local time: "Tue, 3 Oct 2023 10:00:00 +0200". */
-void smtp_received_date(time_t when, char *out, size_t size);
-
-/* smtp_queue_id.c */
-void smtp_queue_id_new(unsigned node_id, char out[SMTP_QUEUE_ID_SIZE]);
-void smtp_queue_id_format(uint64_t us, unsigned node_id, char out[SMTP_QUEUE_ID_SIZE]);
 
 #endif

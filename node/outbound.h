@@ -1,0 +1,60 @@
+/*
+ * Outbound SMTP: delivers one queued message to the recipients of one
+ * destination over the hosts of its route (node/outbound_dns.h), in
+ * order, on an event loop, with the client engine of proto/smtp/
+ * smtp_client.h. Opportunistic STARTTLS (no certificate check, as
+ * Postfix's "may" level); a failed handshake is retried once in
+ * plaintext on the same host.
+ *
+ * The next host is tried after a connection failure, a timeout, or a
+ * refusal before any recipient was answered (greeting, EHLO, MAIL);
+ * the first host that answers recipients gives the verdicts.
+ */
+#ifndef CM_NODE_OUTBOUND_H
+#define CM_NODE_OUTBOUND_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "node/outbound_dns.h"
+#include "proto/smtp/smtp_client.h"
+
+struct event_base;
+struct ssl_ctx_st;
+
+struct outbound_request {
+	struct event_base *base;
+	struct ssl_ctx_st *tls; /* client context for STARTTLS, NULL = never */
+	const char *helo_name;
+	const struct outbound_route *route;
+	const char *sender;
+	const struct smtp_client_rcpt *rcpts;
+	size_t nrcpt;
+	int data_fd; /* the message; read with pread, not closed here */
+	uint64_t size;
+	bool body_8bit;
+	bool smtputf8;
+	const char *envid;
+	enum smtp_client_ret ret;
+	unsigned connect_timeout;
+	unsigned command_timeout;
+	/* On the base's loop when every recipient has a verdict; replies
+	 * (nrcpt of them) and remote ("name[addr]" of the last host tried)
+	 * are valid during the call only. */
+	void (*done)(void *ctx, const struct smtp_client_reply *replies, const char *remote,
+		     bool tls);
+	void *ctx;
+};
+
+struct outbound;
+
+/* NULL on out of memory. */
+struct outbound *outbound_start(const struct outbound_request *req);
+/* Stops without calling done (shutdown). */
+void outbound_cancel(struct outbound **o);
+
+/* A client TLS context for opportunistic STARTTLS. NULL on failure. */
+struct ssl_ctx_st *outbound_tls_context(void);
+
+#endif

@@ -1,0 +1,455 @@
+/*
+ * One delivery attempt of one queued message:
+ *
+ *  1. prepare (job thread): read the envelope, open the data, expand and
+ *     deliver local recipients (queue_local.c), group the pending remote
+ *     recipients by nexthop (transport map, relayhost, else the domain)
+ *     and resolve each group's route (DNS, blocking);
+ *  2. outbound (the manager's loop): one SMTP session per group whose
+ *     destination has a free connection slot (queue.destination_
+ *     concurrency); a group without a slot waits for the next attempt,
+ *     one second later, without counting as a try;
+ *  3. finish (job thread): expiry, notices (queue_notify.c), then the
+ *     envelope is rewritten with the verdicts and the next attempt time,
+ *     or removed when no recipient is pending.
+ *
+ * Recipient verdicts: 2xx delivered, 5xx failed (bounced), anything else
+ * stays pending with its reason; a pending recipient older than
+ * queue.max_lifetime fails with 4.4.7.
+ */
+#include <event2/event.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "node/job_pool.h"
+#include "node/log.h"
+#include "node/outbound.h"
+#include "node/queue_manager_private.h"
+
+struct qm_group {
+	char nexthop[256];
+	size_t *rcpt; /* indexes into env.rcpts */
+	size_t n;
+	struct smtp_client_rcpt *crcpts;
+	struct outbound_route route;
+	struct outbound *out;
+	bool waiting; /* no connection slot: next attempt soon */
+	struct qm_attempt *a;
+};
+
+struct qm_attempt {
+	struct queue_manager *qm;
+	struct qm_attempt *next;
+	char id[QUEUE_ID_MAX];
+	struct queue_envelope env;
+	int data_fd;
+	int64_t now;
+	struct timespec started;
+	bool gone;     /* the message no longer exists */
+	bool failed;   /* could not be read: try again later */
+	bool held;
+	bool cancelled;
+	bool outbound; /* in phase 2: sessions may be in flight */
+	struct qm_group *groups;
+	size_t ngroups;
+	unsigned outstanding;
+	int64_t next_attempt; /* the verdict: <0 removed */
+	char error[256];
+};
+
+static void qm_attempt_finish_done(void *arg, bool cancelled);
+
+static const char *qm_domain(const char *address)
+{
+	const char *at = strrchr(address, '@');
+	return at != NULL ? at + 1 : "";
+}
+
+static const char *qm_nexthop(struct queue_manager *qm, const char *domain)
+{
+	for (size_t i = 0; i < qm->cfg.ntransport; i++) {
+		const char *d = qm->cfg.transport[i].domain;
+		size_t dl = strlen(d), l = strlen(domain);
+		if (strcasecmp(d, domain) == 0 ||
+		    (d[0] == '.' && l > dl && strcasecmp(domain + l - dl, d) == 0))
+			return qm->cfg.transport[i].nexthop;
+	}
+	if (qm->cfg.relayhost[0] != '\0')
+		return qm->cfg.relayhost;
+	return domain;
+}
+
+/* Bounded copy; src may be dst, or cut to fit. */
+static void qm_copy(char *dst, size_t size, const char *src)
+{
+	size_t n = strnlen(src, size - 1);
+	memmove(dst, src, n);
+	dst[n] = '\0';
+}
+
+static void qm_set_rcpt(struct queue_rcpt *r, enum queue_rcpt_state st, const char *status,
+			const char *remote, const char *reason)
+{
+	r->state = st;
+	qm_copy(r->status, sizeof(r->status), status);
+	qm_copy(r->remote_mta, sizeof(r->remote_mta), remote != NULL ? remote : "");
+	qm_copy(r->reason, sizeof(r->reason), reason);
+}
+
+static int qm_group_add(struct qm_attempt *a, const char *nexthop, size_t rcpt)
+{
+	struct qm_group *g = NULL;
+	for (size_t i = 0; i < a->ngroups && g == NULL; i++)
+		if (strcasecmp(a->groups[i].nexthop, nexthop) == 0)
+			g = &a->groups[i];
+	if (g == NULL) {
+		struct qm_group *n = realloc(a->groups, (a->ngroups + 1) * sizeof(*n));
+		if (n == NULL)
+			return -1;
+		a->groups = n;
+		g = &a->groups[a->ngroups++];
+		memset(g, 0, sizeof(*g));
+		snprintf(g->nexthop, sizeof(g->nexthop), "%s", nexthop);
+		g->a = a;
+	}
+	size_t *idx = realloc(g->rcpt, (g->n + 1) * sizeof(*idx));
+	if (idx == NULL)
+		return -1;
+	g->rcpt = idx;
+	g->rcpt[g->n++] = rcpt;
+	return 0;
+}
+
+static void qm_prepare_work(void *arg)
+{
+	struct qm_attempt *a = arg;
+	struct queue_manager *qm = a->qm;
+	const char *error = NULL;
+	uint64_t size;
+
+	int ret = queue_envelope_read(qm->spool, a->id, &a->env, &error);
+	if (ret == STORE_E_NOTFOUND) {
+		a->gone = true;
+		return;
+	}
+	if (ret == 0 && a->env.hold) {
+		a->held = true;
+		return;
+	}
+	if (ret == 0)
+		ret = queue_message_open(qm->spool, a->id, &a->data_fd, &size, &error);
+	if (ret < 0) {
+		a->failed = true;
+		snprintf(a->error, sizeof(a->error), "%s", error ? error : store_strerror(ret));
+		return;
+	}
+	qm_local_deliver(qm, &a->env, a->data_fd, a->now);
+	for (size_t i = 0; i < a->env.nrcpt; i++) {
+		struct queue_rcpt *r = &a->env.rcpts[i];
+		if (r->state != QUEUE_RCPT_PENDING || qm_is_local(qm, r->address))
+			continue;
+		if (qm_group_add(a, qm_nexthop(qm, qm_domain(r->address)), i) < 0) {
+			a->failed = true;
+			snprintf(a->error, sizeof(a->error), "out of memory");
+			return;
+		}
+	}
+	for (size_t i = 0; i < a->ngroups; i++) {
+		struct qm_group *g = &a->groups[i];
+		outbound_route_resolve(qm->resolver, qm->cfg.connect_timeout, g->nexthop,
+				       (uint16_t)qm->cfg.port, &g->route);
+		if (g->route.result == OUTBOUND_DNS_OK)
+			continue;
+		for (size_t j = 0; j < g->n; j++)
+			qm_set_rcpt(&a->env.rcpts[g->rcpt[j]],
+				    g->route.result == OUTBOUND_DNS_PERM ? QUEUE_RCPT_FAILED
+									 : QUEUE_RCPT_PENDING,
+				    g->route.status, NULL, g->route.reason);
+	}
+}
+
+static double qm_since(const struct timespec *t0)
+{
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (double)(now.tv_sec - t0->tv_sec) + (double)(now.tv_nsec - t0->tv_nsec) / 1e9;
+}
+
+static void qm_finish(struct qm_attempt *a);
+
+static void qm_outbound_done(void *ctx, const struct smtp_client_reply *replies,
+			     const char *remote, bool tls)
+{
+	struct qm_group *g = ctx;
+	struct qm_attempt *a = g->a;
+	g->out = NULL;
+	qm_dest_release(a->qm, g->nexthop);
+	for (size_t j = 0; j < g->n; j++) {
+		struct queue_rcpt *r = &a->env.rcpts[g->rcpt[j]];
+		const struct smtp_client_reply *rep = &replies[j];
+		char reason[QUEUE_REASON_MAX];
+		int cls = rep->code / 100;
+		const char *status = rep->enhanced[0] != '\0' ? rep->enhanced
+				     : cls == 2		      ? "2.0.0"
+				     : cls == 5		      ? "5.0.0"
+							      : "4.0.0";
+		snprintf(reason, sizeof(reason), "%d %s", rep->code, rep->text);
+		qm_set_rcpt(r,
+			    cls == 2   ? QUEUE_RCPT_DELIVERED
+			    : cls == 5 ? QUEUE_RCPT_FAILED
+				       : QUEUE_RCPT_PENDING,
+			    status, remote, reason);
+		r->attempts++;
+		log_msg(cls == 2 ? LOG_INFO : LOG_WARNING, "queue",
+			"id=%s to=<%s> relay=%s delay=%.2f tls=%s dsn=%s status=%s (%s)", a->id,
+			r->address, remote, qm_since(&a->started), tls ? "yes" : "no", status,
+			cls == 2 ? "sent" : cls == 5 ? "bounced" : "deferred", reason);
+	}
+	if (--a->outstanding == 0)
+		qm_finish(a);
+}
+
+static void qm_start_outbound(struct qm_attempt *a)
+{
+	struct queue_manager *qm = a->qm;
+	a->outbound = true;
+	for (size_t i = 0; i < a->ngroups; i++) {
+		struct qm_group *g = &a->groups[i];
+		if (g->route.result != OUTBOUND_DNS_OK)
+			continue;
+		if (a->cancelled || !qm_dest_acquire(qm, g->nexthop)) {
+			g->waiting = true;
+			continue;
+		}
+		g->crcpts = calloc(g->n, sizeof(*g->crcpts));
+		if (g->crcpts == NULL) {
+			qm_dest_release(qm, g->nexthop);
+			g->waiting = true;
+			continue;
+		}
+		for (size_t j = 0; j < g->n; j++) {
+			const struct queue_rcpt *r = &a->env.rcpts[g->rcpt[j]];
+			g->crcpts[j] = (struct smtp_client_rcpt){
+			    .address = r->address,
+			    .notify = r->notify,
+			    .orcpt = r->orcpt[0] != '\0' ? r->orcpt : NULL,
+			};
+		}
+		struct outbound_request req = {
+		    .base = qm->base,
+		    .tls = qm->tls,
+		    .helo_name = qm->hostname,
+		    .route = &g->route,
+		    .sender = a->env.sender,
+		    .rcpts = g->crcpts,
+		    .nrcpt = g->n,
+		    .data_fd = a->data_fd,
+		    .size = a->env.size,
+		    .body_8bit = a->env.body_8bit,
+		    .smtputf8 = a->env.smtputf8,
+		    .envid = a->env.envid[0] != '\0' ? a->env.envid : NULL,
+		    .ret = a->env.ret == QUEUE_RET_HDRS   ? SMTP_CLIENT_RET_HDRS
+			   : a->env.ret == QUEUE_RET_FULL ? SMTP_CLIENT_RET_FULL
+							  : SMTP_CLIENT_RET_NONE,
+		    .connect_timeout = qm->cfg.connect_timeout,
+		    .command_timeout = qm->cfg.command_timeout,
+		    .done = qm_outbound_done,
+		    .ctx = g,
+		};
+		g->out = outbound_start(&req);
+		if (g->out == NULL) {
+			qm_dest_release(qm, g->nexthop);
+			g->waiting = true;
+			continue;
+		}
+		a->outstanding++;
+	}
+	if (a->outstanding == 0)
+		qm_finish(a);
+}
+
+static void qm_attempt_unlink(struct qm_attempt *a)
+{
+	for (struct qm_attempt **p = &a->qm->attempts; *p != NULL; p = &(*p)->next) {
+		if (*p == a) {
+			*p = a->next;
+			return;
+		}
+	}
+}
+
+static void qm_attempt_free(struct qm_attempt *a)
+{
+	for (size_t i = 0; i < a->ngroups; i++) {
+		outbound_cancel(&a->groups[i].out);
+		free(a->groups[i].rcpt);
+		free(a->groups[i].crcpts);
+	}
+	free(a->groups);
+	if (a->data_fd >= 0)
+		close(a->data_fd);
+	queue_envelope_clear(&a->env);
+	free(a);
+}
+
+static void qm_attempt_end(struct qm_attempt *a)
+{
+	struct queue_manager *qm = a->qm;
+	char id[QUEUE_ID_MAX];
+	int64_t next = a->next_attempt;
+	snprintf(id, sizeof(id), "%s", a->id);
+	qm_attempt_unlink(a);
+	qm_attempt_free(a);
+	qm_attempt_done(qm, id, next);
+}
+
+static void qm_prepare_done(void *arg, bool cancelled)
+{
+	struct qm_attempt *a = arg;
+	struct queue_manager *qm = a->qm;
+	(void)cancelled;
+	if (a->gone) {
+		a->next_attempt = -1;
+	} else if (a->held) {
+		struct qm_entry *e = qm_find(qm, a->id);
+		if (e != NULL)
+			e->hold = true;
+		a->next_attempt = a->env.next_attempt;
+	} else if (a->failed) {
+		log_error("queue", "id=%s cannot be delivered now: %s", a->id, a->error);
+		a->next_attempt = a->now + qm->cfg.min_backoff;
+	} else {
+		qm_start_outbound(a);
+		return;
+	}
+	qm_attempt_end(a);
+}
+
+static int64_t qm_backoff(const struct queue_manager *qm, unsigned attempts)
+{
+	int64_t d = qm->cfg.min_backoff;
+	for (unsigned i = 1; i < attempts && d < qm->cfg.max_backoff; i++)
+		d *= 2;
+	return d < qm->cfg.max_backoff ? d : qm->cfg.max_backoff;
+}
+
+static void qm_finish_work(void *arg)
+{
+	struct qm_attempt *a = arg;
+	struct queue_manager *qm = a->qm;
+	const char *error = NULL;
+	int64_t now = (int64_t)time(NULL);
+	bool waiting = false;
+	size_t pending, delivered, failed;
+
+	for (size_t i = 0; i < a->ngroups; i++)
+		waiting |= a->groups[i].waiting;
+	bool expired = now - a->env.arrival >= (int64_t)qm->cfg.max_lifetime;
+	for (size_t i = 0; i < a->env.nrcpt && expired; i++) {
+		struct queue_rcpt *r = &a->env.rcpts[i];
+		if (r->state != QUEUE_RCPT_PENDING)
+			continue;
+		char reason[QUEUE_REASON_MAX + 64];
+		snprintf(reason, sizeof(reason), "message expired after %lld s in the queue%s%s",
+			 (long long)(now - a->env.arrival), r->reason[0] != '\0' ? ": " : "",
+			 r->reason);
+		qm_set_rcpt(r, QUEUE_RCPT_FAILED, "4.4.7", r->remote_mta, reason);
+		log_warning("queue", "id=%s to=<%s> dsn=4.4.7 status=expired (%s)", a->id,
+			    r->address, reason);
+	}
+	if (!waiting || a->cancelled)
+		a->env.attempts++;
+	bool notified = qm_notify(qm, &a->env, a->data_fd, now) == 0;
+	queue_envelope_count(&a->env, &pending, &delivered, &failed);
+	int ret;
+	if (pending == 0 && notified) {
+		ret = queue_remove(qm->spool, a->id, &error);
+		if (ret == 0) {
+			a->next_attempt = -1;
+			log_info("queue", "id=%s removed: delivered=%zu failed=%zu", a->id,
+				 delivered, failed);
+			return;
+		}
+	} else {
+		a->env.next_attempt =
+		    waiting && !a->cancelled ? now + 1 : now + qm_backoff(qm, a->env.attempts);
+		ret = queue_envelope_update(qm->spool, &a->env, &error);
+		if (ret == 0) {
+			a->next_attempt = a->env.next_attempt;
+			if (!waiting)
+				log_info("queue",
+					 "id=%s deferred: pending=%zu delivered=%zu failed=%zu "
+					 "attempts=%u next_in=%llds",
+					 a->id, pending, delivered, failed, a->env.attempts,
+					 (long long)(a->env.next_attempt - now));
+			return;
+		}
+	}
+	/* the envelope keeps its old state: the work of this attempt may be
+	 * repeated (a recipient can get a duplicate), never lost */
+	log_error("queue", "id=%s cannot update the queue file: %s", a->id,
+		  error ? error : store_strerror(ret));
+	a->next_attempt = now + qm->cfg.min_backoff;
+}
+
+static void qm_finish(struct qm_attempt *a)
+{
+	a->outbound = false;
+	if (job_submit(a->qm->env->jobs, a->qm->base, qm_finish_work, qm_attempt_finish_done, a) ==
+	    NULL) {
+		log_error("queue", "id=%s out of memory finishing the attempt", a->id);
+		a->next_attempt = a->now + a->qm->cfg.min_backoff;
+		qm_attempt_end(a);
+	}
+}
+
+static void qm_attempt_finish_done(void *arg, bool cancelled)
+{
+	(void)cancelled;
+	qm_attempt_end(arg);
+}
+
+void qm_attempt_start(struct queue_manager *qm, struct qm_entry *e)
+{
+	struct qm_attempt *a = calloc(1, sizeof(*a));
+	if (a == NULL)
+		return;
+	a->qm = qm;
+	a->data_fd = -1;
+	a->now = (int64_t)time(NULL);
+	clock_gettime(CLOCK_MONOTONIC, &a->started);
+	snprintf(a->id, sizeof(a->id), "%s", e->id);
+	if (job_submit(qm->env->jobs, qm->base, qm_prepare_work, qm_prepare_done, a) == NULL) {
+		free(a);
+		return;
+	}
+	a->next = qm->attempts;
+	qm->attempts = a;
+	e->active = true;
+	qm->attempts_running++;
+}
+
+void qm_attempt_cancel(struct qm_attempt *a)
+{
+	a->cancelled = true;
+	if (!a->outbound || a->outstanding == 0)
+		return; /* the phase it is in ends by itself */
+	for (size_t i = 0; i < a->ngroups; i++) {
+		struct qm_group *g = &a->groups[i];
+		if (g->out == NULL)
+			continue;
+		outbound_cancel(&g->out);
+		qm_dest_release(a->qm, g->nexthop);
+		g->waiting = true;
+		a->outstanding--;
+	}
+	qm_finish(a);
+}
+
+struct qm_attempt *qm_attempt_next(const struct qm_attempt *a)
+{
+	return a->next;
+}

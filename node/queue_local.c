@@ -1,0 +1,212 @@
+/*
+ * Local recipients of queued messages. Messages from SMTP sessions carry
+ * mailboxes already (RCPT expanded them); messages from the maildrop
+ * (sendmail) and alias targets carry names that may be aliases or groups,
+ * so every pending local recipient is expanded here first: a mailbox stays,
+ * anything else is replaced by its targets (the original is done, as
+ * Postfix's "expanded" action), unknown names fail 5.1.1.
+ *
+ * Delivery to the mailboxes is one store_deliver() of one copy of the
+ * message (hard links), behind a Return-Path: field. Per mailbox: stored
+ * → delivered; full → pending 4.2.2 (5.2.2 when the message is larger
+ * than the whole quota); other store errors → pending 4.3.0.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "lib/textbuf.h"
+#include "node/log.h"
+#include "node/queue_manager_private.h"
+#include "node/smtp_received.h"
+#include "storage/directory.h"
+
+bool qm_is_local(struct queue_manager *qm, const char *address)
+{
+	const char *at = strrchr(address, '@');
+	return at != NULL && directory_domain_exists(qm->env->dir, at + 1) == 1;
+}
+
+struct qm_targets {
+	char (*addr)[QUEUE_ADDRESS_MAX];
+	size_t n, cap;
+	bool self; /* the address resolved to itself: a mailbox */
+	const char *address;
+};
+
+static int qm_target_cb(const char *address, bool local, void *ctx)
+{
+	struct qm_targets *t = ctx;
+	(void)local;
+	if (strcasecmp(address, t->address) == 0) {
+		t->self = true;
+		return 0;
+	}
+	if (t->n == t->cap) {
+		size_t cap = t->cap != 0 ? t->cap * 2 : 8;
+		if (cap > QUEUE_RCPT_MAX)
+			return 1;
+		void *n = realloc(t->addr, cap * sizeof(*t->addr));
+		if (n == NULL)
+			return DIRECTORY_E_IO;
+		t->addr = n;
+		t->cap = cap;
+	}
+	snprintf(t->addr[t->n++], QUEUE_ADDRESS_MAX, "%s", address);
+	return 0;
+}
+
+static bool qm_has_rcpt(const struct queue_envelope *env, const char *address)
+{
+	for (size_t i = 0; i < env->nrcpt; i++)
+		if (strcasecmp(env->rcpts[i].address, address) == 0)
+			return true;
+	return false;
+}
+
+static void qm_expand(struct queue_manager *qm, struct queue_envelope *env, size_t i)
+{
+	struct queue_rcpt *r = &env->rcpts[i];
+	struct qm_targets t = {.address = r->address};
+	const char *error = NULL;
+	int ret = directory_resolve(qm->env->dir, r->address, qm_target_cb, &t, &error);
+	if (ret == DIRECTORY_E_NOTFOUND) {
+		r->state = QUEUE_RCPT_FAILED;
+		snprintf(r->status, sizeof(r->status), "5.1.1");
+		snprintf(r->reason, sizeof(r->reason),
+			 "550 5.1.1 <%s>: Recipient address rejected: User unknown", r->address);
+		log_warning("queue", "id=%s to=<%s> relay=local dsn=5.1.1 status=bounced (%s)",
+			    env->id, r->address, r->reason);
+	} else if (ret < 0) {
+		snprintf(r->status, sizeof(r->status), "4.3.0");
+		snprintf(r->reason, sizeof(r->reason), "directory lookup failed: %s",
+			 error ? error : directory_strerror(ret));
+	} else if (!t.self || t.n > 0) {
+		char orcpt[QUEUE_ADDRESS_MAX];
+		unsigned notify = r->notify;
+		size_t added = 0;
+		if (r->orcpt[0] != '\0')
+			snprintf(orcpt, sizeof(orcpt), "%s", r->orcpt);
+		else
+			snprintf(orcpt, sizeof(orcpt), "rfc822;%.*s", QUEUE_ADDRESS_MAX - 8,
+				 r->address);
+		bool self = t.self;
+		for (size_t k = 0; k < t.n; k++) {
+			if (qm_has_rcpt(env, t.addr[k]))
+				continue;
+			if (queue_envelope_add_rcpt(env, t.addr[k], orcpt, notify) == 0)
+				added++;
+		}
+		r = &env->rcpts[i]; /* the array may have moved */
+		if (!self) {
+			r->state = QUEUE_RCPT_DELIVERED;
+			r->dsn_sent = true; /* "expanded" needs no notice of its own */
+			snprintf(r->status, sizeof(r->status), "2.0.0");
+			snprintf(r->reason, sizeof(r->reason), "expanded to %zu recipients", t.n);
+		}
+		log_info("queue", "id=%s to=<%s> expanded to %zu recipients (%zu new)", env->id,
+			 r->address, t.n, added);
+	}
+	free(t.addr);
+}
+
+/* The message from the spool behind a Return-Path: field. */
+static int qm_copy_message(struct mail_writer *w, const char *sender, int fd, uint64_t size,
+			   const char **error_r)
+{
+	struct textbuf rp = TEXTBUF_INIT;
+	smtp_return_path_format(sender, &rp);
+	int ret = mail_writer_write(w, rp.data, rp.len, error_r);
+	textbuf_free(&rp);
+	char buf[65536];
+	uint64_t off = 0;
+	while (ret == 0 && off < size) {
+		ssize_t n = pread(fd, buf, sizeof(buf), (off_t)off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			*error_r = n < 0 ? strerror(errno) : "queue file shorter than its size";
+			return STORE_E_TEMP;
+		}
+		ret = mail_writer_write(w, buf, (size_t)n, error_r);
+		off += (uint64_t)n;
+	}
+	return ret;
+}
+
+void qm_local_deliver(struct queue_manager *qm, struct queue_envelope *env, int data_fd,
+		      int64_t now)
+{
+	(void)now;
+	for (size_t i = 0; i < env->nrcpt; i++)
+		if (env->rcpts[i].state == QUEUE_RCPT_PENDING && qm_is_local(qm, env->rcpts[i].address))
+			qm_expand(qm, env, i);
+
+	size_t n = 0;
+	for (size_t i = 0; i < env->nrcpt; i++)
+		n += env->rcpts[i].state == QUEUE_RCPT_PENDING && qm_is_local(qm, env->rcpts[i].address);
+	if (n == 0)
+		return;
+	struct store_rcpt *sr = calloc(n, sizeof(*sr));
+	size_t *idx = calloc(n, sizeof(*idx));
+	struct mail_writer *w = NULL;
+	const char *error = NULL;
+	int ret = sr != NULL && idx != NULL ? 0 : STORE_E_TEMP;
+	n = 0;
+	for (size_t i = 0; ret == 0 && i < env->nrcpt; i++) {
+		struct queue_rcpt *r = &env->rcpts[i];
+		if (r->state != QUEUE_RCPT_PENDING || !qm_is_local(qm, r->address))
+			continue;
+		struct directory_user u;
+		sr[n].address = r->address;
+		sr[n].result = STORE_E_TEMP;
+		if (directory_user_get(qm->env->dir, r->address, &u, NULL) == 0)
+			sr[n].quota.bytes = u.quota_bytes;
+		idx[n++] = i;
+	}
+	if (ret == 0)
+		ret = mail_writer_create(qm->env->store, &w, &error);
+	if (ret == 0)
+		ret = qm_copy_message(w, env->sender, data_fd, env->size, &error);
+	if (ret == 0) {
+		struct store_delivery d = {0};
+		ret = store_deliver(qm->env->store, &w, &d, sr, n, &error);
+	}
+	mail_writer_abort(&w);
+	for (size_t k = 0; k < n; k++) {
+		struct queue_rcpt *r = &env->rcpts[idx[k]];
+		int res = ret < 0 ? ret : sr[k].result;
+		const char *why = ret < 0		? (error ? error : store_strerror(ret))
+				  : sr[k].error[0] != '\0' ? sr[k].error
+							   : store_strerror(res);
+		r->attempts++;
+		if (res == STORE_OK) {
+			r->state = QUEUE_RCPT_DELIVERED;
+			snprintf(r->status, sizeof(r->status), "2.0.0");
+			snprintf(r->reason, sizeof(r->reason), "delivered to mailbox");
+		} else if (res == STORE_E_QUOTA && sr[k].quota.bytes != 0 &&
+			   env->size > sr[k].quota.bytes) {
+			r->state = QUEUE_RCPT_FAILED;
+			snprintf(r->status, sizeof(r->status), "5.2.2");
+			snprintf(r->reason, sizeof(r->reason),
+				 "552 5.2.2 <%s>: Mailbox full: the message is larger than its quota",
+				 r->address);
+		} else {
+			bool full = res == STORE_E_QUOTA;
+			snprintf(r->status, sizeof(r->status), full ? "4.2.2" : "4.3.0");
+			snprintf(r->reason, sizeof(r->reason), "%s", full ? "mailbox full" : why);
+		}
+		r->remote_mta[0] = '\0';
+		log_msg(res == STORE_OK ? LOG_INFO : LOG_WARNING, "queue",
+			"id=%s to=<%s> relay=local dsn=%s status=%s (%s)", env->id, r->address,
+			r->status,
+			r->state == QUEUE_RCPT_DELIVERED ? "sent"
+			: r->state == QUEUE_RCPT_FAILED	 ? "bounced"
+							 : "deferred",
+			r->reason);
+	}
+	free(sr);
+	free(idx);
+}

@@ -1,0 +1,197 @@
+/*
+ * Notices about queued messages, as RFC 3461 asks and Postfix does:
+ *  - a bounce (failure DSN) to the envelope sender for recipients that
+ *    failed, unless they said NOTIFY=NEVER (or without FAILURE);
+ *  - one delay notice after queue.delay_warning for recipients still
+ *    pending whose NOTIFY allows it (the default does);
+ *  - a success notice for recipients delivered with NOTIFY=SUCCESS;
+ *  - never a notice to the null sender: an undeliverable bounce goes to
+ *    the postmaster when queue.notify_postmaster is on, else it is
+ *    dropped with a log line;
+ *  - with queue.notify_postmaster, the postmaster also gets a copy of
+ *    each bounce with the original's header only.
+ * Notices are queued messages themselves (sender <>), so they are
+ * delivered, retried and expired like any other.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "lib/dsn.h"
+#include "node/log.h"
+#include "node/queue_id.h"
+#include "node/queue_manager_private.h"
+
+int qm_enqueue_text(struct queue_manager *qm, const char *sender, const char *const *rcpts,
+		    size_t nrcpt, const struct textbuf *text, char *id_r)
+{
+	struct queue_writer *w = NULL;
+	struct queue_envelope env = {0};
+	const char *error = NULL;
+	char id[SMTP_QUEUE_ID_SIZE];
+
+	smtp_queue_id_new(qm->node_id, id);
+	snprintf(env.id, sizeof(env.id), "%s", id);
+	snprintf(env.sender, sizeof(env.sender), "%s", sender);
+	env.arrival = (int64_t)time(NULL);
+	int ret = 0;
+	for (size_t i = 0; i < nrcpt && ret == 0; i++)
+		ret = queue_envelope_add_rcpt(&env, rcpts[i], "", QUEUE_NOTIFY_NEVER);
+	if (ret == 0)
+		ret = queue_writer_create(qm->spool, &w, &error);
+	if (ret == 0)
+		ret = queue_writer_write(w, text->data, text->len, &error);
+	if (ret == 0)
+		ret = queue_writer_commit(&w, &env, &error);
+	queue_writer_abort(&w);
+	queue_envelope_clear(&env);
+	if (ret < 0) {
+		log_error("queue", "cannot queue a notice: %s", error ? error : store_strerror(ret));
+		return -1;
+	}
+	snprintf(id_r, QUEUE_ID_MAX, "%s", id);
+	queue_manager_kick(qm);
+	return 0;
+}
+
+/* The original message into the notice, at most limit bytes of it. */
+static int qm_feed_original(struct dsn_writer *w, int fd, uint64_t size, uint64_t limit,
+			    struct textbuf *out)
+{
+	char buf[65536];
+	uint64_t off = 0, end = size < limit ? size : limit;
+	while (off < end) {
+		size_t want = end - off < sizeof(buf) ? (size_t)(end - off) : sizeof(buf);
+		ssize_t n = pread(fd, buf, want, (off_t)off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -1;
+		dsn_original(w, buf, (size_t)n, out);
+		off += (uint64_t)n;
+	}
+	return 0;
+}
+
+static int qm_send_notice(struct queue_manager *qm, const struct queue_envelope *env, int fd,
+			  enum dsn_kind kind, const struct dsn_rcpt *rcpts, size_t n,
+			  const char *to, bool headers_only, int64_t now)
+{
+	char from[QUEUE_ADDRESS_MAX + 16];
+	snprintf(from, sizeof(from), "MAILER-DAEMON@%s", qm->hostname);
+	struct dsn_report r = {
+	    .kind = kind,
+	    .reporting_mta = qm->hostname,
+	    .from = from,
+	    .to = to,
+	    .queue_id = env->id,
+	    .envid = env->envid[0] != '\0' ? env->envid : NULL,
+	    .received_from_mta = env->client[0] != '\0' ? env->client : NULL,
+	    .arrival = env->arrival,
+	    .now = now,
+	    .rcpts = rcpts,
+	    .nrcpt = n,
+	    .headers_only = headers_only || env->ret == QUEUE_RET_HDRS ||
+			    env->size > qm->cfg.bounce_size_limit,
+	    .max_original = qm->cfg.bounce_size_limit,
+	    .message_id_domain = qm->hostname,
+	};
+	struct textbuf text = TEXTBUF_INIT;
+	struct dsn_writer *w = dsn_begin(&r, &text);
+	if (w == NULL) {
+		textbuf_free(&text);
+		return -1;
+	}
+	int ret = qm_feed_original(w, fd, env->size,
+				   r.headers_only ? env->size : qm->cfg.bounce_size_limit, &text);
+	dsn_end(&w, &text);
+	char id[QUEUE_ID_MAX] = "";
+	const char *rcpt[1] = {to};
+	if (ret == 0)
+		ret = qm_enqueue_text(qm, "", rcpt, 1, &text, id);
+	textbuf_free(&text);
+	if (ret == 0)
+		log_info("queue", "id=%s sender notice kind=%s to=<%s> recipients=%zu notice_id=%s",
+			 env->id,
+			 kind == DSN_FAILURE ? "bounce" : kind == DSN_DELAY ? "delay" : "success",
+			 to, n, id);
+	return ret;
+}
+
+static bool qm_wants(unsigned notify, unsigned bit)
+{
+	if (notify & QUEUE_NOTIFY_NEVER)
+		return false;
+	if (notify == 0) /* no NOTIFY: failures and delays, as Postfix */
+		return bit != QUEUE_NOTIFY_SUCCESS;
+	return (notify & bit) != 0;
+}
+
+static void qm_dsn_rcpt(const struct queue_rcpt *r, int64_t until, struct dsn_rcpt *d)
+{
+	*d = (struct dsn_rcpt){
+	    .address = r->address,
+	    .orcpt = r->orcpt[0] != '\0' ? r->orcpt : NULL,
+	    .status = r->status[0] != '\0' ? r->status : "5.0.0",
+	    .remote_mta = r->remote_mta[0] != '\0' ? r->remote_mta : NULL,
+	    .diagnostic = r->reason[0] != '\0' ? r->reason : NULL,
+	    .last_attempt = (int64_t)time(NULL),
+	    .will_retry_until = until,
+	};
+}
+
+int qm_notify(struct queue_manager *qm, struct queue_envelope *env, int fd, int64_t now)
+{
+	size_t n = env->nrcpt, nfail = 0, nok = 0, ndelay = 0;
+	struct dsn_rcpt *fail = calloc(n + 1, sizeof(*fail));
+	struct dsn_rcpt *ok = calloc(n + 1, sizeof(*ok));
+	struct dsn_rcpt *delay = calloc(n + 1, sizeof(*delay));
+	int ret = fail != NULL && ok != NULL && delay != NULL ? 0 : -1;
+	bool warn = ret == 0 && !env->delay_warned && qm->cfg.delay_warning != 0 &&
+		    now - env->arrival >= (int64_t)qm->cfg.delay_warning;
+	int64_t until = env->arrival + (int64_t)qm->cfg.max_lifetime;
+
+	for (size_t i = 0; ret == 0 && i < n; i++) {
+		const struct queue_rcpt *r = &env->rcpts[i];
+		if (r->state == QUEUE_RCPT_FAILED && !r->dsn_sent &&
+		    qm_wants(r->notify, QUEUE_NOTIFY_FAILURE))
+			qm_dsn_rcpt(r, 0, &fail[nfail++]);
+		else if (r->state == QUEUE_RCPT_DELIVERED && !r->dsn_sent &&
+			 qm_wants(r->notify, QUEUE_NOTIFY_SUCCESS))
+			qm_dsn_rcpt(r, 0, &ok[nok++]);
+		else if (warn && r->state == QUEUE_RCPT_PENDING &&
+			 qm_wants(r->notify, QUEUE_NOTIFY_DELAY))
+			qm_dsn_rcpt(r, until, &delay[ndelay++]);
+	}
+	bool null_sender = env->sender[0] == '\0';
+	if (ret == 0 && nfail > 0) {
+		if (!null_sender)
+			ret = qm_send_notice(qm, env, fd, DSN_FAILURE, fail, nfail, env->sender,
+					     false, now);
+		if (ret == 0 && qm->cfg.notify_postmaster)
+			ret = qm_send_notice(qm, env, fd, DSN_FAILURE, fail, nfail,
+					     qm->cfg.postmaster, !null_sender, now);
+		else if (null_sender)
+			log_warning("queue",
+				    "id=%s undeliverable notice discarded: recipients=%zu "
+				    "(queue.notify_postmaster is off)",
+				    env->id, nfail);
+	}
+	if (ret == 0 && nok > 0 && !null_sender)
+		ret = qm_send_notice(qm, env, fd, DSN_SUCCESS, ok, nok, env->sender, false, now);
+	if (ret == 0 && ndelay > 0 && !null_sender)
+		ret = qm_send_notice(qm, env, fd, DSN_DELAY, delay, ndelay, env->sender, true, now);
+	if (ret == 0) {
+		for (size_t i = 0; i < n; i++)
+			if (env->rcpts[i].state != QUEUE_RCPT_PENDING)
+				env->rcpts[i].dsn_sent = true;
+		if (warn)
+			env->delay_warned = true;
+	}
+	free(fail);
+	free(ok);
+	free(delay);
+	return ret;
+}
