@@ -27,6 +27,25 @@
  * The server is hostile: reply lines are bounded (SMTP_CLIENT_LINE_MAX),
  * multiline replies too (SMTP_CLIENT_REPLY_LINES_MAX); beyond either, or
  * on garbage, the session ends with a 4.5.0 result for everyone.
+ *
+ * Verdicts the engine makes up itself:
+ *  - server's SIZE limit below message_size: 552 5.3.4, no MAIL sent;
+ *  - smtputf8 and no SMTPUTF8 announced: 550 5.6.7, no MAIL sent;
+ *  - a recipient address with a control character (or empty): 553 5.1.3
+ *    for it, never sent; such a sender: 553 5.1.7 for everyone. An envid
+ *    or orcpt that is not printable ASCII without spaces is left out;
+ *  - a malformed reply or one that makes no sense where it came:
+ *    451 4.5.0 "protocol error: ... (in reply to <stage>)";
+ *  - smtp_client_tls_failed(): 451 4.7.5.
+ * A 421 reply at any point ends the session (no QUIT: the server is
+ * closing). Other refusals of greeting, EHLO+HELO, MAIL, DATA or the
+ * message end it with QUIT. EHLO refused with 5xx falls back to HELO (no
+ * extensions). STARTTLS refused (4xx/5xx) goes on in plaintext.
+ *
+ * 8BITMIME: the engine only sends BODY=8BITMIME. When body_8bit is set
+ * and the server lacks 8BITMIME (smtp_client_extensions() at WANT_BODY),
+ * the caller must downgrade the body (lib/mime_downgrade.h) before
+ * streaming it (RFC 6152 3).
  */
 #ifndef CM_PROTO_SMTP_CLIENT_H
 #define CM_PROTO_SMTP_CLIENT_H
@@ -88,6 +107,11 @@ struct smtp_client_backend {
 	void (*write)(void *ctx, const void *data, size_t len);
 };
 
+/* text holds no codes (neither the 3-digit one nor the enhanced one of
+ * each line), only printable ASCII (other bytes become '?'), cut at
+ * SMTP_CLIENT_TEXT_MAX - 1. enhanced is taken from the first line when it
+ * starts with class.subject.detail of the reply's class, announced
+ * ENHANCEDSTATUSCODES or not. */
 struct smtp_client_reply {
 	int code;			    /* 0 = none yet */
 	char enhanced[16];		    /* "5.1.1", or "" */
@@ -103,8 +127,13 @@ struct smtp_client *smtp_client_new(const struct smtp_client_settings *settings,
 void smtp_client_free(struct smtp_client **c);
 
 enum smtp_client_want smtp_client_input(struct smtp_client *c, const void *data, size_t len);
-/* After WANT_TLS: the handshake succeeded; EHLO is sent again. */
+/* After WANT_TLS: the handshake succeeded; EHLO is sent again and the
+ * capabilities announced before TLS are forgotten. */
 enum smtp_client_want smtp_client_tls_started(struct smtp_client *c);
+/* After WANT_TLS: the handshake failed. Every recipient gets 451 4.7.5
+ * "TLS handshake failed"; no QUIT (the connection is in no known state).
+ * Returns WANT_DONE. */
+enum smtp_client_want smtp_client_tls_failed(struct smtp_client *c);
 /* The message, raw as stored (LF or CRLF line ends): the engine converts
  * line ends to CRLF and dot-stuffs. */
 void smtp_client_body(struct smtp_client *c, const void *data, size_t len);
@@ -115,8 +144,11 @@ enum smtp_client_want smtp_client_body_end(struct smtp_client *c);
 enum smtp_client_want smtp_client_abort(struct smtp_client *c, int code, const char *enhanced,
 					const char *text);
 
-/* What was sent last ("MAIL FROM", "RCPT TO", "DATA", "end of data", ...)
- * for diagnostics like Postfix's "while sending ...". */
+/* The command whose reply the engine waits for (in a pipelined batch,
+ * the first one still without its reply), for diagnostics like Postfix's
+ * "while sending ...": "greeting" (before anything is sent), "EHLO",
+ * "HELO", "STARTTLS", "MAIL FROM", "RCPT TO", "DATA", "message body"
+ * (while streaming), "end of data", "QUIT". */
 const char *smtp_client_stage(const struct smtp_client *c);
 unsigned smtp_client_extensions(const struct smtp_client *c);
 bool smtp_client_tls(const struct smtp_client *c);
