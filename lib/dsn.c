@@ -57,10 +57,10 @@ struct dsn_writer {
 	bool headers_only;
 	uint64_t max;
 	uint64_t emitted;
-	bool stopped;	    /* cut, or end of header reached */
-	bool mid_line;	    /* the line being held continues one partly emitted */
-	bool ends_with_lf;  /* what was emitted ends a line (or nothing was) */
-	bool in_header;	    /* no empty line of the original emitted yet */
+	bool stopped;	   /* cut, or end of header reached */
+	bool mid_line;	   /* the line being held continues one partly emitted */
+	bool ends_with_lf; /* what was emitted ends a line (or nothing was) */
+	bool in_header;	   /* no empty line of the original emitted yet */
 	char hold[LINE_HOLD];
 	size_t hold_len;
 };
@@ -72,7 +72,8 @@ static atomic_uint boundary_counter;
 static void sanitize(const char *in, struct textbuf *out)
 {
 	size_t n = 0;
-	for (const unsigned char *p = (const unsigned char *)in; *p != '\0' && n < VALUE_MAX; p++, n++) {
+	for (const unsigned char *p = (const unsigned char *)in; *p != '\0' && n < VALUE_MAX;
+	     p++, n++) {
 		unsigned char c = *p;
 		if (c < 0x20 || c == 0x7f)
 			c = ' ';
@@ -122,7 +123,7 @@ static void put_field(struct textbuf *out, const char *name, const char *value)
 }
 
 static void put_fieldf(struct textbuf *out, const char *name, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 static void put_fieldf(struct textbuf *out, const char *name, const char *fmt, ...)
 {
 	struct textbuf v = TEXTBUF_INIT;
@@ -162,9 +163,9 @@ static void xtext_decode(const char *in, struct textbuf *out)
 /* RFC 5322 3.3 in UTC, without the locale's help. */
 static void format_date(int64_t when, char *buf, size_t size)
 {
-	static const char *const days[] = { "Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat" };
-	static const char *const months[] = { "Jan", "Feb", "Mar", "Apr", "May", "Jun",
-					      "Jul", "Aug", "Sep", "Oct", "Nov", "Dec" };
+	static const char *const days[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+	static const char *const months[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+					     "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
 	time_t t = (time_t)when;
 	struct tm tm;
 	if (gmtime_r(&t, &tm) == NULL || tm.tm_year + 1900 > 9999 || tm.tm_year + 1900 < 1900) {
@@ -268,9 +269,11 @@ static void put_human_part(const struct dsn_report *r, struct textbuf *out)
 	textbuf_puts(out, "Content-Description: Notification\r\n"
 			  "Content-Type: text/plain; charset=us-ascii\r\n\r\n");
 	if (r->kind == DSN_DELAY)
-		textbuf_puts(out, "####################################################################\r\n"
-				  "# THIS IS A WARNING ONLY.  YOU DO NOT NEED TO RESEND YOUR MESSAGE. #\r\n"
-				  "####################################################################\r\n\r\n");
+		textbuf_puts(
+		    out,
+		    "####################################################################\r\n"
+		    "# THIS IS A WARNING ONLY.  YOU DO NOT NEED TO RESEND YOUR MESSAGE. #\r\n"
+		    "####################################################################\r\n\r\n");
 	struct textbuf intro = TEXTBUF_INIT;
 	textbuf_printf(&intro, "This is the mail system at host %s.", host);
 	put_text(out, textbuf_str(&intro), "");
@@ -278,11 +281,12 @@ static void put_human_part(const struct dsn_report *r, struct textbuf *out)
 	textbuf_puts(out, "\r\n");
 	switch (r->kind) {
 	case DSN_FAILURE:
-		textbuf_puts(out, "I'm sorry to have to inform you that your message could not\r\n"
-				  "be delivered to one or more recipients. It's attached below.\r\n\r\n"
-				  "For further assistance, please send mail to postmaster.\r\n\r\n"
-				  "If you do so, please include this problem report. You can\r\n"
-				  "delete your own text from the attached returned message.\r\n");
+		textbuf_puts(out,
+			     "I'm sorry to have to inform you that your message could not\r\n"
+			     "be delivered to one or more recipients. It's attached below.\r\n\r\n"
+			     "For further assistance, please send mail to postmaster.\r\n\r\n"
+			     "If you do so, please include this problem report. You can\r\n"
+			     "delete your own text from the attached returned message.\r\n");
 		break;
 	case DSN_DELAY:
 		textbuf_puts(out, "Your message could not be delivered yet to one or more\r\n"
@@ -290,10 +294,11 @@ static void put_human_part(const struct dsn_report *r, struct textbuf *out)
 				  "and will tell you if it finally gives up.\r\n");
 		break;
 	case DSN_SUCCESS:
-		textbuf_puts(out, "Your message was successfully delivered to the destination(s)\r\n"
-				  "listed below. If the message was delivered to a mailbox you will\r\n"
-				  "receive no further notifications. Otherwise you may still receive\r\n"
-				  "notifications of mail delivery errors from other systems.\r\n");
+		textbuf_puts(out,
+			     "Your message was successfully delivered to the destination(s)\r\n"
+			     "listed below. If the message was delivered to a mailbox you will\r\n"
+			     "receive no further notifications. Otherwise you may still receive\r\n"
+			     "notifications of mail delivery errors from other systems.\r\n");
 		break;
 	}
 	textbuf_puts(out, "\r\n                   The mail system\r\n");
@@ -306,8 +311,10 @@ static void put_human_part(const struct dsn_report *r, struct textbuf *out)
 		else if (rc->diagnostic != NULL)
 			textbuf_puts(&line, rc->diagnostic);
 		else
-			textbuf_printf(&line, "%s (status %s)", r->kind == DSN_SUCCESS ? "delivered" : "not delivered",
-				       valid_status(rc->status) ? rc->status : default_status(r->kind));
+			textbuf_printf(&line, "%s (status %s)",
+				       r->kind == DSN_SUCCESS ? "delivered" : "not delivered",
+				       valid_status(rc->status) ? rc->status
+								: default_status(r->kind));
 		if (r->kind == DSN_DELAY && rc->will_retry_until > 0) {
 			char date[64];
 			format_date(rc->will_retry_until, date, sizeof(date));
@@ -364,13 +371,15 @@ static void put_status_part(const struct dsn_report *r, struct textbuf *out)
 			put_orcpt(out, rc->orcpt);
 		put_fieldf(out, "Final-Recipient", "rfc822; %s", or_empty(rc->address));
 		put_field(out, "Action", action_of(r->kind));
-		put_field(out, "Status", valid_status(rc->status) ? rc->status : default_status(r->kind));
+		put_field(out, "Status",
+			  valid_status(rc->status) ? rc->status : default_status(r->kind));
 		if (rc->remote_mta != NULL && rc->remote_mta[0] != '\0')
 			put_fieldf(out, "Remote-MTA", "dns; %s", rc->remote_mta);
 		if (rc->diagnostic != NULL && rc->diagnostic[0] != '\0') {
 			const char *d = rc->diagnostic;
 			bool smtp = strspn(d, "0123456789") == 3 && (d[3] == ' ' || d[3] == '\0');
-			put_fieldf(out, "Diagnostic-Code", "%s; %s", smtp ? "smtp" : "X-Clustermail", d);
+			put_fieldf(out, "Diagnostic-Code", "%s; %s",
+				   smtp ? "smtp" : "X-Clustermail", d);
 		}
 		if (rc->last_attempt > 0)
 			put_date(out, "Last-Attempt-Date", rc->last_attempt);
@@ -416,8 +425,8 @@ struct dsn_writer *dsn_begin(const struct dsn_report *r, struct textbuf *out)
 		time_t t = (time_t)r->now;
 		struct tm tm;
 		if (gmtime_r(&t, &tm) != NULL)
-			snprintf(date, sizeof(date), "%04d%02d%02d%02d%02d%02d", tm.tm_year + 1900, tm.tm_mon + 1,
-				 tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+			snprintf(date, sizeof(date), "%04d%02d%02d%02d%02d%02d", tm.tm_year + 1900,
+				 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
 		else
 			snprintf(date, sizeof(date), "0");
 		const char *domain = r->message_id_domain ? r->message_id_domain : host;
@@ -436,8 +445,9 @@ struct dsn_writer *dsn_begin(const struct dsn_report *r, struct textbuf *out)
 	}
 	put_field(out, "Auto-Submitted", "auto-replied");
 	put_field(out, "MIME-Version", "1.0");
-	textbuf_printf(out, "Content-Type: multipart/report; report-type=delivery-status;\r\n"
-			    "\tboundary=\"%s\"\r\n\r\n",
+	textbuf_printf(out,
+		       "Content-Type: multipart/report; report-type=delivery-status;\r\n"
+		       "\tboundary=\"%s\"\r\n\r\n",
 		       w->boundary);
 	textbuf_puts(out, "This is a MIME-encapsulated message.\r\n\r\n");
 
@@ -451,7 +461,7 @@ struct dsn_writer *dsn_begin(const struct dsn_report *r, struct textbuf *out)
 				  "Content-Type: text/rfc822-headers\r\n\r\n");
 	else
 		textbuf_puts(out, "Content-Description: Undelivered Message\r\n"
-			          "Content-Type: message/rfc822\r\n\r\n");
+				  "Content-Type: message/rfc822\r\n\r\n");
 	return w;
 }
 

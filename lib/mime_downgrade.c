@@ -21,7 +21,7 @@
 #include "lib/message_charset.h"
 #include "lib/message_parser.h"
 
-#define QP_LINE_MAX 76	/* RFC 2045 6.7 (5), the '=' of a soft break included */
+#define QP_LINE_MAX 76	  /* RFC 2045 6.7 (5), the '=' of a soft break included */
 #define EWORD_LINE_MAX 76 /* RFC 2047 2: a line holding encoded words */
 
 struct downgrade {
@@ -81,8 +81,10 @@ static void qp_encode(const unsigned char *p, size_t n, const char *eol, struct 
 			soft_line = false;
 			continue;
 		}
-		bool at_eol = i + 1 == n || p[i + 1] == '\n' || (p[i + 1] == '\r' && i + 2 < n && p[i + 2] == '\n');
-		bool literal = (c >= 33 && c <= 126 && c != '=') || ((c == ' ' || c == '\t') && !at_eol);
+		bool at_eol = i + 1 == n || p[i + 1] == '\n' ||
+			      (p[i + 1] == '\r' && i + 2 < n && p[i + 2] == '\n');
+		bool literal =
+		    (c >= 33 && c <= 126 && c != '=') || ((c == ' ' || c == '\t') && !at_eol);
 		size_t width = literal && !(soft_line && col == 0 && c == '-') ? 1 : 3;
 		/* leave room for the '=' of a soft break, unless this ends the line */
 		if (col + width > (at_eol ? QP_LINE_MAX : QP_LINE_MAX - 1)) {
@@ -95,7 +97,7 @@ static void qp_encode(const unsigned char *p, size_t n, const char *eol, struct 
 		if (width == 1) {
 			textbuf_putc(out, (char)c);
 		} else {
-			char enc[3] = { '=', hex[c >> 4], hex[c & 15] };
+			char enc[3] = {'=', hex[c >> 4], hex[c & 15]};
 			textbuf_append(out, enc, 3);
 		}
 		col += width;
@@ -106,7 +108,7 @@ static void qp_encode(const unsigned char *p, size_t n, const char *eol, struct 
 
 static bool is_simple_field(const unsigned char *name, size_t len)
 {
-	static const char *const names[] = { "Subject", "Comments", "Content-Description" };
+	static const char *const names[] = {"Subject", "Comments", "Content-Description"};
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
 		if (strlen(names[i]) == len && strncasecmp((const char *)name, names[i], len) == 0)
 			return true;
@@ -115,8 +117,8 @@ static bool is_simple_field(const unsigned char *name, size_t len)
 
 /* Appends name ":" and value as UTF-8 B-encoded words, each line at most
  * EWORD_LINE_MAX, words split only between characters. */
-static void encode_words(const unsigned char *name, size_t name_len, const unsigned char *v, size_t n,
-			 const char *eol, struct textbuf *out)
+static void encode_words(const unsigned char *name, size_t name_len, const unsigned char *v,
+			 size_t n, const char *eol, struct textbuf *out)
 {
 	textbuf_append(out, name, name_len);
 	textbuf_putc(out, ':');
@@ -203,7 +205,8 @@ static void rewrite_header(struct downgrade *d, size_t h, size_t b, bool reencod
 		const unsigned char *lf = memchr(p + pos, '\n', b - pos);
 		size_t line_end = lf ? (size_t)(lf - p) + 1 : b;
 		size_t line_len = line_end - pos;
-		if ((line_len == 1 && p[pos] == '\n') || (line_len == 2 && p[pos] == '\r' && p[pos + 1] == '\n')) {
+		if ((line_len == 1 && p[pos] == '\n') ||
+		    (line_len == 2 && p[pos] == '\r' && p[pos + 1] == '\n')) {
 			insert_at = pos; /* the empty line that ends the header */
 			break;
 		}
@@ -217,20 +220,26 @@ static void rewrite_header(struct downgrade *d, size_t h, size_t b, bool reencod
 		if (colon != NULL && p[pos] != ' ' && p[pos] != '\t') {
 			size_t c = (size_t)(colon - p);
 			size_t name_len = c - pos;
-			while (name_len > 0 && (p[pos + name_len - 1] == ' ' || p[pos + name_len - 1] == '\t'))
+			while (name_len > 0 &&
+			       (p[pos + name_len - 1] == ' ' || p[pos + name_len - 1] == '\t'))
 				name_len--;
-			if (name_len == 25 && strncasecmp((const char *)p + pos, "Content-Transfer-Encoding", 25) == 0) {
+			if (name_len == 25 && strncasecmp((const char *)p + pos,
+							  "Content-Transfer-Encoding", 25) == 0) {
 				saw_cte = true;
 				if (reencode) {
 					copy_to(d, pos);
-					textbuf_printf(d->out, "Content-Transfer-Encoding: quoted-printable%s",
-						       p[fe - 1] == '\n' ? (fe - pos >= 2 && p[fe - 2] == '\r' ? "\r\n" : "\n")
-									 : "");
+					textbuf_printf(
+					    d->out, "Content-Transfer-Encoding: quoted-printable%s",
+					    p[fe - 1] == '\n'
+						? (fe - pos >= 2 && p[fe - 2] == '\r' ? "\r\n"
+										      : "\n")
+						: "");
 					d->copied = fe;
 					pos = fe;
 					continue;
 				}
-			} else if (name_len == 12 && strncasecmp((const char *)p + pos, "MIME-Version", 12) == 0) {
+			} else if (name_len == 12 &&
+				   strncasecmp((const char *)p + pos, "MIME-Version", 12) == 0) {
 				saw_mime_version = true;
 			}
 		}
@@ -259,7 +268,7 @@ static bool identity_encoding(const char *enc)
 int mime_downgrade(const void *data, size_t len, struct textbuf *out,
 		   struct mime_downgrade_stats *stats_r)
 {
-	struct downgrade d = { .data = data, .len = len, .out = out };
+	struct downgrade d = {.data = data, .len = len, .out = out};
 	size_t start = out->len;
 
 	if (mime_has_8bit(data, len)) {
@@ -267,10 +276,13 @@ int mime_downgrade(const void *data, size_t len, struct textbuf *out,
 		message_parse(data, len, &res);
 		for (uint32_t i = 0; i < res->part_count; i++) {
 			const struct message_part *part = &res->parts[i];
-			bool leaf = !(part->flags & (MESSAGE_PART_FLAG_MULTIPART | MESSAGE_PART_FLAG_RFC822));
-			bool reencode = leaf && strcmp(part->type, "multipart") != 0 &&
-					strcmp(part->type, "message") != 0 && identity_encoding(part->encoding) &&
-					mime_has_8bit(d.data + part->body_offset, message_part_body_size(part));
+			bool leaf = !(part->flags &
+				      (MESSAGE_PART_FLAG_MULTIPART | MESSAGE_PART_FLAG_RFC822));
+			bool reencode =
+			    leaf && strcmp(part->type, "multipart") != 0 &&
+			    strcmp(part->type, "message") != 0 &&
+			    identity_encoding(part->encoding) &&
+			    mime_has_8bit(d.data + part->body_offset, message_part_body_size(part));
 			rewrite_header(&d, part->header_offset, part->body_offset, reencode,
 				       (part->flags & MESSAGE_PART_FLAG_MESSAGE) != 0);
 			if (reencode) {

@@ -23,7 +23,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	const char *o = textbuf_str(&out);
 	if (rc == 0 && mime_has_8bit(o, out.len))
 		abort();
-	if (st.parts_encoded == 0 && st.fields_encoded == 0 && (out.len != size || memcmp(o, data, size) != 0))
+	if (st.parts_encoded == 0 && st.fields_encoded == 0 &&
+	    (out.len != size || memcmp(o, data, size) != 0))
 		abort();
 
 	struct message_result *a, *b;
@@ -35,16 +36,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		const struct message_part *pa = &a->parts[i], *pb = &b->parts[i];
 		if (strcmp(pa->type, pb->type) != 0 || strcmp(pa->subtype, pb->subtype) != 0 ||
 		    pa->children != pb->children ||
-		    (pa->flags & ~MESSAGE_PART_FLAG_FIELDS_TRUNCATED) != (pb->flags & ~MESSAGE_PART_FLAG_FIELDS_TRUNCATED))
+		    (pa->flags & ~MESSAGE_PART_FLAG_FIELDS_TRUNCATED) !=
+			(pb->flags & ~MESSAGE_PART_FLAG_FIELDS_TRUNCATED))
 			abort();
 		if (pa->flags & (MESSAGE_PART_FLAG_MULTIPART | MESSAGE_PART_FLAG_RFC822))
 			continue;
 		bool qp_now = pb->encoding != NULL && strcmp(pb->encoding, "quoted-printable") == 0;
-		bool qp_before = pa->encoding != NULL && strcmp(pa->encoding, "quoted-printable") == 0;
+		bool qp_before =
+		    pa->encoding != NULL && strcmp(pa->encoding, "quoted-printable") == 0;
 		if (qp_now && !qp_before)
 			continue; /* re-encoded; the unit tests decode it */
 		if (message_part_body_size(pa) != message_part_body_size(pb) ||
-		    memcmp((const char *)data + pa->body_offset, o + pb->body_offset, message_part_body_size(pa)) != 0)
+		    memcmp((const char *)data + pa->body_offset, o + pb->body_offset,
+			   message_part_body_size(pa)) != 0)
 			abort();
 	}
 	message_result_free(&a);
