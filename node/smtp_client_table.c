@@ -32,11 +32,8 @@ struct smtp_client_table *smtp_client_table_new(size_t max_entries, size_t value
 	return t;
 }
 
-void smtp_client_table_free(struct smtp_client_table **tp)
+void smtp_client_table_clear(struct smtp_client_table *t)
 {
-	struct smtp_client_table *t = *tp;
-	if (t == NULL)
-		return;
 	for (size_t i = 0; i < SMTP_CLIENT_TABLE_BUCKETS; i++) {
 		struct smtp_client_entry *e = t->buckets[i];
 		while (e != NULL) {
@@ -44,7 +41,17 @@ void smtp_client_table_free(struct smtp_client_table **tp)
 			free(e);
 			e = next;
 		}
+		t->buckets[i] = NULL;
 	}
+	t->n = 0;
+}
+
+void smtp_client_table_free(struct smtp_client_table **tp)
+{
+	struct smtp_client_table *t = *tp;
+	if (t == NULL)
+		return;
+	smtp_client_table_clear(t);
 	free(t);
 	*tp = NULL;
 }

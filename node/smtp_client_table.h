@@ -30,6 +30,8 @@ void smtp_client_table_free(struct smtp_client_table **t);
  */
 void *smtp_client_table_get(struct smtp_client_table *t, const struct cidr *addr, uint64_t now_ms,
 			    bool create, uint64_t **expires_ms_r);
+/* Forgets every record. */
+void smtp_client_table_clear(struct smtp_client_table *t);
 /* Live records (expired ones not yet swept count too). */
 size_t smtp_client_table_count(const struct smtp_client_table *t);
 

@@ -105,6 +105,13 @@ void smtp_dnsbl_free(struct smtp_dnsbl **dp)
 	*dp = NULL;
 }
 
+void smtp_dnsbl_forget(struct smtp_dnsbl *d)
+{
+	pthread_mutex_lock(&d->lock);
+	smtp_client_table_clear(d->cache);
+	pthread_mutex_unlock(&d->lock);
+}
+
 /* This loop's resolver, made on first use (on the loop's own thread). */
 static struct evdns_base *smtp_dnsbl_resolver(struct smtp_dnsbl *d, struct event_base *base,
 					      unsigned timeout_sec)
@@ -278,6 +285,7 @@ int smtp_dnsbl_check(struct smtp_dnsbl *d, struct event_base *base, const struct
 	*q = (struct smtp_dnsbl_query){.d = d, .dns = dns, .cfg = cfg, .addr = *addr,
 				       .conn_id = conn_id, .cb = cb, .ctx = ctx};
 	cidr_format(addr, q->addr_text, sizeof(q->addr_text));
+	q->addr_text[strcspn(q->addr_text, "/")] = '\0';
 	q->timer = evtimer_new(base, smtp_dnsbl_timeout, q);
 	struct timeval tv = {.tv_sec = cfg->dnsbl_timeout};
 	if (q->timer == NULL || evtimer_add(q->timer, &tv) < 0) {

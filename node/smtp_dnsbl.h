@@ -40,6 +40,9 @@ struct smtp_dnsbl *smtp_dnsbl_new(const char *resolver);
  * still in flight are failed and their callbacks run here. */
 void smtp_dnsbl_free(struct smtp_dnsbl **d);
 
+/* Forgets every cached verdict (the zones changed). */
+void smtp_dnsbl_forget(struct smtp_dnsbl *d);
+
 /* The verdict: zone is the listing zone, or NULL when not listed. */
 typedef void smtp_dnsbl_cb(const char *zone, void *ctx);
 

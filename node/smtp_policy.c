@@ -64,8 +64,13 @@ void smtp_policy_configure(struct smtp_policy *p, const struct node_config_smtp 
 	const struct smtp_policy_settings *old = p->current;
 	if (strcmp(old->smtp.resolver, cfg->resolver) != 0)
 		log_warning("config", "smtp.resolver changes only on restart");
+	bool zones_changed = old->smtp.n_dnsbl != cfg->n_dnsbl;
+	for (size_t i = 0; !zones_changed && i < cfg->n_dnsbl; i++)
+		zones_changed = strcmp(old->smtp.dnsbl[i], cfg->dnsbl[i]) != 0;
 	p->current = s;
 	pthread_mutex_unlock(&p->lock);
+	if (zones_changed)
+		smtp_dnsbl_forget(p->dnsbl);
 	smtp_policy_settings_put(&old);
 }
 

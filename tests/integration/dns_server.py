@@ -72,6 +72,19 @@ def _rdata(rtype, data):
     raise ValueError(f"unsupported record type {rtype}")
 
 
+class _NameSet(set):
+    """A set of names compared as DNS compares them (case, trailing dot)."""
+
+    def add(self, name):
+        super().add(_norm(name))
+
+    def discard(self, name):
+        super().discard(_norm(name))
+
+    def __contains__(self, name):
+        return super().__contains__(_norm(name))
+
+
 class DnsServer:
     """See the module's documentation."""
 
@@ -81,9 +94,9 @@ class DnsServer:
         self.soa_zone = soa_zone
         self.records = {}
         self.queries = []
-        self.servfail = set()
-        self.drop = set()
-        self.truncate = set()
+        self.servfail = _NameSet()
+        self.drop = _NameSet()
+        self.truncate = _NameSet()
         self._lock = threading.Lock()
         for name, recs in (records or {}).items():
             self.set(name, recs)
