@@ -77,8 +77,10 @@ int smtp_ratelimit_take(struct smtp_ratelimit *rl, const struct cidr *addr, unsi
 		r->cur = 0;
 	}
 	uint64_t into = now_ms - r->window_start_ms;
-	uint64_t estimate = (uint64_t)r->prev * (MINUTE_MS - into) / MINUTE_MS + r->cur;
-	if (estimate >= limit)
+	/* prev * (what the window still covers of it) + cur, in ms units so
+	 * that no rounding lets a message more through */
+	uint64_t estimate = (uint64_t)r->prev * (MINUTE_MS - into) + (uint64_t)r->cur * MINUTE_MS;
+	if (estimate >= (uint64_t)limit * MINUTE_MS)
 		allowed = 0;
 	else
 		r->cur++;
