@@ -65,7 +65,8 @@ int cidr_parse(const char *text, struct cidr *net_r, const char **error_r)
 		return 0;
 	}
 	if (v6_text && !net.v6) {
-		*error_r = "an IPv4-mapped IPv6 address cannot have a prefix; write the IPv4 network";
+		*error_r =
+		    "an IPv4-mapped IPv6 address cannot have a prefix; write the IPv4 network";
 		return -1;
 	}
 	const char *p = slash + 1;

@@ -23,7 +23,7 @@
 
 struct cidr {
 	bool v6;
-	uint8_t prefix; /* 0..32 or 0..128 */
+	uint8_t prefix;	  /* 0..32 or 0..128 */
 	uint8_t addr[16]; /* IPv4 in the first 4 bytes, the rest 0 */
 };
 

@@ -128,11 +128,12 @@ static struct evdns_base *smtp_dnsbl_resolver(struct smtp_dnsbl *d, struct event
 	dns = evdns_base_new(base, 0);
 	if (dns == NULL)
 		return NULL;
-	int ret = d->resolver[0] != '\0'
-		      ? evdns_base_nameserver_ip_add(dns, d->resolver)
-		      : evdns_base_resolv_conf_parse(dns, DNS_OPTION_NAMESERVERS, "/etc/resolv.conf");
+	int ret = d->resolver[0] != '\0' ? evdns_base_nameserver_ip_add(dns, d->resolver)
+					 : evdns_base_resolv_conf_parse(dns, DNS_OPTION_NAMESERVERS,
+									"/etc/resolv.conf");
 	if (ret != 0)
-		log_warning("smtp", "dnsbl: cannot use the resolver %s (error %d); lookups will fail",
+		log_warning("smtp",
+			    "dnsbl: cannot use the resolver %s (error %d); lookups will fail",
 			    d->resolver[0] != '\0' ? d->resolver : "of /etc/resolv.conf", ret);
 	char t[16];
 	snprintf(t, sizeof(t), "%u", timeout_sec);
@@ -227,12 +228,15 @@ static void smtp_dnsbl_answer(int result, char type, int count, int ttl, void *a
 			if (result != DNS_ERR_NONE && result != DNS_ERR_NOTEXIST &&
 			    result != DNS_ERR_NODATA) {
 				q->failed++;
-				log_warning("smtp", "conn=%llu dnsbl lookup %s failed (%s): taken as not listed",
-					    q->conn_id, zr->name, evdns_err_to_string(result));
+				log_warning(
+				    "smtp",
+				    "conn=%llu dnsbl lookup %s failed (%s): taken as not listed",
+				    q->conn_id, zr->name, evdns_err_to_string(result));
 			}
 			if (q->answered == q->nzones) {
 				if (q->failed == 0)
-					smtp_dnsbl_cache_put(q->d, &q->addr, NULL, SMTP_DNSBL_NEGATIVE_TTL);
+					smtp_dnsbl_cache_put(q->d, &q->addr, NULL,
+							     SMTP_DNSBL_NEGATIVE_TTL);
 				smtp_dnsbl_finish(q, NULL);
 			}
 		}
@@ -247,8 +251,9 @@ static void smtp_dnsbl_timeout(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 
-	log_warning("smtp", "conn=%llu dnsbl lookups of %s timed out after %u s (%zu of %zu zones "
-			    "answered): taken as not listed",
+	log_warning("smtp",
+		    "conn=%llu dnsbl lookups of %s timed out after %u s (%zu of %zu zones "
+		    "answered): taken as not listed",
 		    q->conn_id, q->addr_text, q->cfg->dnsbl_timeout, q->answered, q->nzones);
 	smtp_dnsbl_finish(q, NULL);
 	if (q->pending == 0)
@@ -282,8 +287,13 @@ int smtp_dnsbl_check(struct smtp_dnsbl *d, struct event_base *base, const struct
 		free(q);
 		return -1;
 	}
-	*q = (struct smtp_dnsbl_query){.d = d, .dns = dns, .cfg = cfg, .addr = *addr,
-				       .conn_id = conn_id, .cb = cb, .ctx = ctx};
+	*q = (struct smtp_dnsbl_query){.d = d,
+				       .dns = dns,
+				       .cfg = cfg,
+				       .addr = *addr,
+				       .conn_id = conn_id,
+				       .cb = cb,
+				       .ctx = ctx};
 	cidr_format(addr, q->addr_text, sizeof(q->addr_text));
 	q->addr_text[strcspn(q->addr_text, "/")] = '\0';
 	q->timer = evtimer_new(base, smtp_dnsbl_timeout, q);
@@ -303,8 +313,9 @@ int smtp_dnsbl_check(struct smtp_dnsbl *d, struct event_base *base, const struct
 						  smtp_dnsbl_answer, zr);
 		if (zr->req == NULL) {
 			q->pending--;
-			log_warning("smtp", "conn=%llu dnsbl lookup %s could not start: taken as "
-					    "not listed",
+			log_warning("smtp",
+				    "conn=%llu dnsbl lookup %s could not start: taken as "
+				    "not listed",
 				    conn_id, zr->name);
 			continue;
 		}

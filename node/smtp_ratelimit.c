@@ -61,8 +61,9 @@ int smtp_ratelimit_take(struct smtp_ratelimit *rl, const struct cidr *addr, unsi
 	struct smtp_rate_record *r = smtp_client_table_get(rl->table, addr, now_ms, true, &expires);
 	if (r == NULL) {
 		if (!rl->full_logged)
-			log_warning("smtp", "message rate table full (%u clients): new clients are "
-					    "not rate limited until older ones expire",
+			log_warning("smtp",
+				    "message rate table full (%u clients): new clients are "
+				    "not rate limited until older ones expire",
 				    SMTP_RATELIMIT_CLIENTS);
 		rl->full_logged = true;
 		pthread_mutex_unlock(&rl->lock);

@@ -27,7 +27,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (net.prefix > (net.v6 ? 128 : 32))
 			abort();
 		cidr_format(&net, formatted, sizeof(formatted));
-		if (cidr_parse(formatted, &again, &error) != 0 || memcmp(&net, &again, sizeof(net)) != 0)
+		if (cidr_parse(formatted, &again, &error) != 0 ||
+		    memcmp(&net, &again, sizeof(net)) != 0)
 			abort();
 		addr = net;
 		addr.prefix = net.v6 ? 128 : 32;

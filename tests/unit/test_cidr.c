@@ -178,10 +178,8 @@ static void test_reverse_name(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_parse_table),
-	    cmocka_unit_test(test_contains),
-	    cmocka_unit_test(test_list),
-	    cmocka_unit_test(test_peer_parse),
+	    cmocka_unit_test(test_parse_table),	 cmocka_unit_test(test_contains),
+	    cmocka_unit_test(test_list),	 cmocka_unit_test(test_peer_parse),
 	    cmocka_unit_test(test_reverse_name),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
