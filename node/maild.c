@@ -40,6 +40,7 @@
 #include "node/node_lock.h"
 #include "node/privilege.h"
 #include "node/services.h"
+#include "node/smtp_policy.h"
 #include "node/tls.h"
 #include "storage/directory.h"
 #include "storage/store.h"
@@ -61,6 +62,7 @@ struct maild {
 	struct job_pool *jobs;
 	struct queue_manager *queue;
 	struct service_env svc_env;
+	struct smtp_policy *smtp_policy;
 	struct service_instance instances[SERVICE_COUNT];
 	struct command_env env;
 	int lock_fd;
@@ -212,7 +214,8 @@ static int start_store(struct maild *d, const char **error_r)
 	snprintf(node, sizeof(node), "node%u", d->cfg->node_id);
 	struct store_options opts = { .node_id = node };
 	if (store_open(d->cfg->store_dir, &opts, &d->store, error_r) < 0 ||
-	    job_pool_new(d->cfg->server.store_threads, &d->jobs, error_r) < 0)
+	    job_pool_new(d->cfg->server.store_threads, &d->jobs, error_r) < 0 ||
+	    smtp_policy_new(&d->cfg->smtp, &d->smtp_policy, error_r) < 0)
 		return -1;
 	d->svc_env = (struct service_env){
 		.node_id = d->cfg->node_id,
@@ -223,6 +226,7 @@ static int start_store(struct maild *d, const char **error_r)
 		.auth_ctx = d->auth_pool,
 		.smtp_max_message_size = d->cfg->smtp.max_message_size,
 		.smtp_max_recipients = d->cfg->smtp.max_recipients,
+		.smtp_policy = d->smtp_policy,
 		.publish = service_event,
 		.publish_ctx = d,
 	};
@@ -408,6 +412,8 @@ static void reload(struct maild *d)
 			log_warning("config", "%s", error);
 	}
 	tls_server_set_settings(d->tls, &fresh->tls);
+	if (d->smtp_policy != NULL)
+		smtp_policy_configure(d->smtp_policy, &fresh->smtp);
 	reload_tls(d, "SIGHUP", NULL, NULL);
 	log_info("config", "reloaded %s: log level %d, max_connections=%u per_address=%u", fresh->source,
 		 fresh->log.level, fresh->server.max_connections, fresh->server.max_connections_per_address);
@@ -523,6 +529,8 @@ static void stop(struct maild *d)
 	 * are freed (a job of a force-closed connection may still be writing). */
 	job_pool_free(&d->jobs);
 	queue_manager_free(&d->queue);
+	/* the DNSBL resolvers live on the workers' event bases */
+	smtp_policy_free(&d->smtp_policy);
 	listener_destroy(&d->listener);
 	control_server_stop(&d->control);
 	store_close(&d->store);

@@ -16,6 +16,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "lib/address.h"
 #include "lib/size.h"
 
 static const char *const service_names[SERVICE_COUNT + 1] = { /* NULL-terminated for check_keys */
@@ -133,6 +134,23 @@ static void derive_run_dir(struct node_config *cfg)
 		 slash[0] == '/' ? "/" : "");
 }
 
+/* Postfix's mynetworks_style = host: only this host relays. */
+static void smtp_defaults(struct node_config_smtp *smtp)
+{
+	static const char *const trusted[] = {"127.0.0.0/8", "::1/128"};
+	const char *error;
+
+	for (size_t i = 0; i < sizeof(trusted) / sizeof(trusted[0]); i++) {
+		struct cidr net;
+		if (cidr_parse(trusted[i], &net, &error) == 0)
+			cidr_list_add(&smtp->trusted_networks, &net);
+	}
+	smtp->dnsbl_timeout = 5;
+	smtp->max_messages_per_minute = 0;
+	smtp->command_timeout = 300;
+	smtp->data_timeout = 600;
+}
+
 static void node_config_defaults(struct node_config *cfg)
 {
 	memset(cfg, 0, sizeof(*cfg));
@@ -158,6 +176,7 @@ static void node_config_defaults(struct node_config *cfg)
 	cfg->hostname[sizeof(cfg->hostname) - 1] = '\0';
 	cfg->smtp.max_message_size = 25 << 20;
 	cfg->smtp.max_recipients = 1000;
+	smtp_defaults(&cfg->smtp);
 	tls_settings_defaults(&cfg->tls);
 	auth_settings_default(&cfg->auth);
 	cfg->queue = (struct node_config_queue){
@@ -554,15 +573,117 @@ static void load_services(struct load_ctx *ctx, const config_setting_t *g)
 	}
 }
 
+/* A list of strings ["a", "b"] (or an array): the list setting, or NULL
+ * after an error. */
+static const config_setting_t *get_string_list(struct load_ctx *ctx, const config_setting_t *g,
+					       const char *name)
+{
+	const config_setting_t *s = config_setting_get_member(g, name);
+	if (s == NULL)
+		return NULL;
+	if (config_setting_type(s) != CONFIG_TYPE_ARRAY && config_setting_type(s) != CONFIG_TYPE_LIST) {
+		load_error(ctx, s, "'%s' must be a list of strings, like [\"a\", \"b\"]", name);
+		return NULL;
+	}
+	int n = config_setting_length(s);
+	for (int i = 0; i < n; i++) {
+		const config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
+		if (config_setting_type(e) != CONFIG_TYPE_STRING) {
+			load_error(ctx, e, "'%s' must be a list of strings, like [\"a\", \"b\"]", name);
+			return NULL;
+		}
+	}
+	return s;
+}
+
+static void get_cidr_list(struct load_ctx *ctx, const config_setting_t *g, const char *name,
+			  struct cidr_list *out)
+{
+	const config_setting_t *s = get_string_list(ctx, g, name);
+	if (s == NULL)
+		return;
+	out->n = 0;
+	for (int i = 0; i < config_setting_length(s); i++) {
+		const config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
+		const char *text = config_setting_get_string(e), *error = NULL;
+		struct cidr net;
+		if (cidr_parse(text, &net, &error) < 0)
+			load_error(ctx, e, "'%s': \"%s\" is not a network: %s", name, text, error);
+		else if (cidr_list_add(out, &net) < 0) {
+			load_error(ctx, e, "'%s' has more than %d networks", name, CIDR_LIST_MAX);
+			return;
+		}
+	}
+}
+
+/* Domains, lowercased; subdomains_ok lets ".example.org" stand for every
+ * subdomain. Returns the count kept. */
+static size_t get_domain_list(struct load_ctx *ctx, const config_setting_t *g, const char *name,
+			      bool subdomains_ok, char (*out)[NODE_CONFIG_DOMAIN_SIZE], size_t max,
+			      size_t old)
+{
+	const config_setting_t *s = get_string_list(ctx, g, name);
+	size_t n = 0;
+	if (s == NULL)
+		return old;
+	for (int i = 0; i < config_setting_length(s); i++) {
+		const config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
+		const char *text = config_setting_get_string(e), *error = NULL;
+		bool dot = subdomains_ok && text[0] == '.';
+		if (n == max) {
+			load_error(ctx, e, "'%s' has more than %zu entries", name, max);
+			break;
+		}
+		out[n][0] = '.';
+		if (domain_normalize(text + dot, out[n] + dot, NODE_CONFIG_DOMAIN_SIZE - 1, &error) < 0)
+			load_error(ctx, e, "'%s': \"%s\" is not a domain name: %s", name, text, error);
+		else
+			n++;
+	}
+	return n;
+}
+
+/* "addr" or "addr:port" ("[v6]:port" for IPv6 with a port), as
+ * evdns_base_nameserver_ip_add takes it. */
+static bool resolver_valid(const char *text)
+{
+	struct cidr a;
+	const char *error, *colon;
+	if (cidr_addr_parse(text, &a, &error) == 0)
+		return true;
+	if (cidr_peer_parse(text, &a) < 0 || (colon = strrchr(text, ':')) == NULL)
+		return false;
+	char *end;
+	long port = strtol(colon + 1, &end, 10);
+	return colon[1] >= '1' && colon[1] <= '9' && *end == '\0' && port <= 65535;
+}
+
 static void load_smtp(struct load_ctx *ctx, const config_setting_t *g)
 {
-	static const char *const keys[] = { "max_message_size", "max_recipients", NULL };
-	size_t size = (size_t)ctx->cfg->smtp.max_message_size;
+	static const char *const keys[] = { "max_message_size", "max_recipients", "trusted_networks",
+		"relay_domains", "dnsbl", "dnsbl_exceptions", "resolver", "dnsbl_timeout",
+		"max_messages_per_minute", "command_timeout", "data_timeout", NULL };
+	struct node_config_smtp *smtp = &ctx->cfg->smtp;
+	size_t size = (size_t)smtp->max_message_size;
+	const config_setting_t *s;
 
 	check_keys(ctx, g, keys, "smtp");
 	get_size(ctx, g, "max_message_size", 1024, (uint64_t)1 << 34, &size);
-	ctx->cfg->smtp.max_message_size = size;
-	get_uint(ctx, g, "max_recipients", 1, 100000, &ctx->cfg->smtp.max_recipients);
+	smtp->max_message_size = size;
+	get_uint(ctx, g, "max_recipients", 1, 100000, &smtp->max_recipients);
+	get_cidr_list(ctx, g, "trusted_networks", &smtp->trusted_networks);
+	smtp->n_relay_domains = get_domain_list(ctx, g, "relay_domains", true, smtp->relay_domains,
+						NODE_CONFIG_RELAY_DOMAINS_MAX, smtp->n_relay_domains);
+	smtp->n_dnsbl = get_domain_list(ctx, g, "dnsbl", false, smtp->dnsbl, NODE_CONFIG_DNSBL_MAX,
+					smtp->n_dnsbl);
+	get_cidr_list(ctx, g, "dnsbl_exceptions", &smtp->dnsbl_exceptions);
+	if ((s = get_string(ctx, g, "resolver", smtp->resolver, sizeof(smtp->resolver))) != NULL &&
+	    smtp->resolver[0] != '\0' && !resolver_valid(smtp->resolver))
+		load_error(ctx, s, "'resolver' must be an IP address, \"addr:port\" or \"[v6addr]:port\"");
+	get_uint(ctx, g, "dnsbl_timeout", 1, 60, &smtp->dnsbl_timeout);
+	get_uint(ctx, g, "max_messages_per_minute", 0, 1000000, &smtp->max_messages_per_minute);
+	get_uint(ctx, g, "command_timeout", 1, 86400, &smtp->command_timeout);
+	get_uint(ctx, g, "data_timeout", 1, 86400, &smtp->data_timeout);
 }
 
 static void load_root(struct load_ctx *ctx, const config_setting_t *root)

@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "lib/cidr.h"
 #include "lib/password.h"
 #include "lib/textbuf.h"
 #include "node/auth.h"
@@ -39,6 +40,31 @@ struct node_config_service {
 	bool require_tls_set; /* require_tls came from the file */
 };
 
+/* Relay domains and DNSBL zones a configuration may list. */
+#define NODE_CONFIG_RELAY_DOMAINS_MAX 128
+#define NODE_CONFIG_DNSBL_MAX 16
+#define NODE_CONFIG_DOMAIN_SIZE 256
+
+/* The "smtp" group. Flat (no pointers), so that it is copied by value. */
+struct node_config_smtp {
+	uint64_t max_message_size; /* bytes; SIZE and the DATA/BDAT limit */
+	unsigned max_recipients;   /* per message */
+	/* relay control (node/smtp_policy.c) */
+	struct cidr_list trusted_networks; /* clients that may relay */
+	char relay_domains[NODE_CONFIG_RELAY_DOMAINS_MAX][NODE_CONFIG_DOMAIN_SIZE];
+	size_t n_relay_domains;		   /* lowercase; ".example.org" = its subdomains */
+	/* DNSBL (node/smtp_dnsbl.c) */
+	char dnsbl[NODE_CONFIG_DNSBL_MAX][NODE_CONFIG_DOMAIN_SIZE];
+	size_t n_dnsbl;			   /* zones, lowercase */
+	struct cidr_list dnsbl_exceptions; /* clients never looked up */
+	char resolver[80];		   /* "addr" or "addr:port"; "" = /etc/resolv.conf */
+	unsigned dnsbl_timeout;		   /* seconds */
+	/* per-client limits */
+	unsigned max_messages_per_minute; /* per client address; 0 = unlimited */
+	unsigned command_timeout;	  /* seconds waiting for a command */
+	unsigned data_timeout;		  /* seconds for one message's DATA/BDAT */
+};
+
 struct node_config {
 	char source[1024];       /* file path, or "(defaults)" */
 	unsigned node_id;        /* 1..65535, the corosync node id in a cluster */
@@ -48,11 +74,7 @@ struct node_config {
 	bool run_dir_set;        /* run_dir came from the file, not derived */
 	char user[64];           /* service user when started as root */
 	char hostname[256];      /* this node's name in greetings and Received: (default: gethostname) */
-	struct {
-		uint64_t max_message_size; /* bytes; SIZE and the DATA/BDAT limit */
-		unsigned max_recipients;   /* per message */
-		char resolver[128];        /* DNS server "addr[:port]", "" = /etc/resolv.conf */
-	} smtp;
+	struct node_config_smtp smtp;
 	struct node_config_queue {
 		unsigned max_lifetime;	  /* seconds a message may stay queued (5 days) */
 		unsigned delay_warning;	  /* seconds before a delay notice, 0 = none (4 h) */

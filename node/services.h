@@ -21,6 +21,7 @@ struct auth_iface;
 struct directory;
 struct job_pool;
 struct queue_manager;
+struct smtp_policy;
 struct store;
 
 struct service_env {
@@ -34,6 +35,7 @@ struct service_env {
 	void *auth_ctx;
 	uint64_t smtp_max_message_size;
 	unsigned smtp_max_recipients;
+	struct smtp_policy *smtp_policy; /* relay, DNSBL, rates (node/smtp_policy.h); NULL: none */
 	/* live events ("delivery", ...); any thread */
 	void (*publish)(const char *topic, const char *text, void *ctx);
 	void *publish_ctx;

@@ -334,6 +334,17 @@ void smtp_delivery_commit(void *ctx, bool accepted)
 		t->header_bytes = 0;
 		return;
 	}
+	if (t->nremote > 0) {
+		/* Remote recipients go to the outbound queue, which takes the
+		 * whole message (local recipients too, so that a retry cannot
+		 * deliver them twice). Without it nothing is stored: the whole
+		 * transaction is deferred with 451. */
+		mail_writer_abort(&t->writer);
+		t->header_bytes = 0;
+		sc->deferred = SMTP_DEFER_NO_RELAY;
+		smtp_conn_defer(sc);
+		return;
+	}
 	struct smtp_commit *cm = calloc(1, sizeof(*cm));
 	if (cm == NULL || t->writer == NULL || smtp_commit_rcpts(cm, t) < 0) {
 		if (cm != NULL)
@@ -374,6 +385,17 @@ void smtp_delivery_deferred(struct smtp_conn *sc)
 	log_error("smtp", "id=%s conn=%llu out of memory committing the message", sc->txn.queue_id,
 		  (unsigned long long)conn_info(sc->c)->id);
 	smtp_conn_want(sc, smtp_session_commit_result(sc->sess, &fail, NULL));
+}
+
+void smtp_delivery_no_relay(struct smtp_conn *sc)
+{
+	static const struct smtp_reply no_relay = {
+	    451, "4.3.0", "Error: relaying is not available yet, try again later"};
+	log_notice("smtp", "id=%s conn=%llu from=<%s> nrcpt=%u remote=%zu: 451 4.3.0 relaying is "
+			   "not available yet",
+		   sc->txn.queue_id, (unsigned long long)conn_info(sc->c)->id, sc->txn.sender,
+		   sc->txn.nrcpt, sc->txn.nremote);
+	smtp_conn_want(sc, smtp_session_commit_result(sc->sess, &no_relay, NULL));
 }
 
 void smtp_delivery_detach(struct smtp_conn *sc)

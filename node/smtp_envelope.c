@@ -8,7 +8,13 @@
  *   local user, alias, group or catch-all     250 2.1.5 (every local
  *     reaching local mailboxes only           mailbox it reaches is kept)
  *   local domain, nothing matches             550 5.1.1 User unknown
- *   non-local domain                          550 5.7.1 Relay access denied
+ *   other domain, client may relay, or the    250 2.1.5 (kept as a remote
+ *     domain is in smtp.relay_domains           recipient for the queue)
+ *   other domain otherwise, address literal   554 5.7.1 Relay access denied
+ *     or routing ('%', '!', quoted '@') from
+ *     a client that may not relay
+ *   routing in a local domain from a client   550 5.1.1 (never delivered to
+ *     that may relay                            a catch-all)
  *   alias/group reaching a remote address     550 5.7.1 (no forwarding yet)
  *   a mailbox reached without room           452 4.2.2 Mailbox full
  *   ... smaller than MAIL's SIZE= altogether  552 5.2.2
@@ -19,9 +25,12 @@
  *
  * "Postmaster" without a domain (RFC 5321 §4.5.1) means postmaster at
  * the local domain that is the node's host name or its nearest parent. Disabled users receive mail
- * (the flag stops logins only). Relay is refused for every client, authenticated or not, until this
- * node has an outbound queue; a group with one remote member is refused as a whole rather than
+ * (the flag stops logins only). Who may relay is smtp_policy.c's decision (node/smtp_policy.h); a
+ * local alias or group that reaches a remote address is still refused, as a whole rather than
  * delivered in part, because the part left out could not even be bounced.
+ *
+ * MAIL counts against the client's message rate (smtp.max_messages_per_minute, clients in
+ * smtp.trusted_networks exempt, as Postfix exempts $mynetworks): over it, 450 4.7.1.
  *
  * Quota at RCPT reads the usage of each reached mailbox whose user has a
  * quota (synchronously: see node/smtp_service.h). Usage at or above the
@@ -37,6 +46,7 @@
 #include <strings.h>
 
 #include "node/log.h"
+#include "node/smtp_ratelimit.h"
 #include "node/smtp_service_private.h"
 
 /* What one RCPT address expanded to. */
@@ -52,7 +62,36 @@ void smtp_txn_clear(struct smtp_txn *t)
 {
 	mail_writer_abort(&t->writer);
 	free(t->rcpts);
+	free(t->remote);
 	memset(t, 0, sizeof(*t));
+}
+
+static uint64_t smtp_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* The client's message rate: 0 within it (this message counted), -1
+ * over it after filling *reply. */
+static int smtp_mail_rate(struct smtp_conn *sc, struct smtp_reply *reply)
+{
+	unsigned limit = sc->policy->smtp.max_messages_per_minute;
+	struct smtp_ratelimit *rl = smtp_policy_ratelimit(sc->env->smtp_policy);
+	char addr[CIDR_TEXT_MAX];
+
+	if (limit == 0 || rl == NULL || sc->trusted || !sc->client_known ||
+	    smtp_ratelimit_take(rl, &sc->client, limit, smtp_now_ms()) == 1)
+		return 0;
+	cidr_format(&sc->client, addr, sizeof(addr));
+	addr[strcspn(addr, "/")] = '\0';
+	snprintf(sc->reply_text, sizeof(sc->reply_text), "Error: too many messages from [%s]", addr);
+	*reply = (struct smtp_reply){450, "4.7.1", sc->reply_text};
+	log_notice("smtp", "reject conn=%llu peer=%s: 450 4.7.1 %s (limit %u per minute)",
+		   (unsigned long long)conn_info(sc->c)->id, conn_info(sc->c)->peer, sc->reply_text,
+		   limit);
+	return -1;
 }
 
 int smtp_quota_room(struct store *store, const char *address, uint64_t limit, uint64_t size,
@@ -79,8 +118,11 @@ void smtp_envelope_mail_from(void *ctx, const char *reverse_path, const struct s
 	struct smtp_conn *sc = ctx;
 	struct smtp_txn *t = &sc->txn;
 
-	(void)reply; /* every syntactically valid sender is accepted */
+	/* every syntactically valid sender is accepted (the engine checked
+	 * the syntax: 501 5.1.7) */
 	smtp_txn_clear(t);
+	if (smtp_mail_rate(sc, reply) < 0)
+		return;
 	t->active = true;
 	smtp_queue_id_new(sc->env->node_id, t->queue_id);
 	snprintf(t->sender, sizeof(t->sender), "%s", reverse_path);
@@ -227,6 +269,87 @@ static int smtp_postmaster(const struct service_env *env, char *out, size_t size
 	return -1;
 }
 
+/* Keeps a permitted remote recipient: 0, or -1 out of memory. */
+static int smtp_txn_add_remote(struct smtp_txn *t, const char *address,
+			       const struct smtp_rcpt_params *p)
+{
+	if (t->nremote == t->remote_cap) {
+		size_t cap = t->remote_cap ? t->remote_cap * 2 : 4;
+		struct smtp_remote_rcpt *r = realloc(t->remote, cap * sizeof(*r));
+		if (r == NULL)
+			return -1;
+		t->remote = r;
+		t->remote_cap = cap;
+	}
+	struct smtp_remote_rcpt *r = &t->remote[t->nremote++];
+	snprintf(r->address, sizeof(r->address), "%s", address);
+	r->notify = p->notify;
+	snprintf(r->orcpt, sizeof(r->orcpt), "%s", p->orcpt != NULL ? p->orcpt : "");
+	return 0;
+}
+
+/* Counts an accepted RCPT. */
+static void smtp_rcpt_accepted(struct smtp_txn *t, const char *forward_path)
+{
+	if (t->nrcpt++ == 0)
+		snprintf(t->first_rcpt, sizeof(t->first_rcpt), "%s", forward_path);
+}
+
+/* The relay decision for a recipient outside the local domains, or one
+ * that asks for routing: 1 when it decided (*reply filled unless the
+ * recipient was kept as remote), 0 for a local recipient, the
+ * directory's to resolve. */
+static int smtp_rcpt_relay(struct smtp_conn *sc, const char *forward_path,
+			   const struct smtp_rcpt_params *p, struct smtp_reply *reply)
+{
+	const struct service_env *env = sc->env;
+	const char *domain = smtp_policy_domain(forward_path);
+	bool may_relay = smtp_conn_may_relay(sc);
+	int local = 0;
+
+	if (domain == NULL)
+		return 0; /* the directory answers 501 */
+	if (domain[0] != '[') {
+		local = directory_domain_exists(env->dir, domain);
+		if (local == DIRECTORY_E_INVALID)
+			return 0;
+		if (local < 0) {
+			log_warning("smtp", "conn=%llu id=%s domain %s: %s",
+				    (unsigned long long)conn_info(sc->c)->id, sc->txn.queue_id, domain,
+				    directory_strerror(local));
+			smtp_rcpt_refuse(sc, reply, 451, "4.3.0", forward_path, "%s",
+					 "Temporary lookup failure, try again later");
+			return 1;
+		}
+	}
+	switch (smtp_policy_relay(&sc->policy->smtp, may_relay, forward_path, local == 1)) {
+	case SMTP_RELAY_LOCAL:
+		return 0;
+	case SMTP_RELAY_REMOTE:
+		if (smtp_txn_add_remote(&sc->txn, forward_path, p) < 0) {
+			smtp_rcpt_refuse(sc, reply, 451, "4.3.0", forward_path, "%s",
+					 "Out of memory, try again later");
+			return 1;
+		}
+		smtp_rcpt_accepted(&sc->txn, forward_path);
+		log_info("smtp", "conn=%llu id=%s relay permitted to=<%s> (%s)",
+			 (unsigned long long)conn_info(sc->c)->id, sc->txn.queue_id, forward_path,
+			 smtp_session_user(sc->sess) != NULL ? "authenticated"
+			 : sc->trusted			       ? "trusted network"
+							       : "relay domain");
+		return 1;
+	case SMTP_RELAY_ROUTING:
+		smtp_rcpt_refuse(sc, reply, 550, "5.1.1", forward_path, "%s",
+				 "Recipient address rejected: User unknown (sender-specified "
+				 "routing is not supported)");
+		return 1;
+	case SMTP_RELAY_DENIED:
+		break;
+	}
+	smtp_rcpt_refuse(sc, reply, 554, "5.7.1", forward_path, "%s", "Relay access denied");
+	return 1;
+}
+
 void smtp_envelope_rcpt_to(void *ctx, const char *forward_path, const struct smtp_rcpt_params *p,
 			   struct smtp_reply *reply)
 {
@@ -238,12 +361,13 @@ void smtp_envelope_rcpt_to(void *ctx, const char *forward_path, const struct smt
 	const char *address = forward_path;
 	const char *error = NULL;
 
-	(void)p; /* DSN parameters: not offered (no notifications yet) */
 	if (env->dir == NULL || env->store == NULL) {
 		smtp_rcpt_refuse(sc, reply, 451, "4.3.0", forward_path, "%s",
 				 "Temporary lookup failure, try again later");
 		return;
 	}
+	if (smtp_rcpt_relay(sc, forward_path, p, reply) == 1)
+		return;
 	if (strchr(forward_path, '@') == NULL && strcasecmp(forward_path, "postmaster") == 0) {
 		if (smtp_postmaster(env, postmaster, sizeof(postmaster)) < 0) {
 			smtp_rcpt_refuse(sc, reply, 550, "5.1.1", forward_path, "%s",
@@ -258,9 +382,9 @@ void smtp_envelope_rcpt_to(void *ctx, const char *forward_path, const struct smt
 		smtp_rcpt_refuse(sc, reply, 501, "5.1.3", forward_path, "%s",
 				 "Bad recipient address syntax");
 	} else if (ret == 0) {
-		smtp_rcpt_refuse(sc, reply, 550, "5.7.1", forward_path, "%s",
-				 "Relay access denied (this node delivers to its local "
-				 "domains only)");
+		/* not local after all: the domain went away since the check */
+		smtp_rcpt_refuse(sc, reply, 451, "4.3.0", forward_path, "%s",
+				 "Temporary lookup failure, try again later");
 	} else if (ret == DIRECTORY_E_NOTFOUND) {
 		smtp_rcpt_refuse(sc, reply, 550, "5.1.1", forward_path, "%s",
 				 "Recipient address rejected: User unknown");
@@ -284,8 +408,7 @@ void smtp_envelope_rcpt_to(void *ctx, const char *forward_path, const struct smt
 			smtp_rcpt_refuse(sc, reply, 451, "4.3.0", forward_path, "%s",
 					 "Out of memory, try again later");
 		} else {
-			if (t->nrcpt++ == 0)
-				snprintf(t->first_rcpt, sizeof(t->first_rcpt), "%s", forward_path);
+			smtp_rcpt_accepted(t, forward_path);
 			log_debug("smtp", "conn=%llu id=%s rcpt=<%s> mailboxes=%zu",
 				  (unsigned long long)conn_info(sc->c)->id, t->queue_id,
 				  forward_path, x.n);

@@ -23,6 +23,21 @@
  * queued) is deferred to the next loop iteration, because the engine
  * must not be re-entered from inside one of its backend calls.
  *
+ * The greeting waits for the DNSBL verdict (smtp service only, not
+ * submission or smtps, whose clients authenticate and often sit on
+ * dynamic addresses that lists name): the engine session is created only
+ * once the client is known not to be listed, so the 220 is its first
+ * byte; a listed client gets "554 5.7.1 Service unavailable; client
+ * [addr] blocked using ZONE" instead, and the connection closes. Input
+ * sent before the greeting waits in the listener's buffer. With implicit
+ * TLS the listener finishes the handshake before the open hook, as ever.
+ *
+ * Timeouts (Postfix's smtpd_timeout and a bound on a whole message):
+ * smtp.command_timeout without a byte from the client while the engine
+ * waits for one, or smtp.data_timeout from the first DATA/BDAT to the
+ * message's end, gets "421 4.4.2 HOST Error: timeout exceeded" and the
+ * connection closes (a message in progress is dropped, never delivered).
+ *
  * Drain (SIGTERM): a session answers 421 4.3.2 and closes; one whose
  * message is being committed first gets its commit reply (250 or the
  * failure) and then the 421, so a durable message is never left without
@@ -32,11 +47,43 @@
 
 #include <event2/buffer.h>
 #include <event2/event.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "node/auth.h"
 #include "node/log.h"
+#include "node/smtp_dnsbl.h"
 #include "node/smtp_service_private.h"
+
+static void smtp_timeout_arm(struct event *ev, unsigned sec)
+{
+	struct timeval tv = {.tv_sec = sec};
+	if (ev != NULL && sec != 0)
+		evtimer_add(ev, &tv);
+}
+
+static void smtp_be_data_begin(void *ctx, struct smtp_reply *reply)
+{
+	struct smtp_conn *sc = ctx;
+	smtp_delivery_begin(ctx, reply);
+	if (reply->code == 0)
+		smtp_timeout_arm(sc->ev_data_timeout, sc->policy->smtp.data_timeout);
+}
+
+static void smtp_be_data_commit(void *ctx, bool accepted)
+{
+	struct smtp_conn *sc = ctx;
+	evtimer_del(sc->ev_data_timeout);
+	smtp_delivery_commit(ctx, accepted);
+}
+
+static void smtp_be_reset(void *ctx)
+{
+	struct smtp_conn *sc = ctx;
+	evtimer_del(sc->ev_data_timeout);
+	smtp_envelope_reset(ctx);
+}
 
 static void smtp_be_write(void *ctx, const void *data, size_t len)
 {
@@ -53,10 +100,10 @@ static const struct smtp_backend smtp_backend = {
     .auth_begin = smtp_auth_begin,
     .mail_from = smtp_envelope_mail_from,
     .rcpt_to = smtp_envelope_rcpt_to,
-    .data_begin = smtp_delivery_begin,
+    .data_begin = smtp_be_data_begin,
     .data_write = smtp_delivery_write,
-    .data_commit = smtp_delivery_commit,
-    .reset = smtp_envelope_reset,
+    .data_commit = smtp_be_data_commit,
+    .reset = smtp_be_reset,
 };
 
 void smtp_conn_settings(struct smtp_conn *sc, struct smtp_settings *set)
@@ -134,6 +181,8 @@ void smtp_conn_pump(struct smtp_conn *sc)
 {
 	struct evbuffer *in = conn_input(sc->c);
 
+	if (sc->sess == NULL)
+		return; /* before the greeting: the DNSBL verdict is pending */
 	while (!sc->closing && sc->want == SMTP_WANT_INPUT) {
 		size_t len = evbuffer_get_length(in);
 		if (len == 0 || !conn_when_writable(sc->c, smtp_writable))
@@ -176,11 +225,18 @@ static void smtp_defer_cb(evutil_socket_t fd, short what, void *arg)
 			       smtp_session_auth_result(sc->sess, sc->deferred_auth, NULL, NULL));
 	else if (d == SMTP_DEFER_COMMIT)
 		smtp_delivery_deferred(sc);
+	else if (d == SMTP_DEFER_NO_RELAY)
+		smtp_delivery_no_relay(sc);
 }
 
 void smtp_conn_defer(struct smtp_conn *sc)
 {
 	event_active(sc->ev_defer, EV_TIMEOUT, 0);
+}
+
+bool smtp_conn_may_relay(const struct smtp_conn *sc)
+{
+	return sc->trusted || (sc->sess != NULL && smtp_session_user(sc->sess) != NULL);
 }
 
 const char *smtp_conn_proto(const struct smtp_conn *sc)
@@ -194,6 +250,7 @@ const char *smtp_conn_proto(const struct smtp_conn *sc)
 
 static void smtp_free(struct smtp_conn *sc)
 {
+	smtp_dnsbl_cancel(&sc->dnsbl);
 	smtp_delivery_detach(sc);
 	/* a message still arriving is dropped (data_commit(false)) */
 	smtp_session_free(&sc->sess);
@@ -202,7 +259,133 @@ static void smtp_free(struct smtp_conn *sc)
 		sc->env->auth->handle_free(&sc->auth);
 	if (sc->ev_defer != NULL)
 		event_free(sc->ev_defer);
+	if (sc->ev_command_timeout != NULL)
+		event_free(sc->ev_command_timeout);
+	if (sc->ev_data_timeout != NULL)
+		event_free(sc->ev_data_timeout);
+	smtp_policy_settings_put(&sc->policy);
 	free(sc);
+}
+
+/* "192.0.2.1" or "2001:db8::1": the client as replies and logs name it. */
+static void smtp_client_text(const struct smtp_conn *sc, char *out, size_t size)
+{
+	if (!sc->client_known) {
+		snprintf(out, size, "unknown");
+		return;
+	}
+	cidr_format(&sc->client, out, size);
+	out[strcspn(out, "/")] = '\0';
+}
+
+static void smtp_timeout(evutil_socket_t fd, short what, void *arg, const char *which)
+{
+	struct smtp_conn *sc = arg;
+	const struct conn_info *info = conn_info(sc->c);
+	char line[320];
+	(void)fd;
+	(void)what;
+
+	if (sc->closing)
+		return;
+	log_notice("smtp", "conn=%llu id=%s peer=%s %s timeout exceeded: closing",
+		   (unsigned long long)info->id, sc->txn.queue_id, info->peer, which);
+	int n = snprintf(line, sizeof(line), "421 4.4.2 %s Error: timeout exceeded\r\n",
+			 sc->env->hostname);
+	conn_write(sc->c, line, n > 0 && (size_t)n < sizeof(line) ? (size_t)n : 0);
+	smtp_close_now(sc);
+}
+
+static void smtp_command_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	struct smtp_conn *sc = arg;
+	/* waiting on us (the DNSBL verdict, an auth outcome, a commit), not
+	 * on the client: those have their own bounds */
+	if (sc->sess == NULL || sc->want != SMTP_WANT_INPUT) {
+		smtp_timeout_arm(sc->ev_command_timeout, sc->policy->smtp.command_timeout);
+		return;
+	}
+	smtp_timeout(fd, what, arg, "command");
+}
+
+static void smtp_data_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	struct smtp_conn *sc = arg;
+	if (sc->want == SMTP_WANT_COMMIT)
+		return; /* the whole message arrived: the commit decides */
+	smtp_timeout(fd, what, arg, "data");
+}
+
+/* Creates the engine session, which writes the 220 greeting: 0, or -1
+ * after writing a 421 (the caller closes or frees). */
+static int smtp_session_start(struct smtp_conn *sc)
+{
+	struct smtp_settings set;
+	smtp_conn_settings(sc, &set);
+	sc->sess = smtp_session_new(&set, &smtp_backend, sc);
+	if (sc->sess == NULL) {
+		conn_write(sc->c, "421 4.3.0 Service not available, try again later\r\n", 51);
+		return -1;
+	}
+	smtp_timeout_arm(sc->ev_command_timeout, sc->policy->smtp.command_timeout);
+	return 0;
+}
+
+/* A listed client: the 554 instead of a greeting, and one log line. */
+static void smtp_dnsbl_refuse(struct smtp_conn *sc, const char *zone, bool cached)
+{
+	const struct conn_info *info = conn_info(sc->c);
+	char addr[CIDR_TEXT_MAX], line[512];
+
+	smtp_client_text(sc, addr, sizeof(addr));
+	int n = snprintf(line, sizeof(line),
+			 "554 5.7.1 Service unavailable; client [%s] blocked using %s\r\n", addr, zone);
+	log_notice("smtp", "reject conn=%llu peer=%s: 554 5.7.1 client [%s] blocked using %s%s",
+		   (unsigned long long)info->id, info->peer, addr, zone, cached ? " (cached)" : "");
+	conn_write(sc->c, line, n > 0 && (size_t)n < sizeof(line) ? (size_t)n : 0);
+}
+
+static void smtp_dnsbl_verdict(const char *zone, void *ctx)
+{
+	struct smtp_conn *sc = ctx;
+
+	sc->dnsbl = NULL;
+	if (sc->closing)
+		return;
+	if (zone != NULL) {
+		smtp_dnsbl_refuse(sc, zone, false);
+		smtp_close_now(sc);
+		return;
+	}
+	if (smtp_session_start(sc) < 0) {
+		smtp_close_now(sc);
+		return;
+	}
+	smtp_conn_pump(sc); /* what the client sent before the greeting */
+}
+
+/* Starts the DNSBL check of the smtp service: 1 the verdict is pending,
+ * 0 go on and greet, -1 listed (the 554 is written). */
+static int smtp_dnsbl_begin(struct smtp_conn *sc)
+{
+	const struct node_config_smtp *cfg = &sc->policy->smtp;
+	struct smtp_dnsbl *d = smtp_policy_dnsbl(sc->env->smtp_policy);
+	char zone[NODE_CONFIG_DOMAIN_SIZE];
+	bool listed = false;
+
+	if (sc->service != SERVICE_SMTP || cfg->n_dnsbl == 0 || d == NULL || !sc->client_known ||
+	    cidr_list_contains(&cfg->dnsbl_exceptions, &sc->client))
+		return 0;
+	int ret = smtp_dnsbl_check(d, conn_base(sc->c), &sc->client, cfg,
+				   (unsigned long long)conn_info(sc->c)->id, smtp_dnsbl_verdict, sc,
+				   &sc->dnsbl, &listed, zone);
+	if (ret == 0)
+		return 1;
+	if (ret == 1 && listed) {
+		smtp_dnsbl_refuse(sc, zone, true);
+		return -1;
+	}
+	return 0;
 }
 
 static void *smtp_open(struct conn *c, void *service_ctx)
@@ -218,6 +401,12 @@ static void *smtp_open(struct conn *c, void *service_ctx)
 	sc->env = env;
 	sc->service = inst->id;
 	sc->want = SMTP_WANT_INPUT;
+	sc->policy = smtp_policy_settings_get(env->smtp_policy);
+	sc->client_known = cidr_peer_parse(info->peer, &sc->client) == 0;
+	sc->trusted = sc->client_known &&
+		      cidr_list_contains(&sc->policy->smtp.trusted_networks, &sc->client);
+	sc->ev_command_timeout = evtimer_new(conn_base(c), smtp_command_timeout, sc);
+	sc->ev_data_timeout = evtimer_new(conn_base(c), smtp_data_timeout, sc);
 	sc->ev_defer = event_new(conn_base(c), -1, 0, smtp_defer_cb, sc);
 	if (sc->ev_defer != NULL && env->auth != NULL) {
 		struct auth_session_params p = {
@@ -229,19 +418,20 @@ static void *smtp_open(struct conn *c, void *service_ctx)
 		};
 		sc->auth = env->auth->handle_new(env->auth_ctx, conn_base(c), &p);
 	}
-	if (sc->ev_defer == NULL || (env->auth != NULL && sc->auth == NULL)) {
+	if (sc->ev_defer == NULL || sc->ev_command_timeout == NULL || sc->ev_data_timeout == NULL ||
+	    (env->auth != NULL && sc->auth == NULL)) {
 		log_error("smtp", "conn=%llu out of memory starting the session",
 			  (unsigned long long)info->id);
 		conn_write(c, "421 4.3.0 Service not available, try again later\r\n", 51);
 		smtp_free(sc);
 		return NULL;
 	}
-	struct smtp_settings set;
-	smtp_conn_settings(sc, &set);
-	/* writes the 220 greeting */
-	sc->sess = smtp_session_new(&set, &smtp_backend, sc);
-	if (sc->sess == NULL) {
-		conn_write(c, "421 4.3.0 Service not available, try again later\r\n", 51);
+	int dnsbl = smtp_dnsbl_begin(sc);
+	if (dnsbl == 1) {
+		/* the pre-greeting wait is bounded by dnsbl_timeout */
+		return sc;
+	}
+	if (dnsbl < 0 || smtp_session_start(sc) < 0) {
 		smtp_free(sc);
 		return NULL;
 	}
@@ -250,8 +440,11 @@ static void *smtp_open(struct conn *c, void *service_ctx)
 
 static void smtp_read(struct conn *c, void *state)
 {
+	struct smtp_conn *sc = state;
 	(void)c;
-	smtp_conn_pump(state);
+	if (sc->sess != NULL)
+		smtp_timeout_arm(sc->ev_command_timeout, sc->policy->smtp.command_timeout);
+	smtp_conn_pump(sc);
 }
 
 static void smtp_close(struct conn *c, void *state)
@@ -266,6 +459,12 @@ static void smtp_shutdown(struct conn *c, void *state)
 	(void)c;
 	if (sc->closing)
 		return;
+	if (sc->sess == NULL) { /* still waiting for the DNSBL verdict */
+		static const char bye[] = "421 4.3.2 Service shutting down\r\n";
+		conn_write(sc->c, bye, sizeof(bye) - 1);
+		smtp_close_now(sc);
+		return;
+	}
 	if (sc->want == SMTP_WANT_COMMIT) {
 		sc->shutdown_pending = true; /* 421 after the commit's reply */
 		return;

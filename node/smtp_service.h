@@ -19,9 +19,16 @@
  * 5.1.1 there, never accepted and bounced later. A mailbox without room
  * (usage at its quota, or usage plus MAIL's SIZE= above it): 452 4.2.2
  * (552 5.2.2 when the message is larger than the whole quota). Disabled
- * users still receive mail. Non-local domains, and aliases or groups that
- * reach a remote address, are refused with 550 5.7.1: this node has no
- * outbound queue yet, so it relays for nobody.
+ * users still receive mail. Other domains: relayed for authenticated
+ * clients, clients in smtp.trusted_networks, and smtp.relay_domains, and
+ * refused with 554 5.7.1 otherwise (node/smtp_policy.h; every open-relay
+ * trick is refused). Until the outbound queue exists, a message with a
+ * relayed recipient is answered 451 after DATA and nothing is stored.
+ * Aliases or groups that reach a remote address are refused (550 5.7.1).
+ *
+ * Per client (smtp_service.c, smtp_dnsbl.c, smtp_ratelimit.c): DNSBL
+ * lookups before the greeting (smtp service only), a message rate at
+ * MAIL, command and data timeouts.
  *
  * Messages (smtp_delivery.c): written to the store as they arrive,
  * behind a Return-Path and a Received: header (smtp_received.c); the

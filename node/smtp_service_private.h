@@ -6,7 +6,10 @@
  *  smtp_service.c   the listener hooks, the input pump, what the engine
  *                   waits for (AUTH, COMMIT, TLS, CLOSE), drain
  *  smtp_auth.c      AUTH: base64 and the asynchronous auth layer
- *  smtp_envelope.c  MAIL and RCPT policy: directory, quota, relay refusal
+ *  smtp_envelope.c  MAIL and RCPT policy: directory, quota, relay, rate
+ *  smtp_policy.c    the relay decision and the node-wide policy state
+ *  smtp_dnsbl.c     DNSBL lookups at connect, their cache
+ *  smtp_ratelimit.c messages per client address per minute
  *  smtp_delivery.c  DATA/BDAT into a mail_writer, the commit job, its one
  *                   reply, the delivery log lines and event
  *  smtp_received.c  Return-Path and Received: header fields (pure)
@@ -20,10 +23,12 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "lib/cidr.h"
 #include "lib/textbuf.h"
 #include "node/queue_id.h"
 #include "node/services.h"
 #include "node/smtp_received.h"
+#include "node/smtp_policy.h"
 #include "proto/smtp/smtp.h"
 #include "storage/directory.h"
 #include "storage/store.h"
@@ -40,11 +45,23 @@ struct auth_handle;
 struct conn;
 struct event;
 struct job;
+struct smtp_dnsbl_query;
 
 /* One local mailbox of the current transaction. */
 struct smtp_local_rcpt {
 	char address[DIRECTORY_ADDRESS_MAX]; /* normalised local@domain */
 	uint64_t quota_bytes;		     /* the directory's limit, 0 = none */
+};
+
+/* ORCPT= as RFC 3461 §4.2 bounds it. */
+#define SMTP_ORCPT_MAX 500
+
+/* A recipient in another domain that the relay policy permitted
+ * (smtp_policy.c). The transaction keeps them for the queue. */
+struct smtp_remote_rcpt {
+	char address[SMTP_PATH_MAX + 1]; /* as the client named it */
+	unsigned notify;		 /* SMTP_NOTIFY_* bits, 0 when absent */
+	char orcpt[SMTP_ORCPT_MAX + 1];	 /* "" when absent */
 };
 
 /* The envelope and message of the transaction in progress. */
@@ -60,6 +77,9 @@ struct smtp_txn {
 	size_t nlocal, cap;
 	struct mail_writer *writer; /* from the first DATA/BDAT */
 	uint64_t header_bytes;	    /* trace fields we wrote first */
+	/* relay (smtp_envelope.c): permitted remote recipients, in order */
+	struct smtp_remote_rcpt *remote;
+	size_t nremote, remote_cap;
 };
 
 /* A reply the engine must get later, never from inside one of its own
@@ -68,6 +88,7 @@ enum smtp_deferred {
 	SMTP_DEFER_NONE,
 	SMTP_DEFER_AUTH,
 	SMTP_DEFER_COMMIT,
+	SMTP_DEFER_NO_RELAY, /* a commit with remote recipients (smtp_delivery.c) */
 };
 
 struct smtp_commit;
@@ -90,6 +111,15 @@ struct smtp_conn {
 	struct job *job;
 	char mechanisms[256]; /* what EHLO offers now */
 	char reply_text[512]; /* a RCPT refusal, until the engine sent it */
+	/* client policy (smtp_policy.h): taken at accept, kept for the
+	 * connection's life */
+	const struct smtp_policy_settings *policy;
+	struct cidr client; /* the peer's address, if client_known */
+	bool client_known;
+	bool trusted;			 /* client in smtp.trusted_networks */
+	struct smtp_dnsbl_query *dnsbl;	 /* lookups the greeting waits for */
+	struct event *ev_command_timeout; /* smtp.command_timeout, re-armed by input */
+	struct event *ev_data_timeout;	 /* smtp.data_timeout, from the first DATA/BDAT */
 };
 
 /* smtp_service.c */
@@ -118,6 +148,8 @@ void smtp_txn_clear(struct smtp_txn *t);
  * directory: a few metadata reads, and its creation on first use. */
 int smtp_quota_room(struct store *store, const char *address, uint64_t limit, uint64_t size,
 		    const char **error_r);
+/* Whether the client may relay: authenticated, or trusted by address. */
+bool smtp_conn_may_relay(const struct smtp_conn *sc);
 /* Postfix-style "proto" for logs: SMTP, ESMTP, ESMTPS, ESMTPA, ESMTPSA. */
 const char *smtp_conn_proto(const struct smtp_conn *sc);
 
@@ -130,6 +162,8 @@ void smtp_delivery_commit(void *ctx, bool accepted);
 void smtp_delivery_detach(struct smtp_conn *sc);
 /* The engine's answer to a commit that could not even start (deferred). */
 void smtp_delivery_deferred(struct smtp_conn *sc);
+/* The engine's answer to a commit with remote recipients (deferred). */
+void smtp_delivery_no_relay(struct smtp_conn *sc);
 /* The single reply after DATA for per-recipient store results (pure).
  * ret: store_deliver's return; precheck_full: the pre-check found a
  * recipient without room and nothing was delivered. Sets *reply (code 0:

@@ -225,6 +225,8 @@ int queue_move(struct queue *from, struct queue *to, const char *id, const char 
 	if (from == to || strcmp(from->path, to->path) == 0)
 		return store_fail(error_r, STORE_E_INVALID, "moving %s onto its own spool", id);
 	struct stat st, src;
+	if (fstatat(from->env_fd, id, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return store_fail_errno(error_r, true, "envelope", id);
 	if (fstatat(to->env_fd, id, &st, AT_SYMLINK_NOFOLLOW) == 0)
 		return store_fail(error_r, STORE_E_EXISTS, "spool %s already has message %s",
 				  to->name, id);

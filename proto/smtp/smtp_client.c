@@ -80,7 +80,6 @@ struct smtp_client {
 	enum awaiting awaiting;
 	size_t await_rcpt;
 	bool mail_ok;
-	struct smtp_client_reply mail_reply;
 	size_t accepted;
 	struct smtp_client_body_encoder body;
 };
@@ -90,7 +89,8 @@ static void send_str(struct smtp_client *c, const char *s)
 	c->be->write(c->ctx, s, strlen(s));
 }
 
-static void sendf(struct smtp_client *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void sendf(struct smtp_client *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 static void sendf(struct smtp_client *c, const char *fmt, ...)
 {
 	struct textbuf b = TEXTBUF_INIT;
@@ -103,10 +103,10 @@ static void sendf(struct smtp_client *c, const char *fmt, ...)
 }
 
 static struct smtp_client_reply make_reply(int code, const char *enhanced, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 static struct smtp_client_reply make_reply(int code, const char *enhanced, const char *fmt, ...)
 {
-	struct smtp_client_reply r = { .code = code };
+	struct smtp_client_reply r = {.code = code};
 	va_list ap;
 	snprintf(r.enhanced, sizeof(r.enhanced), "%s", enhanced ? enhanced : "");
 	va_start(ap, fmt);
@@ -157,7 +157,7 @@ static enum smtp_client_want end_session(struct smtp_client *c, const struct smt
 static enum smtp_client_want protocol_error(struct smtp_client *c, const char *why)
 {
 	struct smtp_client_reply r =
-		make_reply(451, "4.5.0", "protocol error: %s (in reply to %s)", why, c->stage);
+	    make_reply(451, "4.5.0", "protocol error: %s (in reply to %s)", why, c->stage);
 	/* In the body a QUIT would be taken as message text. */
 	return end_session(c, &r, c->phase != PHASE_BODY);
 }
@@ -227,9 +227,9 @@ static void append_rcpt(struct smtp_client *c, size_t i, struct textbuf *b)
 			static const struct {
 				unsigned bit;
 				const char *name;
-			} names[] = { { SMTP_NOTIFY_SUCCESS, "SUCCESS" },
-				      { SMTP_NOTIFY_FAILURE, "FAILURE" },
-				      { SMTP_NOTIFY_DELAY, "DELAY" } };
+			} names[] = {{SMTP_NOTIFY_SUCCESS, "SUCCESS"},
+				     {SMTP_NOTIFY_FAILURE, "FAILURE"},
+				     {SMTP_NOTIFY_DELAY, "DELAY"}};
 			for (size_t k = 0; k < sizeof(names) / sizeof(names[0]); k++) {
 				if (r->notify & names[k].bit) {
 					textbuf_printf(b, "%s%s", sep, names[k].name);
@@ -267,12 +267,14 @@ static enum smtp_client_want start_transaction(struct smtp_client *c)
 		return end_session(c, &r, true);
 	}
 	if (c->smtputf8 && !(c->ext & SMTP_EXT_SMTPUTF8)) {
-		r = make_reply(550, "5.6.7", "SMTPUTF8 is required, but was not offered by the server");
+		r = make_reply(550, "5.6.7",
+			       "SMTPUTF8 is required, but was not offered by the server");
 		return end_session(c, &r, true);
 	}
 	if ((c->ext & SMTP_EXT_SIZE) && c->size_limit > 0 && c->message_size > c->size_limit) {
-		r = make_reply(552, "5.3.4", "message size %llu exceeds the server's size limit of %llu",
-			       (unsigned long long)c->message_size, (unsigned long long)c->size_limit);
+		r = make_reply(
+		    552, "5.3.4", "message size %llu exceeds the server's size limit of %llu",
+		    (unsigned long long)c->message_size, (unsigned long long)c->size_limit);
 		return end_session(c, &r, true);
 	}
 	size_t first = next_rcpt(c, 0);
@@ -341,9 +343,10 @@ static enum smtp_client_want on_transaction_reply(struct smtp_client *c,
 		if (cls != 2 && cls != 4 && cls != 5)
 			return protocol_error(c, "unexpected reply to MAIL FROM");
 		c->mail_ok = cls == 2;
-		c->mail_reply = *r;
 		if (!c->mail_ok && !c->pipelined)
 			return end_session(c, r, true);
+		if (!c->mail_ok)
+			decide_all(c, r); /* what follows in the batch says nothing new */
 		return after_rcpt(c, (size_t)-1);
 	case AWAIT_RCPT:
 		if (cls != 2 && cls != 4 && cls != 5)
@@ -360,8 +363,6 @@ static enum smtp_client_want on_transaction_reply(struct smtp_client *c,
 	case AWAIT_DATA:
 		if (r->code != 354 && cls != 4 && cls != 5)
 			return protocol_error(c, "unexpected reply to DATA");
-		if (!c->mail_ok)
-			decide_all(c, &c->mail_reply);
 		if (r->code == 354) {
 			if (c->mail_ok && c->accepted > 0) {
 				smtp_client_body_encoder_init(&c->body);
@@ -464,7 +465,8 @@ enum smtp_client_want smtp_client_input(struct smtp_client *c, const void *data,
 			return protocol_error(c, "reply line too long");
 		if (has_nul)
 			return protocol_error(c, "NUL in reply");
-		enum smtp_client_line_result res = smtp_client_reply_line(&c->reader, line, &text, &error);
+		enum smtp_client_line_result res =
+		    smtp_client_reply_line(&c->reader, line, &text, &error);
 		if (res == SMTP_CLIENT_LINE_ERROR)
 			return protocol_error(c, error);
 		if (c->phase == PHASE_EHLO && c->reader.lines > 1)

@@ -43,7 +43,7 @@ static void out_flush(struct out *o)
 void smtp_client_body_encode(struct smtp_client_body_encoder *e, const void *data, size_t len,
 			     void (*write)(void *ctx, const void *data, size_t len), void *ctx)
 {
-	struct out o = { .len = 0, .write = write, .ctx = ctx };
+	struct out o = {.len = 0, .write = write, .ctx = ctx};
 	const char *p = data;
 
 	for (size_t i = 0; i < len; i++) {

@@ -14,14 +14,14 @@ static const struct {
 	const char *keyword;
 	unsigned ext;
 } keywords[] = {
-	{ "PIPELINING", SMTP_EXT_PIPELINING },
-	{ "SIZE", SMTP_EXT_SIZE },
-	{ "8BITMIME", SMTP_EXT_8BITMIME },
-	{ "STARTTLS", SMTP_EXT_STARTTLS },
-	{ "DSN", SMTP_EXT_DSN },
-	{ "ENHANCEDSTATUSCODES", SMTP_EXT_ENHANCEDSTATUSCODES },
-	{ "SMTPUTF8", SMTP_EXT_SMTPUTF8 },
-	{ "CHUNKING", SMTP_EXT_CHUNKING },
+    {"PIPELINING", SMTP_EXT_PIPELINING},
+    {"SIZE", SMTP_EXT_SIZE},
+    {"8BITMIME", SMTP_EXT_8BITMIME},
+    {"STARTTLS", SMTP_EXT_STARTTLS},
+    {"DSN", SMTP_EXT_DSN},
+    {"ENHANCEDSTATUSCODES", SMTP_EXT_ENHANCEDSTATUSCODES},
+    {"SMTPUTF8", SMTP_EXT_SMTPUTF8},
+    {"CHUNKING", SMTP_EXT_CHUNKING},
 };
 
 static uint64_t size_param(const char *p)
@@ -45,7 +45,8 @@ void smtp_client_caps_line(const char *text, unsigned *ext, uint64_t *size_limit
 	while (text[len] != '\0' && text[len] != ' ')
 		len++;
 	for (size_t i = 0; i < sizeof(keywords) / sizeof(keywords[0]); i++) {
-		if (strlen(keywords[i].keyword) == len && strncasecmp(text, keywords[i].keyword, len) == 0) {
+		if (strlen(keywords[i].keyword) == len &&
+		    strncasecmp(text, keywords[i].keyword, len) == 0) {
 			*ext |= keywords[i].ext;
 			if (keywords[i].ext == SMTP_EXT_SIZE)
 				*size_limit = size_param(text + len);

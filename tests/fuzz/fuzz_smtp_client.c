@@ -24,27 +24,27 @@ static void w(void *ctx, const void *d, size_t n)
 	written += n;
 }
 
-static const struct smtp_client_backend be = { w };
+static const struct smtp_client_backend be = {w};
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	uint8_t mode = size > 0 ? data[0] : 0;
 	static const struct smtp_client_rcpt rcpts[] = {
-		{ "a@example.net", SMTP_NOTIFY_SUCCESS | SMTP_NOTIFY_DELAY, "rfc822;a+40b@example.org" },
-		{ "b@example.net", SMTP_NOTIFY_NEVER, NULL },
-		{ "c@example.net", 0, NULL },
+	    {"a@example.net", SMTP_NOTIFY_SUCCESS | SMTP_NOTIFY_DELAY, "rfc822;a+40b@example.org"},
+	    {"b@example.net", SMTP_NOTIFY_NEVER, NULL},
+	    {"c@example.net", 0, NULL},
 	};
 	struct smtp_client_settings set = {
-		.helo_name = "mx.us.test",
-		.starttls = mode & 1,
-		.sender = mode & 2 ? "" : "s@us.test",
-		.rcpts = rcpts,
-		.nrcpt = 1 + (mode >> 6) % 3,
-		.message_size = mode & 4 ? 100000 : 10,
-		.body_8bit = mode & 8,
-		.smtputf8 = mode & 16,
-		.envid = "ENV1",
-		.ret = SMTP_CLIENT_RET_FULL,
+	    .helo_name = "mx.us.test",
+	    .starttls = mode & 1,
+	    .sender = mode & 2 ? "" : "s@us.test",
+	    .rcpts = rcpts,
+	    .nrcpt = 1 + (mode >> 6) % 3,
+	    .message_size = mode & 4 ? 100000 : 10,
+	    .body_8bit = mode & 8,
+	    .smtputf8 = mode & 16,
+	    .envid = "ENV1",
+	    .ret = SMTP_CLIENT_RET_FULL,
 	};
 	size_t step = 1 + (mode >> 5);
 	if (size > 0) {
@@ -60,7 +60,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	size_t off = 0;
 	while (want != SMTP_CLIENT_WANT_DONE) {
 		if (want == SMTP_CLIENT_WANT_TLS) {
-			want = tls_round++ % 2 == 0 ? smtp_client_tls_started(c) : smtp_client_tls_failed(c);
+			want = tls_round++ % 2 == 0 ? smtp_client_tls_started(c)
+						    : smtp_client_tls_failed(c);
 			continue;
 		}
 		if (want == SMTP_CLIENT_WANT_BODY) {

@@ -46,6 +46,21 @@ static void test_defaults(void **state)
 	assert_true(cfg->hostname[0] != '\0');
 	assert_int_equal(cfg->smtp.max_message_size, 25 << 20);
 	assert_int_equal(cfg->smtp.max_recipients, 1000);
+	/* relay control and limits: Postfix's defaults on a host */
+	assert_int_equal(cfg->smtp.trusted_networks.n, 2);
+	char net[CIDR_TEXT_MAX];
+	cidr_format(&cfg->smtp.trusted_networks.v[0], net, sizeof(net));
+	assert_string_equal(net, "127.0.0.0/8");
+	cidr_format(&cfg->smtp.trusted_networks.v[1], net, sizeof(net));
+	assert_string_equal(net, "::1/128");
+	assert_int_equal(cfg->smtp.n_relay_domains, 0);
+	assert_int_equal(cfg->smtp.n_dnsbl, 0);
+	assert_int_equal(cfg->smtp.dnsbl_exceptions.n, 0);
+	assert_string_equal(cfg->smtp.resolver, "");
+	assert_int_equal(cfg->smtp.dnsbl_timeout, 5);
+	assert_int_equal(cfg->smtp.max_messages_per_minute, 0);
+	assert_int_equal(cfg->smtp.command_timeout, 300);
+	assert_int_equal(cfg->smtp.data_timeout, 600);
 	assert_int_equal(cfg->log.level, LOG_INFO);
 	node_config_free(&cfg);
 	assert_null(cfg);
@@ -60,7 +75,12 @@ static void test_full_file(void **state)
 
 	const char *path = write_conf(
 		"node_id = 3;\nstore = \"/srv/mail/store/\";\nuser = \"mail\";\nhostname = \"mx3.example.org\";\n"
-		"smtp = { max_message_size = \"10M\"; max_recipients = 50; };\n"
+		"smtp = { max_message_size = \"10M\"; max_recipients = 50;\n"
+		"  trusted_networks = [\"192.0.2.0/24\", \"2001:db8::/32\", \"198.51.100.7\"];\n"
+		"  relay_domains = [\"Relay.Example\", \".sub.example\"]; dnsbl = [\"zen.example\"];\n"
+		"  dnsbl_exceptions = [\"203.0.113.0/24\"]; resolver = \"127.0.0.1:5353\";\n"
+		"  dnsbl_timeout = 2; max_messages_per_minute = 30; command_timeout = 60;\n"
+		"  data_timeout = 120; };\n"
 		"log = { target = \"file\"; file = \"/var/log/maild.log\"; level = \"debug\"; };\n"
 		"server = { threads = 4; max_connections = 500; max_connections_per_address = 7;\n"
 		"  connection_input_limit = \"128K\"; connection_output_limit = 1048576;\n"
@@ -78,6 +98,21 @@ static void test_full_file(void **state)
 	assert_string_equal(cfg->hostname, "mx3.example.org");
 	assert_int_equal(cfg->smtp.max_message_size, 10 << 20);
 	assert_int_equal(cfg->smtp.max_recipients, 50);
+	assert_int_equal(cfg->smtp.trusted_networks.n, 3);
+	char net[CIDR_TEXT_MAX];
+	cidr_format(&cfg->smtp.trusted_networks.v[2], net, sizeof(net));
+	assert_string_equal(net, "198.51.100.7/32");
+	assert_int_equal(cfg->smtp.n_relay_domains, 2);
+	assert_string_equal(cfg->smtp.relay_domains[0], "relay.example");
+	assert_string_equal(cfg->smtp.relay_domains[1], ".sub.example");
+	assert_int_equal(cfg->smtp.n_dnsbl, 1);
+	assert_string_equal(cfg->smtp.dnsbl[0], "zen.example");
+	assert_int_equal(cfg->smtp.dnsbl_exceptions.n, 1);
+	assert_string_equal(cfg->smtp.resolver, "127.0.0.1:5353");
+	assert_int_equal(cfg->smtp.dnsbl_timeout, 2);
+	assert_int_equal(cfg->smtp.max_messages_per_minute, 30);
+	assert_int_equal(cfg->smtp.command_timeout, 60);
+	assert_int_equal(cfg->smtp.data_timeout, 120);
 	assert_int_equal(cfg->log.target, LOG_TARGET_FILE);
 	assert_int_equal(cfg->log.level, LOG_DEBUG);
 	assert_int_equal(cfg->server.threads, 4);
@@ -121,6 +156,20 @@ static const struct {
 	{ "hostname = \"two words\";\n", "'hostname' must be a host name without spaces" },
 	{ "smtp = { max_recipients = 0; };\n", "'max_recipients' = 0 is out of range" },
 	{ "smtp = { max_message_size = \"1\"; };\n", "out of range" },
+	{ "smtp = {\n trusted_networks = [\"10.0.0.1/8\"]; };\n",
+	  ":2: 'trusted_networks': \"10.0.0.1/8\" is not a network: address has bits set" },
+	{ "smtp = { trusted_networks = \"127.0.0.0/8\"; };\n", "'trusted_networks' must be a list of strings" },
+	{ "smtp = { trusted_networks = [1]; };\n", "'trusted_networks' must be a list of strings" },
+	{ "smtp = { dnsbl_exceptions = [\"::1/200\"]; };\n", "prefix length above 128" },
+	{ "smtp = { relay_domains = [\"bad domain\"]; };\n", "is not a domain name" },
+	{ "smtp = { dnsbl = [\".zen.example\"]; };\n", "'dnsbl': \".zen.example\" is not a domain name" },
+	{ "smtp = { resolver = \"dns.example\"; };\n", "'resolver' must be an IP address" },
+	{ "smtp = { resolver = \"127.0.0.1:0\"; };\n", "'resolver' must be an IP address" },
+	{ "smtp = { resolver = \"127.0.0.1:99999\"; };\n", "'resolver' must be an IP address" },
+	{ "smtp = { dnsbl_timeout = 0; };\n", "'dnsbl_timeout' = 0 is out of range 1..60" },
+	{ "smtp = { command_timeout = 0; };\n", "'command_timeout' = 0 is out of range" },
+	{ "smtp = { data_timeout = -1; };\n", "'data_timeout' = -1 is out of range" },
+	{ "smtp = { relay = [\"x\"]; };\n", "unknown key 'relay' in smtp" },
 };
 
 static void test_bad_configs(void **state)

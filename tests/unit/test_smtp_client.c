@@ -298,6 +298,15 @@ static void test_mail_refused(void **state)
 		{ IN, "503 5.5.1 need RCPT\r\n", "QUIT\r\n", W_DONE },
 	};
 	RUN(&set, piped, verdicts, "QUIT");
+
+	/* Nonsense after the refusal does not replace it. */
+	const struct step piped_garbage[] = {
+		{ IN, GREETING "250-mx\r\n250 PIPELINING\r\n", EHLO_CMD "MAIL FROM:<s@us.test>\r\nRCPT TO:<a@example.net>\r\n"
+							       "RCPT TO:<b@example.net>\r\nDATA\r\n", W_IN },
+		{ IN, "553 5.7.1 sender rejected\r\n503 5.5.1 need MAIL\r\n250 ok\r\n", "", W_IN },
+		{ IN, "250 what\r\n", "QUIT\r\n", W_DONE },
+	};
+	RUN(&set, piped_garbage, verdicts, "QUIT");
 }
 
 static void test_greeting_refused(void **state)

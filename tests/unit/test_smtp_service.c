@@ -2,8 +2,11 @@
  * Unit tests for the pure parts of the SMTP service (node/smtp_*.c):
  * queue IDs, the Return-Path and Received: fields (golden texts), peer
  * address literals, and the one reply after DATA for every mix of
- * per-mailbox store results. The wiring itself is tested end to end by
- * tests/integration/test_smtp.py.
+ * per-mailbox store results; the relay decision for every open-relay
+ * trick and client kind, the message rate limiter's sliding minute, and
+ * the bounded per-client table. The wiring itself is tested end to end
+ * by tests/integration/test_smtp.py, test_smtp_relay.py and
+ * test_smtp_dnsbl.py.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -16,6 +19,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "node/smtp_client_table.h"
+#include "node/smtp_ratelimit.h"
 #include "node/smtp_service_private.h"
 
 static void test_queue_id_format(void **state)
@@ -299,6 +304,171 @@ static void test_delivery_reply(void **state)
 	}
 }
 
+static const char *const verdict_names[] = {"LOCAL", "REMOTE", "DENIED", "ROUTING"};
+
+static void test_relay_policy(void **state)
+{
+	static struct node_config_smtp cfg; /* large: not on the stack */
+	static const struct {
+		const char *mailbox; /* as the engine passes it (source route gone) */
+		bool local;	     /* the domain is ours */
+		enum smtp_relay_verdict stranger, may_relay;
+	} cases[] = {
+	    {"alice@example.test", true, SMTP_RELAY_LOCAL, SMTP_RELAY_LOCAL},
+	    {"someone@elsewhere.test", false, SMTP_RELAY_DENIED, SMTP_RELAY_REMOTE},
+	    /* percent hack, bang path, quoted @: routing through us */
+	    {"user%elsewhere.test@example.test", true, SMTP_RELAY_DENIED, SMTP_RELAY_ROUTING},
+	    {"elsewhere.test!user@example.test", true, SMTP_RELAY_DENIED, SMTP_RELAY_ROUTING},
+	    {"\"user@elsewhere.test\"@example.test", true, SMTP_RELAY_DENIED, SMTP_RELAY_ROUTING},
+	    {"\"user%x\"@example.test", true, SMTP_RELAY_DENIED, SMTP_RELAY_ROUTING},
+	    /* a quoted local part without routing is the directory's */
+	    {"\"john smith\"@example.test", true, SMTP_RELAY_LOCAL, SMTP_RELAY_LOCAL},
+	    /* address literals: remote, whatever "local" says */
+	    {"user@[192.0.2.1]", false, SMTP_RELAY_DENIED, SMTP_RELAY_REMOTE},
+	    {"user@[127.0.0.1]", true, SMTP_RELAY_DENIED, SMTP_RELAY_REMOTE},
+	    {"user@[IPv6:2001:db8::1]", false, SMTP_RELAY_DENIED, SMTP_RELAY_REMOTE},
+	    /* relay domains: for anyone, but not with routing from strangers */
+	    {"user@relay.example", false, SMTP_RELAY_REMOTE, SMTP_RELAY_REMOTE},
+	    {"user@RELAY.Example", false, SMTP_RELAY_REMOTE, SMTP_RELAY_REMOTE},
+	    {"user@a.sub.example", false, SMTP_RELAY_REMOTE, SMTP_RELAY_REMOTE},
+	    {"user@sub.example", false, SMTP_RELAY_DENIED, SMTP_RELAY_REMOTE},
+	    {"user@notrelay.example", false, SMTP_RELAY_DENIED, SMTP_RELAY_REMOTE},
+	    {"user@xrelay.example", false, SMTP_RELAY_DENIED, SMTP_RELAY_REMOTE},
+	    {"user%elsewhere.test@relay.example", false, SMTP_RELAY_DENIED, SMTP_RELAY_REMOTE},
+	    {"user!x@relay.example", false, SMTP_RELAY_DENIED, SMTP_RELAY_REMOTE},
+	    /* remote with routing is the remote's business, if we may relay */
+	    {"user%x@elsewhere.test", false, SMTP_RELAY_DENIED, SMTP_RELAY_REMOTE},
+	    /* no domain at all */
+	    {"user@", false, SMTP_RELAY_DENIED, SMTP_RELAY_ROUTING},
+	};
+	(void)state;
+	memset(&cfg, 0, sizeof(cfg));
+	snprintf(cfg.relay_domains[0], sizeof(cfg.relay_domains[0]), "relay.example");
+	snprintf(cfg.relay_domains[1], sizeof(cfg.relay_domains[1]), ".sub.example");
+	cfg.n_relay_domains = 2;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		for (int may = 0; may < 2; may++) {
+			enum smtp_relay_verdict want = may ? cases[i].may_relay : cases[i].stranger;
+			enum smtp_relay_verdict got =
+			    smtp_policy_relay(&cfg, may, cases[i].mailbox, cases[i].local);
+			if (got != want)
+				fail_msg("case %zu <%s> may_relay=%d: got %s, want %s", i,
+					 cases[i].mailbox, may, verdict_names[got], verdict_names[want]);
+		}
+	}
+	assert_string_equal(smtp_policy_domain("\"a@b\"@c.example"), "c.example");
+	assert_null(smtp_policy_domain("postmaster"));
+	assert_false(smtp_policy_routing("\"a b\"@c.example"));
+	assert_true(smtp_policy_routing("a!b@c.example"));
+}
+
+static void test_policy_settings_refs(void **state)
+{
+	static struct node_config_smtp a, b;
+	struct smtp_policy *p = NULL;
+	const char *error = NULL;
+	(void)state;
+
+	/* no shared state: nobody trusted, nothing limited */
+	const struct smtp_policy_settings *none = smtp_policy_settings_get(NULL);
+	assert_int_equal(none->smtp.trusted_networks.n, 0);
+	assert_int_equal(none->smtp.max_messages_per_minute, 0);
+	smtp_policy_settings_put(&none);
+	assert_null(none);
+	assert_null(smtp_policy_ratelimit(NULL));
+
+	memset(&a, 0, sizeof(a));
+	a.max_messages_per_minute = 5;
+	b = a;
+	b.max_messages_per_minute = 7;
+	assert_int_equal(smtp_policy_new(&a, &p, &error), 0);
+	const struct smtp_policy_settings *old = smtp_policy_settings_get(p);
+	smtp_policy_configure(p, &b);
+	const struct smtp_policy_settings *fresh = smtp_policy_settings_get(p);
+	/* a running connection keeps what it started with */
+	assert_int_equal(old->smtp.max_messages_per_minute, 5);
+	assert_int_equal(fresh->smtp.max_messages_per_minute, 7);
+	smtp_policy_settings_put(&old);
+	smtp_policy_settings_put(&fresh);
+	smtp_policy_free(&p);
+	assert_null(p);
+}
+
+static void test_ratelimit_sliding_minute(void **state)
+{
+	struct smtp_ratelimit *rl = smtp_ratelimit_new();
+	struct cidr a, b;
+	const char *error = NULL;
+	uint64_t t0 = 1000000;
+	(void)state;
+
+	assert_non_null(rl);
+	assert_int_equal(cidr_addr_parse("192.0.2.1", &a, &error), 0);
+	assert_int_equal(cidr_addr_parse("2001:db8::1", &b, &error), 0);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(smtp_ratelimit_take(rl, &a, 3, t0 + (uint64_t)i), 1);
+	assert_int_equal(smtp_ratelimit_take(rl, &a, 3, t0 + 10), 0);
+	/* refused attempts are not counted; other clients are apart */
+	assert_int_equal(smtp_ratelimit_take(rl, &a, 3, t0 + 20), 0);
+	assert_int_equal(smtp_ratelimit_take(rl, &b, 3, t0 + 20), 1);
+	/* 0 is unlimited */
+	assert_int_equal(smtp_ratelimit_take(rl, &a, 0, t0 + 30), 1);
+	/* 30 s into the next minute half of the previous minute still counts
+	 * (3 * 0.5 = 1.5): two more messages fit (1.5, 2.5), a third not */
+	assert_int_equal(smtp_ratelimit_take(rl, &a, 3, t0 + 90000), 1);
+	assert_int_equal(smtp_ratelimit_take(rl, &a, 3, t0 + 90000), 1);
+	assert_int_equal(smtp_ratelimit_take(rl, &a, 3, t0 + 90000), 0);
+	/* 50 s in, a sixth of it (0.5) is left: 0.5 + 2 fits one more */
+	assert_int_equal(smtp_ratelimit_take(rl, &a, 3, t0 + 110000), 1);
+	assert_int_equal(smtp_ratelimit_take(rl, &a, 3, t0 + 110000), 0);
+	/* two quiet minutes later the client starts afresh */
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(smtp_ratelimit_take(rl, &a, 3, t0 + 300000 + (uint64_t)i), 1);
+	assert_int_equal(smtp_ratelimit_take(rl, &a, 3, t0 + 300010), 0);
+	smtp_ratelimit_free(&rl);
+	assert_null(rl);
+}
+
+static void test_client_table_bounded(void **state)
+{
+	struct smtp_client_table *t = smtp_client_table_new(3, sizeof(int));
+	struct cidr addr[4];
+	const char *error = NULL;
+	uint64_t *exp;
+	char text[32];
+	(void)state;
+
+	assert_non_null(t);
+	for (int i = 0; i < 4; i++) {
+		snprintf(text, sizeof(text), "198.51.100.%d", i + 1);
+		assert_int_equal(cidr_addr_parse(text, &addr[i], &error), 0);
+	}
+	for (int i = 0; i < 3; i++) {
+		int *v = smtp_client_table_get(t, &addr[i], 100, true, &exp);
+		assert_non_null(v);
+		assert_int_equal(*v, 0);
+		*v = i + 10;
+		*exp = 1000 + (uint64_t)i * 1000; /* 1000, 2000, 3000 */
+	}
+	/* full of live records: nothing new */
+	assert_null(smtp_client_table_get(t, &addr[3], 500, true, &exp));
+	int *v = smtp_client_table_get(t, &addr[1], 500, false, &exp);
+	assert_non_null(v);
+	assert_int_equal(*v, 11);
+	/* expired records are absent, and swept for newcomers */
+	assert_null(smtp_client_table_get(t, &addr[0], 1500, false, &exp));
+	v = smtp_client_table_get(t, &addr[3], 1500, true, &exp);
+	assert_non_null(v);
+	assert_int_equal(*v, 0);
+	*exp = 5000;
+	assert_int_equal(smtp_client_table_count(t), 3);
+	smtp_client_table_clear(t);
+	assert_int_equal(smtp_client_table_count(t), 0);
+	assert_null(smtp_client_table_get(t, &addr[3], 1500, false, &exp));
+	smtp_client_table_free(&t);
+	assert_null(t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -308,6 +478,10 @@ int main(void)
 	    cmocka_unit_test(test_received_golden),
 	    cmocka_unit_test(test_received_date_zone),
 	    cmocka_unit_test(test_delivery_reply),
+	    cmocka_unit_test(test_relay_policy),
+	    cmocka_unit_test(test_policy_settings_refs),
+	    cmocka_unit_test(test_ratelimit_sliding_minute),
+	    cmocka_unit_test(test_client_table_bounded),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
