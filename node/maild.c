@@ -235,6 +235,7 @@ static int start_store(struct maild *d, const char **error_r)
 	if (d->queue == NULL)
 		return -1;
 	d->svc_env.queue = d->queue;
+	snprintf(d->svc_env.archive, sizeof(d->svc_env.archive), "%s", d->cfg->queue.archive);
 	return 0;
 }
 

@@ -31,6 +31,7 @@ struct service_env {
 	struct store *store;
 	struct job_pool *jobs;            /* blocking store work (node/job_pool.h) */
 	struct queue_manager *queue;      /* this node's SMTP queue (node/queue_manager.h) */
+	char archive[321];                /* queue.archive: a copy of every message, "" = none */
 	const struct auth_iface *auth;    /* node/auth.h, asynchronous */
 	void *auth_ctx;
 	uint64_t smtp_max_message_size;

@@ -63,6 +63,30 @@ struct smtp_commit {
 	char error[256];
 };
 
+/* The trace fields we write ahead of the client's message. */
+void smtp_delivery_trace(struct smtp_conn *sc, bool return_path, struct textbuf *hdr)
+{
+	struct smtp_txn *t = &sc->txn;
+	const struct conn_info *info = conn_info(sc->c);
+	struct smtp_received_info r = {
+	    .helo = smtp_session_helo(sc->sess),
+	    .esmtp = smtp_session_esmtp(sc->sess),
+	    .peer = info->peer,
+	    .tls = info->tls,
+	    .tls_protocol = info->tls_protocol,
+	    .tls_cipher = info->tls_cipher,
+	    .tls_client_subject = info->tls_client_subject,
+	    .authenticated = smtp_session_user(sc->sess) != NULL,
+	    .hostname = sc->env->hostname,
+	    .queue_id = t->queue_id,
+	    .for_rcpt = t->nrcpt == 1 ? t->first_rcpt : NULL,
+	    .when = time(NULL),
+	};
+	if (return_path)
+		smtp_return_path_format(t->sender, hdr);
+	smtp_received_format(&r, hdr);
+}
+
 void smtp_delivery_begin(void *ctx, struct smtp_reply *reply)
 {
 	struct smtp_conn *sc = ctx;
@@ -71,24 +95,11 @@ void smtp_delivery_begin(void *ctx, struct smtp_reply *reply)
 	const char *error = NULL;
 	struct textbuf hdr = TEXTBUF_INIT;
 
+	if (smtp_queue_begin(sc, reply) != 0)
+		return;
 	int ret = mail_writer_create(sc->env->store, &t->writer, &error);
 	if (ret == 0) {
-		struct smtp_received_info r = {
-		    .helo = smtp_session_helo(sc->sess),
-		    .esmtp = smtp_session_esmtp(sc->sess),
-		    .peer = info->peer,
-		    .tls = info->tls,
-		    .tls_protocol = info->tls_protocol,
-		    .tls_cipher = info->tls_cipher,
-		    .tls_client_subject = info->tls_client_subject,
-		    .authenticated = smtp_session_user(sc->sess) != NULL,
-		    .hostname = sc->env->hostname,
-		    .queue_id = t->queue_id,
-		    .for_rcpt = t->nrcpt == 1 ? t->first_rcpt : NULL,
-		    .when = time(NULL),
-		};
-		smtp_return_path_format(t->sender, &hdr);
-		smtp_received_format(&r, &hdr);
+		smtp_delivery_trace(sc, true, &hdr);
 		ret = mail_writer_write(t->writer, hdr.data, hdr.len, &error);
 		t->header_bytes = hdr.len;
 	}
@@ -108,6 +119,8 @@ int smtp_delivery_write(void *ctx, const void *data, size_t len)
 	struct smtp_txn *t = &sc->txn;
 	const char *error = NULL;
 
+	if (t->qwriter != NULL)
+		return smtp_queue_write(sc, data, len);
 	if (t->writer == NULL)
 		return -1;
 	int ret = mail_writer_write(t->writer, data, len, &error);
@@ -334,15 +347,8 @@ void smtp_delivery_commit(void *ctx, bool accepted)
 		t->header_bytes = 0;
 		return;
 	}
-	if (t->nremote > 0) {
-		/* Remote recipients go to the outbound queue, which takes the
-		 * whole message (local recipients too, so that a retry cannot
-		 * deliver them twice). Without it nothing is stored: the whole
-		 * transaction is deferred with 451. */
-		mail_writer_abort(&t->writer);
-		t->header_bytes = 0;
-		sc->deferred = SMTP_DEFER_NO_RELAY;
-		smtp_conn_defer(sc);
+	if (t->qwriter != NULL) {
+		smtp_queue_commit(sc);
 		return;
 	}
 	struct smtp_commit *cm = calloc(1, sizeof(*cm));
@@ -387,19 +393,12 @@ void smtp_delivery_deferred(struct smtp_conn *sc)
 	smtp_conn_want(sc, smtp_session_commit_result(sc->sess, &fail, NULL));
 }
 
-void smtp_delivery_no_relay(struct smtp_conn *sc)
-{
-	static const struct smtp_reply no_relay = {
-	    451, "4.3.0", "Error: relaying is not available yet, try again later"};
-	log_notice("smtp", "id=%s conn=%llu from=<%s> nrcpt=%u remote=%zu: 451 4.3.0 relaying is "
-			   "not available yet",
-		   sc->txn.queue_id, (unsigned long long)conn_info(sc->c)->id, sc->txn.sender,
-		   sc->txn.nrcpt, sc->txn.nremote);
-	smtp_conn_want(sc, smtp_session_commit_result(sc->sess, &no_relay, NULL));
-}
-
 void smtp_delivery_detach(struct smtp_conn *sc)
 {
+	if (sc->queued != NULL) {
+		smtp_queue_detach(sc);
+		return;
+	}
 	if (sc->job == NULL)
 		return;
 	job_cancel(sc->job);

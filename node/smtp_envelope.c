@@ -55,12 +55,14 @@ struct smtp_expansion {
 	size_t n, cap;
 	size_t room; /* local mailboxes this RCPT may still add */
 	bool overflow;
-	char remote[DIRECTORY_ADDRESS_MAX];
+	char (*remote)[DIRECTORY_ADDRESS_MAX]; /* alias and group targets elsewhere */
+	size_t nremote, capremote;
 };
 
 void smtp_txn_clear(struct smtp_txn *t)
 {
 	mail_writer_abort(&t->writer);
+	queue_writer_abort(&t->qwriter);
 	free(t->rcpts);
 	free(t->remote);
 	memset(t, 0, sizeof(*t));
@@ -127,6 +129,10 @@ void smtp_envelope_mail_from(void *ctx, const char *reverse_path, const struct s
 	smtp_queue_id_new(sc->env->node_id, t->queue_id);
 	snprintf(t->sender, sizeof(t->sender), "%s", reverse_path);
 	t->declared_size = p->size;
+	t->body_8bit = p->body_8bit;
+	t->ret_hdrs = p->ret_hdrs;
+	t->ret_full = p->ret_full;
+	snprintf(t->envid, sizeof(t->envid), "%s", p->envid != NULL ? p->envid : "");
 	clock_gettime(CLOCK_MONOTONIC, &t->started);
 }
 
@@ -141,8 +147,20 @@ static int smtp_expand_cb(const char *address, bool local, void *ctx)
 	struct smtp_expansion *x = ctx;
 
 	if (!local) {
-		snprintf(x->remote, sizeof(x->remote), "%s", address);
-		return 1; /* refused whatever else it reaches */
+		if (x->nremote >= x->room) {
+			x->overflow = true;
+			return 1;
+		}
+		if (x->nremote == x->capremote) {
+			size_t cap = x->capremote ? x->capremote * 2 : 4;
+			void *r = realloc(x->remote, cap * sizeof(*x->remote));
+			if (r == NULL)
+				return DIRECTORY_E_IO;
+			x->remote = r;
+			x->capremote = cap;
+		}
+		snprintf(x->remote[x->nremote++], sizeof(x->remote[0]), "%s", address);
+		return 0;
 	}
 	if (x->n >= x->room) {
 		x->overflow = true;
@@ -288,6 +306,21 @@ static int smtp_txn_add_remote(struct smtp_txn *t, const char *address,
 	return 0;
 }
 
+/* The remote targets an alias or group reached (forwarding): they keep
+ * the RCPT's NOTIFY, and its address as ORCPT when it gave none. */
+static int smtp_txn_add_forwards(struct smtp_txn *t, const struct smtp_expansion *x,
+				 const char *forward_path, const struct smtp_rcpt_params *p)
+{
+	char orcpt[SMTP_ORCPT_MAX + 1];
+	snprintf(orcpt, sizeof(orcpt), "rfc822;%s", forward_path);
+	struct smtp_rcpt_params fp = {.notify = p->notify,
+				      .orcpt = p->orcpt != NULL ? p->orcpt : orcpt};
+	for (size_t i = 0; i < x->nremote; i++)
+		if (smtp_txn_add_remote(t, x->remote[i], &fp) < 0)
+			return -1;
+	return 0;
+}
+
 /* Counts an accepted RCPT. */
 static void smtp_rcpt_accepted(struct smtp_txn *t, const char *forward_path)
 {
@@ -394,9 +427,9 @@ void smtp_envelope_rcpt_to(void *ctx, const char *forward_path, const struct smt
 			    error ? error : directory_strerror(ret));
 		smtp_rcpt_refuse(sc, reply, 451, "4.3.0", forward_path, "%s",
 				 "Temporary lookup failure, try again later");
-	} else if (x.remote[0] != '\0') {
+	} else if (x.nremote > 0 && env->queue == NULL) {
 		log_info("smtp", "conn=%llu id=%s %s reaches remote address %s",
-			 (unsigned long long)conn_info(sc->c)->id, t->queue_id, address, x.remote);
+			 (unsigned long long)conn_info(sc->c)->id, t->queue_id, address, x.remote[0]);
 		smtp_rcpt_refuse(sc, reply, 550, "5.7.1", forward_path, "%s",
 				 "Recipient address rejected: forwarding to remote addresses is "
 				 "not available on this node");
@@ -404,7 +437,7 @@ void smtp_envelope_rcpt_to(void *ctx, const char *forward_path, const struct smt
 		smtp_rcpt_refuse(sc, reply, 452, "4.5.3", forward_path, "%s",
 				 "Too many recipients for one message, send the rest later");
 	} else if (smtp_rcpt_quota(sc, &x, forward_path, reply) == 0) {
-		if (smtp_txn_add(t, &x) < 0) {
+		if (smtp_txn_add(t, &x) < 0 || smtp_txn_add_forwards(t, &x, forward_path, p) < 0) {
 			smtp_rcpt_refuse(sc, reply, 451, "4.3.0", forward_path, "%s",
 					 "Out of memory, try again later");
 		} else {
@@ -415,4 +448,5 @@ void smtp_envelope_rcpt_to(void *ctx, const char *forward_path, const struct smt
 		}
 	}
 	free(x.rcpts);
+	free(x.remote);
 }

@@ -127,8 +127,8 @@ void smtp_conn_settings(struct smtp_conn *sc, struct smtp_settings *set)
 	    /* submission, and smtps as RFC 8314's "submissions" */
 	    .auth_required = sc->service == SERVICE_SUBMISSION || sc->service == SERVICE_SMTPS,
 	    .chunking = true,
-	    /* DSN needs the queue that sends notifications: not offered yet */
-	    .dsn = false,
+	    /* the queue sends the notifications */
+	    .dsn = env->queue != NULL,
 	};
 }
 
@@ -225,8 +225,6 @@ static void smtp_defer_cb(evutil_socket_t fd, short what, void *arg)
 			       smtp_session_auth_result(sc->sess, sc->deferred_auth, NULL, NULL));
 	else if (d == SMTP_DEFER_COMMIT)
 		smtp_delivery_deferred(sc);
-	else if (d == SMTP_DEFER_NO_RELAY)
-		smtp_delivery_no_relay(sc);
 }
 
 void smtp_conn_defer(struct smtp_conn *sc)

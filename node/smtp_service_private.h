@@ -31,6 +31,7 @@
 #include "node/smtp_policy.h"
 #include "proto/smtp/smtp.h"
 #include "storage/directory.h"
+#include "storage/queue.h"
 #include "storage/store.h"
 
 /* Local mailboxes one message may reach after alias and group expansion
@@ -80,6 +81,11 @@ struct smtp_txn {
 	/* relay (smtp_envelope.c): permitted remote recipients, in order */
 	struct smtp_remote_rcpt *remote;
 	size_t nremote, remote_cap;
+	/* for the queue (smtp_queue.c): MAIL's DSN and BODY parameters */
+	bool body_8bit;
+	bool ret_hdrs, ret_full;
+	char envid[101];
+	struct queue_writer *qwriter; /* instead of writer when remote recipients exist */
 };
 
 /* A reply the engine must get later, never from inside one of its own
@@ -88,10 +94,10 @@ enum smtp_deferred {
 	SMTP_DEFER_NONE,
 	SMTP_DEFER_AUTH,
 	SMTP_DEFER_COMMIT,
-	SMTP_DEFER_NO_RELAY, /* a commit with remote recipients (smtp_delivery.c) */
 };
 
 struct smtp_commit;
+struct smtp_queued;
 
 struct smtp_conn {
 	struct conn *c;
@@ -108,6 +114,7 @@ struct smtp_conn {
 	enum smtp_auth_status deferred_auth;
 	struct smtp_txn txn;
 	struct smtp_commit *commit; /* the commit job in flight, or NULL */
+	struct smtp_queued *queued; /* the spool commit in flight, or NULL */
 	struct job *job;
 	char mechanisms[256]; /* what EHLO offers now */
 	char reply_text[512]; /* a RCPT refusal, until the engine sent it */
@@ -153,8 +160,22 @@ bool smtp_conn_may_relay(const struct smtp_conn *sc);
 /* Postfix-style "proto" for logs: SMTP, ESMTP, ESMTPS, ESMTPA, ESMTPSA. */
 const char *smtp_conn_proto(const struct smtp_conn *sc);
 
+/* smtp_queue.c: a transaction with remote recipients goes whole (local
+ * mailboxes too) into this node's spool; the queue manager delivers it.
+ * At DATA: 1 when the message goes to the queue (t->qwriter is open),
+ * 0 when it is local only, <0 on a spool error (*reply filled). */
+int smtp_queue_begin(struct smtp_conn *sc, struct smtp_reply *reply);
+int smtp_queue_write(struct smtp_conn *sc, const void *data, size_t len);
+/* The commit into the spool on the job pool: the engine's reply comes
+ * when the message is durable there. */
+void smtp_queue_commit(struct smtp_conn *sc);
+/* The connection is going away with a commit in flight. */
+void smtp_queue_detach(struct smtp_conn *sc);
+
 /* smtp_delivery.c */
 void smtp_delivery_begin(void *ctx, struct smtp_reply *reply);
+/* Received: (and Return-Path: for final delivery) of this transaction. */
+void smtp_delivery_trace(struct smtp_conn *sc, bool return_path, struct textbuf *hdr);
 int smtp_delivery_write(void *ctx, const void *data, size_t len);
 void smtp_delivery_commit(void *ctx, bool accepted);
 /* The close hook: the job in flight (if any) goes on without the
@@ -163,7 +184,6 @@ void smtp_delivery_detach(struct smtp_conn *sc);
 /* The engine's answer to a commit that could not even start (deferred). */
 void smtp_delivery_deferred(struct smtp_conn *sc);
 /* The engine's answer to a commit with remote recipients (deferred). */
-void smtp_delivery_no_relay(struct smtp_conn *sc);
 /* The single reply after DATA for per-recipient store results (pure).
  * ret: store_deliver's return; precheck_full: the pre-check found a
  * recipient without room and nothing was delivered. Sets *reply (code 0:
