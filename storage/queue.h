@@ -87,6 +87,10 @@ struct queue_envelope {
 	size_t nrcpt;
 };
 
+/* Whether id is a well-formed queue id: 1 to QUEUE_ID_MAX - 1 characters
+ * of [0-9A-Za-z]. */
+bool queue_id_valid(const char *id);
+
 /* Frees rcpts and zeroes the envelope. */
 void queue_envelope_clear(struct queue_envelope *env);
 /* Appends a pending recipient; STORE_E_LIMIT beyond QUEUE_RCPT_MAX,

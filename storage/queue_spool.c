@@ -1,0 +1,211 @@
+/*
+ * queue_spool: opening a spool directory, its run lock, listing its
+ * messages, and the helpers the other queue files share.
+ *
+ * The run lock is a classic POSIX (fcntl) write lock on byte 0 of
+ * <spool>/lock, because that is what cluster filesystems (GFS2, OCFS2,
+ * NFSv4) carry between nodes and because it dies with its process, which
+ * is what takeover needs. Such a lock belongs to the process and is
+ * dropped when the process closes ANY descriptor of the file: so the lock
+ * file is opened once per struct queue and kept open until queue_close,
+ * and one process must not open one spool twice while it holds its lock
+ * (closing the second handle would drop the lock).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "storage/queue_internal.h"
+#include "storage/store_internal.h"
+
+static bool name_valid(const char *name)
+{
+	size_t len = strlen(name);
+	if (len == 0 || len > QUEUE_NAME_MAX || name[0] == '.')
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		char c = name[i];
+		if (!((c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+		      c == '.' || c == '_' || c == '-'))
+			return false;
+	}
+	return true;
+}
+
+/* mkdir -p of <root>/spool/<name> and its subdirectories. */
+static int open_dirs(struct queue *q, const char **error_r)
+{
+	int root_fd = open(q->store->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (root_fd < 0)
+		return store_fail_errno(error_r, false, "open store", q->store->root);
+	int spool_fd = -1;
+	int ok = store_mkdirat(root_fd, "spool") == 0 &&
+		 (spool_fd = store_open_dir(root_fd, "spool")) >= 0 &&
+		 store_mkdirat(spool_fd, q->name) == 0 &&
+		 (q->dir_fd = store_open_dir(spool_fd, q->name)) >= 0 &&
+		 store_mkdirat(q->dir_fd, "tmp") == 0 &&
+		 (q->tmp_fd = store_open_dir(q->dir_fd, "tmp")) >= 0 &&
+		 store_mkdirat(q->dir_fd, "data") == 0 &&
+		 (q->data_fd = store_open_dir(q->dir_fd, "data")) >= 0 &&
+		 store_mkdirat(q->dir_fd, "env") == 0 &&
+		 (q->env_fd = store_open_dir(q->dir_fd, "env")) >= 0 &&
+		 (q->lock_fd = openat(q->dir_fd, "lock", O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW,
+				      0600)) >= 0;
+	int ret = ok ? STORE_OK : store_fail_errno(error_r, false, "create spool", q->path);
+	if (spool_fd >= 0) {
+		/* A new spool's own entry must survive a crash too. */
+		if (ok && fsync(spool_fd) < 0)
+			ret = store_fail_errno(error_r, false, "fsync", "spool directory");
+		close(spool_fd);
+	}
+	close(root_fd);
+	return ret;
+}
+
+int queue_open(struct store *store, const char *name, struct queue **q_r, const char **error_r)
+{
+	if (!name_valid(name))
+		return store_fail(error_r, STORE_E_INVALID, "bad spool name \"%.80s\"", name);
+	struct queue *q = calloc(1, sizeof(*q));
+	if (q == NULL)
+		abort();
+	q->store = store;
+	snprintf(q->name, sizeof(q->name), "%s", name);
+	size_t plen = strlen(store->root) + strlen(name) + sizeof("/spool/");
+	q->path = malloc(plen);
+	if (q->path == NULL)
+		abort();
+	snprintf(q->path, plen, "%s/spool/%s", store->root, name);
+	q->dir_fd = q->tmp_fd = q->data_fd = q->env_fd = q->lock_fd = -1;
+	pthread_mutex_init(&q->lock_mu, NULL);
+	int ret = open_dirs(q, error_r);
+	if (ret < 0) {
+		queue_close(&q);
+		return ret;
+	}
+	*q_r = q;
+	return STORE_OK;
+}
+
+void queue_close(struct queue **qp)
+{
+	struct queue *q = *qp;
+	if (q == NULL)
+		return;
+	*qp = NULL;
+	int fds[] = { q->lock_fd, q->env_fd, q->data_fd, q->tmp_fd, q->dir_fd };
+	for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)
+		if (fds[i] >= 0)
+			close(fds[i]); /* the lock goes with lock_fd */
+	pthread_mutex_destroy(&q->lock_mu);
+	free(q->path);
+	free(q);
+}
+
+const char *queue_name(const struct queue *q)
+{
+	return q->name;
+}
+
+const char *queue_path(const struct queue *q)
+{
+	return q->path;
+}
+
+static struct flock lock_byte0(short type)
+{
+	struct flock fl;
+	memset(&fl, 0, sizeof(fl));
+	fl.l_type = type;
+	fl.l_whence = SEEK_SET;
+	fl.l_start = 0;
+	fl.l_len = 1;
+	return fl;
+}
+
+int queue_lock(struct queue *q, const char **error_r)
+{
+	pthread_mutex_lock(&q->lock_mu);
+	int ret = STORE_OK;
+	if (!q->locked) {
+		struct flock fl = lock_byte0(F_WRLCK);
+		if (fcntl(q->lock_fd, F_SETLK, &fl) == 0) {
+			q->locked = true;
+		} else if (errno == EACCES || errno == EAGAIN) {
+			struct flock who = lock_byte0(F_WRLCK);
+			int pid = fcntl(q->lock_fd, F_GETLK, &who) == 0 && who.l_type != F_UNLCK
+					  ? (int)who.l_pid
+					  : 0;
+			ret = store_fail(error_r, STORE_E_TEMP, "spool %s is locked: held by pid %d",
+					 q->name, pid);
+		} else {
+			ret = store_fail_errno(error_r, false, "lock spool", q->name);
+		}
+	}
+	pthread_mutex_unlock(&q->lock_mu);
+	return ret;
+}
+
+bool queue_locked(const struct queue *q)
+{
+	struct queue *mq = (struct queue *)q; /* the mutex is not part of the value */
+	pthread_mutex_lock(&mq->lock_mu);
+	bool locked = q->locked;
+	pthread_mutex_unlock(&mq->lock_mu);
+	return locked;
+}
+
+int queue_lock_holder(struct queue *q)
+{
+	/* F_GETLK never reports the caller's own locks. */
+	if (queue_locked(q))
+		return (int)getpid();
+	struct flock fl = lock_byte0(F_WRLCK);
+	if (fcntl(q->lock_fd, F_GETLK, &fl) < 0)
+		return -1;
+	return fl.l_type == F_UNLCK ? 0 : (int)fl.l_pid;
+}
+
+int queue_list(struct queue *q, bool (*cb)(const char *id, void *ctx), void *ctx,
+	       const char **error_r)
+{
+	DIR *d = store_opendir(q->dir_fd, "env");
+	if (d == NULL)
+		return store_fail_errno(error_r, false, "list", "spool env/");
+	int ret = STORE_OK;
+	for (;;) {
+		errno = 0;
+		struct dirent *de = readdir(d);
+		if (de == NULL) {
+			if (errno != 0)
+				ret = store_fail_errno(error_r, false, "read", "spool env/");
+			break;
+		}
+		if (queue_id_valid_len(de->d_name, strlen(de->d_name)) && !cb(de->d_name, ctx))
+			break;
+	}
+	closedir(d);
+	return ret;
+}
+
+int queue_tmp_create(struct queue *q, char prefix, char *name, const char **error_r)
+{
+	uint8_t rnd[8];
+	char hex[17];
+	store_random(rnd, sizeof(rnd));
+	store_hex(rnd, sizeof(rnd), hex);
+	snprintf(name, 24, "%c-%s", prefix, hex);
+	int fd = openat(q->tmp_fd, name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0)
+		return store_fail_errno(error_r, false, "create", "spool temporary file");
+	return fd;
+}
+
+int64_t queue_age(const struct stat *st)
+{
+	return store_now() - (int64_t)st->st_ctim.tv_sec;
+}
