@@ -196,12 +196,14 @@ static int identify(struct sendmail_submitter *who)
 	return 0;
 }
 
-/* Root becomes the service user; anyone else stays who they are. */
+/* Root becomes the service user; anyone else stays who they are. A
+ * store that no maild has used yet is created, as mailctl does. */
 static int become_service_user(const struct node_config *cfg)
 {
 	struct service_identity id;
 	const char *error = NULL;
-	if (privilege_lookup(cfg->user, &id, &error) < 0 || privilege_drop(&id, &error) < 0) {
+	if (privilege_lookup(cfg->user, &id, &error) < 0 ||
+	    privilege_mkdir(&id, cfg->store_dir, 0750, &error) < 0 || privilege_drop(&id, &error) < 0) {
 		fprintf(stderr, "sendmail: %s\n", error);
 		return SENDMAIL_EX_TEMPFAIL;
 	}
