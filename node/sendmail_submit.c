@@ -24,6 +24,16 @@
 #include "node/node_config.h"
 #include "node/smtp_service_private.h"
 
+/* 0, or -1 when text does not fit an envelope address. */
+static int copy_address(char out[QUEUE_ADDRESS_MAX], const char *text)
+{
+	size_t n = strlen(text);
+	if (n >= QUEUE_ADDRESS_MAX)
+		return -1;
+	memcpy(out, text, n + 1);
+	return 0;
+}
+
 int sendmail_sender(const struct node_config *cfg, const struct sendmail_submitter *who,
 		    char out[QUEUE_ADDRESS_MAX], struct textbuf *err)
 {
@@ -33,12 +43,11 @@ int sendmail_sender(const struct node_config *cfg, const struct sendmail_submitt
 
 	if (who->sender == NULL) {
 		if ((size_t)snprintf(text, sizeof(text), "%s@%s", who->login, cfg->hostname) >= sizeof(text) ||
-		    address_parse(text, false, &a, &error) < 0) {
+		    address_parse(text, false, &a, &error) < 0 || copy_address(out, text) < 0) {
 			textbuf_printf(err, "sendmail: cannot make a sender address of your login name %s "
 				       "and the hostname %s; use -f ADDRESS\n", who->login, cfg->hostname);
 			return SENDMAIL_EX_NOUSER;
 		}
-		snprintf(out, QUEUE_ADDRESS_MAX, "%s", text);
 		return SENDMAIL_EX_OK;
 	}
 	const char *s = who->sender;
@@ -59,11 +68,10 @@ int sendmail_sender(const struct node_config *cfg, const struct sendmail_submitt
 		snprintf(text, sizeof(text), "%.*s@%s", (int)n, s, cfg->hostname);
 	else
 		snprintf(text, sizeof(text), "%.*s", (int)n, s);
-	if (strlen(text) >= QUEUE_ADDRESS_MAX || address_parse(text, false, &a, &error) < 0) {
+	if (address_parse(text, false, &a, &error) < 0 || copy_address(out, text) < 0) {
 		textbuf_printf(err, "sendmail: -f %s: %s\n", who->sender, error ? error : "too long");
 		return SENDMAIL_EX_NOUSER;
 	}
-	snprintf(out, QUEUE_ADDRESS_MAX, "%s", text);
 	return SENDMAIL_EX_OK;
 }
 
