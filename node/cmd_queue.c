@@ -128,9 +128,13 @@ int cmd_queue(struct command_env *env, int argc, char **argv, struct textbuf *ou
 		return 2;
 	}
 	if (flush) {
-		if (env->queue == NULL) {
+		if (env->queue == NULL && env->publish == NULL) {
 			textbuf_puts(err, "queue flush: no maild is running for this store: nothing runs the "
 				     "queue (start maild; it tries every message when it starts)\n");
+			return 1;
+		}
+		if (env->queue == NULL) {
+			textbuf_puts(err, "queue flush: this maild runs no queue manager\n");
 			return 1;
 		}
 		if (id != NULL)
