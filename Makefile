@@ -42,7 +42,9 @@ endif
 LDLIBS_ALL := $(PKG_LIBS) -lpthread -lm
 
 MODULES := lib storage proto cluster lb web node
-PROGRAMS := maild mailctl
+PROGRAMS := maild mailctl sendmail
+# Other names of sendmail (it looks at argv[0]), as Postfix installs them.
+SENDMAIL_NAMES := mailq newaliases
 
 # node/<program>.c holds each program's main(); everything else in node/
 # is shared between the programs through the node archive.
@@ -56,6 +58,7 @@ LINK_MODULES := node web lb cluster proto storage lib
 ARCHIVES := $(foreach m,$(LINK_MODULES),$(if $(call module_srcs,$(m)),$(call module_ar,$(m))))
 
 BINS := $(addprefix $(O)/bin/,$(PROGRAMS))
+BIN_LINKS := $(addprefix $(O)/bin/,$(SENDMAIL_NAMES))
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(patsubst tests/unit/%.c,$(O)/tests/%,$(UNIT_SRCS))
 BENCH_SRCS := $(wildcard tests/bench/bench_*.c)
@@ -65,7 +68,7 @@ BENCH_BINS := $(patsubst tests/bench/%.c,$(O)/bench/%,$(BENCH_SRCS))
 .SECONDARY:
 
 .PHONY: all run test check unit integration fuzz-regress bench fuzz install clean deps
-all: $(BINS)
+all: $(BINS) $(BIN_LINKS)
 
 $(O)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -83,6 +86,9 @@ $(O)/bin/%: $(O)/obj/node/%.o $(ARCHIVES)
 	@mkdir -p $(dir $@)
 	@echo "  LINK    $@"
 	@$(CC) $(LDFLAGS_ALL) -o $@ $< $(ARCHIVES) $(LDLIBS_ALL)
+
+$(BIN_LINKS): $(O)/bin/sendmail
+	@ln -sf sendmail $@
 
 $(O)/tests/%: $(O)/obj/tests/unit/%.o $(ARCHIVES)
 	@mkdir -p $(dir $@)
@@ -105,7 +111,7 @@ run: deps
 test: deps
 	@$(MAKE) --no-print-directory O=build/san SANITIZE=1 check
 
-check: $(BINS) $(UNIT_BINS)
+check: $(BINS) $(BIN_LINKS) $(UNIT_BINS)
 	@echo "== unit tests"
 	@set -e; for t in $(UNIT_BINS); do echo "-- $$t"; $$t; done
 	@$(MAKE) --no-print-directory fuzz-regress
@@ -139,10 +145,12 @@ stress: deps
 	@$(MAKE) --no-print-directory O=build/san SANITIZE=1 build/san/tests/test_store_concurrency build/san/tests/test_store_crash
 	@O=build/san ./tests/stress/run.sh
 
-install: $(BINS)
+install: $(BINS) $(BIN_LINKS)
 	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/share/doc/clustermail
 	install -m 0755 $(O)/bin/maild $(DESTDIR)$(PREFIX)/sbin/maild
 	install -m 0755 $(O)/bin/mailctl $(DESTDIR)$(PREFIX)/sbin/mailctl
+	install -m 0755 $(O)/bin/sendmail $(DESTDIR)$(PREFIX)/sbin/sendmail
+	for n in $(SENDMAIL_NAMES); do ln -sf sendmail $(DESTDIR)$(PREFIX)/sbin/$$n; done
 	install -m 0644 README.md docs/*.md $(DESTDIR)$(PREFIX)/share/doc/clustermail/
 	install -d $(DESTDIR)$(PREFIX)/share/clustermail
 	install -m 0644 deploy/maild.conf.sample $(DESTDIR)$(PREFIX)/share/clustermail/

@@ -25,6 +25,7 @@ static const char usage_text[] =
 	"  user auth-test ADDRESS [--password PW | --password-stdin] [--mechanism MECH]\n"
 	"  user import FILE                        CSV address,password[,quota]; crypt(3) hashes kept as they are\n"
 	"  alias add SOURCE TARGET... | del SOURCE [TARGET] | list [DOMAIN|SOURCE]   (SOURCE @domain = catch-all)\n"
+	"  alias import FILE [--domain DOMAIN]     /etc/aliases format; default: the first local domain\n"
 	"  group add ADDRESS [--name NAME] | del ADDRESS | list [DOMAIN|GROUP]\n"
 	"  group add-member GROUP MEMBER... | del-member GROUP MEMBER\n"
 	"  resolve ADDRESS                         where mail for ADDRESS goes\n"
@@ -38,7 +39,9 @@ static const char usage_text[] =
 	"  cert assign NAME DOMAIN|--default|--service SERVICE\n"
 	"  cert unassign DOMAIN|--default|--service SERVICE | del NAME\n"
 	"  cert reload                             serve what is on the store now (needs maild; or SIGHUP)\n"
-	"  auth stats                              login counters and delays of this node (needs maild)\n";
+	"  auth stats                              login counters and delays of this node (needs maild)\n"
+	"  queue list                              every spool and the maildrop, with counts by state and domain\n"
+	"  queue show ID | delete ID | hold ID | release ID | flush [ID]   (flush needs maild)\n";
 
 void commands_usage(struct textbuf *out)
 {
@@ -125,6 +128,8 @@ int cmd_alias(struct command_env *env, int argc, char **argv, struct textbuf *ou
 	const char *error = NULL;
 	int rc, failed = 0;
 
+	if (argc >= 2 && strcmp(argv[1], "import") == 0)
+		return cmd_alias_import(env, argc, argv, out, err);
 	if (argc >= 4 && strcmp(argv[1], "add") == 0) {
 		for (int i = 3; i < argc; i++) {
 			rc = directory_alias_add(env->dir, argv[2], argv[i], &error);
@@ -155,7 +160,8 @@ int cmd_alias(struct command_env *env, int argc, char **argv, struct textbuf *ou
 					  print_alias, out, &error);
 		return rc < 0 ? command_fail(err, rc, "alias list", error) : 0;
 	}
-	return usage_error(err, "alias add SOURCE TARGET... | del SOURCE [TARGET] | list [DOMAIN|SOURCE]");
+	return usage_error(err, "alias add SOURCE TARGET... | del SOURCE [TARGET] | list [DOMAIN|SOURCE] | "
+			   "import FILE [--domain DOMAIN]");
 }
 
 static int print_group(const struct directory_group *g, void *ctx)
@@ -261,6 +267,7 @@ int commands_run(struct command_env *env, int argc, char **argv, struct textbuf 
 		{ "group", cmd_group },   { "resolve", cmd_resolve }, { "cert", cmd_cert },
 		{ "auth", cmd_auth },
 		{ "mailbox", cmd_mailbox }, { "quota", cmd_quota }, { "fsck", cmd_fsck },
+		{ "queue", cmd_queue },
 	};
 
 	if (argc < 1) {

@@ -24,6 +24,7 @@ struct node_config;
 struct directory;
 struct store;
 struct auth;
+struct queue_manager;
 
 struct command_env {
 	const struct node_config *cfg;
@@ -39,6 +40,9 @@ struct command_env {
 	/* Daemon only (NULL offline): reloads the TLS certificates; appends a
 	 * summary to out, or the reasons to err. 0 or -1. */
 	int (*tls_reload)(struct textbuf *out, struct textbuf *err, void *ctx);
+	/* Daemon only (NULL offline): the node's queue manager, which runs
+	 * its spool (queue flush|delete|hold|release go through it). */
+	struct queue_manager *queue;
 	void *ctx;
 };
 
@@ -64,5 +68,10 @@ int cmd_domain_settings(struct command_env *env, int argc, char **argv, struct t
 			struct textbuf *err);
 int cmd_auth(struct command_env *env, int argc, char **argv, struct textbuf *out, struct textbuf *err);
 int cmd_cert(struct command_env *env, int argc, char **argv, struct textbuf *out, struct textbuf *err);
+/* node/cmd_alias_import.c: "alias import FILE [--domain DOMAIN]". */
+int cmd_alias_import(struct command_env *env, int argc, char **argv, struct textbuf *out,
+		     struct textbuf *err);
+/* node/cmd_queue.c: "queue list|show|flush|delete|hold|release". */
+int cmd_queue(struct command_env *env, int argc, char **argv, struct textbuf *out, struct textbuf *err);
 
 #endif

@@ -171,4 +171,14 @@ int queue_move(struct queue *from, struct queue *to, const char *id, const char 
  * number removed, or <0. */
 int queue_cleanup(struct queue *q, int64_t max_age, const char **error_r);
 
+/* ---- spools of the whole store (storage/queue_spools.c) ---- */
+
+/* The name of every spool under <store>/spool/ (node ids in numeric
+ * order, then the other names such as "maildrop"), without opening or
+ * locking any. The callback returns false to stop. STORE_OK (also when
+ * there is no spool directory yet), STORE_E_LIMIT beyond 65537 spools,
+ * STORE_E_TEMP on I/O errors. */
+int queue_list_spools(struct store *store, bool (*cb)(const char *name, void *ctx), void *ctx,
+		      const char **error_r);
+
 #endif
