@@ -504,6 +504,7 @@ static int start(struct maild *d)
 				       .ctx = d };
 	d->env.auth = d->auth;
 	d->env.store = d->store;
+	d->env.queue = d->queue;
 	if (control_server_start(d->cfg->run_dir, d->cfg->control.tcp, d->cfg->node_id, control_handle, d,
 				 &d->control, &error) < 0)
 		goto fail;

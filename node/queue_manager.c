@@ -98,11 +98,15 @@ static bool qm_pickup_one(const char *id, void *ctx)
 	struct queue_manager *qm = ctx;
 	const char *error = NULL;
 	int ret = queue_move(qm->maildrop, qm->spool, id, &error);
-	if (ret < 0)
+	if (ret < 0) {
 		log_warning("queue", "id=%s pickup from the maildrop failed: %s", id,
 			    error ? error : store_strerror(ret));
-	else
+	} else {
 		log_info("queue", "id=%s picked up from the maildrop", id);
+		pthread_mutex_lock(&qm->lock);
+		qm->rescan = true;
+		pthread_mutex_unlock(&qm->lock);
+	}
 	return true;
 }
 
@@ -136,11 +140,17 @@ static bool qm_scan_one(const char *id, void *ctx)
 	return true;
 }
 
-static void qm_scan(struct queue_manager *qm)
+/* The maildrop is looked at every tick: sendmail cannot wake us. */
+static void qm_pickup(struct queue_manager *qm)
 {
 	const char *error = NULL;
 	if (queue_list(qm->maildrop, qm_pickup_one, qm, &error) < 0)
 		log_warning("queue", "reading the maildrop: %s", error ? error : "failed");
+}
+
+static void qm_scan(struct queue_manager *qm)
+{
+	const char *error = NULL;
 	for (size_t i = 0; i < qm->n; i++)
 		qm->entries[i].seen = false;
 	if (queue_list(qm->spool, qm_scan_one, qm, &error) < 0) {
@@ -184,6 +194,7 @@ static void qm_tick(struct queue_manager *qm)
 		log_info("queue", "running spool %s", queue_path(qm->spool));
 		qm->rescan = true;
 	}
+	qm_pickup(qm);
 	pthread_mutex_lock(&qm->lock);
 	bool rescan = qm->rescan || qm_now() - qm->last_scan >= QM_RESCAN_INTERVAL;
 	bool flush = qm->flush_all;

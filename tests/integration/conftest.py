@@ -37,7 +37,11 @@ class Node:
         self.run_dir = self.base / f"run-{name}"
         self.config = self.base / f"{name}.conf"
         self.log = self.base / f"{name}.log"
-        self.ports = {s: free_port() for s in SERVICES}
+        self.ports = {}
+        for s in SERVICES:  # distinct: two free ports asked one after the other can collide
+            while (port := free_port()) in self.ports.values():
+                pass
+            self.ports[s] = port
         self.proc = None
         self.write_config(extra)
 

@@ -1,0 +1,340 @@
+"""The SMTP queue end to end: a message for another domain is accepted into
+node A's spool, found through a test DNS server (MX, A), and delivered by
+A's queue manager to node B, a second maild acting as the remote MX.
+Covers delivery, retries with backoff while B is down, bounces (DSN
+content), expiry, delay notices, the postmaster and archive copies,
+relayhost and transport overrides, NXDOMAIN and null MX, sendmail's
+maildrop picked up by the daemon, `mailctl queue` through the daemon,
+and kill -9 of A during a load of 10 concurrent clients."""
+import email
+import email.policy
+import smtplib
+import subprocess
+import threading
+import time
+
+import pytest
+
+from dns_server import DnsServer
+
+A_DOMAIN, B_DOMAIN = "a.test", "b.test"
+ALICE, POSTMASTER, ARCHIVE = f"alice@{A_DOMAIN}", f"postmaster@{A_DOMAIN}", f"archive@{A_DOMAIN}"
+BOB = f"bob@{B_DOMAIN}"
+
+
+def message(subject, to=BOB, sender=ALICE, body="Hello from A.\r\n"):
+    return (f"From: {sender}\r\nTo: {to}\r\nSubject: {subject}\r\n"
+            f"Message-ID: <{time.monotonic_ns()}@a.test>\r\n\r\n{body}").encode()
+
+
+def mailbox(node, address):
+    local, domain = address.split("@")
+    base = node.store / "mail" / domain
+    box = f"*/{local}/box/INBOX/.box"
+    files = list(base.glob(f"{box}/new/*")) + [
+        p for p in base.glob(f"{box}/msg/*/*") if p.name.isdigit()]
+    return [p.read_bytes() for p in sorted(files)]
+
+
+def wait_for(predicate, timeout=30, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def with_subject(node, address, subject):
+    return [m for m in mailbox(node, address) if f"Subject: {subject}".encode() in m]
+
+
+def setup_domain(node, domain, *users):
+    node.ctl("domain", "add", domain)
+    for u in users:
+        node.ctl("user", "add", f"{u}@{domain}", "--random-password")
+
+
+class Pair:
+    """Node A (a.test, sends) and node B (b.test, the MX), with a DNS
+    server that names B as b.test's exchanger."""
+
+    def __init__(self, node_factory, workdir, a_queue="", b_start=True, records=None):
+        self.b = node_factory(node_id=2, name="b", store=workdir / "store-b")
+        setup_domain(self.b, B_DOMAIN, "bob")
+        recs = {f"{B_DOMAIN}.": [("MX", 10, f"mx.{B_DOMAIN}.")],
+                f"mx.{B_DOMAIN}.": [("A", "127.0.0.1")]}
+        recs.update(records or {})
+        self.dns = DnsServer(recs)
+        self.dns.start()
+        self.a = node_factory(node_id=1, name="a", store=workdir / "store-a", extra=(
+            f'smtp = {{ resolver = "127.0.0.1:{self.dns.port}"; }};\n'
+            f"queue = {{ port = {self.b.ports['smtp']}; min_backoff = 1; max_backoff = 2; "
+            f"connect_timeout = 5; command_timeout = 10; {a_queue} }};\n"))
+        setup_domain(self.a, A_DOMAIN, "alice", "postmaster", "archive")
+        self.a.start()
+        if b_start:
+            self.b.start()
+
+    def send(self, subject, to=BOB, sender=ALICE, **kw):
+        with smtplib.SMTP("127.0.0.1", self.a.ports["smtp"], timeout=30) as s:
+            s.sendmail(sender, [to] if isinstance(to, str) else to,
+                       message(subject, to=to if isinstance(to, str) else ", ".join(to),
+                               sender=sender), **kw)
+
+    def spool_empty(self):
+        return self.a.ctl("queue", "list").stdout.find("Mail queue is empty") >= 0
+
+    def close(self):
+        self.dns.stop()
+
+
+@pytest.fixture
+def pair(node_factory, workdir):
+    made = []
+
+    def make(**kw):
+        p = Pair(node_factory, workdir, **kw)
+        made.append(p)
+        return p
+
+    yield make
+    for p in made:
+        p.close()
+
+
+def dsn_parts(raw):
+    msg = email.message_from_bytes(raw, policy=email.policy.compat32)
+    assert msg.get_content_type() == "multipart/report"
+    assert msg.get_param("report-type") == "delivery-status"
+    return msg, msg.get_payload()
+
+
+def test_relay_through_mx_to_the_remote_node(pair):
+    p = pair()
+    p.send("relayed")
+    got = wait_for(lambda: with_subject(p.b, BOB, "relayed"), what="delivery at B")
+    assert len(got) == 1
+    # A's Received: then B's, newest first
+    text = got[0].decode()
+    assert text.index("by " ) < text.index("Subject: relayed")
+    p.a.wait_log(f"to=<{BOB}> relay=mx.{B_DOMAIN}[127.0.0.1]")
+    p.a.wait_log("status=sent")
+    wait_for(p.spool_empty, what="empty spool")
+    assert p.dns.count(f"{B_DOMAIN}.", "MX") >= 1, p.dns.queries
+
+
+def test_local_and_remote_recipients_of_one_message(pair):
+    p = pair()
+    p.send("mixed", to=[ALICE, BOB])
+    wait_for(lambda: with_subject(p.b, BOB, "mixed"), what="remote copy")
+    wait_for(lambda: with_subject(p.a, ALICE, "mixed"), what="local copy")
+    assert len(with_subject(p.a, ALICE, "mixed")) == 1
+
+
+def test_unknown_remote_user_bounces_to_the_sender(pair):
+    p = pair()
+    p.send("to nobody", to=f"nobody@{B_DOMAIN}")
+    bounce = wait_for(lambda: with_subject(p.a, ALICE, "Undelivered Mail Returned to Sender"),
+                      what="bounce")[0]
+    msg, parts = dsn_parts(bounce)
+    assert len(parts) == 3
+    assert msg["From"].startswith("\"Mail Delivery System\"") or "MAILER-DAEMON" in msg["From"]
+    status = parts[1].as_string()
+    assert f"Final-Recipient: rfc822; nobody@{B_DOMAIN}" in status
+    assert "Action: failed" in status
+    assert "Status: 5.1.1" in status
+    assert "Remote-MTA: dns; mx.b.test" in status
+    assert "Subject: to nobody" in parts[2].as_string()
+    assert bounce.startswith(b"Return-Path: <>")
+    wait_for(p.spool_empty, what="empty spool")
+
+
+def test_retry_while_the_mx_is_down_then_delivery(pair):
+    p = pair(b_start=False)
+    p.send("retried")
+    p.a.wait_log("status=deferred", timeout=20)
+    listing = p.a.ctl("queue", "list").stdout
+    assert BOB in listing and "1 Request" in listing, listing
+    p.b.start()
+    wait_for(lambda: with_subject(p.b, BOB, "retried"), what="delivery after retry")
+    wait_for(p.spool_empty, what="empty spool")
+
+
+def test_expiry_bounces_with_4_4_7(pair):
+    p = pair(b_start=False, a_queue="max_lifetime = 3;")
+    p.send("expires")
+    bounce = wait_for(lambda: with_subject(p.a, ALICE, "Undelivered Mail Returned to Sender"),
+                      timeout=30, what="expiry bounce")[0]
+    assert b"Status: 4.4.7" in bounce
+    assert b"Action: failed" in bounce
+    wait_for(p.spool_empty, what="empty spool")
+
+
+def test_delay_notice_once(pair):
+    p = pair(b_start=False, a_queue="delay_warning = 1;")
+    p.send("slow")
+    notice = wait_for(lambda: with_subject(p.a, ALICE, "Delayed Mail"), timeout=30,
+                      what="delay notice")[0]
+    assert b"Action: delayed" in notice
+    time.sleep(4)
+    assert len(with_subject(p.a, ALICE, "Delayed Mail")) == 1
+    p.b.start()
+    wait_for(lambda: with_subject(p.b, BOB, "slow"), what="late delivery")
+
+
+def test_dsn_notify_never_and_success(pair):
+    p = pair()
+    with smtplib.SMTP("127.0.0.1", p.a.ports["smtp"], timeout=30) as s:
+        s.ehlo()
+        assert s.has_extn("dsn")
+        s.sendmail(ALICE, [f"nobody@{B_DOMAIN}"], message("never"), rcpt_options=["NOTIFY=NEVER"])
+        s.sendmail(ALICE, [BOB], message("success"), rcpt_options=["NOTIFY=SUCCESS"])
+    wait_for(lambda: with_subject(p.a, ALICE, "Successful Mail Delivery Report"),
+             what="success notice")
+    wait_for(p.spool_empty, what="empty spool")
+    assert not with_subject(p.a, ALICE, "Undelivered Mail Returned to Sender")
+
+
+def test_null_sender_bounce_goes_to_postmaster(pair):
+    p = pair(a_queue=f"notify_postmaster = true; postmaster = \"{POSTMASTER}\";")
+    p.send("double", to=f"nobody@{B_DOMAIN}", sender="")
+    copy = wait_for(lambda: with_subject(p.a, POSTMASTER, "Undelivered Mail Returned to Sender"),
+                    what="postmaster copy")
+    assert len(copy) == 1
+    assert not with_subject(p.a, ALICE, "Undelivered")
+
+
+def test_postmaster_copy_has_headers_only(pair):
+    p = pair(a_queue=f"notify_postmaster = true; postmaster = \"{POSTMASTER}\";")
+    p.send("pm copy", to=f"nobody@{B_DOMAIN}")
+    wait_for(lambda: with_subject(p.a, ALICE, "Undelivered Mail Returned to Sender"),
+             what="bounce")
+    copy = wait_for(lambda: with_subject(p.a, POSTMASTER, "Undelivered Mail Returned to Sender"),
+                    what="postmaster copy")[0]
+    assert b"text/rfc822-headers" in copy
+    assert b"Hello from A." not in copy
+
+
+def test_archive_copy_of_incoming_and_outgoing(pair):
+    p = pair(a_queue=f'archive = "{ARCHIVE}";')
+    p.send("outgoing")
+    p.send("incoming", to=ALICE, sender=BOB)
+    wait_for(lambda: with_subject(p.a, ARCHIVE, "outgoing"), what="archive of outgoing")
+    wait_for(lambda: with_subject(p.a, ARCHIVE, "incoming"), what="archive of incoming")
+    wait_for(lambda: with_subject(p.b, BOB, "outgoing"), what="delivery")
+
+
+def test_nxdomain_and_null_mx_bounce_at_once(pair):
+    p = pair(records={"nullmx.test.": [("MX", 0, ".")]})
+    p.send("nx", to="someone@nowhere.test")
+    p.send("null", to="someone@nullmx.test")
+    bounces = wait_for(lambda: (lambda b: b if len(b) == 2 else None)(
+        with_subject(p.a, ALICE, "Undelivered Mail Returned to Sender")), what="two bounces")
+    text = b"".join(bounces)
+    assert b"Status: 5.1.2" in text
+    assert b"Status: 5.1.10" in text
+
+
+def test_relayhost_skips_dns(pair, node_factory):
+    p = pair()
+    # a third domain with no DNS at all, sent through a relayhost
+    p.a.stop()
+    conf = p.a.config.read_text().replace(
+        "queue = {", f'queue = {{ relayhost = "[127.0.0.1]:{p.b.ports["smtp"]}";', 1)
+    p.a.config.write_text(conf)
+    p.a.start()
+    p.b.ctl("domain", "add", "c.test")
+    p.b.ctl("user", "add", "carol@c.test", "--random-password")
+    p.send("via relayhost", to="carol@c.test")
+    wait_for(lambda: with_subject(p.b, "carol@c.test", "via relayhost"), what="relayhost delivery")
+
+
+def test_queue_control_through_the_daemon(pair):
+    p = pair(b_start=False)
+    p.send("held")
+    p.a.wait_log("status=deferred", timeout=20)
+    listing = p.a.ctl("queue", "list").stdout
+    qid = next(line.split()[0] for line in listing.splitlines() if line[:1].isalnum()
+               and "Request" not in line and line.split()[0].isalnum())
+    p.a.ctl("queue", "hold", qid)
+    assert "held" in p.a.ctl("queue", "show", qid).stdout.lower()
+    p.b.start()
+    time.sleep(3)
+    assert not with_subject(p.b, BOB, "held")
+    p.a.ctl("queue", "release", qid)
+    p.a.ctl("queue", "flush")
+    wait_for(lambda: with_subject(p.b, BOB, "held"), what="delivery after release")
+    p.send("deleted", to=f"x@{B_DOMAIN}")
+    wait_for(p.spool_empty, what="spool empty")
+    r = p.a.ctl("queue", "delete", "NOSUCHID", check=False)
+    assert r.returncode != 0
+
+
+def test_sendmail_maildrop_is_picked_up(pair, workdir):
+    from conftest import MAILCTL
+    sendmail = str(__import__("pathlib").Path(MAILCTL).parent / "sendmail")
+    p = pair()
+    r = subprocess.run([sendmail, "-C", str(p.a.config), "-f", ALICE, BOB],
+                       input=b"Subject: from sendmail\n\nbody\n", capture_output=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    wait_for(lambda: with_subject(p.b, BOB, "from sendmail"), what="sendmail delivery")
+    p.a.wait_log("picked up from the maildrop")
+
+
+def test_kill_9_during_load_loses_nothing(pair):
+    """10 clients send 2,000 messages (half local, half remote) while A is
+    SIGKILLed once; every message that got 250 arrives: local ones exactly
+    once, remote ones at least once (a message in flight to B at the kill
+    may arrive twice: SMTP's known duplicate window, RFC 1047)."""
+    p = pair()
+    acked, lock = [], threading.Lock()
+    stop = time.monotonic() + 120
+    per_client = 200
+
+    def client(n):
+        i = 0
+        while i < per_client and time.monotonic() < stop:
+            to = ALICE if i % 2 == 0 else BOB
+            subject = f"load-{n}-{i}"
+            try:
+                with smtplib.SMTP("127.0.0.1", p.a.ports["smtp"], timeout=10) as s:
+                    s.sendmail(ALICE, [to], message(subject, to=to))
+                with lock:
+                    acked.append((to, subject))
+                i += 1
+            except (OSError, smtplib.SMTPException):
+                time.sleep(0.05)
+                i += 1
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(10)]
+    for t in threads:
+        t.start()
+    wait_for(lambda: len(acked) >= 500, timeout=60, what="500 acknowledged messages")
+    p.a.proc.kill()
+    p.a.proc.wait()
+    p.a.logf.close()
+    time.sleep(0.5)
+    p.a.start()
+    for t in threads:
+        t.join()
+    assert len(acked) >= 1000, len(acked)
+
+    def count(node, addr):
+        out = {}
+        for m in mailbox(node, addr):
+            for line in m.split(b"\r\n"):
+                if line.startswith(b"Subject: load-"):
+                    out[line[9:].decode()] = out.get(line[9:].decode(), 0) + 1
+        return out
+
+    wait_for(p.spool_empty, timeout=120, what="the spool to drain")
+    local, remote = count(p.a, ALICE), count(p.b, BOB)
+    for to, subject in acked:
+        got = (local if to == ALICE else remote).get(subject, 0)
+        assert got >= 1, f"{subject} to {to} acknowledged but lost"
+        if to == ALICE:
+            assert got == 1, f"{subject} delivered {got} times"
+    dups = sum(v - 1 for v in remote.values() if v > 1)
+    assert dups <= 20, f"{dups} duplicates at B"
