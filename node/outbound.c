@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "lib/mime_downgrade.h"
 #include "node/log.h"
 #include "node/outbound.h"
 
@@ -28,6 +29,8 @@ struct outbound {
 	bool greeted;	  /* the current host said something */
 	bool finishing;	  /* the current host's verdicts are in: ev_finish runs next */
 	uint64_t offset;  /* of the body */
+	struct textbuf downgraded; /* the 7-bit form, for a server without 8BITMIME */
+	bool use_downgraded;
 	struct bufferevent *bev;
 	struct smtp_client *client;
 	struct smtp_client_reply *replies; /* the last host's verdicts */
@@ -54,6 +57,7 @@ static void outbound_drop_connection(struct outbound *o)
 	o->bev = NULL;
 	smtp_client_free(&o->client);
 	o->tls = o->handshaking = o->body = o->closing = o->greeted = o->finishing = false;
+	o->use_downgraded = false;
 	o->offset = 0;
 }
 
@@ -64,6 +68,7 @@ static void outbound_free(struct outbound *o)
 		event_free(o->ev_next);
 	if (o->ev_finish != NULL)
 		event_free(o->ev_finish);
+	textbuf_free(&o->downgraded);
 	free(o->replies);
 	free(o);
 }
@@ -130,18 +135,59 @@ static void outbound_fail_all(struct outbound *o, int code, const char *enhanced
 	outbound_finish_host(o);
 }
 
+/* RFC 6152: no 8-bit data to a server without 8BITMIME. The message is
+ * read whole (it is at most smtp.max_message_size) and its 8-bit parts
+ * re-encoded as quoted-printable (lib/mime_downgrade.h); what cannot be
+ * re-encoded (8-bit structured header fields) is sent as it is, as
+ * Postfix does, and logged. 0, or -1 when the message cannot be read. */
+static int outbound_downgrade(struct outbound *o)
+{
+	struct textbuf raw = TEXTBUF_INIT;
+	char buf[BODY_CHUNK];
+	uint64_t off = 0;
+	while (off < o->req.size) {
+		ssize_t n = pread(o->req.data_fd, buf, sizeof(buf), (off_t)off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			textbuf_free(&raw);
+			return -1;
+		}
+		textbuf_append(&raw, buf, (size_t)n);
+		off += (uint64_t)n;
+	}
+	struct mime_downgrade_stats st = {0};
+	textbuf_truncate(&o->downgraded, 0);
+	int ret = mime_downgrade(raw.data, raw.len, &o->downgraded, &st);
+	textbuf_free(&raw);
+	if (ret < 0)
+		return -1;
+	log_info("queue", "8BITMIME downgrade for %s: parts_encoded=%u fields_encoded=%u%s",
+		 o->remote, st.parts_encoded, st.fields_encoded,
+		 ret == 1 ? " (8-bit header fields sent as they are)" : "");
+	o->use_downgraded = true;
+	return 0;
+}
+
 static void outbound_pump_body(struct outbound *o)
 {
 	char buf[BODY_CHUNK];
 	struct evbuffer *out = bufferevent_get_output(o->bev);
+	uint64_t size = o->use_downgraded ? o->downgraded.len : o->req.size;
 	while (o->body && evbuffer_get_length(out) < BODY_HIGH) {
 		size_t want = sizeof(buf);
-		if (o->req.size - o->offset < want)
-			want = (size_t)(o->req.size - o->offset);
-		ssize_t n = want > 0 ? pread(o->req.data_fd, buf, want, (off_t)o->offset) : 0;
+		if (size - o->offset < want)
+			want = (size_t)(size - o->offset);
+		ssize_t n;
+		if (o->use_downgraded) {
+			memcpy(buf, o->downgraded.data + o->offset, want);
+			n = (ssize_t)want;
+		} else {
+			n = want > 0 ? pread(o->req.data_fd, buf, want, (off_t)o->offset) : 0;
+		}
 		if (n < 0 && errno == EINTR)
 			continue;
-		if (n < 0 || (n == 0 && o->offset < o->req.size)) {
+		if (n < 0 || (n == 0 && o->offset < size)) {
 			log_error("queue", "reading the queued message: %s",
 				  n < 0 ? strerror(errno) : "file shorter than its size");
 			o->body = false;
@@ -172,6 +218,12 @@ static void outbound_want(struct outbound *o, enum smtp_client_want w)
 		outbound_start_tls(o);
 		break;
 	case SMTP_CLIENT_WANT_BODY:
+		if (o->req.body_8bit && !(smtp_client_extensions(o->client) & SMTP_EXT_8BITMIME) &&
+		    outbound_downgrade(o) < 0) {
+			outbound_fail_all(o, 451, "4.3.0", "local error reading the message for %s%s",
+					  "");
+			return;
+		}
 		o->body = true;
 		outbound_pump_body(o);
 		break;

@@ -338,3 +338,73 @@ def test_kill_9_during_load_loses_nothing(pair):
             assert got == 1, f"{subject} delivered {got} times"
     dups = sum(v - 1 for v in remote.values() if v > 1)
     assert dups <= 20, f"{dups} duplicates at B"
+
+
+class SevenBitSink:
+    """A minimal SMTP server without 8BITMIME (and without PIPELINING), on
+    loopback, that keeps what it received: the peer an 8-bit message must
+    be downgraded for (RFC 6152)."""
+
+    def __init__(self):
+        import socket
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.messages = []
+        self.ehlo = []
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.thread.start()
+
+    def serve(self):
+        self.sock.settimeout(60)
+        try:
+            conn, _ = self.sock.accept()
+        except OSError:
+            return
+        with conn, conn.makefile("rb") as rf:
+            def say(text):
+                conn.sendall(text.encode() + b"\r\n")
+            say("220 sink ESMTP")
+            data = None
+            for raw in rf:
+                line = raw.decode("latin-1").rstrip("\r\n")
+                if data is not None:
+                    if line == ".":
+                        self.messages.append(b"".join(data))
+                        data = None
+                        say("250 2.0.0 kept")
+                    else:
+                        data.append(raw)
+                    continue
+                verb = line[:4].upper()
+                if verb == "EHLO":
+                    self.ehlo.append(line)
+                    say("250-sink\r\n250 SIZE 10000000")
+                elif verb == "DATA":
+                    data = []
+                    say("354 go on")
+                elif verb == "QUIT":
+                    say("221 bye")
+                    return
+                else:
+                    say("250 2.0.0 ok")
+
+    def close(self):
+        self.sock.close()
+
+
+def test_8bit_message_is_downgraded_for_a_7bit_server(pair):
+    sink = SevenBitSink()
+    try:
+        p = pair(a_queue=f'transport = ["seven.test [127.0.0.1]:{sink.port}"];')
+        body = "Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n"
+        msg = (f"From: {ALICE}\r\nTo: x@seven.test\r\nSubject: eight\r\nMIME-Version: 1.0\r\n{body}"
+               "\r\nGr\u00fc\u00dfe aus A.\r\n").encode()
+        with smtplib.SMTP("127.0.0.1", p.a.ports["smtp"], timeout=30) as s:
+            s.sendmail(ALICE, ["x@seven.test"], msg, mail_options=["BODY=8BITMIME"])
+        got = wait_for(lambda: sink.messages, what="delivery to the 7-bit sink")[0]
+        assert all(b < 0x80 for b in got), got
+        assert b"Content-Transfer-Encoding: quoted-printable" in got
+        assert b"Gr=C3=BC=C3=9Fe aus A." in got
+        p.a.wait_log("8BITMIME downgrade")
+    finally:
+        sink.close()
