@@ -246,7 +246,7 @@ static int smtp_rcpt_quota(struct smtp_conn *sc, struct smtp_expansion *x, const
 		x->rcpts[kept++] = *r;
 	}
 	x->n = kept;
-	if (kept == 0) {
+	if (kept == 0 && x->nremote == 0) {
 		smtp_rcpt_refuse(sc, reply, 550, "5.1.1", rcpt, "%s",
 				 "Recipient address rejected: User unknown");
 		return -1;

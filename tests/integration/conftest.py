@@ -50,6 +50,11 @@ class Node:
             f'  {s} = {{ address = "127.0.0.1"; port = {p}; {self.service_options.get(s, "")}}};'
             for s, p in self.ports.items())
         srv = "".join(f"  {k} = {v};\n" for k, v in server.items())
+        if "queue = {" not in extra:
+            # Mail a test relays must never leave the machine: everything
+            # not local goes to a closed loopback port unless the test
+            # routes it itself (and then names its own DNS server).
+            extra += '\nqueue = { relayhost = "[127.0.0.1]:9"; };\n'
         self.config.write_text(
             f'node_id = {self.node_id};\nstore = "{self.store}";\nrun_dir = "{self.run_dir}";\n'
             f'user = "clustermail";\npassword = {{ cost = 1; }};\n'

@@ -138,19 +138,19 @@ def test_relay_permitted_by_authentication(untrusted_mx):
                  "User unknown (sender-specified routing is not supported)")
         assert rcpt(s, ALICE)[0] == 250
         code, text = s.data(message())
-        # no outbound queue yet: the whole message is deferred, nothing stored
-        assert (code, text) == (451, b"4.3.0 Error: relaying is not available yet, try again later")
+        # the whole message is queued; the queue delivers the local copy
+        assert code == 250 and text.startswith(b"2.0.0 Ok: queued as "), text
         assert s.noop()[0] == 250
-    assert inbox(mx, ALICE) == []
     mx.wait_log("relay permitted to=<someone@elsewhere.test> (authenticated)")
-    mx.wait_log("451 4.3.0 relaying is not available yet")
+    mx.wait_log(f"to=<{ALICE}> relay=local")
+    assert len(inbox(mx, ALICE)) == 1
     # the same with swaks on submission, over STARTTLS-less loopback
     r = subprocess.run(["swaks", "--server", "127.0.0.1", "--port", str(mx.ports["submission"]),
                         "--timeout", "30", "--to", "someone@elsewhere.test", "--from", ALICE,
                         "-a", "PLAIN", "-au", ALICE, "-ap", PASSWORD],
                        capture_output=True, text=True, timeout=60)
     assert "<-  250 2.1.5 Ok" in r.stdout, r.stdout
-    assert "<** 451 4.3.0 Error: relaying is not available yet" in r.stdout, r.stdout
+    assert "<-  250 2.0.0 Ok: queued as" in r.stdout, r.stdout
 
 
 def test_relay_permitted_by_trusted_network(node_factory):
@@ -164,13 +164,14 @@ def test_relay_permitted_by_trusted_network(node_factory):
         assert rcpt(s, "@example.test:user@elsewhere.test") == (250, "2.1.5 Ok")
         assert rcpt(s, "user@elsewhere.test@example.test")[0] == 501
         assert rcpt(s, ALICE)[0] == 250
-        assert s.data(message())[0] == 451
+        assert s.data(message())[0] == 250
         # a purely local message is delivered as before
         assert s.mail("sender@example.org")[0] == 250
         assert rcpt(s, ALICE)[0] == 250
         assert s.data(message())[0] == 250
-    assert len(inbox(mx, ALICE)) == 1
     mx.wait_log("relay permitted to=<someone@elsewhere.test> (trusted network)")
+    mx.wait_log(f"to=<{ALICE}> relay=local")
+    assert len(inbox(mx, ALICE)) == 2
 
 
 def test_message_rate_limit(node_factory):
