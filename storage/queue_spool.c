@@ -127,21 +127,40 @@ static struct flock lock_byte0(short type)
 	return fl;
 }
 
+/*
+ * Open-file-description locks (F_OFD_*), not classic POSIX ones: a
+ * classic lock is dropped when the process closes ANY descriptor of the
+ * file, so one queue_open()+queue_close() of our own spool elsewhere in
+ * maild (mailctl queue list through the daemon) would silently release
+ * the queue manager's run lock. OFD locks belong to this handle only and
+ * still die with the process. F_OFD_GETLK reports no pid, so the holder
+ * writes its pid into the lock file.
+ */
+static int lock_file_pid(int fd)
+{
+	char buf[24];
+	ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	return atoi(buf);
+}
+
 int queue_lock(struct queue *q, const char **error_r)
 {
 	pthread_mutex_lock(&q->lock_mu);
 	int ret = STORE_OK;
 	if (!q->locked) {
 		struct flock fl = lock_byte0(F_WRLCK);
-		if (fcntl(q->lock_fd, F_SETLK, &fl) == 0) {
+		if (fcntl(q->lock_fd, F_OFD_SETLK, &fl) == 0) {
+			char pid[24];
+			int len = snprintf(pid, sizeof(pid), "%d\n", (int)getpid());
+			if (ftruncate(q->lock_fd, 0) < 0 || pwrite(q->lock_fd, pid, (size_t)len, 0) != len)
+				ret = store_fail_errno(error_r, false, "write the pid into", "spool lock");
 			q->locked = true;
 		} else if (errno == EACCES || errno == EAGAIN) {
-			struct flock who = lock_byte0(F_WRLCK);
-			int pid = fcntl(q->lock_fd, F_GETLK, &who) == 0 && who.l_type != F_UNLCK
-					  ? (int)who.l_pid
-					  : 0;
 			ret = store_fail(error_r, STORE_E_TEMP, "spool %s is locked: held by pid %d",
-					 q->name, pid);
+					 q->name, lock_file_pid(q->lock_fd));
 		} else {
 			ret = store_fail_errno(error_r, false, "lock spool", q->name);
 		}
@@ -161,13 +180,16 @@ bool queue_locked(const struct queue *q)
 
 int queue_lock_holder(struct queue *q)
 {
-	/* F_GETLK never reports the caller's own locks. */
+	/* F_OFD_GETLK does not report this handle's own lock. */
 	if (queue_locked(q))
 		return (int)getpid();
 	struct flock fl = lock_byte0(F_WRLCK);
-	if (fcntl(q->lock_fd, F_GETLK, &fl) < 0)
+	if (fcntl(q->lock_fd, F_OFD_GETLK, &fl) < 0)
 		return -1;
-	return fl.l_type == F_UNLCK ? 0 : (int)fl.l_pid;
+	if (fl.l_type == F_UNLCK)
+		return 0;
+	int pid = lock_file_pid(q->lock_fd);
+	return pid > 0 ? pid : -1;
 }
 
 int queue_list(struct queue *q, bool (*cb)(const char *id, void *ctx), void *ctx,
