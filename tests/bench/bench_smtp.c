@@ -15,6 +15,11 @@
  *     disk's mood and the machine's other load weigh on both alike);
  *     medians, the ratio, and maild's peak RSS (VmHWM) at the end.
  *   Target (issue 5): >= 900 durable deliveries/s, peak RSS < 200 MB.
+ * Then outbound relay: a second maild (the sink, its own store and 1,000
+ * users of relay.test) is the first one's relayhost; each of 3 runs sends
+ * RELAY_MESSAGES messages for relay.test into the first maild's queue and
+ * times until the sink has logged every one delivered: messages/s
+ * relayed (queue, SMTP client, the sink's durable delivery included).
  *
  * Usage: bench_smtp [--maild PATH] [--messages N] [--seconds S] [--keep]
  * maild and mailctl default to ../bin/ next to this program. Everything
@@ -46,11 +51,14 @@
 #define MESSAGE_SIZE 10240
 #define RAW_SECONDS 3.0
 #define DOMAIN "bench.test"
+#define RELAY_DOMAIN "relay.test"
+#define RELAY_MESSAGES 5000
 
 static char workdir[256];
 static unsigned long max_messages = 20000;
 static double max_seconds = 60.0;
 static int port_smtp;
+static const char *rcpt_domain = DOMAIN;
 static char message[MESSAGE_SIZE + 64]; /* headers and body, then CRLF . CRLF */
 static size_t message_len;
 
@@ -62,7 +70,7 @@ static void run_cmd(const char *cmd)
 		bench_die("failed: %s", cmd);
 }
 
-static void make_users(const char *mailctl, const char *conf)
+static void make_users(const char *mailctl, const char *conf, const char *domain)
 {
 	char csv[512], cmd[4096], hash[PASSWORD_HASH_MAX];
 	const char *error = NULL;
@@ -75,9 +83,9 @@ static void make_users(const char *mailctl, const char *conf)
 		bench_die("%s: %s", csv, strerror(errno));
 	fprintf(f, "address,password\n");
 	for (unsigned i = 0; i < USERS; i++)
-		fprintf(f, "u%u@" DOMAIN ",%s\n", i, hash);
+		fprintf(f, "u%u@%s,%s\n", i, domain, hash);
 	fclose(f);
-	snprintf(cmd, sizeof(cmd), "%s -c %s domain add " DOMAIN " >/dev/null", mailctl, conf);
+	snprintf(cmd, sizeof(cmd), "%s -c %s domain add %s >/dev/null", mailctl, conf, domain);
 	run_cmd(cmd);
 	snprintf(cmd, sizeof(cmd), "%s -c %s user import %s >/dev/null", mailctl, conf, csv);
 	run_cmd(cmd);
@@ -179,9 +187,8 @@ static void next_message(struct load *ld, struct session *s)
 	}
 	char cmd[256];
 	int n = snprintf(cmd, sizeof(cmd),
-			 "MAIL FROM:<sender@example.org> SIZE=%zu\r\nRCPT TO:<u%lu@" DOMAIN
-			 ">\r\nDATA\r\n",
-			 message_len, ld->next_user);
+			 "MAIL FROM:<sender@example.org> SIZE=%zu\r\nRCPT TO:<u%lu@%s>\r\nDATA\r\n",
+			 message_len, ld->next_user, rcpt_domain);
 	ld->next_user = (ld->next_user + 1) % USERS;
 	ld->started++;
 	send_all(s->fd, cmd, (size_t)n);
@@ -346,7 +353,35 @@ int main(int argc, char **argv)
 		 "  http = { enabled = false; };\n",
 		 port_smtp);
 	bench_write_conf(conf, workdir, store_dir, services);
-	make_users(mailctl, conf);
+	/* the relay target first, so that the first maild's relayhost answers */
+	char sink_dir[512], sink_store[600], sink_conf[600], sink_log[600], sink_services[1024];
+	snprintf(sink_dir, sizeof(sink_dir), "%s/sink", workdir);
+	snprintf(sink_store, sizeof(sink_store), "%s/store", sink_dir);
+	snprintf(sink_conf, sizeof(sink_conf), "%s/maild.conf", sink_dir);
+	snprintf(sink_log, sizeof(sink_log), "%s/maild.log", sink_dir);
+	mkdir(sink_dir, 0750);
+	mkdir(sink_store, 0750);
+	int port_sink = bench_free_port();
+	snprintf(sink_services, sizeof(sink_services),
+		 "  smtp = { address = \"127.0.0.1\"; port = %d; };\n"
+		 "  submission = { enabled = false; }; smtps = { enabled = false; };\n"
+		 "  imap = { enabled = false; }; imaps = { enabled = false; };\n"
+		 "  pop3 = { enabled = false; }; pop3s = { enabled = false; };\n"
+		 "  http = { enabled = false; };\n",
+		 port_sink);
+	bench_write_conf(sink_conf, sink_dir, sink_store, sink_services);
+	make_users(mailctl, sink_conf, RELAY_DOMAIN);
+	bench_start_maild(maild, sink_conf, sink_log, port_sink);
+	bench_sink_pid = bench_maild_pid;
+	FILE *cf = fopen(conf, "a");
+	if (cf == NULL)
+		bench_die("%s: %s", conf, strerror(errno));
+	fprintf(cf,
+		"queue = { relayhost = \"[127.0.0.1]:%d\"; max_deliveries = 64; "
+		"destination_concurrency = 32; };\n",
+		port_sink);
+	fclose(cf);
+	make_users(mailctl, conf, DOMAIN);
 	bench_start_maild(maild, conf, log, port_smtp);
 	printf("bench_smtp: %d users, %d connections, %zu-byte messages, up to %lu messages or "
 	       "%.0f s per run; maild pid %d (setup %.1f s), work in %s\n",
@@ -382,6 +417,33 @@ int main(int argc, char **argv)
 	printf("maild peak RSS (VmHWM) %.1f MB, RSS now %.1f MB; target < 200 MB\n", hwm / 1024.0,
 	       rss / 1024.0);
 	printf("check: %lu messages answered 250 2.0.0, maild logged %lu as sent\n", total, sent);
+
+	/* outbound relay through the queue to the sink */
+	double relay[RUNS], accept[RUNS];
+	unsigned long relayed = 0;
+	rcpt_domain = RELAY_DOMAIN;
+	max_messages = RELAY_MESSAGES;
+	for (int r = 0; r < RUNS; r++) {
+		double start = bench_now();
+		struct run_result res = run_load();
+		relayed += res.done;
+		accept[r] = res.rate;
+		double limit = bench_now() + 300;
+		while (logged_sent(sink_log) < relayed && bench_now() < limit)
+			usleep(100000);
+		unsigned long at_sink = logged_sent(sink_log);
+		if (at_sink < relayed)
+			bench_die("relay run %d: the sink has %lu of %lu messages after 300 s", r + 1,
+				  at_sink, relayed);
+		relay[r] = (double)res.done / (bench_now() - start);
+		printf("  relay run %d: %lu messages queued at %.0f/s, all delivered by the sink in "
+		       "%.1f s = %.0f relayed/s\n",
+		       r + 1, res.done, res.rate, bench_now() - start, relay[r]);
+	}
+	printf("outbound relay messages/s (median) %6.0f (accepted into the queue at %.0f/s); "
+	       "maild peak RSS now %.1f MB\n",
+	       bench_median(relay, RUNS), bench_median(accept, RUNS),
+	       bench_proc_kib(bench_maild_pid, "VmHWM") / 1024.0);
 	bench_stop_maild();
 	if (!keep)
 		bench_rm_tree(workdir);

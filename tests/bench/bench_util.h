@@ -34,6 +34,7 @@
 
 static const char *bench_name = "bench";
 static pid_t bench_maild_pid = -1;
+static pid_t bench_sink_pid = -1; /* a second maild some benches start (bench_smtp's relay target) */
 
 static inline double bench_now(void)
 {
@@ -57,10 +58,13 @@ static inline double bench_median(double *v, size_t n)
 
 static inline void bench_stop_maild(void)
 {
-	if (bench_maild_pid > 0) {
-		kill(bench_maild_pid, SIGTERM);
-		waitpid(bench_maild_pid, NULL, 0);
-		bench_maild_pid = -1;
+	pid_t *pids[] = {&bench_maild_pid, &bench_sink_pid};
+	for (size_t i = 0; i < 2; i++) {
+		if (*pids[i] > 0) {
+			kill(*pids[i], SIGTERM);
+			waitpid(*pids[i], NULL, 0);
+			*pids[i] = -1;
+		}
 	}
 }
 
