@@ -160,7 +160,8 @@ int queue_list(struct queue *q, bool (*cb)(const char *id, void *ctx), void *ctx
 int queue_envelope_read(struct queue *q, const char *id, struct queue_envelope *env_r,
 			const char **error_r);
 /* Replaces the envelope durably (lock holder only: STORE_E_INVALID
- * otherwise; STORE_E_NOTFOUND when the message is not there). */
+ * otherwise; STORE_E_NOTFOUND when the message is not there). The lock
+ * holder's threads must not update and remove one message at once. */
 int queue_envelope_update(struct queue *q, const struct queue_envelope *env, const char **error_r);
 
 /* Opens the message data read-only: a descriptor and its size, which is
@@ -178,9 +179,9 @@ int queue_remove(struct queue *q, const char *id, const char **error_r);
  * durable, then the envelope renamed (last), then from's data link
  * removed, so that it is in exactly one spool at any time. Needs from's
  * lock unless from is the maildrop (STORE_E_INVALID). STORE_E_NOTFOUND
- * when from has no such message (e.g. another node picked it up first),
- * STORE_E_EXISTS when to has it already. Both spools must be on one
- * filesystem. */
+ * when from has no such message (e.g. another node picked it up first;
+ * a data link may then be left in to for queue_cleanup), STORE_E_EXISTS
+ * when to has it already. Both spools must be on one filesystem. */
 int queue_move(struct queue *from, struct queue *to, const char *id, const char **error_r);
 
 /* Removes leftovers of interrupted writers older than max_age seconds

@@ -211,8 +211,9 @@ int queue_remove(struct queue *q, const char *id, const char **error_r)
  * link without an envelope in the other, which queue_cleanup removes.
  * (Two renames could leave, after a crash between them, the envelope in
  * one spool and its data in the other.) Moving from the maildrop, where
- * no lock is needed, two nodes may race: the loser's rename finds no
- * envelope, it removes its link and gets STORE_E_NOTFOUND.
+ * no lock is needed, movers may race: the loser's rename finds no
+ * envelope and it gets STORE_E_NOTFOUND, leaving its data link to
+ * cleanup (two movers into one spool share that link).
  */
 int queue_move(struct queue *from, struct queue *to, const char *id, const char **error_r)
 {
@@ -233,7 +234,8 @@ int queue_move(struct queue *from, struct queue *to, const char *id, const char 
 	if (fstatat(from->data_fd, id, &src, AT_SYMLINK_NOFOLLOW) < 0)
 		return store_fail_errno(error_r, true, "data", id);
 	if (linkat(from->data_fd, id, to->data_fd, id, 0) < 0) {
-		/* Left by an earlier interrupted move of this message? */
+		/* Left by an earlier interrupted move of this message, or
+		 * made by a concurrent move of it into the same spool? */
 		if (errno != EEXIST)
 			return store_fail_errno(error_r, true, "link data", id);
 		if (fstatat(to->data_fd, id, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
@@ -244,10 +246,11 @@ int queue_move(struct queue *from, struct queue *to, const char *id, const char 
 	ret = store_sync_wait(to->store->sync, &to->data_fd, 1, error_r);
 	if (ret == STORE_OK && renameat(from->env_fd, id, to->env_fd, id) < 0)
 		ret = store_fail_errno(error_r, true, "move envelope", id);
-	if (ret < 0) {
-		unlinkat(to->data_fd, id, 0);
+	/* On failure the link stays: a concurrent move of this message into
+	 * the same spool may be using it, so only cleanup (by age) may
+	 * remove it. */
+	if (ret < 0)
 		return ret;
-	}
 	int fds[2] = { from->env_fd, to->env_fd };
 	ret = store_sync_wait(to->store->sync, fds, 2, error_r);
 	if (ret < 0)

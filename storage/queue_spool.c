@@ -36,32 +36,44 @@ static bool name_valid(const char *name)
 	return true;
 }
 
-/* mkdir -p of <root>/spool/<name> and its subdirectories. */
+/* mkdir that notes in *created whether it made the directory. */
+static int make_dir(int dirfd, const char *name, bool *created)
+{
+	if (mkdirat(dirfd, name, 0700) == 0) {
+		*created = true;
+		return 0;
+	}
+	return errno == EEXIST ? 0 : -1;
+}
+
+/* mkdir -p of <root>/spool/<name> and its subdirectories; new entries
+ * are made durable (a spool made on first open must survive a crash as
+ * much as the messages committed into it). */
 static int open_dirs(struct queue *q, const char **error_r)
 {
 	int root_fd = open(q->store->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (root_fd < 0)
 		return store_fail_errno(error_r, false, "open store", q->store->root);
 	int spool_fd = -1;
-	int ok = store_mkdirat(root_fd, "spool") == 0 &&
+	bool new_spool = false, new_name = false, new_sub = false;
+	int ok = make_dir(root_fd, "spool", &new_spool) == 0 &&
 		 (spool_fd = store_open_dir(root_fd, "spool")) >= 0 &&
-		 store_mkdirat(spool_fd, q->name) == 0 &&
+		 make_dir(spool_fd, q->name, &new_name) == 0 &&
 		 (q->dir_fd = store_open_dir(spool_fd, q->name)) >= 0 &&
-		 store_mkdirat(q->dir_fd, "tmp") == 0 &&
+		 make_dir(q->dir_fd, "tmp", &new_sub) == 0 &&
 		 (q->tmp_fd = store_open_dir(q->dir_fd, "tmp")) >= 0 &&
-		 store_mkdirat(q->dir_fd, "data") == 0 &&
+		 make_dir(q->dir_fd, "data", &new_sub) == 0 &&
 		 (q->data_fd = store_open_dir(q->dir_fd, "data")) >= 0 &&
-		 store_mkdirat(q->dir_fd, "env") == 0 &&
+		 make_dir(q->dir_fd, "env", &new_sub) == 0 &&
 		 (q->env_fd = store_open_dir(q->dir_fd, "env")) >= 0 &&
 		 (q->lock_fd = openat(q->dir_fd, "lock", O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW,
 				      0600)) >= 0;
 	int ret = ok ? STORE_OK : store_fail_errno(error_r, false, "create spool", q->path);
-	if (spool_fd >= 0) {
-		/* A new spool's own entry must survive a crash too. */
-		if (ok && fsync(spool_fd) < 0)
-			ret = store_fail_errno(error_r, false, "fsync", "spool directory");
+	if (ok && ((new_spool && fsync(root_fd) < 0) || (new_name && fsync(spool_fd) < 0) ||
+		   ((new_sub || new_name) && fsync(q->dir_fd) < 0)))
+		ret = store_fail_errno(error_r, false, "fsync", "spool directories");
+	if (spool_fd >= 0)
 		close(spool_fd);
-	}
 	close(root_fd);
 	return ret;
 }
@@ -131,19 +143,22 @@ int queue_lock(struct queue *q, const char **error_r)
 {
 	pthread_mutex_lock(&q->lock_mu);
 	int ret = STORE_OK;
-	if (!q->locked) {
+	/* Twice: the holder may let go between our F_SETLK and F_GETLK. */
+	for (int attempt = 0; !q->locked && attempt < 2; attempt++) {
 		struct flock fl = lock_byte0(F_WRLCK);
 		if (fcntl(q->lock_fd, F_SETLK, &fl) == 0) {
 			q->locked = true;
+			ret = STORE_OK;
 		} else if (errno == EACCES || errno == EAGAIN) {
 			struct flock who = lock_byte0(F_WRLCK);
-			int pid = fcntl(q->lock_fd, F_GETLK, &who) == 0 && who.l_type != F_UNLCK
-					  ? (int)who.l_pid
-					  : 0;
+			if (fcntl(q->lock_fd, F_GETLK, &who) == 0 && who.l_type == F_UNLCK)
+				continue;
 			ret = store_fail(error_r, STORE_E_TEMP, "spool %s is locked: held by pid %d",
-					 q->name, pid);
+					 q->name, (int)who.l_pid);
+			break;
 		} else {
 			ret = store_fail_errno(error_r, false, "lock spool", q->name);
+			break;
 		}
 	}
 	pthread_mutex_unlock(&q->lock_mu);
