@@ -69,7 +69,8 @@ int queue_envelope_load(struct queue *q, const char *id, struct queue_envelope *
 	ret = read_fd(fd, QUEUE_ENVELOPE_FILE_MAX, &buf, id, error_r);
 	close(fd);
 	if (ret == STORE_OK) {
-		ret = queue_envelope_decode(buf.data != NULL ? buf.data : "", buf.len, env_r, error_r);
+		ret = queue_envelope_decode(buf.data != NULL ? buf.data : "", buf.len, env_r,
+					    error_r);
 		if (ret == STORE_OK && strcmp(env_r->id, id) != 0) {
 			queue_envelope_clear(env_r);
 			ret = store_fail(error_r, STORE_E_CORRUPT, "envelope %s names message %s",
@@ -91,8 +92,8 @@ int queue_data_check(struct queue *q, const struct queue_envelope *env, const ch
 	}
 	if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size != env->size)
 		return store_fail(error_r, STORE_E_CORRUPT,
-				  "message %s: data file has %lld bytes, envelope says %llu", env->id,
-				  (long long)st.st_size, (unsigned long long)env->size);
+				  "message %s: data file has %lld bytes, envelope says %llu",
+				  env->id, (long long)st.st_size, (unsigned long long)env->size);
 	return STORE_OK;
 }
 
@@ -133,9 +134,9 @@ int queue_message_open(struct queue *q, const char *id, int *fd_r, uint64_t *siz
 	if (fd < 0) {
 		if (errno != ENOENT)
 			return store_fail_errno(error_r, false, "open data", id);
-		return gone_or(q, id,
-			       store_fail(error_r, STORE_E_CORRUPT, "message %s has no data file", id),
-			       error_r);
+		return gone_or(
+		    q, id, store_fail(error_r, STORE_E_CORRUPT, "message %s has no data file", id),
+		    error_r);
 	}
 	struct stat st;
 	if (fstat(fd, &st) < 0) {
@@ -198,7 +199,7 @@ int queue_remove(struct queue *q, const char *id, const char **error_r)
 		return store_fail_errno(error_r, true, "remove envelope", id);
 	if (unlinkat(q->data_fd, id, 0) < 0 && errno != ENOENT)
 		return store_fail_errno(error_r, false, "remove data", id);
-	int fds[2] = { q->env_fd, q->data_fd };
+	int fds[2] = {q->env_fd, q->data_fd};
 	return store_sync_wait(q->store->sync, fds, 2, error_r);
 }
 
@@ -251,7 +252,7 @@ int queue_move(struct queue *from, struct queue *to, const char *id, const char 
 	 * remove it. */
 	if (ret < 0)
 		return ret;
-	int fds[2] = { from->env_fd, to->env_fd };
+	int fds[2] = {from->env_fd, to->env_fd};
 	ret = store_sync_wait(to->store->sync, fds, 2, error_r);
 	if (ret < 0)
 		return ret;

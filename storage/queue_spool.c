@@ -109,7 +109,7 @@ void queue_close(struct queue **qp)
 	if (q == NULL)
 		return;
 	*qp = NULL;
-	int fds[] = { q->lock_fd, q->env_fd, q->data_fd, q->tmp_fd, q->dir_fd };
+	int fds[] = {q->lock_fd, q->env_fd, q->data_fd, q->tmp_fd, q->dir_fd};
 	for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)
 		if (fds[i] >= 0)
 			close(fds[i]); /* the lock goes with lock_fd */
@@ -153,8 +153,9 @@ int queue_lock(struct queue *q, const char **error_r)
 			struct flock who = lock_byte0(F_WRLCK);
 			if (fcntl(q->lock_fd, F_GETLK, &who) == 0 && who.l_type == F_UNLCK)
 				continue;
-			ret = store_fail(error_r, STORE_E_TEMP, "spool %s is locked: held by pid %d",
-					 q->name, (int)who.l_pid);
+			ret =
+			    store_fail(error_r, STORE_E_TEMP, "spool %s is locked: held by pid %d",
+				       q->name, (int)who.l_pid);
 			break;
 		} else {
 			ret = store_fail_errno(error_r, false, "lock spool", q->name);

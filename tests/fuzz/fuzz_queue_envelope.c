@@ -29,9 +29,11 @@ static void check_same(const struct queue_envelope *a, const struct queue_envelo
 	for (size_t i = 0; i < a->nrcpt; i++) {
 		const struct queue_rcpt *r = &a->rcpts[i], *s = &b->rcpts[i];
 		if (strcmp(r->address, s->address) != 0 || strcmp(r->orcpt, s->orcpt) != 0 ||
-		    strcmp(r->status, s->status) != 0 || strcmp(r->remote_mta, s->remote_mta) != 0 ||
+		    strcmp(r->status, s->status) != 0 ||
+		    strcmp(r->remote_mta, s->remote_mta) != 0 ||
 		    strcmp(r->reason, s->reason) != 0 || r->notify != s->notify ||
-		    r->state != s->state || r->dsn_sent != s->dsn_sent || r->attempts != s->attempts)
+		    r->state != s->state || r->dsn_sent != s->dsn_sent ||
+		    r->attempts != s->attempts)
 			abort();
 	}
 }

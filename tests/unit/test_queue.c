@@ -89,7 +89,7 @@ static void test_commit_list_read(void **state)
 	snprintf(want, sizeof(want), "%s/spool/node-1", f->root);
 	assert_string_equal(queue_path(q), want);
 	const char *err = NULL;
-	const char *ids[] = { "A1", "b2", "C3xyz" };
+	const char *ids[] = {"A1", "b2", "C3xyz"};
 	for (int i = 0; i < 3; i++)
 		assert_int_equal(tqueue_commit(q, ids[i], &err), 0);
 	struct id_set set;
@@ -129,7 +129,7 @@ static void test_commit_list_read(void **state)
 	assert_int_equal(queue_message_open(q, "nope", &fd, &size, &err), STORE_E_NOTFOUND);
 	queue_close(&q);
 	/* Bad spool names never touch the disk. */
-	static const char *const bad[] = { "", ".", "..", "../x", "a/b", ".hidden", "a b" };
+	static const char *const bad[] = {"", ".", "..", "../x", "a/b", ".hidden", "a b"};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		assert_int_equal(queue_open(f->s, bad[i], &q, &err), STORE_E_INVALID);
 }
@@ -265,7 +265,6 @@ static void test_move(void **state)
 	queue_close(&b);
 }
 
-
 struct mover {
 	struct queue *from, *to;
 	int moved, failures;
@@ -303,7 +302,7 @@ static void test_maildrop_race(void **state)
 		snprintf(id, sizeof(id), "race%d", i);
 		assert_int_equal(tqueue_commit(drop, id, &err), 0);
 	}
-	struct mover m[3] = { { drop, a, 0, 0 }, { drop, b, 0, 0 }, { drop, a, 0, 0 } };
+	struct mover m[3] = {{drop, a, 0, 0}, {drop, b, 0, 0}, {drop, a, 0, 0}};
 	pthread_t t[3];
 	for (int i = 0; i < 3; i++)
 		assert_int_equal(pthread_create(&t[i], NULL, move_thread, &m[i]), 0);
@@ -343,7 +342,7 @@ static void test_torn_commits_and_cleanup(void **state)
 	struct queue *q = tqueue_open(f->s, "1");
 	const char *err = NULL;
 	assert_int_equal(queue_lock(q, &err), 0);
-	static const char *const ids[] = { "short", "nodata", "garbage", "good" };
+	static const char *const ids[] = {"short", "nodata", "garbage", "good"};
 	for (int i = 0; i < 4; i++)
 		assert_int_equal(tqueue_commit(q, ids[i], &err), 0);
 	char path[1200];
@@ -485,7 +484,7 @@ static void test_concurrent_commits(void **state)
 	pthread_t t[THREADS];
 	struct committer c[THREADS];
 	for (int i = 0; i < THREADS; i++) {
-		c[i] = (struct committer){ q, i, 0 };
+		c[i] = (struct committer){q, i, 0};
 		assert_int_equal(pthread_create(&t[i], NULL, commit_thread, &c[i]), 0);
 	}
 	/* The queue manager works on what is there meanwhile. */
@@ -514,16 +513,16 @@ static void test_concurrent_commits(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_commit_list_read, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_commit_refusals, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_update_remove, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_update_remove, setup_files, teardown),
-		cmocka_unit_test_setup_teardown(test_move, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_maildrop_race, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_torn_commits_and_cleanup, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_lock_between_processes, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_concurrent_commits, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_concurrent_commits, setup_files, teardown),
+	    cmocka_unit_test_setup_teardown(test_commit_list_read, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_commit_refusals, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_update_remove, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_update_remove, setup_files, teardown),
+	    cmocka_unit_test_setup_teardown(test_move, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_maildrop_race, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_torn_commits_and_cleanup, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_lock_between_processes, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_concurrent_commits, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_concurrent_commits, setup_files, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
