@@ -93,8 +93,9 @@ bool queue_id_valid(const char *id);
 
 /* Frees rcpts and zeroes the envelope. */
 void queue_envelope_clear(struct queue_envelope *env);
-/* Appends a pending recipient; STORE_E_LIMIT beyond QUEUE_RCPT_MAX,
- * STORE_E_INVALID for an address longer than QUEUE_ADDRESS_MAX - 1. */
+/* Appends a pending recipient (orcpt may be NULL); STORE_E_LIMIT beyond
+ * QUEUE_RCPT_MAX, STORE_E_INVALID for an address or orcpt longer than
+ * QUEUE_ADDRESS_MAX - 1 or notify bits beyond QUEUE_NOTIFY_* (> 15). */
 int queue_envelope_add_rcpt(struct queue_envelope *env, const char *address, const char *orcpt,
 			    unsigned notify);
 /* Recipients in each state. */
@@ -111,19 +112,25 @@ int queue_envelope_decode(const void *data, size_t len, struct queue_envelope *e
 struct queue;
 
 /* Opens (creating) the spool named name under <store>/spool/: a node id
- * ("1", "node-a"), or "maildrop". */
+ * ("1", "node-a"), or "maildrop". Names are [0-9A-Za-z._-], at most 64
+ * bytes, no leading '.' (STORE_E_INVALID otherwise). A struct queue may
+ * be used by all threads of a process at once. Another handle of the
+ * same spool in the same process (mailctl queue list inside maild) may
+ * be opened and closed freely: the run lock belongs to the handle that
+ * took it. */
 int queue_open(struct store *store, const char *name, struct queue **q_r, const char **error_r);
 void queue_close(struct queue **q);
 const char *queue_name(const struct queue *q);
 /* The spool directory's path (for messages and mailctl). */
 const char *queue_path(const struct queue *q);
 
-/* Takes the spool's run lock without waiting: STORE_OK, or STORE_E_TEMP
- * with "held by pid N" in error_r when another process holds it.
- * queue_close() releases it. */
+/* Takes the spool's run lock without waiting: STORE_OK (also when this
+ * handle holds it already), or STORE_E_TEMP with "held by pid N" in
+ * error_r when another process holds it. queue_close() releases it. */
 int queue_lock(struct queue *q, const char **error_r);
 bool queue_locked(const struct queue *q);
-/* The pid holding the lock (F_GETLK), 0 if none, <0 on error. */
+/* The pid holding the lock (written into the lock file by its holder;
+ * our own pid when this handle holds it), 0 if none, <0 on error. */
 int queue_lock_holder(struct queue *q);
 
 /*
@@ -131,7 +138,9 @@ int queue_lock_holder(struct queue *q);
  * (env->id names it; env->size is set). On return STORE_OK the message
  * and envelope are durable and visible to queue_list(). Aborting or
  * failing leaves nothing behind (but a temporary file fsck-like cleanup
- * removes: queue_cleanup).
+ * removes: queue_cleanup). commit consumes the writer in every case:
+ * STORE_E_INVALID for a malformed env->id, STORE_E_EXISTS when the spool
+ * has that id already, STORE_E_TEMP on I/O or fsync failure.
  */
 struct queue_writer;
 int queue_writer_create(struct queue *q, struct queue_writer **w_r, const char **error_r);
@@ -146,29 +155,41 @@ int queue_list(struct queue *q, bool (*cb)(const char *id, void *ctx), void *ctx
 	       const char **error_r);
 
 /* Reads one envelope (STORE_E_NOTFOUND when gone). Any process may read;
- * the lock holder's view is the truth. */
+ * the lock holder's view is the truth. STORE_E_CORRUPT when the envelope
+ * does not decode or the data file is missing or not env->size bytes
+ * (what a crash during a commit that never returned leaves). */
 int queue_envelope_read(struct queue *q, const char *id, struct queue_envelope *env_r,
 			const char **error_r);
 /* Replaces the envelope durably (lock holder only: STORE_E_INVALID
- * otherwise). */
+ * otherwise; STORE_E_NOTFOUND when the message is not there). The lock
+ * holder's threads must not update and remove one message at once. */
 int queue_envelope_update(struct queue *q, const struct queue_envelope *env, const char **error_r);
 
-/* Opens the message data read-only: a descriptor and its size. */
+/* Opens the message data read-only: a descriptor and its size, which is
+ * checked against the envelope's (STORE_E_CORRUPT if they differ,
+ * STORE_E_NOTFOUND when the message is gone). */
 int queue_message_open(struct queue *q, const char *id, int *fd_r, uint64_t *size_r,
 		       const char **error_r);
 
-/* Removes a message (envelope first, then data); lock holder only. */
+/* Removes a message (envelope first, then data); lock holder only.
+ * STORE_E_NOTFOUND when it is not there. */
 int queue_remove(struct queue *q, const char *id, const char **error_r);
 
 /* Moves a message whole from one spool to another (maildrop pickup,
- * takeover of single messages): rename of both files, envelope last, so
- * that it is in exactly one spool at any time. Needs from's lock unless
- * from is the maildrop. */
+ * takeover of single messages): the data is hard-linked into to and made
+ * durable, then the envelope renamed (last), then from's data link
+ * removed, so that it is in exactly one spool at any time. Needs from's
+ * lock unless from is the maildrop (STORE_E_INVALID). STORE_E_NOTFOUND
+ * when from has no such message (e.g. another node picked it up first;
+ * a data link may then be left in to for queue_cleanup), STORE_E_EXISTS
+ * when to has it already. Both spools must be on one filesystem. */
 int queue_move(struct queue *from, struct queue *to, const char *id, const char **error_r);
 
 /* Removes leftovers of interrupted writers older than max_age seconds
- * (data without envelope, temporary files); lock holder only. Returns the
- * number removed, or <0. */
+ * (data without envelope, temporary files, and torn commits: envelopes
+ * that do not decode or whose data is missing or short, with their data);
+ * lock holder only (STORE_E_INVALID). Returns the number removed, or <0.
+ * max_age must exceed the time a writer may take. */
 int queue_cleanup(struct queue *q, int64_t max_age, const char **error_r);
 
 /* ---- spools of the whole store (storage/queue_spools.c) ---- */

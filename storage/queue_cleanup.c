@@ -91,8 +91,8 @@ static int sweep_env(struct sweep *s, const char *name)
 	if ((ret = remove_entry(s, s->q->env_fd, name)) < 0)
 		return ret;
 	return unlinkat(s->q->data_fd, name, 0) < 0 && errno != ENOENT
-		       ? store_fail_errno(s->error_r, false, "remove data", name)
-		       : STORE_OK;
+		   ? store_fail_errno(s->error_r, false, "remove data", name)
+		   : STORE_OK;
 }
 
 static int sweep_data(struct sweep *s, const char *name)
@@ -109,7 +109,7 @@ int queue_cleanup(struct queue *q, int64_t max_age, const char **error_r)
 	if (!queue_locked(q))
 		return store_fail(error_r, STORE_E_INVALID, "cleaning spool %s needs its lock",
 				  q->name);
-	struct sweep s = { q, max_age, 0, error_r };
+	struct sweep s = {q, max_age, 0, error_r};
 	int ret = each_entry(&s, "tmp", sweep_tmp);
 	if (ret == STORE_OK)
 		ret = each_entry(&s, "env", sweep_env);
@@ -118,7 +118,7 @@ int queue_cleanup(struct queue *q, int64_t max_age, const char **error_r)
 	if (ret < 0)
 		return ret;
 	if (s.removed > 0) {
-		int fds[3] = { q->tmp_fd, q->env_fd, q->data_fd };
+		int fds[3] = {q->tmp_fd, q->env_fd, q->data_fd};
 		if ((ret = store_sync_wait(q->store->sync, fds, 3, error_r)) < 0)
 			return ret;
 	}

@@ -69,10 +69,10 @@ int queue_envelope_add_rcpt(struct queue_envelope *env, const char *address, con
 	return STORE_OK;
 }
 
-void queue_envelope_count(const struct queue_envelope *env, size_t *pending_r,
-			  size_t *delivered_r, size_t *failed_r)
+void queue_envelope_count(const struct queue_envelope *env, size_t *pending_r, size_t *delivered_r,
+			  size_t *failed_r)
 {
-	size_t c[3] = { 0, 0, 0 };
+	size_t c[3] = {0, 0, 0};
 	for (size_t i = 0; i < env->nrcpt; i++)
 		if ((unsigned)env->rcpts[i].state < 3)
 			c[env->rcpts[i].state]++;
@@ -84,8 +84,8 @@ void queue_envelope_count(const struct queue_envelope *env, size_t *pending_r,
 		*failed_r = c[QUEUE_RCPT_FAILED];
 }
 
-const char *const queue_rcpt_state_names[3] = { "pending", "delivered", "failed" };
-const char *const queue_ret_names[3] = { "default", "full", "hdrs" };
+const char *const queue_rcpt_state_names[3] = {"pending", "delivered", "failed"};
+const char *const queue_ret_names[3] = {"default", "full", "hdrs"};
 
 bool queue_byte_literal(unsigned char c)
 {
@@ -103,7 +103,7 @@ static void put_escaped(struct textbuf *out, const char *s, size_t max)
 		if (queue_byte_literal(c)) {
 			textbuf_putc(out, (char)c);
 		} else {
-			char e[3] = { '%', hex[c >> 4], hex[c & 15] };
+			char e[3] = {'%', hex[c >> 4], hex[c & 15]};
 			textbuf_append(out, e, 3);
 		}
 	}

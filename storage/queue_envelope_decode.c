@@ -37,11 +37,11 @@ static int corrupt(struct cursor *c, const char *what)
 static int next_line(struct cursor *c, const char **line_r, size_t *len_r)
 {
 	size_t avail = (size_t)(c->end - c->p);
-	const char *nl = memchr(c->p, '\n', avail < QUEUE_ENVELOPE_LINE_MAX + 1 ? avail
-									    : QUEUE_ENVELOPE_LINE_MAX + 1);
+	const char *nl = memchr(
+	    c->p, '\n', avail < QUEUE_ENVELOPE_LINE_MAX + 1 ? avail : QUEUE_ENVELOPE_LINE_MAX + 1);
 	if (nl == NULL)
-		return corrupt(c, avail > QUEUE_ENVELOPE_LINE_MAX ? "line too long"
-								  : "missing line");
+		return corrupt(c,
+			       avail > QUEUE_ENVELOPE_LINE_MAX ? "line too long" : "missing line");
 	*line_r = c->p;
 	*len_r = (size_t)(nl - c->p);
 	c->p = nl + 1;
@@ -182,10 +182,10 @@ static int expect_field(struct cursor *c, const char **s, const char *end, const
 	return 0;
 }
 
-#define STRING_LINE(c, key, field)                                                   \
+#define STRING_LINE(c, key, field)                                                                 \
 	(expect_line(c, key, &v, &vl) < 0 || unescape(c, v, vl, field, sizeof(field)) < 0)
-#define STRING_FIELD(c, s, end, key, last, field)                                    \
-	(expect_field(c, s, end, key, last, &v, &vl) < 0 ||                           \
+#define STRING_FIELD(c, s, end, key, last, field)                                                  \
+	(expect_field(c, s, end, key, last, &v, &vl) < 0 ||                                        \
 	 unescape(c, v, vl, field, sizeof(field)) < 0)
 
 static int decode_rcpt(struct cursor *c, struct queue_rcpt *r)
@@ -258,7 +258,8 @@ static int decode_header(struct cursor *c, struct queue_envelope *env, uint64_t 
 		return -1;
 	if (STRING_LINE(c, "client", env->client))
 		return -1;
-	if (expect_line(c, "size", &v, &vl) < 0 || parse_u64(c, v, vl, UINT64_MAX, &env->size) < 0 ||
+	if (expect_line(c, "size", &v, &vl) < 0 ||
+	    parse_u64(c, v, vl, UINT64_MAX, &env->size) < 0 ||
 	    expect_line(c, "rcpts", &v, &vl) < 0 || parse_u64(c, v, vl, QUEUE_RCPT_MAX, &n) < 0)
 		return -1;
 	*nrcpt_r = n;
@@ -273,14 +274,11 @@ static int check_crc(struct cursor *c, const char *data, size_t len)
 	const char *line = data + len - CRC_LINE_LEN;
 	if (memcmp(line, "crc32c ", 7) != 0)
 		return corrupt(c, "no checksum line");
-	uint32_t want = 0;
-	for (int i = 0; i < 8; i++) {
-		char ch = line[7 + i];
-		int d = ch >= '0' && ch <= '9' ? ch - '0' : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10 : -1;
-		if (d < 0)
-			return corrupt(c, "bad checksum line");
-		want = want << 4 | (uint32_t)d;
-	}
+	uint8_t be[4];
+	if (store_unhex(line + 7, 4, be) < 0)
+		return corrupt(c, "bad checksum line");
+	uint32_t want =
+	    (uint32_t)be[0] << 24 | (uint32_t)be[1] << 16 | (uint32_t)be[2] << 8 | be[3];
 	if (store_crc32c(0, data, len - CRC_LINE_LEN) != want)
 		return corrupt(c, "checksum mismatch");
 	return 0;
@@ -289,7 +287,7 @@ static int check_crc(struct cursor *c, const char *data, size_t len)
 int queue_envelope_decode(const void *data, size_t len, struct queue_envelope *env_r,
 			  const char **error_r)
 {
-	struct cursor c = { data, (const char *)data, 0, NULL };
+	struct cursor c = {data, (const char *)data, 0, NULL};
 	struct queue_envelope env;
 	memset(&env, 0, sizeof(env));
 	memset(env_r, 0, sizeof(*env_r));

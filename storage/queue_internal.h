@@ -18,17 +18,17 @@
 #include "lib/textbuf.h"
 #include "storage/queue.h"
 
-#define QUEUE_NAME_MAX 64              /* spool names: [0-9A-Za-z._-], no leading '.' */
+#define QUEUE_NAME_MAX 64		    /* spool names: [0-9A-Za-z._-], no leading '.' */
 #define QUEUE_ENVELOPE_FILE_MAX (64u << 20) /* a bigger envelope file is corrupt */
 
 struct queue {
 	struct store *store;
 	char name[QUEUE_NAME_MAX + 1];
-	char *path;         /* <store>/spool/<name> */
+	char *path; /* <store>/spool/<name> */
 	int dir_fd;
 	int tmp_fd, data_fd, env_fd;
-	int lock_fd;        /* open until queue_close: closing any descriptor
-			       of the lock file would drop this process's lock */
+	int lock_fd;		 /* open until queue_close: closing any descriptor
+				    of the lock file would drop this process's lock */
 	pthread_mutex_t lock_mu; /* guards locked and the fcntl calls */
 	bool locked;
 };

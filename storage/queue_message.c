@@ -69,7 +69,8 @@ int queue_envelope_load(struct queue *q, const char *id, struct queue_envelope *
 	ret = read_fd(fd, QUEUE_ENVELOPE_FILE_MAX, &buf, id, error_r);
 	close(fd);
 	if (ret == STORE_OK) {
-		ret = queue_envelope_decode(buf.data != NULL ? buf.data : "", buf.len, env_r, error_r);
+		ret = queue_envelope_decode(buf.data != NULL ? buf.data : "", buf.len, env_r,
+					    error_r);
 		if (ret == STORE_OK && strcmp(env_r->id, id) != 0) {
 			queue_envelope_clear(env_r);
 			ret = store_fail(error_r, STORE_E_CORRUPT, "envelope %s names message %s",
@@ -91,8 +92,8 @@ int queue_data_check(struct queue *q, const struct queue_envelope *env, const ch
 	}
 	if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size != env->size)
 		return store_fail(error_r, STORE_E_CORRUPT,
-				  "message %s: data file has %lld bytes, envelope says %llu", env->id,
-				  (long long)st.st_size, (unsigned long long)env->size);
+				  "message %s: data file has %lld bytes, envelope says %llu",
+				  env->id, (long long)st.st_size, (unsigned long long)env->size);
 	return STORE_OK;
 }
 
@@ -133,9 +134,9 @@ int queue_message_open(struct queue *q, const char *id, int *fd_r, uint64_t *siz
 	if (fd < 0) {
 		if (errno != ENOENT)
 			return store_fail_errno(error_r, false, "open data", id);
-		return gone_or(q, id,
-			       store_fail(error_r, STORE_E_CORRUPT, "message %s has no data file", id),
-			       error_r);
+		return gone_or(
+		    q, id, store_fail(error_r, STORE_E_CORRUPT, "message %s has no data file", id),
+		    error_r);
 	}
 	struct stat st;
 	if (fstat(fd, &st) < 0) {
@@ -198,7 +199,7 @@ int queue_remove(struct queue *q, const char *id, const char **error_r)
 		return store_fail_errno(error_r, true, "remove envelope", id);
 	if (unlinkat(q->data_fd, id, 0) < 0 && errno != ENOENT)
 		return store_fail_errno(error_r, false, "remove data", id);
-	int fds[2] = { q->env_fd, q->data_fd };
+	int fds[2] = {q->env_fd, q->data_fd};
 	return store_sync_wait(q->store->sync, fds, 2, error_r);
 }
 
@@ -211,8 +212,9 @@ int queue_remove(struct queue *q, const char *id, const char **error_r)
  * link without an envelope in the other, which queue_cleanup removes.
  * (Two renames could leave, after a crash between them, the envelope in
  * one spool and its data in the other.) Moving from the maildrop, where
- * no lock is needed, two nodes may race: the loser's rename finds no
- * envelope, it removes its link and gets STORE_E_NOTFOUND.
+ * no lock is needed, movers may race: the loser's rename finds no
+ * envelope and it gets STORE_E_NOTFOUND, leaving its data link to
+ * cleanup (two movers into one spool share that link).
  */
 int queue_move(struct queue *from, struct queue *to, const char *id, const char **error_r)
 {
@@ -233,7 +235,8 @@ int queue_move(struct queue *from, struct queue *to, const char *id, const char 
 	if (fstatat(from->data_fd, id, &src, AT_SYMLINK_NOFOLLOW) < 0)
 		return store_fail_errno(error_r, true, "data", id);
 	if (linkat(from->data_fd, id, to->data_fd, id, 0) < 0) {
-		/* Left by an earlier interrupted move of this message? */
+		/* Left by an earlier interrupted move of this message, or
+		 * made by a concurrent move of it into the same spool? */
 		if (errno != EEXIST)
 			return store_fail_errno(error_r, true, "link data", id);
 		if (fstatat(to->data_fd, id, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
@@ -244,11 +247,12 @@ int queue_move(struct queue *from, struct queue *to, const char *id, const char 
 	ret = store_sync_wait(to->store->sync, &to->data_fd, 1, error_r);
 	if (ret == STORE_OK && renameat(from->env_fd, id, to->env_fd, id) < 0)
 		ret = store_fail_errno(error_r, true, "move envelope", id);
-	if (ret < 0) {
-		unlinkat(to->data_fd, id, 0);
+	/* On failure the link stays: a concurrent move of this message into
+	 * the same spool may be using it, so only cleanup (by age) may
+	 * remove it. */
+	if (ret < 0)
 		return ret;
-	}
-	int fds[2] = { from->env_fd, to->env_fd };
+	int fds[2] = {from->env_fd, to->env_fd};
 	ret = store_sync_wait(to->store->sync, fds, 2, error_r);
 	if (ret < 0)
 		return ret;

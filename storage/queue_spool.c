@@ -2,14 +2,10 @@
  * queue_spool: opening a spool directory, its run lock, listing its
  * messages, and the helpers the other queue files share.
  *
- * The run lock is a classic POSIX (fcntl) write lock on byte 0 of
- * <spool>/lock, because that is what cluster filesystems (GFS2, OCFS2,
- * NFSv4) carry between nodes and because it dies with its process, which
- * is what takeover needs. Such a lock belongs to the process and is
- * dropped when the process closes ANY descriptor of the file: so the lock
- * file is opened once per struct queue and kept open until queue_close,
- * and one process must not open one spool twice while it holds its lock
- * (closing the second handle would drop the lock).
+ * The run lock is an fcntl write lock on byte 0 of <spool>/lock: fcntl
+ * byte-range locks are what cluster filesystems (GFS2, OCFS2, NFSv4)
+ * carry between nodes, and they die with their process, which is what
+ * takeover needs. It is the open-file-description kind (queue_lock).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -36,32 +32,44 @@ static bool name_valid(const char *name)
 	return true;
 }
 
-/* mkdir -p of <root>/spool/<name> and its subdirectories. */
+/* mkdir that notes in *created whether it made the directory. */
+static int make_dir(int dirfd, const char *name, bool *created)
+{
+	if (mkdirat(dirfd, name, 0700) == 0) {
+		*created = true;
+		return 0;
+	}
+	return errno == EEXIST ? 0 : -1;
+}
+
+/* mkdir -p of <root>/spool/<name> and its subdirectories; new entries
+ * are made durable (a spool made on first open must survive a crash as
+ * much as the messages committed into it). */
 static int open_dirs(struct queue *q, const char **error_r)
 {
 	int root_fd = open(q->store->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (root_fd < 0)
 		return store_fail_errno(error_r, false, "open store", q->store->root);
 	int spool_fd = -1;
-	int ok = store_mkdirat(root_fd, "spool") == 0 &&
+	bool new_spool = false, new_name = false, new_sub = false;
+	int ok = make_dir(root_fd, "spool", &new_spool) == 0 &&
 		 (spool_fd = store_open_dir(root_fd, "spool")) >= 0 &&
-		 store_mkdirat(spool_fd, q->name) == 0 &&
+		 make_dir(spool_fd, q->name, &new_name) == 0 &&
 		 (q->dir_fd = store_open_dir(spool_fd, q->name)) >= 0 &&
-		 store_mkdirat(q->dir_fd, "tmp") == 0 &&
+		 make_dir(q->dir_fd, "tmp", &new_sub) == 0 &&
 		 (q->tmp_fd = store_open_dir(q->dir_fd, "tmp")) >= 0 &&
-		 store_mkdirat(q->dir_fd, "data") == 0 &&
+		 make_dir(q->dir_fd, "data", &new_sub) == 0 &&
 		 (q->data_fd = store_open_dir(q->dir_fd, "data")) >= 0 &&
-		 store_mkdirat(q->dir_fd, "env") == 0 &&
+		 make_dir(q->dir_fd, "env", &new_sub) == 0 &&
 		 (q->env_fd = store_open_dir(q->dir_fd, "env")) >= 0 &&
 		 (q->lock_fd = openat(q->dir_fd, "lock", O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW,
 				      0600)) >= 0;
 	int ret = ok ? STORE_OK : store_fail_errno(error_r, false, "create spool", q->path);
-	if (spool_fd >= 0) {
-		/* A new spool's own entry must survive a crash too. */
-		if (ok && fsync(spool_fd) < 0)
-			ret = store_fail_errno(error_r, false, "fsync", "spool directory");
+	if (ok && ((new_spool && fsync(root_fd) < 0) || (new_name && fsync(spool_fd) < 0) ||
+		   ((new_sub || new_name) && fsync(q->dir_fd) < 0)))
+		ret = store_fail_errno(error_r, false, "fsync", "spool directories");
+	if (spool_fd >= 0)
 		close(spool_fd);
-	}
 	close(root_fd);
 	return ret;
 }
@@ -97,7 +105,7 @@ void queue_close(struct queue **qp)
 	if (q == NULL)
 		return;
 	*qp = NULL;
-	int fds[] = { q->lock_fd, q->env_fd, q->data_fd, q->tmp_fd, q->dir_fd };
+	int fds[] = {q->lock_fd, q->env_fd, q->data_fd, q->tmp_fd, q->dir_fd};
 	for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)
 		if (fds[i] >= 0)
 			close(fds[i]); /* the lock goes with lock_fd */
@@ -155,9 +163,9 @@ int queue_lock(struct queue *q, const char **error_r)
 		if (fcntl(q->lock_fd, F_OFD_SETLK, &fl) == 0) {
 			char pid[24];
 			int len = snprintf(pid, sizeof(pid), "%d\n", (int)getpid());
+			q->locked = true;
 			if (ftruncate(q->lock_fd, 0) < 0 || pwrite(q->lock_fd, pid, (size_t)len, 0) != len)
 				ret = store_fail_errno(error_r, false, "write the pid into", "spool lock");
-			q->locked = true;
 		} else if (errno == EACCES || errno == EAGAIN) {
 			ret = store_fail(error_r, STORE_E_TEMP, "spool %s is locked: held by pid %d",
 					 q->name, lock_file_pid(q->lock_fd));

@@ -106,8 +106,7 @@ static int commit_files(struct queue_writer *w, const struct queue_envelope *env
 	return STORE_OK;
 }
 
-int queue_writer_commit(struct queue_writer **wp, struct queue_envelope *env,
-			const char **error_r)
+int queue_writer_commit(struct queue_writer **wp, struct queue_envelope *env, const char **error_r)
 {
 	struct queue_writer *w = *wp;
 	struct queue *q = w->q;
@@ -124,7 +123,7 @@ int queue_writer_commit(struct queue_writer **wp, struct queue_envelope *env,
 	}
 	int ret = commit_files(w, env, env_fd, env_tmp, error_r);
 	if (ret == STORE_OK) {
-		int fds[4] = { w->fd, env_fd, q->data_fd, q->env_fd };
+		int fds[4] = {w->fd, env_fd, q->data_fd, q->env_fd};
 		ret = store_sync_wait(q->store->sync, fds, 4, error_r);
 		if (ret < 0) {
 			/* Not durable, so not acknowledged: take it back

@@ -1,6 +1,6 @@
 /*
- * store_internal: what the storage/store_*, mailbox_*, mail_*, index_* and
- * quota_* files share and nothing outside them (tests excepted) may use:
+ * store_internal: what the storage/store_*, mailbox_*, mail_*, index_*,
+ * quota_* and queue_* files share and nothing outside them (tests excepted) may use:
  * the store and user handles, error helpers and small filesystem helpers
  * (storage/store_fs.c).
  *

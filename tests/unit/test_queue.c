@@ -1,7 +1,8 @@
 /*
  * Unit tests for the SMTP queue's spools (storage/queue_spool.c,
  * queue_writer.c, queue_message.c, queue_cleanup.c): commit, list, read,
- * update, remove, move and cleanup; torn commits detected and cleaned;
+ * update, remove, move (and racing pickups from the maildrop) and
+ * cleanup; torn commits detected and cleaned;
  * the run lock between two processes; 8 threads committing while the
  * lock holder updates. The kill test is test_queue_crash.c.
  */
@@ -88,7 +89,7 @@ static void test_commit_list_read(void **state)
 	snprintf(want, sizeof(want), "%s/spool/node-1", f->root);
 	assert_string_equal(queue_path(q), want);
 	const char *err = NULL;
-	const char *ids[] = { "A1", "b2", "C3xyz" };
+	const char *ids[] = {"A1", "b2", "C3xyz"};
 	for (int i = 0; i < 3; i++)
 		assert_int_equal(tqueue_commit(q, ids[i], &err), 0);
 	struct id_set set;
@@ -128,7 +129,7 @@ static void test_commit_list_read(void **state)
 	assert_int_equal(queue_message_open(q, "nope", &fd, &size, &err), STORE_E_NOTFOUND);
 	queue_close(&q);
 	/* Bad spool names never touch the disk. */
-	static const char *const bad[] = { "", ".", "..", "../x", "a/b", ".hidden", "a b" };
+	static const char *const bad[] = {"", ".", "..", "../x", "a/b", ".hidden", "a b"};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		assert_int_equal(queue_open(f->s, bad[i], &q, &err), STORE_E_INVALID);
 }
@@ -264,6 +265,76 @@ static void test_move(void **state)
 	queue_close(&b);
 }
 
+struct mover {
+	struct queue *from, *to;
+	int moved, failures;
+};
+
+#define RACE_MESSAGES 60
+
+static void *move_thread(void *p)
+{
+	struct mover *m = p;
+	for (int i = 0; i < RACE_MESSAGES; i++) {
+		char id[QUEUE_ID_MAX];
+		snprintf(id, sizeof(id), "race%d", i);
+		const char *err = NULL;
+		int ret = queue_move(m->from, m->to, id, &err);
+		if (ret == 0)
+			m->moved++;
+		else if (ret != STORE_E_NOTFOUND && ret != STORE_E_EXISTS)
+			m->failures++;
+	}
+	return NULL;
+}
+
+/* Nodes picking up from the maildrop at once (two into one spool, one
+ * into another): every message ends up whole in exactly one spool. */
+static void test_maildrop_race(void **state)
+{
+	struct fixture *f = *state;
+	struct queue *drop = tqueue_open(f->s, "maildrop");
+	struct queue *a = tqueue_open(f->s, "a");
+	struct queue *b = tqueue_open(f->s, "b");
+	const char *err = NULL;
+	for (int i = 0; i < RACE_MESSAGES; i++) {
+		char id[QUEUE_ID_MAX];
+		snprintf(id, sizeof(id), "race%d", i);
+		assert_int_equal(tqueue_commit(drop, id, &err), 0);
+	}
+	struct mover m[3] = {{drop, a, 0, 0}, {drop, b, 0, 0}, {drop, a, 0, 0}};
+	pthread_t t[3];
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(pthread_create(&t[i], NULL, move_thread, &m[i]), 0);
+	for (int i = 0; i < 3; i++) {
+		pthread_join(t[i], NULL);
+		assert_int_equal(m[i].failures, 0);
+	}
+	assert_int_equal(m[0].moved + m[1].moved + m[2].moved, RACE_MESSAGES);
+	assert_int_equal(tqueue_count(drop, "env"), 0);
+	assert_int_equal(tqueue_count(drop, "data"), 0);
+	assert_int_equal(tqueue_count(a, "env") + tqueue_count(b, "env"), RACE_MESSAGES);
+	/* Losers leave their data links to cleanup. */
+	assert_int_equal(queue_lock(a, &err), 0);
+	assert_int_equal(queue_lock(b, &err), 0);
+	assert_true(queue_cleanup(a, 0, &err) >= 0);
+	assert_true(queue_cleanup(b, 0, &err) >= 0);
+	assert_int_equal(tqueue_count(a, "data"), tqueue_count(a, "env"));
+	assert_int_equal(tqueue_count(b, "data"), tqueue_count(b, "env"));
+	for (int i = 0; i < RACE_MESSAGES; i++) {
+		char id[QUEUE_ID_MAX];
+		snprintf(id, sizeof(id), "race%d", i);
+		struct queue_envelope env;
+		bool in_a = queue_envelope_read(a, id, &env, &err) == 0;
+		if (in_a)
+			queue_envelope_clear(&env);
+		tqueue_check(in_a ? a : b, id);
+	}
+	print_message("moved %d/%d/%d\n", m[0].moved, m[1].moved, m[2].moved);
+	queue_close(&drop);
+	queue_close(&a);
+	queue_close(&b);
+}
 
 static void test_torn_commits_and_cleanup(void **state)
 {
@@ -271,7 +342,7 @@ static void test_torn_commits_and_cleanup(void **state)
 	struct queue *q = tqueue_open(f->s, "1");
 	const char *err = NULL;
 	assert_int_equal(queue_lock(q, &err), 0);
-	static const char *const ids[] = { "short", "nodata", "garbage", "good" };
+	static const char *const ids[] = {"short", "nodata", "garbage", "good"};
 	for (int i = 0; i < 4; i++)
 		assert_int_equal(tqueue_commit(q, ids[i], &err), 0);
 	char path[1200];
@@ -413,7 +484,7 @@ static void test_concurrent_commits(void **state)
 	pthread_t t[THREADS];
 	struct committer c[THREADS];
 	for (int i = 0; i < THREADS; i++) {
-		c[i] = (struct committer){ q, i, 0 };
+		c[i] = (struct committer){q, i, 0};
 		assert_int_equal(pthread_create(&t[i], NULL, commit_thread, &c[i]), 0);
 	}
 	/* The queue manager works on what is there meanwhile. */
@@ -442,15 +513,16 @@ static void test_concurrent_commits(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_commit_list_read, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_commit_refusals, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_update_remove, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_update_remove, setup_files, teardown),
-		cmocka_unit_test_setup_teardown(test_move, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_torn_commits_and_cleanup, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_lock_between_processes, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_concurrent_commits, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_concurrent_commits, setup_files, teardown),
+	    cmocka_unit_test_setup_teardown(test_commit_list_read, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_commit_refusals, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_update_remove, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_update_remove, setup_files, teardown),
+	    cmocka_unit_test_setup_teardown(test_move, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_maildrop_race, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_torn_commits_and_cleanup, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_lock_between_processes, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_concurrent_commits, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_concurrent_commits, setup_files, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -59,7 +59,7 @@ static void writer(const char *root, int round, int out)
 	pthread_t t[THREADS];
 	struct writer_arg args[THREADS];
 	for (int i = 0; i < THREADS; i++) {
-		args[i] = (struct writer_arg){ q, round, i, out };
+		args[i] = (struct writer_arg){q, round, i, out};
 		if (pthread_create(&t[i], NULL, writer_thread, &args[i]) != 0)
 			_exit(2);
 	}
@@ -140,7 +140,7 @@ static void test_kill_writers(void **state)
 	struct queue *q = tqueue_open(s, "1");
 	const char *err = NULL;
 	assert_int_equal(queue_lock(q, &err), 0);
-	struct reported rep = { calloc(MAX_IDS, QUEUE_ID_MAX), 0 };
+	struct reported rep = {calloc(MAX_IDS, QUEUE_ID_MAX), 0};
 	assert_non_null(rep.ids);
 	unsigned seed = (unsigned)getpid();
 	for (int round = 0; round < kills; round++) {
@@ -156,7 +156,7 @@ static void test_kill_writers(void **state)
 		/* Let it commit for a while (opening is slow under ASan), and
 		 * work on the queue meanwhile as the queue manager would. */
 		usleep(10000 + (rand_r(&seed) % 60) * 1000);
-		struct bumper b = { q, 5 };
+		struct bumper b = {q, 5};
 		assert_int_equal(queue_list(q, bump, &b, &err), 0);
 		kill(pid, SIGKILL);
 		int status;
@@ -192,7 +192,7 @@ int main(int argc, char **argv)
 		if (strcmp(argv[i], "--kills") == 0)
 			kills = atoi(argv[i + 1]);
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_kill_writers),
+	    cmocka_unit_test(test_kill_writers),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

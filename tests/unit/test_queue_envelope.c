@@ -98,7 +98,8 @@ static void make_simple(struct queue_envelope *env)
 	env->arrival = 1700000000;
 	env->size = 1234;
 	assert_int_equal(queue_envelope_add_rcpt(env, "bob@example.net", "rfc822;bob@example.net",
-						 QUEUE_NOTIFY_FAILURE | QUEUE_NOTIFY_DELAY), 0);
+						 QUEUE_NOTIFY_FAILURE | QUEUE_NOTIFY_DELAY),
+			 0);
 	assert_int_equal(queue_envelope_add_rcpt(env, "carol@example.com", NULL, 0), 0);
 	env->rcpts[1].state = QUEUE_RCPT_FAILED;
 	strcpy(env->rcpts[1].status, "5.1.1");
@@ -137,7 +138,8 @@ static void test_roundtrip_simple(void **state)
 	/* The encoding is text an operator can read. */
 	struct textbuf t = TEXTBUF_INIT;
 	queue_envelope_encode(&env, &t);
-	assert_non_null(strstr(t.data, "clustermail-queue 1\nid Q1a2B3c\nsender alice@example.org\n"));
+	assert_non_null(
+	    strstr(t.data, "clustermail-queue 1\nid Q1a2B3c\nsender alice@example.org\n"));
 	assert_non_null(strstr(t.data, "\nclient mx.example.org%20[192.0.2.1]\n"));
 	assert_non_null(strstr(t.data, "rcpt address=carol@example.com state=failed notify=0 "));
 	assert_non_null(strstr(t.data, "reason=host%20said:%20550%205.1.1%20<carol@example.com>:"
@@ -252,8 +254,8 @@ static int decode_sealed(const char *body)
 #define HEAD(id, sender) "clustermail-queue 1\nid " id "\nsender " sender "\nenvid \nret default\n"
 #define FLAGS "body-8bit 0\nsmtputf8 0\nhold 0\ndelay-warned 0\n"
 #define TIMES(arr) "arrival " arr "\nnext-attempt 0\nattempts 0\nclient \nsize 5\n"
-#define RCPT(addr, state, notify, attempts)                                              \
-	"rcpt address=" addr " state=" state " notify=" notify " dsn-sent=0 attempts=" attempts \
+#define RCPT(addr, state, notify, attempts)                                                        \
+	"rcpt address=" addr " state=" state " notify=" notify " dsn-sent=0 attempts=" attempts    \
 	" status= remote-mta= orcpt= reason=\n"
 
 static void test_syntax_table(void **state)
@@ -263,66 +265,79 @@ static void test_syntax_table(void **state)
 		const char *body;
 		int want;
 	} cases[] = {
-		{ HEAD("a1", "s@x") FLAGS TIMES("1") "rcpts 1\n" RCPT("r@y", "pending", "6", "0"), 0 },
-		{ HEAD("a1", "") FLAGS TIMES("-5") "rcpts 0\n", 0 },
-		{ HEAD("a1", "%20%25%0A") FLAGS TIMES("0") "rcpts 0\n", 0 },
-		/* wrong version, unknown or reordered lines */
-		{ "clustermail-queue 2\nid a1\n", STORE_E_CORRUPT },
-		{ HEAD("a1", "s") "smtputf8 0\nbody-8bit 0\nhold 0\ndelay-warned 0\n" TIMES("1")
-		  "rcpts 0\n", STORE_E_CORRUPT },
-		{ HEAD("a1", "s") FLAGS TIMES("1") "rcpts 0\nextra 1\n", STORE_E_CORRUPT },
-		/* bad ids */
-		{ HEAD("a-1", "s") FLAGS TIMES("1") "rcpts 0\n", STORE_E_CORRUPT },
-		{ HEAD("", "s") FLAGS TIMES("1") "rcpts 0\n", STORE_E_CORRUPT },
-		{ HEAD("0123456789012345678901234567890123", "s") FLAGS TIMES("1") "rcpts 0\n",
-		  STORE_E_CORRUPT },
-		/* escaping: not canonical, NUL, lowercase hex, short, raw space */
-		{ HEAD("a1", "%41") FLAGS TIMES("1") "rcpts 0\n", STORE_E_CORRUPT },
-		{ HEAD("a1", "%00") FLAGS TIMES("1") "rcpts 0\n", STORE_E_CORRUPT },
-		{ HEAD("a1", "%0a") FLAGS TIMES("1") "rcpts 0\n", STORE_E_CORRUPT },
-		{ HEAD("a1", "a%2") FLAGS TIMES("1") "rcpts 0\n", STORE_E_CORRUPT },
-		{ HEAD("a1", "a b") FLAGS TIMES("1") "rcpts 0\n", STORE_E_CORRUPT },
-		{ HEAD("a1", "a\tb") FLAGS TIMES("1") "rcpts 0\n", STORE_E_CORRUPT },
-		/* numbers */
-		{ HEAD("a1", "s") FLAGS TIMES("01") "rcpts 0\n", STORE_E_CORRUPT },
-		{ HEAD("a1", "s") FLAGS TIMES("-0") "rcpts 0\n", STORE_E_CORRUPT },
-		{ HEAD("a1", "s") FLAGS TIMES("9223372036854775808") "rcpts 0\n", STORE_E_CORRUPT },
-		{ HEAD("a1", "s") FLAGS TIMES("-9223372036854775808") "rcpts 0\n", 0 },
-		{ HEAD("a1", "s") FLAGS TIMES("-9223372036854775809") "rcpts 0\n", STORE_E_CORRUPT },
-		{ HEAD("a1", "s") FLAGS TIMES("+1") "rcpts 0\n", STORE_E_CORRUPT },
-		{ HEAD("a1", "s") FLAGS TIMES("1") "rcpts 10001\n", STORE_E_CORRUPT },
-		{ HEAD("a1", "s") "body-8bit 2\nsmtputf8 0\nhold 0\ndelay-warned 0\n" TIMES("1")
-		  "rcpts 0\n", STORE_E_CORRUPT },
-		/* recipients: count, state, notify, attempts, field order */
-		{ HEAD("a1", "s") FLAGS TIMES("1") "rcpts 2\n" RCPT("r@y", "pending", "6", "0"),
-		  STORE_E_CORRUPT },
-		{ HEAD("a1", "s") FLAGS TIMES("1") "rcpts 0\n" RCPT("r@y", "pending", "6", "0"),
-		  STORE_E_CORRUPT },
-		{ HEAD("a1", "s") FLAGS TIMES("1") "rcpts 1\n" RCPT("r@y", "gone", "6", "0"),
-		  STORE_E_CORRUPT },
-		{ HEAD("a1", "s") FLAGS TIMES("1") "rcpts 1\n" RCPT("r@y", "failed", "16", "0"),
-		  STORE_E_CORRUPT },
-		{ HEAD("a1", "s") FLAGS TIMES("1") "rcpts 1\n" RCPT("r@y", "failed", "15", "4294967296"),
-		  STORE_E_CORRUPT },
-		{ HEAD("a1", "s") FLAGS TIMES("1") "rcpts 1\n" RCPT("r@y", "delivered", "15", "4294967295"),
-		  0 },
-		{ HEAD("a1", "s") FLAGS TIMES("1") "rcpts 1\n"
-		  "rcpt state=pending address=r@y notify=0 dsn-sent=0 attempts=0 status= remote-mta= "
-		  "orcpt= reason=\n", STORE_E_CORRUPT },
-		{ HEAD("a1", "s") FLAGS TIMES("1") "rcpts 1\n"
-		  "rcpt address=r@y state=pending notify=0 dsn-sent=0 attempts=0 status= remote-mta= "
-		  "orcpt= reason= \n", STORE_E_CORRUPT },
-		{ HEAD("a1", "s") FLAGS TIMES("1") "rcpts 1\n"
-		  "rcpt address=r@y state=pending notify=0 dsn-sent=0 attempts=0 status= remote-mta= "
-		  "orcpt=\n", STORE_E_CORRUPT },
-		/* a value one byte over its field: status is 15 bytes at most */
-		{ HEAD("a1", "s") FLAGS TIMES("1") "rcpts 1\n"
-		  "rcpt address=r@y state=pending notify=0 dsn-sent=0 attempts=0 "
-		  "status=0123456789abcdef remote-mta= orcpt= reason=\n", STORE_E_CORRUPT },
-		{ HEAD("a1", "s") FLAGS TIMES("1") "rcpts 1\n"
-		  "rcpt address=r@y state=pending notify=0 dsn-sent=0 attempts=0 "
-		  "status=0123456789abcde remote-mta= orcpt= reason=\n", 0 },
-		{ "", STORE_E_CORRUPT },
+	    {HEAD("a1", "s@x") FLAGS TIMES("1") "rcpts 1\n" RCPT("r@y", "pending", "6", "0"), 0},
+	    {HEAD("a1", "") FLAGS TIMES("-5") "rcpts 0\n", 0},
+	    {HEAD("a1", "%20%25%0A") FLAGS TIMES("0") "rcpts 0\n", 0},
+	    /* wrong version, unknown or reordered lines */
+	    {"clustermail-queue 2\nid a1\n", STORE_E_CORRUPT},
+	    {HEAD("a1",
+		  "s") "smtputf8 0\nbody-8bit 0\nhold 0\ndelay-warned 0\n" TIMES("1") "rcpts 0\n",
+	     STORE_E_CORRUPT},
+	    {HEAD("a1", "s") FLAGS TIMES("1") "rcpts 0\nextra 1\n", STORE_E_CORRUPT},
+	    /* bad ids */
+	    {HEAD("a-1", "s") FLAGS TIMES("1") "rcpts 0\n", STORE_E_CORRUPT},
+	    {HEAD("", "s") FLAGS TIMES("1") "rcpts 0\n", STORE_E_CORRUPT},
+	    {HEAD("0123456789012345678901234567890123", "s") FLAGS TIMES("1") "rcpts 0\n",
+	     STORE_E_CORRUPT},
+	    /* escaping: not canonical, NUL, lowercase hex, short, raw space */
+	    {HEAD("a1", "%41") FLAGS TIMES("1") "rcpts 0\n", STORE_E_CORRUPT},
+	    {HEAD("a1", "%00") FLAGS TIMES("1") "rcpts 0\n", STORE_E_CORRUPT},
+	    {HEAD("a1", "%0a") FLAGS TIMES("1") "rcpts 0\n", STORE_E_CORRUPT},
+	    {HEAD("a1", "a%2") FLAGS TIMES("1") "rcpts 0\n", STORE_E_CORRUPT},
+	    {HEAD("a1", "a b") FLAGS TIMES("1") "rcpts 0\n", STORE_E_CORRUPT},
+	    {HEAD("a1", "a\tb") FLAGS TIMES("1") "rcpts 0\n", STORE_E_CORRUPT},
+	    /* numbers */
+	    {HEAD("a1", "s") FLAGS TIMES("01") "rcpts 0\n", STORE_E_CORRUPT},
+	    {HEAD("a1", "s") FLAGS TIMES("-0") "rcpts 0\n", STORE_E_CORRUPT},
+	    {HEAD("a1", "s") FLAGS TIMES("9223372036854775808") "rcpts 0\n", STORE_E_CORRUPT},
+	    {HEAD("a1", "s") FLAGS TIMES("-9223372036854775808") "rcpts 0\n", 0},
+	    {HEAD("a1", "s") FLAGS TIMES("-9223372036854775809") "rcpts 0\n", STORE_E_CORRUPT},
+	    {HEAD("a1", "s") FLAGS TIMES("+1") "rcpts 0\n", STORE_E_CORRUPT},
+	    {HEAD("a1", "s") FLAGS TIMES("1") "rcpts 10001\n", STORE_E_CORRUPT},
+	    {HEAD("a1",
+		  "s") "body-8bit 2\nsmtputf8 0\nhold 0\ndelay-warned 0\n" TIMES("1") "rcpts 0\n",
+	     STORE_E_CORRUPT},
+	    /* recipients: count, state, notify, attempts, field order */
+	    {HEAD("a1", "s") FLAGS TIMES("1") "rcpts 2\n" RCPT("r@y", "pending", "6", "0"),
+	     STORE_E_CORRUPT},
+	    {HEAD("a1", "s") FLAGS TIMES("1") "rcpts 0\n" RCPT("r@y", "pending", "6", "0"),
+	     STORE_E_CORRUPT},
+	    {HEAD("a1", "s") FLAGS TIMES("1") "rcpts 1\n" RCPT("r@y", "gone", "6", "0"),
+	     STORE_E_CORRUPT},
+	    {HEAD("a1", "s") FLAGS TIMES("1") "rcpts 1\n" RCPT("r@y", "failed", "16", "0"),
+	     STORE_E_CORRUPT},
+	    {HEAD("a1", "s") FLAGS TIMES("1") "rcpts 1\n" RCPT("r@y", "failed", "15", "4294967296"),
+	     STORE_E_CORRUPT},
+	    {HEAD("a1", "s")
+		 FLAGS TIMES("1") "rcpts 1\n" RCPT("r@y", "delivered", "15", "4294967295"),
+	     0},
+	    {HEAD("a1", "s") FLAGS TIMES("1") "rcpts 1\n"
+					      "rcpt state=pending address=r@y notify=0 dsn-sent=0 "
+					      "attempts=0 status= remote-mta= "
+					      "orcpt= reason=\n",
+	     STORE_E_CORRUPT},
+	    {HEAD("a1", "s") FLAGS TIMES("1") "rcpts 1\n"
+					      "rcpt address=r@y state=pending notify=0 dsn-sent=0 "
+					      "attempts=0 status= remote-mta= "
+					      "orcpt= reason= \n",
+	     STORE_E_CORRUPT},
+	    {HEAD("a1", "s") FLAGS TIMES("1") "rcpts 1\n"
+					      "rcpt address=r@y state=pending notify=0 dsn-sent=0 "
+					      "attempts=0 status= remote-mta= "
+					      "orcpt=\n",
+	     STORE_E_CORRUPT},
+	    /* a value one byte over its field: status is 15 bytes at most */
+	    {HEAD("a1", "s")
+		 FLAGS TIMES("1") "rcpts 1\n"
+				  "rcpt address=r@y state=pending notify=0 dsn-sent=0 attempts=0 "
+				  "status=0123456789abcdef remote-mta= orcpt= reason=\n",
+	     STORE_E_CORRUPT},
+	    {HEAD("a1", "s")
+		 FLAGS TIMES("1") "rcpts 1\n"
+				  "rcpt address=r@y state=pending notify=0 dsn-sent=0 attempts=0 "
+				  "status=0123456789abcde remote-mta= orcpt= reason=\n",
+	     0},
+	    {"", STORE_E_CORRUPT},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		int got = decode_sealed(cases[i].body);
@@ -366,12 +381,9 @@ static void test_long_value_and_line(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_roundtrip_simple),
-		cmocka_unit_test(test_roundtrip_hostile),
-		cmocka_unit_test(test_add_rcpt_limits),
-		cmocka_unit_test(test_truncations_and_flips),
-		cmocka_unit_test(test_syntax_table),
-		cmocka_unit_test(test_long_value_and_line),
+	    cmocka_unit_test(test_roundtrip_simple), cmocka_unit_test(test_roundtrip_hostile),
+	    cmocka_unit_test(test_add_rcpt_limits),  cmocka_unit_test(test_truncations_and_flips),
+	    cmocka_unit_test(test_syntax_table),     cmocka_unit_test(test_long_value_and_line),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
