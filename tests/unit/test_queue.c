@@ -431,6 +431,12 @@ static void test_lock_between_processes(void **state)
 	assert_int_equal(queue_lock_holder(q), 0);
 	assert_int_equal(tqueue_commit(q, "m1", &err), 0);
 	assert_int_equal(queue_lock(q, &err), 0);
+	/* another handle of the same spool in this process (mailctl queue
+	 * list inside maild) comes and goes: the lock stays with q */
+	struct queue *other = tqueue_open(f->s, "1");
+	assert_false(queue_locked(other));
+	assert_int_equal(queue_lock_holder(other), (int)getpid());
+	queue_close(&other);
 	assert_int_equal(run_child(f->root, true), 0);
 	tqueue_check(q, "fromchild");
 	/* Closing releases it: the next process takes it over. */
