@@ -2,7 +2,9 @@
  * Delivery status notifications: the report's header and first two parts
  * are written by dsn_begin(), the original is streamed by dsn_original()
  * and the structure closed by dsn_end(). Generated lines end in CRLF;
- * the original's lines are passed through as they are stored.
+ * the original's lines are passed through as they are stored, except
+ * that a line ending in a bare LF (mail from sendmail may have them)
+ * ends in CRLF in the report.
  *
  * Header injection: every value that came from the network (addresses,
  * diagnostics, the client's name, ENVID, ORCPT) goes through put_field(),
@@ -60,6 +62,7 @@ struct dsn_writer {
 	bool stopped;	   /* cut, or end of header reached */
 	bool mid_line;	   /* the line being held continues one partly emitted */
 	bool ends_with_lf; /* what was emitted ends a line (or nothing was) */
+	bool ends_with_cr; /* what was emitted ends in CR (a CRLF split across pieces) */
 	bool in_header;	   /* no empty line of the original emitted yet */
 	char hold[LINE_HOLD];
 	size_t hold_len;
@@ -471,9 +474,14 @@ static void emit(struct dsn_writer *w, const char *data, size_t len, struct text
 {
 	if (len == 0)
 		return;
-	textbuf_append(out, data, len);
+	bool bare_lf = data[len - 1] == '\n' &&
+		       (len >= 2 ? data[len - 2] != '\r' : !w->ends_with_cr);
+	textbuf_append(out, data, bare_lf ? len - 1 : len);
+	if (bare_lf)
+		textbuf_puts(out, "\r\n");
 	w->emitted += len;
 	w->ends_with_lf = data[len - 1] == '\n';
+	w->ends_with_cr = data[len - 1] == '\r';
 }
 
 /* The held bytes: a whole line (complete) or a piece of a long one. */

@@ -28,7 +28,9 @@ int outbound_nexthop_parse(const char *nexthop, uint16_t default_port, char *hos
 		*mx_r = false;
 	} else {
 		end = strrchr(p, ':');
-		if (end == NULL || strchr(p, ':') != end) /* a bare IPv6 address needs brackets */
+		if (end != NULL && strchr(p, ':') != end)
+			return -1; /* a bare IPv6 address: it needs brackets */
+		if (end == NULL)
 			end = p + strlen(p);
 	}
 	size_t len = (size_t)(end - p);
@@ -231,12 +233,9 @@ void outbound_route_resolve(const char *resolver, unsigned timeout_s, const char
 		return;
 	}
 	if (is_literal(host)) {
-		if (strlen(host) >= sizeof(r->hosts[0].addr)) {
-			route_fail(r, OUTBOUND_DNS_PERM, "5.1.2", "bad destination '%s'", nexthop);
-			return;
-		}
-		snprintf(r->hosts[0].name, sizeof(r->hosts[0].name), "%s", host);
-		snprintf(r->hosts[0].addr, sizeof(r->hosts[0].addr), "%s", host);
+		size_t len = strlen(host); /* a literal is at most 45 characters */
+		memcpy(r->hosts[0].name, host, len + 1);
+		memcpy(r->hosts[0].addr, host, len + 1);
 		r->hosts[0].port = port;
 		r->n = 1;
 		r->result = OUTBOUND_DNS_OK;
