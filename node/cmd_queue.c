@@ -30,7 +30,8 @@
 
 static int queue_usage(struct textbuf *err)
 {
-	textbuf_puts(err, "usage: mailctl queue list | show ID | flush [ID] | delete ID | hold ID | release ID\n");
+	textbuf_puts(err, "usage: mailctl queue list | show ID | flush [ID] | delete ID | hold ID | release ID"
+		     " | adopt SPOOL\n");
 	return 2;
 }
 
@@ -110,6 +111,28 @@ static int queue_change_daemon(struct command_env *env, const char *verb, const 
 	return rc < 0 ? 1 : 0;
 }
 
+/* Another node's spool into this node's (a dead node's takeover). */
+static int queue_adopt(struct command_env *env, const char *spool, struct textbuf *out,
+		       struct textbuf *err)
+{
+	if (env->queue == NULL) {
+		textbuf_puts(err, "queue adopt: needs a running maild, whose queue manager then "
+				  "delivers what it took over\n");
+		return 1;
+	}
+	struct textbuf why = TEXTBUF_INIT;
+	int n = queue_manager_adopt(env->queue, spool, &why);
+	if (n < 0)
+		textbuf_printf(err, "queue adopt: %s", textbuf_str(&why));
+	else
+		textbuf_printf(out, "queue adopt: %d message%s moved from spool %s\n", n,
+			       n == 1 ? "" : "s", spool);
+	if (n >= 0)
+		command_event(env, "op=queue-adopt spool=%s count=%d", spool, n);
+	textbuf_free(&why);
+	return n < 0 ? 1 : 0;
+}
+
 int cmd_queue(struct command_env *env, int argc, char **argv, struct textbuf *out, struct textbuf *err)
 {
 	struct store *own_store = NULL;
@@ -118,6 +141,8 @@ int cmd_queue(struct command_env *env, int argc, char **argv, struct textbuf *ou
 	int rc;
 
 	bool list = argc == 2 && strcmp(verb, "list") == 0;
+	if (argc == 3 && strcmp(verb, "adopt") == 0)
+		return queue_adopt(env, argv[2], out, err);
 	bool flush = (argc == 2 || argc == 3) && strcmp(verb, "flush") == 0;
 	bool change = argc == 3 && (strcmp(verb, "show") == 0 || strcmp(verb, "delete") == 0 ||
 				    strcmp(verb, "hold") == 0 || strcmp(verb, "release") == 0);

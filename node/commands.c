@@ -41,7 +41,8 @@ static const char usage_text[] =
 	"  cert reload                             serve what is on the store now (needs maild; or SIGHUP)\n"
 	"  auth stats                              login counters and delays of this node (needs maild)\n"
 	"  queue list                              every spool and the maildrop, with counts by state and domain\n"
-	"  queue show ID | delete ID | hold ID | release ID | flush [ID]   (flush needs maild)\n";
+	"  queue show ID | delete ID | hold ID | release ID | flush [ID]   (flush needs maild)\n"
+	"  queue adopt SPOOL                       take over another node's spool (needs maild)\n";
 
 void commands_usage(struct textbuf *out)
 {

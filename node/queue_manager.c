@@ -360,14 +360,6 @@ void queue_manager_kick(struct queue_manager *qm)
 	event_active(qm->ev_wake, 0, 0);
 }
 
-int queue_manager_flush(struct queue_manager *qm)
-{
-	pthread_mutex_lock(&qm->lock);
-	qm->rescan = qm->flush_all = true;
-	pthread_mutex_unlock(&qm->lock);
-	event_active(qm->ev_wake, 0, 0);
-	return 0;
-}
 
 /*
  * Per-message control. The envelope is changed by whoever holds the
@@ -378,16 +370,97 @@ int queue_manager_flush(struct queue_manager *qm)
 struct qm_control {
 	struct queue_manager *qm;
 	const char *id;
-	enum { QM_FLUSH_ONE, QM_HOLD, QM_RELEASE, QM_DELETE } op;
+	enum { QM_FLUSH_ALL, QM_FLUSH_ONE, QM_HOLD, QM_RELEASE, QM_DELETE, QM_ADOPT } op;
 	int ret;
+	int count;
 	char error[256];
 	bool done;
 	pthread_cond_t cond;
 };
 
+struct qm_adopt {
+	struct queue_manager *qm;
+	struct queue *from;
+	int moved, failed;
+};
+
+static bool qm_adopt_one(const char *id, void *ctx)
+{
+	struct qm_adopt *a = ctx;
+	const char *error = NULL;
+	int ret = queue_move(a->from, a->qm->spool, id, &error);
+	if (ret == 0) {
+		a->moved++;
+	} else {
+		a->failed++;
+		log_error("queue", "id=%s adopting from spool %s failed: %s", id,
+			  queue_name(a->from), error ? error : store_strerror(ret));
+	}
+	return true;
+}
+
+/*
+ * Takeover of another node's spool (a dead node, or one retired): under
+ * that spool's lock, so never while its own maild runs it, every message
+ * moves whole into this node's spool (storage/queue.h: in exactly one
+ * spool at every instant) and is delivered from here. The cluster's
+ * membership will call this for a dead node; mailctl queue adopt does it
+ * by hand.
+ */
+static void qm_adopt(struct qm_control *c)
+{
+	struct queue_manager *qm = c->qm;
+	struct qm_adopt a = {.qm = qm};
+	const char *error = NULL;
+	if (strcmp(c->id, queue_name(qm->spool)) == 0 || strcmp(c->id, "maildrop") == 0) {
+		snprintf(c->error, sizeof(c->error), "spool %s is not another node's spool", c->id);
+		return;
+	}
+	int ret = queue_open(qm->env->store, c->id, &a.from, &error);
+	if (ret == 0)
+		ret = queue_lock(a.from, &error);
+	if (ret == 0)
+		ret = queue_list(a.from, qm_adopt_one, &a, &error);
+	/* Whatever is left are torn commits that no client was ever told
+	 * about: with the lock free, no process of that node writes there. */
+	if (ret == 0)
+		queue_cleanup(a.from, 0, &error);
+	queue_close(&a.from);
+	if (ret < 0) {
+		snprintf(c->error, sizeof(c->error), "spool %s: %s", c->id,
+			 error ? error : store_strerror(ret));
+		return;
+	}
+	log_notice("queue", "adopted spool %s: moved=%d failed=%d into spool %s", c->id, a.moved,
+		   a.failed, queue_name(qm->spool));
+	c->count = a.moved;
+	c->ret = a.failed == 0 ? 0 : -1;
+	if (a.failed > 0)
+		snprintf(c->error, sizeof(c->error), "%d messages could not be moved (see the log)",
+			 a.failed);
+	qm_scan(qm);
+	event_active(qm->ev_wake, 0, 0);
+}
+
 static void qm_control_run(struct qm_control *c)
 {
 	struct queue_manager *qm = c->qm;
+	if (c->op == QM_ADOPT) {
+		qm_adopt(c);
+		return;
+	}
+	if (c->op == QM_FLUSH_ALL) {
+		qm_scan(qm);
+		for (size_t i = 0; i < qm->n; i++) {
+			if (!qm->entries[i].active && !qm->entries[i].hold) {
+				qm->entries[i].next_attempt = 0;
+				c->count++;
+			}
+		}
+		c->ret = 0;
+		event_active(qm->ev_wake, 0, 0);
+		return;
+	}
 	struct qm_entry *e = qm_find(qm, c->id);
 	struct queue_envelope env = {0};
 	const char *error = NULL;
@@ -454,7 +527,8 @@ static void qm_control_cb(evutil_socket_t fd, short what, void *arg)
 	pthread_mutex_unlock(&c->qm->lock);
 }
 
-static int qm_control(struct queue_manager *qm, const char *id, int op, struct textbuf *err)
+static int qm_control(struct queue_manager *qm, const char *id, int op, struct textbuf *err,
+		      int *count_r)
 {
 	struct qm_control c = {.qm = qm, .id = id, .op = op, .ret = -1};
 	pthread_cond_init(&c.cond, NULL);
@@ -471,20 +545,38 @@ static int qm_control(struct queue_manager *qm, const char *id, int op, struct t
 	pthread_cond_destroy(&c.cond);
 	if (c.ret < 0)
 		textbuf_printf(err, "%s\n", c.error);
+	if (count_r != NULL)
+		*count_r = c.count;
 	return c.ret;
+}
+
+int queue_manager_flush(struct queue_manager *qm)
+{
+	struct textbuf err = TEXTBUF_INIT;
+	int count = 0;
+	int ret = qm_control(qm, "", QM_FLUSH_ALL, &err, &count);
+	textbuf_free(&err);
+	return ret < 0 ? -1 : count;
+}
+
+int queue_manager_adopt(struct queue_manager *qm, const char *spool, struct textbuf *err)
+{
+	int count = 0;
+	int ret = qm_control(qm, spool, QM_ADOPT, err, &count);
+	return ret < 0 ? -1 : count;
 }
 
 int queue_manager_flush_one(struct queue_manager *qm, const char *id, struct textbuf *err)
 {
-	return qm_control(qm, id, QM_FLUSH_ONE, err);
+	return qm_control(qm, id, QM_FLUSH_ONE, err, NULL);
 }
 
 int queue_manager_hold(struct queue_manager *qm, const char *id, bool hold, struct textbuf *err)
 {
-	return qm_control(qm, id, hold ? QM_HOLD : QM_RELEASE, err);
+	return qm_control(qm, id, hold ? QM_HOLD : QM_RELEASE, err, NULL);
 }
 
 int queue_manager_delete(struct queue_manager *qm, const char *id, struct textbuf *err)
 {
-	return qm_control(qm, id, QM_DELETE, err);
+	return qm_control(qm, id, QM_DELETE, err, NULL);
 }

@@ -46,5 +46,9 @@ int queue_manager_flush(struct queue_manager *qm);
 int queue_manager_flush_one(struct queue_manager *qm, const char *id, struct textbuf *err);
 int queue_manager_hold(struct queue_manager *qm, const char *id, bool hold, struct textbuf *err);
 int queue_manager_delete(struct queue_manager *qm, const char *id, struct textbuf *err);
+/* Takes over another node's spool: under its lock (refused while its
+ * maild runs it), every message moves into this node's spool. The
+ * number moved, or -1 with the reason in err. */
+int queue_manager_adopt(struct queue_manager *qm, const char *spool, struct textbuf *err);
 
 #endif

@@ -408,3 +408,40 @@ def test_8bit_message_is_downgraded_for_a_7bit_server(pair):
         p.a.wait_log("8BITMIME downgrade")
     finally:
         sink.close()
+
+
+def test_opportunistic_starttls_to_the_mx(pair):
+    p = pair(b_start=False)
+    p.b.ctl("cert", "generate", "mx", "--names", f"mx.{B_DOMAIN}")
+    p.b.ctl("cert", "assign", "mx", "--default")
+    p.b.start()
+    p.send("over tls")
+    got = wait_for(lambda: with_subject(p.b, BOB, "over tls"), what="delivery over TLS")[0]
+    p.a.wait_log("tls=yes dsn=2.0.0 status=sent")
+    # B's Received: field says the hop was encrypted
+    assert b"with ESMTPS" in got, got[:600]
+
+
+def test_a_dead_nodes_spool_is_adopted(pair, node_factory, workdir):
+    """Node A queues mail while the MX is down and is killed (kill -9);
+    node C, another node id on the same store, takes A's spool over with
+    `mailctl queue adopt 1` and delivers it. While A runs, its spool's
+    lock refuses the takeover."""
+    p = pair(b_start=False)
+    p.send("orphan")
+    p.a.wait_log("status=deferred", timeout=20)
+    c = node_factory(node_id=3, name="c", store=workdir / "store-a", extra=(
+        f'smtp = {{ resolver = "127.0.0.1:{p.dns.port}"; }};\n'
+        f"queue = {{ port = {p.b.ports['smtp']}; min_backoff = 1; max_backoff = 2; }};\n"))
+    # one directory writer per store: C waits for A's directory lock, so
+    # the refusal is shown on the storage side in test_queue.c; here A dies
+    p.a.proc.kill()
+    p.a.proc.wait()
+    p.a.logf.close()
+    c.start()
+    p.b.start()
+    r = c.ctl("queue", "adopt", "1")
+    assert "1 message moved from spool 1" in r.stdout, r.stdout + r.stderr
+    wait_for(lambda: with_subject(p.b, BOB, "orphan"), what="delivery by the adopting node")
+    c.wait_log("adopted spool 1: moved=1 failed=0 into spool 3")
+    assert c.ctl("queue", "adopt", "3", check=False).returncode != 0
