@@ -267,7 +267,8 @@ static int smtp_txn_add(struct smtp_txn *t, const struct smtp_expansion *x)
 		t->rcpts = r;
 		t->cap = cap;
 	}
-	memcpy(t->rcpts + t->nlocal, x->rcpts, x->n * sizeof(*x->rcpts));
+	if (x->n > 0) /* a forwarding alias reaches no local mailbox */
+		memcpy(t->rcpts + t->nlocal, x->rcpts, x->n * sizeof(*x->rcpts));
 	t->nlocal += x->n;
 	return 0;
 }

@@ -100,7 +100,8 @@ static int smtp_queue_envelope(struct smtp_conn *sc, struct queue_envelope *env)
 		snprintf(literal, sizeof(literal), "unknown");
 	snprintf(env->client, sizeof(env->client), "%.60s [%.60s]", smtp_session_helo(sc->sess),
 		 literal);
-	qsort(t->rcpts, t->nlocal, sizeof(*t->rcpts), smtp_local_cmp);
+	if (t->nlocal > 0)
+		qsort(t->rcpts, t->nlocal, sizeof(*t->rcpts), smtp_local_cmp);
 	for (size_t i = 0; i < t->nlocal && ret == 0; i++)
 		if (i == 0 || strcmp(t->rcpts[i - 1].address, t->rcpts[i].address) != 0)
 			ret = queue_envelope_add_rcpt(env, t->rcpts[i].address, "", 0);

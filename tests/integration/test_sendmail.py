@@ -233,9 +233,13 @@ def test_queue_hold_release_delete_offline(n):
     assert "-- recipients: 0 pending, 1 held, 0 failed, 0 delivered (not yet removed)" in lines
     n.ctl("queue", "release", qid)
     assert "hold: no" in n.ctl("queue", "show", qid).stdout
-    # another process holding the spool's lock: refused, with its pid
+    # another process holding the spool's lock: refused, with the pid the
+    # holder writes into the lock file (docs/storage-format.md)
     with open(maildrop(n) / "lock", "r+b") as f:
         fcntl.lockf(f, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, 0)
+        f.truncate(0)
+        f.write(f"{os.getpid()}\n".encode())
+        f.flush()
         r = n.ctl("queue", "delete", qid, check=False)
         assert r.returncode == 1
         assert f"the spool maildrop is run by pid {os.getpid()}; use the daemon" in r.stderr
