@@ -108,6 +108,9 @@ void mailbox_bucket_touch(struct mailbox *box);
 /* After unlocking: group commit of the index log and the touched bucket
  * directories, then the synced mark (index_view_durable). */
 int mailbox_durable(struct mailbox *box, const char **error_r);
+/* The same, with files (message files just written) in the same round. */
+int mailbox_durable_files(struct mailbox *box, const int *files, size_t n_files,
+			  const char **error_r);
 
 /* ---- mailbox_keywords (mailbox_flags.c) ---- */
 
