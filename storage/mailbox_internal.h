@@ -5,7 +5,8 @@
  * A mailbox directory (.box):
  *   lock            byte 0: index writers, byte 1: snapshot rewrite election
  *   index, log.<n>  the index (storage/index_view.h)
- *   new/            deliveries not yet absorbed: <guid>.<date>.<flags>
+ *   new/            deliveries not yet absorbed: <guid>.<date>.<flags>, then
+ *                   *<keyword> for each keyword ('/' written %2F)
  *   msg/<b>/<uid>   message files, b = uid >> 12 in hex; <uid>.cache next
  *                   to a message is its parsed-metadata blob
  */
@@ -21,7 +22,7 @@
 #include "storage/store_internal.h"
 
 #define MAILBOX_BUCKET_SHIFT 12
-#define MAILBOX_NEW_NAME_MAX 64
+#define MAILBOX_NEW_NAME_MAX 256  /* NAME_MAX + 1 */
 #define MAILBOX_ABSORB_BATCH 4096   /* messages per absorb record */
 
 struct mailbox {
@@ -90,9 +91,18 @@ int mailbox_claim_recent(struct mailbox *box, const char **error_r);
 /* Absorbs deliveries waiting in new/; cheap (one readdir) when none. */
 int mailbox_absorb(struct mailbox *box, const char **error_r);
 bool mailbox_new_pending(struct mailbox *box);
-void mailbox_new_name(const uint8_t guid[16], int64_t date, uint32_t flags, char *out);
-/* Parses a new/ entry name; -1 when it is not one we write. */
-int mailbox_new_parse(const char *name, uint8_t guid[16], int64_t *date_r, uint32_t *flags_r);
+/* The new/ entry name of a delivery (out: MAILBOX_NEW_NAME_MAX bytes);
+ * -1 when the keywords do not fit in a file name. */
+int mailbox_new_name(const uint8_t guid[16], int64_t date, uint32_t flags,
+		     const char *const *keywords, size_t n_keywords, char *out);
+/* Parses a new/ entry name; -1 when it is not one we write. keywords_r
+ * (may be NULL) points at the encoded keywords in name ("" for none). */
+int mailbox_new_parse(const char *name, uint8_t guid[16], int64_t *date_r, uint32_t *flags_r,
+		      const char **keywords_r);
+/* Decodes the keywords of a new/ entry name into buf (NUL-separated),
+ * pointing names[] at them: their count, or -1 if malformed. */
+int mailbox_new_keywords(const char *encoded, char buf[MAILBOX_NEW_NAME_MAX],
+			 const char *names[MAILBOX_KEYWORDS_MAX]);
 
 /* ---- mailbox_message.c ---- */
 

@@ -3,7 +3,9 @@
  * DATA). The message was written once by mail_writer into this node's
  * temporary area; for each recipient the quota is charged and the file is
  * hard-linked into the target mailbox's new/ directory as
- * <guid>.<internal date>.<flags>. No index lock is taken: the index absorbs
+ * <guid>.<internal date>.<flags>, followed by *<keyword> for each of the
+ * delivery's keywords (one atomic link carries them all, so a crash can
+ * never separate a message from its keywords). No index lock is taken: the index absorbs
  * new/ at its next sync (storage/mailbox_absorb.c), on whichever node.
  * Then one group commit covers the file and every link, and only after it
  * does the call return: "250 after DATA" means durable. The temporary
@@ -140,8 +142,17 @@ int store_deliver(struct store *store, struct mail_writer **wp, const struct sto
 		return store_fail(error_r, STORE_E_INVALID, "delivery without a message");
 	int64_t date = d != NULL && d->internal_date != 0 ? d->internal_date : store_now();
 	uint32_t flags = d != NULL ? d->flags & MAIL_FLAGS_MASK : 0;
+	const char *const *kw = d != NULL ? d->keywords : NULL;
+	size_t n_kw = d != NULL ? d->n_keywords : 0;
 	char new_name[MAILBOX_NEW_NAME_MAX];
-	mailbox_new_name(w->guid, date, flags, new_name);
+	int ret = mailbox_keywords_check(kw, n_kw, error_r);
+	if (ret == 0 && (n_kw > MAILBOX_KEYWORDS_MAX ||
+			 mailbox_new_name(w->guid, date, flags, kw, n_kw, new_name) < 0))
+		ret = store_fail(error_r, STORE_E_LIMIT, "too many keywords for one delivery");
+	if (ret < 0) {
+		mail_writer_abort(wp);
+		return ret;
+	}
 	struct timespec ts[2] = { { date, 0 }, { date, 0 } };
 	(void)futimens(w->fd, ts);
 
@@ -158,7 +169,6 @@ int store_deliver(struct store *store, struct mail_writer **wp, const struct sto
 		if (fds[i + 1] >= 0)
 			delivered++;
 	}
-	int ret = 0;
 	if (delivered > 0) {
 		int *sync_fds = malloc((delivered + 1) * sizeof(int));
 		if (sync_fds == NULL)

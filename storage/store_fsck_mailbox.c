@@ -147,12 +147,12 @@ static void check_new(struct fsck *fk, struct mailbox *box, const struct fsck_fi
 		uint8_t guid[16];
 		int64_t date;
 		uint32_t flags;
-		if (mailbox_new_parse(n, guid, &date, &flags) < 0) {
+		if (mailbox_new_parse(n, guid, &date, &flags, NULL) < 0) {
 			fsck_problem(fk, box->name, STORE_FSCK_BAD_NAME, fk->repair,
 				     "new/%s: renamed to be delivered", n);
 			char proper[MAILBOX_NEW_NAME_MAX];
 			store_guid_new(guid);
-			mailbox_new_name(guid, st.st_mtime, 0, proper);
+			(void)mailbox_new_name(guid, st.st_mtime, 0, NULL, 0, proper);
 			if (fk->repair)
 				renameat(dirfd(d), n, dirfd(d), proper);
 		} else if (index_absorb_contains(box->view, guid) || ino_is_message(files, st.st_ino)) {
