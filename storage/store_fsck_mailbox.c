@@ -311,6 +311,7 @@ int fsck_mailbox(struct fsck *fk, struct store_user *u, const char *name, int le
 		for (size_t i = 0; i < files.n; i++)
 			fk->bytes += files.f[i].size;
 		fk->messages += files.n;
+		fk->uncountable = true;
 		ret = 0;
 	} else if (ret == 0 && deleted) {
 		finish_delete(fk, u, level_fd, name);
@@ -326,6 +327,7 @@ int fsck_mailbox(struct fsck *fk, struct store_user *u, const char *name, int le
 			unlinkat(box.new_fd, leftovers.data + off, 0);
 		fk->bytes += box.view->state.bytes + pend_bytes;
 		fk->messages += box.view->state.messages + pend_msgs;
+		fsck_boxes_add(fk, box_fd);
 	}
 	index_view_free(&box.view);
 	index_pending_free(&pend);
