@@ -28,10 +28,13 @@
 
 void index_pending_free(struct index_pending *p)
 {
+	if (p->log_fd >= 0)
+		close(p->log_fd);
 	free(p->offs);
 	free(p->sizes);
 	uidset_free(&p->dropped);
 	memset(p, 0, sizeof(*p));
+	p->log_fd = -1;
 }
 
 static int fsync_dir(int dir_fd, const char *name, const char **error_r)
@@ -119,6 +122,9 @@ int index_pending_help(struct index_view *v, uint64_t from, uint64_t to, struct 
 				else
 					ret = h;
 			}
+			if (ret == 0 && p->log_fd < 0 &&
+			    (p->log_fd = fcntl(v->log_fd, F_DUPFD_CLOEXEC, 0)) < 0)
+				ret = store_fail_errno(error_r, false, "dup", "index log");
 			if (ret == 0)
 				pending_add(p, from + k, rec.size);
 		}
@@ -153,9 +159,10 @@ int index_rec_resolve(int log_fd, uint64_t off, uint32_t size, const char **erro
 int index_pending_resolve(struct index_view *v, const struct index_pending *p,
 			  const char **error_r)
 {
+	(void)v; /* the records are in p's log, wherever v is now */
 	int ret = 0;
 	for (size_t i = 0; i < p->n && ret == 0; i++)
-		ret = index_rec_resolve(v->log_fd, p->offs[i], p->sizes[i], error_r);
+		ret = index_rec_resolve(p->log_fd, p->offs[i], p->sizes[i], error_r);
 	return ret;
 }
 

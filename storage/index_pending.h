@@ -24,7 +24,10 @@
 #include "storage/index_view.h"
 #include "storage/mail_uidset.h"
 
+#define INDEX_PENDING_INIT { -1, NULL, NULL, 0, 0, UIDSET_INIT }
+
 struct index_pending {
+	int log_fd;                /* the log they are in (a rotation may move the view on) */
 	uint64_t *offs;            /* records to resolve: offset and size */
 	uint32_t *sizes;
 	size_t n, cap;

@@ -150,8 +150,7 @@ int index_rotate(struct index_view *v, const char **error_r)
 	/* Neither the snapshot nor the copied tail may carry an unresolved
 	 * PENDING record (its writer would resolve it in this log only):
 	 * help them now, or leave the rotation to after a drop. */
-	struct index_pending p;
-	memset(&p, 0, sizeof(p));
+	struct index_pending p = INDEX_PENDING_INIT;
 	ret = index_pending_help(v, base, v->log_pos, &p, error_r);
 	if (ret == 0 && uidset_empty(&p.dropped))
 		ret = index_pending_resolve(v, &p, error_r);

@@ -154,8 +154,7 @@ int index_view_settle(struct index_view *v, const char **error_r)
 	ret = index_view_lock(v, error_r);
 	if (ret < 0)
 		return ret;
-	struct index_pending p;
-	memset(&p, 0, sizeof(p));
+	struct index_pending p = INDEX_PENDING_INIT;
 	struct textbuf buf = TEXTBUF_INIT;
 	if (v->log_seq != seq)
 		from = INDEX_LOG_HEADER_SIZE;

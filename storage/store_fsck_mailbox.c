@@ -290,8 +290,7 @@ int fsck_mailbox(struct fsck *fk, struct store_user *u, const char *name, int le
 	struct textbuf leftovers = TEXTBUF_INIT;
 	uint64_t pend_bytes = 0, pend_msgs = 0;
 	bool dirty = false, deleted = false;
-	struct index_pending pend;
-	memset(&pend, 0, sizeof(pend));
+	struct index_pending pend = INDEX_PENDING_INIT;
 	int ret = mailbox_open_fds(&box, box_fd, error_r);
 	if (ret == 0)
 		ret = store_lockfile_open(box_fd, "lock", &lf, error_r);
