@@ -3,7 +3,7 @@
  * messages were written by mail_writer to this node's temporary area;
  * then
  *   1. under the index lock: keywords defined, quota charged, each file
- *      renamed to msg/<b>/<uid> (a stale orphan at that name, left by a
+ *      placed at msg/<b>/<uid> (a stale orphan at that name, left by a
  *      crashed writer at a UID >= UIDNEXT, is simply replaced), one APPEND
  *      record written with flag PENDING;
  *   2. after the unlock, one group commit of the message files, the log
@@ -83,12 +83,11 @@ static int append_locked(struct mailbox *box, struct mail_append *msgs, size_t n
 		snprintf(uidname, sizeof(uidname), "%u", uid);
 		if (bfd < 0)
 			ret = bfd;
-		else if (renameat(w->dir_fd, w->name, bfd, uidname) < 0)
-			ret = store_fail_errno(error_r, false, "rename", "message file");
+		else
+			ret = mail_writer_place(w, bfd, uidname, error_r);
 		if (ret < 0)
 			break;
 		mailbox_bucket_touch(box);
-		w->name[0] = '\0'; /* moved: nothing to unlink on abort */
 		struct mail_record m = { .uid = uid,
 					 .flags = msgs[i].flags & MAIL_FLAGS_MASK,
 					 .modseq = modseq,

@@ -47,10 +47,20 @@ struct mail_writer {
 	struct store *store;
 	int dir_fd;                  /* the temporary slot directory (not owned) */
 	int fd;
-	char name[STORE_GUID_HEX];
+	char name[STORE_GUID_HEX];   /* its GUID in hex: its name in dir_fd when named */
+	bool named;                  /* false: unnamed (O_TMPFILE) or moved away */
 	uint8_t guid[16];
 	uint64_t size;
 };
+
+/* ---- mail_writer.c ---- */
+
+/* Gives the message its place dir_fd/name (renamed or linked; a stale
+ * file there, which only a crashed writer can have left, is replaced). */
+int mail_writer_place(struct mail_writer *w, int dir_fd, const char *name, const char **error_r);
+/* Makes sure the message has its name w->name in w->dir_fd (deliveries
+ * link from there). */
+int mail_writer_name(struct mail_writer *w, const char **error_r);
 
 /* ---- mailbox_list.c ---- */
 

@@ -194,6 +194,8 @@ int store_deliver(struct store *store, struct mail_writer **wp, const struct sto
 	size_t n_kw = d != NULL ? d->n_keywords : 0;
 	char new_name[MAILBOX_NEW_NAME_MAX];
 	int ret = mailbox_keywords_check(kw, n_kw, error_r);
+	if (ret == 0)
+		ret = mail_writer_name(w, error_r); /* the links are made from its name */
 	if (ret == 0 && (n_kw > MAILBOX_KEYWORDS_MAX ||
 			 mailbox_new_name(w->guid, date, flags, kw, n_kw, new_name) < 0))
 		ret = store_fail(error_r, STORE_E_LIMIT, "too many keywords for one delivery");
