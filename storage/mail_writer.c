@@ -3,8 +3,9 @@
  * node's temporary area (storage/store.c). Where the filesystem allows
  * it the file is created unnamed (O_TMPFILE) and gets its one name when
  * it is placed in a mailbox: a directory entry fewer to create and to
- * move per message (bench_store measured about a fifth of an append's
- * CPU), and nothing left behind by a crash. Elsewhere (NFS, or without
+ * move per message (create + write + rename 59-82 us of CPU against
+ * 51-57 us for tmpfile + write + link, measured on this project's ext4),
+ * and nothing left behind by a crash. Elsewhere (NFS, or without
  * /proc to link through) it is named by its GUID and renamed into place.
  * The file is not fsync'd here: mailbox_append and store_deliver make it
  * durable in a group commit together with everything else in flight.
