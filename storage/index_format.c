@@ -160,10 +160,21 @@ enum index_decode index_rec_decode(const uint8_t *buf, size_t avail, struct inde
 		return store_fail(error_r, INDEX_DECODE_BAD, "bad record size %u", size);
 	if (avail < size)
 		return INDEX_DECODE_SHORT;
-	if (store_crc32c(0, buf + 8, size - 8) != index_le32(buf + 4))
+	/* A PENDING APPEND's last word is its resolve word: checksummed as 0,
+	 * it is 0 or INDEX_RESOLVED_MAGIC. */
+	uint16_t type = (uint16_t)(buf[8] | buf[9] << 8);
+	uint16_t flags = (uint16_t)(buf[10] | buf[11] << 8);
+	bool pending = type == INDEX_REC_APPEND && (flags & INDEX_APPEND_PENDING);
+	uint32_t word = index_le32(buf + size - 4);
+	static const uint8_t zero4[4] = { 0 };
+	uint32_t crc = store_crc32c(0, buf + 8, size - 12);
+	crc = store_crc32c(crc, pending ? zero4 : buf + size - 4, 4);
+	if (crc != index_le32(buf + 4))
 		return store_fail(error_r, INDEX_DECODE_BAD, "record checksum mismatch");
-	if (index_le32(buf + size - 8) != size || index_le32(buf + size - 4) != 0)
+	if (index_le32(buf + size - 8) != size ||
+	    (word != 0 && !(pending && word == INDEX_RESOLVED_MAGIC)))
 		return store_fail(error_r, INDEX_DECODE_BAD, "bad record trailer");
+	rec->resolved = !pending || word == INDEX_RESOLVED_MAGIC;
 	rec->size = size;
 	rec->type = (uint16_t)(buf[8] | buf[9] << 8);
 	rec->flags = (uint16_t)(buf[10] | buf[11] << 8);

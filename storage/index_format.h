@@ -58,6 +58,11 @@ enum index_rec_type {
 };
 
 #define INDEX_APPEND_ABSORBED 0x1
+/* Written in the same commit round as its message files: readers pass it
+ * only once its resolve word (the last u32 of the trailer, outside the
+ * CRC) says the files are durable. */
+#define INDEX_APPEND_PENDING 0x2
+#define INDEX_RESOLVED_MAGIC 0x454e4f44u /* "DONE" */
 #define INDEX_ROTATE_RESET 0x1
 
 struct index_rec {
@@ -68,6 +73,7 @@ struct index_rec {
 	struct index_state state;
 	const uint8_t *payload;
 	size_t payload_len;
+	bool resolved;             /* not PENDING, or its resolve word is set */
 };
 
 enum index_decode {
@@ -105,6 +111,13 @@ void index_put_u64(struct textbuf *buf, uint64_t v);
 void index_put_bytes_padded(struct textbuf *buf, const void *data, size_t len);
 void index_rec_finish(struct textbuf *buf, size_t start, uint16_t type, uint16_t flags,
 		      uint32_t count, uint64_t modseq, const struct index_state *state);
+
+/* The resolve word of a PENDING record of the given size starting at
+ * log offset off: where to write INDEX_RESOLVED_MAGIC. */
+static inline uint64_t index_rec_resolve_offset(uint64_t off, uint32_t size)
+{
+	return off + size - 4;
+}
 
 /* Replaces the state block of a finished record (and its checksum). */
 void index_rec_set_state(uint8_t *rec, const struct index_state *state);

@@ -2,7 +2,8 @@
  * index_read: opening a view (snapshot, then the log chain it names) and
  * bringing it up to date.
  *
- * Readers stop at the log's synced mark; below it every record must be
+ * Readers stop at the log's synced mark, or before an unresolved PENDING
+ * APPEND (storage/index_pending.c); below the mark every record must be
  * whole and valid, so anything else there is CORRUPT. Writers (holding
  * the index lock) read to the end of the file: past the mark, a record
  * that runs past the end, or a last record whose checksum fails, or a run
@@ -107,6 +108,15 @@ static int read_range(struct index_view *v, uint64_t limit, uint64_t synced, uin
 			const char *why = "bad record";
 			char whybuf[160];
 			enum index_decode dec = index_rec_decode(buf + k, want - k, &rec, &why);
+			if (dec == INDEX_DECODE_OK && !writer && !rec.resolved) {
+				v->pending_stop = true; /* its files may not be durable yet */
+				if (v->pending_pos != v->log_pos || v->pending_seq != v->log_seq) {
+					v->pending_pos = v->log_pos;
+					v->pending_seq = v->log_seq;
+					v->pending_since = store_now();
+				}
+				return READ_DONE;
+			}
 			if (dec == INDEX_DECODE_OK) {
 				int ret = index_apply(v, &rec, true, error_r);
 				if (ret < 0)
@@ -139,6 +149,7 @@ static int read_range(struct index_view *v, uint64_t limit, uint64_t synced, uin
 
 int index_read_log(struct index_view *v, bool writer, const char **error_r)
 {
+	v->pending_stop = false;
 	for (;;) {
 		uint64_t synced;
 		struct stat st;

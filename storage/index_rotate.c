@@ -6,6 +6,9 @@
  * done without the index lock, by one process at a time (elected with a
  * non-blocking lock on the rotate slot), from a view at log position X.
  * Then, under the index lock, for a short while:
+ *   0. unresolved PENDING appends in the log are helped (their files
+ *      fsync'd, their resolve words written): neither the snapshot nor
+ *      the copy may carry one, since its writer resolves it only here;
  *   1. log.<s+1> is created holding the records [X, end) of log.<s> after
  *      a header with the state at X, and fsync'd;
  *   2. a ROTATE record (to log.<s+1>, at the offset after that copy) is
@@ -27,6 +30,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "storage/index_pending.h"
 #include "storage/index_view.h"
 #include "storage/store_internal.h"
 #include "storage/store_lock.h"
@@ -128,7 +132,7 @@ int index_rotate(struct index_view *v, const char **error_r)
 	int ret = store_lock(v->lock, STORE_LOCK_ROTATE, true, false, error_r);
 	if (ret <= 0)
 		return ret; /* someone else is at it */
-	uint64_t seq = v->log_seq, x = v->log_pos;
+	uint64_t seq = v->log_seq, x = v->log_pos, base = v->log_base;
 	struct index_state state_x = v->state;
 	char tmp[64];
 	ret = snapshot_write_tmp(v, seq + 1, tmp, sizeof(tmp), error_r);
@@ -143,6 +147,18 @@ int index_rotate(struct index_view *v, const char **error_r)
 		ret = 0; /* rotated or reset meanwhile: our snapshot is stale */
 		goto out_unlock;
 	}
+	/* Neither the snapshot nor the copied tail may carry an unresolved
+	 * PENDING record (its writer would resolve it in this log only):
+	 * help them now, or leave the rotation to after a drop. */
+	struct index_pending p = INDEX_PENDING_INIT;
+	ret = index_pending_help(v, base, v->log_pos, &p, error_r);
+	if (ret == 0 && uidset_empty(&p.dropped))
+		ret = index_pending_resolve(v, &p, error_r);
+	else if (ret == 0)
+		ret = store_fail(error_r, STORE_E_TEMP, "a pending append lost its files");
+	index_pending_free(&p);
+	if (ret < 0)
+		goto out_unlock;
 	uint64_t end = v->log_pos;
 	size_t tail_len = (size_t)(end - x);
 	char *tail = malloc(tail_len + 1);

@@ -14,7 +14,8 @@
  *
  * Readers take no lock (unless store_options.reader_locks) and read only
  * up to the log's synced mark, so they never see a record that is not yet
- * durable or only half written. Writers hold the index lock, read to the
+ * durable or only half written, and stop before a PENDING APPEND whose
+ * files are not known durable yet (storage/index_pending.c). Writers hold the index lock, read to the
  * end of the log (cutting a torn tail a crashed writer left), append one
  * record per transaction, release the lock, and then wait for a group
  * commit and advance the synced mark.
@@ -65,6 +66,12 @@ struct index_view {
 	uint64_t snap_bytes;          /* size of the snapshot this view started from */
 	uint64_t chain_start;         /* first log of the chain from the snapshot on disk */
 	uint64_t log_base;            /* where this log's records began for this view */
+	bool pending_stop;            /* a reader stopped at an unresolved PENDING record */
+	uint64_t pending_pos;         /* ... at this position (log seq, offset) */
+	uint64_t pending_seq;
+	int64_t pending_since;        /* ... first seen then (unix seconds) */
+	uint64_t own_pending_off;     /* this writer's last PENDING record, to resolve */
+	uint32_t own_pending_size;    /* after its commit round (0: none) */
 
 	/* state */
 	struct index_state state;
@@ -165,9 +172,12 @@ int index_view_write(struct index_view *v, struct textbuf *buf, size_t start, ui
 		     uint16_t flags, uint32_t count, uint64_t modseq,
 		     const struct index_state *proposed, const char **error_r);
 /* Makes records that crashed writers left past the synced mark visible:
- * lock, refresh (cutting a torn tail), unlock, group commit, mark. */
+ * lock, refresh (cutting a torn tail), help unresolved PENDING records
+ * (full views: dropping those whose files did not survive), unlock, group
+ * commit, mark, resolve. */
 int index_view_settle(struct index_view *v, const char **error_r);
-/* After unlocking: group commit of the log and extra_fds, then the synced
+/* After unlocking: group commit of the log and extra_fds, then the
+ * resolve word of this writer's PENDING record (if any), then the synced
  * mark. Also triggers a snapshot rewrite when the log has grown. */
 int index_view_durable(struct index_view *v, const int *extra_fds, size_t n_extra,
 		       const char **error_r);

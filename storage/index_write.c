@@ -21,6 +21,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "storage/index_pending.h"
 #include "storage/index_view.h"
 #include "storage/store_internal.h"
 #include "storage/store_lock.h"
@@ -90,6 +91,10 @@ int index_view_write(struct index_view *v, struct textbuf *buf, size_t start, ui
 		v->broken = true;
 		return ret;
 	}
+	if (type == INDEX_REC_APPEND && (flags & INDEX_APPEND_PENDING)) {
+		v->own_pending_off = v->log_pos;
+		v->own_pending_size = (uint32_t)size;
+	}
 	v->log_pos += size;
 	return 0;
 }
@@ -107,8 +112,15 @@ int index_view_durable(struct index_view *v, const int *extra_fds, size_t n_extr
 	int ret = store_sync_wait(v->store->sync, fds, n_extra + 1, error_r);
 	if (fds != stack_fds)
 		free(fds);
+	uint32_t pending_size = v->own_pending_size;
+	v->own_pending_size = 0;
 	if (ret < 0)
 		return ret;
+	/* Our files are durable now. A failed word only leaves the record for
+	 * the next helper, who finds the files whole. */
+	const char *ignored;
+	if (pending_size != 0)
+		(void)index_rec_resolve(v->log_fd, v->own_pending_off, pending_size, &ignored);
 	ret = index_log_mark_synced(v->log_fd, v->log_pos, error_r);
 	if (ret < 0)
 		return ret;
@@ -117,7 +129,6 @@ int index_view_durable(struct index_view *v, const int *extra_fds, size_t n_extr
 		 * by the next writer. A light view (appends, deliveries) has no
 		 * records to write a snapshot from: a full one is loaded for the
 		 * occasion, which the log's growth since the last one pays for. */
-		const char *ignored;
 		struct index_view *full = NULL;
 		if (v->full)
 			(void)index_rotate(v, &ignored);
@@ -137,11 +148,27 @@ int index_view_settle(struct index_view *v, const char **error_r)
 		return ret;
 	if (fstat(v->log_fd, &st) < 0)
 		return store_fail_errno(error_r, false, "stat", "index log");
-	if ((uint64_t)st.st_size <= synced)
+	if ((uint64_t)st.st_size <= synced && !v->pending_stop)
 		return 0;
+	uint64_t from = v->log_pos, seq = v->log_seq;
 	ret = index_view_lock(v, error_r);
 	if (ret < 0)
 		return ret;
+	struct index_pending p = INDEX_PENDING_INIT;
+	struct textbuf buf = TEXTBUF_INIT;
+	if (v->log_seq != seq)
+		from = INDEX_LOG_HEADER_SIZE;
+	ret = index_pending_help(v, from, v->log_pos, &p, error_r);
+	if (ret == 0 && v->full)
+		ret = index_pending_drop(v, &p, &buf, error_r);
+	else if (ret == 0 && !uidset_empty(&p.dropped))
+		p.n = 0; /* a light view cannot expunge: leave them to a full one */
 	index_view_unlock(v);
-	return index_view_durable(v, NULL, 0, error_r);
+	if (ret == 0)
+		ret = index_view_durable(v, NULL, 0, error_r);
+	if (ret == 0)
+		ret = index_pending_resolve(v, &p, error_r);
+	index_pending_free(&p);
+	textbuf_free(&buf);
+	return ret;
 }

@@ -229,13 +229,15 @@ int mailbox_vanished_since(const struct mailbox *box, uint64_t modseq, struct ui
 			   const char **error_r);
 
 /*
- * COPY / MOVE into dst (a view of any kind, same user). The new messages
- * share the source files (hard links), flags and keywords. src_uids_r and
- * dst_uids_r (may be NULL) receive the corresponding UIDs for COPYUID, in
- * the same order. Source UIDs that no longer exist are skipped. move=true
- * expunges the copied messages from src afterwards (a crash in between
- * leaves them in both, never in neither). QUOTA as mailbox_append
- * (a move is not checked against the limit: it frees what it uses).
+ * COPY / MOVE into dst (a view of any kind, of the same or another user:
+ * quota is dst's user's). The new messages share the source files (hard
+ * links), flags and keywords. src_uids_r and dst_uids_r (may be NULL)
+ * receive the corresponding UIDs for COPYUID, in the same order. Source
+ * UIDs that no longer exist are skipped. move=true expunges the copied
+ * messages from src afterwards (a crash in between leaves them in both,
+ * never in neither). QUOTA (nothing changed) when dst's user would exceed
+ * quota: for COPY, and for a MOVE to another user; a MOVE within one user
+ * does not change its usage, so it is neither checked nor counted twice.
  */
 int mailbox_copy(struct mailbox *src, const struct uidset *uids, struct mailbox *dst, bool move,
 		 const struct store_quota_limit *quota, struct uidset *src_uids_r,

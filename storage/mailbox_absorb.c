@@ -2,6 +2,7 @@
  * mailbox_absorb: turning deliveries waiting in new/ into index records.
  *
  * store_deliver links each message into <mailbox>/new/<guid>.<date>.<flags>
+ * (then *<keyword> for each keyword of the delivery, '/' written %2F)
  * without touching the index. Whoever syncs the mailbox next, on any node,
  * absorbs them under the index lock:
  *   1. each new entry gets the next UID and is hard-linked to msg/<b>/<uid>
@@ -34,6 +35,8 @@ struct absorb_entry {
 	uint8_t guid[16];
 	int64_t date;
 	uint32_t flags;
+	uint64_t keywords;    /* mask, set under the lock before the record */
+	bool has_keywords;
 };
 
 struct absorb_list {
@@ -41,16 +44,68 @@ struct absorb_list {
 	size_t n, cap;
 };
 
-void mailbox_new_name(const uint8_t guid[16], int64_t date, uint32_t flags, char *out)
+int mailbox_new_name(const uint8_t guid[16], int64_t date, uint32_t flags,
+		     const char *const *keywords, size_t n_keywords, char *out)
 {
 	char hex[STORE_GUID_HEX];
 	store_hex(guid, 16, hex);
-	snprintf(out, MAILBOX_NEW_NAME_MAX, "%s.%" PRId64 ".%x", hex, date, flags & MAIL_FLAGS_MASK);
+	int len = snprintf(out, MAILBOX_NEW_NAME_MAX, "%s.%" PRId64 ".%x", hex, date,
+			   flags & MAIL_FLAGS_MASK);
+	size_t k = (size_t)len;
+	for (size_t i = 0; i < n_keywords; i++) {
+		if (k + 1 >= MAILBOX_NEW_NAME_MAX)
+			return -1;
+		out[k++] = '*';
+		for (const char *c = keywords[i]; *c != '\0'; c++) {
+			const char *put = *c == '/' ? "%2F" : NULL;
+			size_t plen = put != NULL ? 3 : 1;
+			if (k + plen >= MAILBOX_NEW_NAME_MAX)
+				return -1;
+			memcpy(out + k, put != NULL ? put : c, plen);
+			k += plen;
+		}
+	}
+	out[k] = '\0';
+	return 0;
 }
 
-int mailbox_new_parse(const char *name, uint8_t guid[16], int64_t *date_r, uint32_t *flags_r)
+int mailbox_new_keywords(const char *encoded, char buf[MAILBOX_NEW_NAME_MAX],
+			 const char *names[MAILBOX_KEYWORDS_MAX])
 {
-	if (strlen(name) < 36 || name[32] != '.' || store_unhex(name, 16, guid) < 0)
+	int n = 0;
+	size_t k = 0;
+	const char *p = encoded;
+	while (*p == '*') {
+		if (n == MAILBOX_KEYWORDS_MAX)
+			return -1;
+		p++;
+		size_t start = k;
+		while (*p != '\0' && *p != '*') {
+			char c = *p;
+			if (c == '%') {
+				if (strncmp(p, "%2F", 3) != 0)
+					return -1;
+				c = '/';
+				p += 2;
+			}
+			if (k + 1 >= MAILBOX_NEW_NAME_MAX)
+				return -1;
+			buf[k++] = c;
+			p++;
+		}
+		if (!index_keyword_valid(buf + start, k - start))
+			return -1;
+		buf[k++] = '\0';
+		names[n++] = buf + start;
+	}
+	return *p == '\0' ? n : -1;
+}
+
+int mailbox_new_parse(const char *name, uint8_t guid[16], int64_t *date_r, uint32_t *flags_r,
+		      const char **keywords_r)
+{
+	if (strlen(name) < 36 || strlen(name) >= MAILBOX_NEW_NAME_MAX || name[32] != '.' ||
+	    store_unhex(name, 16, guid) < 0)
 		return -1;
 	const char *p = name + 33;
 	char *end;
@@ -60,14 +115,22 @@ int mailbox_new_parse(const char *name, uint8_t guid[16], int64_t *date_r, uint3
 		return -1;
 	p = end + 1;
 	unsigned long flags = strtoul(p, &end, 16);
-	if (end == p || *end != '\0' || *p == '-' || *p == '+' || flags > MAIL_FLAGS_MASK)
+	if (end == p || (*end != '\0' && *end != '*') || *p == '-' || *p == '+' ||
+	    flags > MAIL_FLAGS_MASK)
+		return -1;
+	char kwbuf[MAILBOX_NEW_NAME_MAX];
+	const char *kw[MAILBOX_KEYWORDS_MAX];
+	int nkw = mailbox_new_keywords(end, kwbuf, kw);
+	if (nkw < 0)
 		return -1;
 	char again[MAILBOX_NEW_NAME_MAX];
-	mailbox_new_name(guid, date, (uint32_t)flags, again);
-	if (strcmp(again, name) != 0)
+	if (mailbox_new_name(guid, date, (uint32_t)flags, kw, (size_t)nkw, again) < 0 ||
+	    strcmp(again, name) != 0)
 		return -1;
 	*date_r = date;
 	*flags_r = (uint32_t)flags;
+	if (keywords_r != NULL)
+		*keywords_r = end;
 	return 0;
 }
 
@@ -120,9 +183,12 @@ static int list_new(struct mailbox *box, struct absorb_list *fresh, struct absor
 	struct dirent *de;
 	while ((de = readdir(d)) != NULL) {
 		struct absorb_entry e;
+		const char *kw;
 		if (de->d_name[0] == '.' || strlen(de->d_name) >= sizeof(e.name) ||
-		    mailbox_new_parse(de->d_name, e.guid, &e.date, &e.flags) < 0)
+		    mailbox_new_parse(de->d_name, e.guid, &e.date, &e.flags, &kw) < 0)
 			continue; /* not ours: store_fsck reports it */
+		e.has_keywords = *kw != '\0';
+		e.keywords = 0;
 		memcpy(e.name, de->d_name, strlen(de->d_name) + 1);
 		list_add(index_absorb_contains(box->view, e.guid) ? left : fresh, &e);
 	}
@@ -160,11 +226,39 @@ static int link_entry(struct mailbox *box, const char *name, uint32_t uid, uint6
 	return 0;
 }
 
+/* The keyword masks of fresh[from, to), defining keywords as needed
+ * (before the APPEND record is begun: definitions are records too). A
+ * mailbox without room gets only the keywords it knows. */
+static int absorb_keywords(struct mailbox *box, struct absorb_list *fresh, size_t from, size_t to,
+			   const char **error_r)
+{
+	for (size_t i = from; i < to; i++) {
+		struct absorb_entry *e = &fresh->e[i];
+		if (!e->has_keywords)
+			continue;
+		const char *enc = strchr(e->name, '*');
+		char buf[MAILBOX_NEW_NAME_MAX];
+		const char *names[MAILBOX_KEYWORDS_MAX];
+		int n = enc != NULL ? mailbox_new_keywords(enc, buf, names) : -1;
+		if (n < 0)
+			continue; /* parsed before: cannot happen */
+		int ret = mailbox_keywords_mask(box, names, (size_t)n, true, &e->keywords, error_r);
+		if (ret == STORE_E_LIMIT)
+			ret = mailbox_keywords_mask(box, names, (size_t)n, false, &e->keywords, error_r);
+		if (ret < 0)
+			return ret;
+	}
+	return 0;
+}
+
 /* One APPEND record for fresh[from, to), carrying every GUID that may
  * still be in new/ once it is written. */
-static int absorb_batch(struct mailbox *box, const struct absorb_list *fresh, size_t from,
-			size_t to, const struct absorb_list *left, const char **error_r)
+static int absorb_batch(struct mailbox *box, struct absorb_list *fresh, size_t from, size_t to,
+			const struct absorb_list *left, const char **error_r)
 {
+	int kret = absorb_keywords(box, fresh, from, to, error_r);
+	if (kret < 0)
+		return kret;
 	struct index_view *v = box->view;
 	uint64_t modseq = v->state.highestmodseq + 1;
 	textbuf_truncate(&box->buf, 0);
@@ -180,6 +274,7 @@ static int absorb_batch(struct mailbox *box, const struct absorb_list *fresh, si
 		if (ret < 0)
 			return ret;
 		m.flags = fresh->e[i].flags;
+		m.keywords = fresh->e[i].keywords;
 		m.modseq = modseq;
 		m.internal_date = fresh->e[i].date;
 		memcpy(m.guid, fresh->e[i].guid, 16);

@@ -1,17 +1,21 @@
 /*
- * mailbox_append: APPEND and MULTIAPPEND. The messages were written by
- * mail_writer to this node's temporary area; then
- *   1. group commit of their data (they must be durable before any record
- *      can point at them);
- *   2. under the index lock: keywords defined, quota charged, each file
- *      renamed to msg/<b>/<uid> (a stale orphan at that name, left by a
+ * mailbox_append: APPEND and MULTIAPPEND in one group-commit round. The
+ * messages were written by mail_writer to this node's temporary area;
+ * then
+ *   1. under the index lock: keywords defined, quota charged, each file
+ *      placed at msg/<b>/<uid> (a stale orphan at that name, left by a
  *      crashed writer at a UID >= UIDNEXT, is simply replaced), one APPEND
- *      record written;
- *   3. after the unlock, group commit of the log and the bucket
- *      directories, then the synced mark.
- * The UIDs are returned only after 3. A crash anywhere leaves either no
- * record (the files are temporary leftovers or orphans, removed by fsck)
- * or a complete one whose files exist.
+ *      record written with flag PENDING;
+ *   2. after the unlock, one group commit of the message files, the log
+ *      and the bucket directories; then the record's resolve word and the
+ *      synced mark.
+ * The UIDs are returned only after 2. Readers pass a PENDING record only
+ * once it is resolved, so they never serve a message whose file is not
+ * durable; a crash before 2 leaves either no record (the files are
+ * temporary leftovers or orphans, removed by fsck) or an unresolved one,
+ * which the next full open, rotation or fsck resolves by making its files
+ * durable, or drops (expunges, UIDs burned) where a node crash lost them
+ * (storage/index_pending.c; docs/storage-format.md argues the cases).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -30,27 +34,33 @@ static void free_writers(struct mail_append *msgs, size_t n)
 		mail_writer_abort(&msgs[i].writer);
 }
 
-/* Step 1: file data durable (and internal dates on the files, which fsck
- * uses when it must rebuild an index from the files alone). */
-static int data_durable(struct store *store, struct mail_append *msgs, size_t n,
-			const char **error_r)
+/* The internal dates go on the files too: fsck uses them when it must
+ * rebuild an index from the files alone. */
+static void set_dates(struct mail_append *msgs, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		struct timespec ts[2] = { { msgs[i].internal_date, 0 }, { msgs[i].internal_date, 0 } };
+		(void)futimens(msgs[i].writer->fd, ts);
+	}
+}
+
+/* Step 2: one round for the files, the log and the directories. */
+static int append_durable(struct mailbox *box, struct mail_append *msgs, size_t n,
+			  const char **error_r)
 {
 	int stack[16];
 	int *fds = n <= 16 ? stack : malloc(n * sizeof(int));
 	if (fds == NULL)
 		abort();
-	for (size_t i = 0; i < n; i++) {
-		struct timespec ts[2] = { { msgs[i].internal_date, 0 }, { msgs[i].internal_date, 0 } };
-		(void)futimens(msgs[i].writer->fd, ts);
+	for (size_t i = 0; i < n; i++)
 		fds[i] = msgs[i].writer->fd;
-	}
-	int ret = store_sync_wait(store->sync, fds, n, error_r);
+	int ret = mailbox_durable_files(box, fds, n, error_r);
 	if (fds != stack)
 		free(fds);
 	return ret;
 }
 
-/* Step 2, under the lock. */
+/* Step 1, under the lock. */
 static int append_locked(struct mailbox *box, struct mail_append *msgs, size_t n,
 			 const uint64_t *kw, const struct store_quota_limit *quota, uint32_t *uids,
 			 bool *warning_r, const char **error_r)
@@ -73,12 +83,11 @@ static int append_locked(struct mailbox *box, struct mail_append *msgs, size_t n
 		snprintf(uidname, sizeof(uidname), "%u", uid);
 		if (bfd < 0)
 			ret = bfd;
-		else if (renameat(w->dir_fd, w->name, bfd, uidname) < 0)
-			ret = store_fail_errno(error_r, false, "rename", "message file");
+		else
+			ret = mail_writer_place(w, bfd, uidname, error_r);
 		if (ret < 0)
 			break;
 		mailbox_bucket_touch(box);
-		w->name[0] = '\0'; /* moved: nothing to unlink on abort */
 		struct mail_record m = { .uid = uid,
 					 .flags = msgs[i].flags & MAIL_FLAGS_MASK,
 					 .modseq = modseq,
@@ -92,7 +101,7 @@ static int append_locked(struct mailbox *box, struct mail_append *msgs, size_t n
 	if (ret == 0) {
 		index_put_u32(&box->buf, 0); /* no carried GUIDs */
 		index_put_u32(&box->buf, 0);
-		ret = index_view_write(v, &box->buf, start, INDEX_REC_APPEND, 0, (uint32_t)n, modseq, NULL,
+		ret = index_view_write(v, &box->buf, start, INDEX_REC_APPEND, INDEX_APPEND_PENDING, (uint32_t)n, modseq, NULL,
 				       error_r);
 	}
 	if (ret < 0) /* the renamed files are orphans past UIDNEXT: replaced later */
@@ -121,10 +130,10 @@ int mailbox_append(struct mailbox *box, struct mail_append *msgs, size_t n,
 		if (ret == 0 && msgs[i].internal_date == 0)
 			msgs[i].internal_date = store_now();
 	}
-	if (ret == 0)
-		ret = data_durable(box->store, msgs, n, error_r);
-	if (ret == 0)
+	if (ret == 0) {
+		set_dates(msgs, n);
 		ret = index_view_lock(box->view, error_r);
+	}
 	if (ret == 0) {
 		for (size_t i = 0; i < n && ret == 0; i++)
 			ret = mailbox_keywords_mask(box, msgs[i].keywords, msgs[i].n_keywords, true, &kw[i],
@@ -133,7 +142,7 @@ int mailbox_append(struct mailbox *box, struct mail_append *msgs, size_t n,
 			ret = append_locked(box, msgs, n, kw, quota, uids_r, &warning, error_r);
 		index_view_unlock(box->view);
 		if (ret == 0)
-			ret = mailbox_durable(box, error_r);
+			ret = append_durable(box, msgs, n, error_r);
 	}
 	free(kw);
 	free_writers(msgs, n);

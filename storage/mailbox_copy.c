@@ -7,6 +7,12 @@
  * written; after the group commit the source messages of a MOVE are
  * expunged. A crash between the two leaves the messages in both
  * mailboxes, never in neither.
+ *
+ * Quota: a COPY, or a MOVE to another user, is checked against and
+ * charged to dst's user (the source's usage drops with the expunge); a
+ * MOVE within one user changes nothing, so it charges nothing and its
+ * expunge gives nothing back. (A crash between the copy and the expunge
+ * of such a move leaves the messages counted once; fsck recounts.)
  */
 #include <errno.h>
 #include <stdio.h>
@@ -113,8 +119,14 @@ static int link_message(struct mailbox *src, uint32_t src_uid, struct mailbox *d
 	return 0;
 }
 
+static bool same_user(const struct mailbox *a, const struct mailbox *b)
+{
+	return a->user == b->user || strcmp(a->user->path, b->user->path) == 0;
+}
+
+/* charge: false for a MOVE within one user (its usage does not change). */
 static int copy_locked(struct mailbox *src, struct mailbox *dst, struct copy_plan *p,
-		       const struct store_quota_limit *quota, struct uidset *src_done,
+		       bool charge, const struct store_quota_limit *quota, struct uidset *src_done,
 		       struct uidset *dst_done, const char **error_r)
 {
 	struct index_view *v = dst->view;
@@ -122,7 +134,7 @@ static int copy_locked(struct mailbox *src, struct mailbox *dst, struct copy_pla
 	for (size_t i = 0; i < p->n; i++)
 		bytes += p->m[i].size;
 	int ret = plan_keywords(src, dst, p, error_r);
-	if (ret == 0)
+	if (ret == 0 && charge)
 		ret = quota_charge(dst->user, (int64_t)bytes, (int64_t)p->n, quota, NULL, error_r);
 	if (ret < 0)
 		return ret;
@@ -162,7 +174,7 @@ static int copy_locked(struct mailbox *src, struct mailbox *dst, struct copy_pla
 		count = 0;
 	}
 	/* Give back what was charged for messages that were not copied. */
-	if (bytes > copied_bytes)
+	if (charge && bytes > copied_bytes)
 		(void)quota_charge(dst->user, -(int64_t)(bytes - copied_bytes),
 				   -(int64_t)(p->n - count), NULL, NULL, NULL);
 	return ret;
@@ -178,19 +190,20 @@ int mailbox_copy(struct mailbox *src, const struct uidset *uids, struct mailbox 
 	memset(&p, 0, sizeof(p));
 	plan_collect(src, uids, &p);
 	struct uidset src_done = UIDSET_INIT, dst_done = UIDSET_INIT;
+	bool charge = !move || !same_user(src, dst);
 	int ret = 0;
 	if (p.n > 0) {
 		ret = index_view_lock(dst->view, error_r);
 		uint64_t pos0 = dst->view->log_pos;
 		if (ret == 0) {
-			ret = copy_locked(src, dst, &p, move ? NULL : quota, &src_done, &dst_done, error_r);
+			ret = copy_locked(src, dst, &p, charge, quota, &src_done, &dst_done, error_r);
 			index_view_unlock(dst->view);
 			if (ret == 0 && dst->view->log_pos != pos0)
 				ret = mailbox_durable(dst, error_r);
 		}
 	}
 	if (ret == 0 && move && !uidset_empty(&src_done))
-		ret = mailbox_expunge(src, &src_done, true, NULL, error_r);
+		ret = mailbox_expunge_uncharged(src, &src_done, charge, error_r);
 	if (ret == 0 && src_uids_r != NULL)
 		for (size_t r = 0; r < src_done.n; r++)
 			uidset_add_range(src_uids_r, src_done.r[r].first, src_done.r[r].last);

@@ -5,7 +5,8 @@
  * A mailbox directory (.box):
  *   lock            byte 0: index writers, byte 1: snapshot rewrite election
  *   index, log.<n>  the index (storage/index_view.h)
- *   new/            deliveries not yet absorbed: <guid>.<date>.<flags>
+ *   new/            deliveries not yet absorbed: <guid>.<date>.<flags>, then
+ *                   *<keyword> for each keyword ('/' written %2F)
  *   msg/<b>/<uid>   message files, b = uid >> 12 in hex; <uid>.cache next
  *                   to a message is its parsed-metadata blob
  */
@@ -21,7 +22,7 @@
 #include "storage/store_internal.h"
 
 #define MAILBOX_BUCKET_SHIFT 12
-#define MAILBOX_NEW_NAME_MAX 64
+#define MAILBOX_NEW_NAME_MAX 256  /* NAME_MAX + 1 */
 #define MAILBOX_ABSORB_BATCH 4096   /* messages per absorb record */
 
 struct mailbox {
@@ -46,10 +47,20 @@ struct mail_writer {
 	struct store *store;
 	int dir_fd;                  /* the temporary slot directory (not owned) */
 	int fd;
-	char name[STORE_GUID_HEX];
+	char name[STORE_GUID_HEX];   /* its GUID in hex: its name in dir_fd when named */
+	bool named;                  /* false: unnamed (O_TMPFILE) or moved away */
 	uint8_t guid[16];
 	uint64_t size;
 };
+
+/* ---- mail_writer.c ---- */
+
+/* Gives the message its place dir_fd/name (renamed or linked; a stale
+ * file there, which only a crashed writer can have left, is replaced). */
+int mail_writer_place(struct mail_writer *w, int dir_fd, const char *name, const char **error_r);
+/* Makes sure the message has its name w->name in w->dir_fd (deliveries
+ * link from there). */
+int mail_writer_name(struct mail_writer *w, const char **error_r);
 
 /* ---- mailbox_list.c ---- */
 
@@ -90,9 +101,18 @@ int mailbox_claim_recent(struct mailbox *box, const char **error_r);
 /* Absorbs deliveries waiting in new/; cheap (one readdir) when none. */
 int mailbox_absorb(struct mailbox *box, const char **error_r);
 bool mailbox_new_pending(struct mailbox *box);
-void mailbox_new_name(const uint8_t guid[16], int64_t date, uint32_t flags, char *out);
-/* Parses a new/ entry name; -1 when it is not one we write. */
-int mailbox_new_parse(const char *name, uint8_t guid[16], int64_t *date_r, uint32_t *flags_r);
+/* The new/ entry name of a delivery (out: MAILBOX_NEW_NAME_MAX bytes);
+ * -1 when the keywords do not fit in a file name. */
+int mailbox_new_name(const uint8_t guid[16], int64_t date, uint32_t flags,
+		     const char *const *keywords, size_t n_keywords, char *out);
+/* Parses a new/ entry name; -1 when it is not one we write. keywords_r
+ * (may be NULL) points at the encoded keywords in name ("" for none). */
+int mailbox_new_parse(const char *name, uint8_t guid[16], int64_t *date_r, uint32_t *flags_r,
+		      const char **keywords_r);
+/* Decodes the keywords of a new/ entry name into buf (NUL-separated),
+ * pointing names[] at them: their count, or -1 if malformed. */
+int mailbox_new_keywords(const char *encoded, char buf[MAILBOX_NEW_NAME_MAX],
+			 const char *names[MAILBOX_KEYWORDS_MAX]);
 
 /* ---- mailbox_message.c ---- */
 
@@ -108,6 +128,9 @@ void mailbox_bucket_touch(struct mailbox *box);
 /* After unlocking: group commit of the index log and the touched bucket
  * directories, then the synced mark (index_view_durable). */
 int mailbox_durable(struct mailbox *box, const char **error_r);
+/* The same, with files (message files just written) in the same round. */
+int mailbox_durable_files(struct mailbox *box, const int *files, size_t n_files,
+			  const char **error_r);
 
 /* ---- mailbox_keywords (mailbox_flags.c) ---- */
 
@@ -119,6 +142,10 @@ int mailbox_keywords_check(const char *const *names, size_t n, const char **erro
 
 /* ---- mailbox_expunge.c ---- */
 
+/* The expunge of a MOVE's source: uncharge=false when the messages stay
+ * with the same user (its usage did not grow with the copy). */
+int mailbox_expunge_uncharged(struct mailbox *box, const struct uidset *uids, bool uncharge,
+			      const char **error_r);
 /* Removes message files (and cache blobs) after an expunge is durable. */
 void mailbox_unlink_messages(struct mailbox *box, const struct uidset *uids);
 

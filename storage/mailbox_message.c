@@ -74,18 +74,32 @@ void mailbox_bucket_touch(struct mailbox *box)
 	box->touched_no[box->n_touched++] = box->bucket_no;
 }
 
-int mailbox_durable(struct mailbox *box, const char **error_r)
+int mailbox_durable_files(struct mailbox *box, const int *files, size_t n_files,
+			  const char **error_r)
 {
-	int fds[9];
+	int stack[24];
+	size_t cap = 1 + box->n_touched + n_files;
+	int *fds = cap <= 24 ? stack : malloc(cap * sizeof(int));
+	if (fds == NULL)
+		abort();
 	size_t n = 0;
 	fds[n++] = box->msg_fd; /* new bucket directories live there */
 	for (unsigned i = 0; i < box->n_touched; i++)
 		fds[n++] = box->touched[i];
+	for (size_t i = 0; i < n_files; i++)
+		fds[n++] = files[i];
 	int ret = index_view_durable(box->view, fds, n, error_r);
 	for (unsigned i = 0; i < box->n_touched; i++)
 		close(box->touched[i]);
 	box->n_touched = 0;
+	if (fds != stack)
+		free(fds);
 	return ret;
+}
+
+int mailbox_durable(struct mailbox *box, const char **error_r)
+{
+	return mailbox_durable_files(box, NULL, 0, error_r);
 }
 
 int mailbox_copy_file(int src_dir, const char *src_name, int dst_dir, const char *dst_name,

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "storage/index_pending.h"
 #include "storage/mailbox_internal.h"
 #include "storage/mailbox_name.h"
 
@@ -198,6 +199,8 @@ int mailbox_sync(struct mailbox *box, const struct mailbox_sync_ops *ops, void *
 	int ret = mailbox_absorb(box, error_r);
 	if (ret == 0)
 		ret = index_view_refresh(box->view, error_r);
+	if (ret == 0 && index_pending_stuck(box->view))
+		ret = index_view_settle(box->view, error_r);
 	if (ret == 0)
 		ret = mailbox_claim_recent(box, error_r);
 	if (ret < 0)

@@ -151,6 +151,14 @@ struct store_rcpt {
 struct store_delivery {
 	uint32_t flags;         /* MAIL_* system flags for the new messages (mailbox.h) */
 	int64_t internal_date;  /* unix seconds; 0 = now */
+	/* Keywords set on the new messages when their mailboxes absorb them
+	 * (e.g. "$Junk" from a filter). They travel in the new/ entry's name,
+	 * so at most about 190 bytes in all: a delivery whose keywords do not
+	 * fit fails with LIMIT, a malformed keyword with INVALID, before
+	 * anything is written. A mailbox whose keyword table is full gets the
+	 * message without the keywords it has no room for. */
+	const char *const *keywords;
+	size_t n_keywords;
 };
 
 int store_deliver(struct store *store, struct mail_writer **w, const struct store_delivery *d,

@@ -3,7 +3,9 @@
  * DATA). The message was written once by mail_writer into this node's
  * temporary area; for each recipient the quota is charged and the file is
  * hard-linked into the target mailbox's new/ directory as
- * <guid>.<internal date>.<flags>. No index lock is taken: the index absorbs
+ * <guid>.<internal date>.<flags>, followed by *<keyword> for each of the
+ * delivery's keywords (one atomic link carries them all, so a crash can
+ * never separate a message from its keywords). No index lock is taken: the index absorbs
  * new/ at its next sync (storage/mailbox_absorb.c), on whichever node.
  * Then one group commit covers the file and every link, and only after it
  * does the call return: "250 after DATA" means durable. The temporary
@@ -74,6 +76,49 @@ static int link_from(struct mail_writer *w, struct deliver_src *src, int new_fd,
 	return 0;
 }
 
+static bool crosses(uint64_t before, uint64_t after, uint64_t limit, unsigned pct)
+{
+	uint64_t threshold = limit / 100 * pct + limit % 100 * pct / 100;
+	return limit != 0 && pct != 0 && before < threshold && after >= threshold;
+}
+
+/* Charges the recipient and links the message, both under the counters
+ * lock, so that fsck's recount (which holds it) sees both or neither.
+ * quota_charge() takes that lock itself, hence the same check here.
+ * 0, 1 when the recipient has the message already (nothing charged),
+ * QUOTA, or <0. */
+static int charge_and_link(struct store_user *user, struct mail_writer *w,
+			   struct deliver_src *src, int new_fd, const char *new_name,
+			   struct store_rcpt *r, const char **error_r)
+{
+	int ret = store_user_lock(user, STORE_LOCK_COUNTERS, error_r);
+	if (ret < 0)
+		return ret;
+	struct quota_counters c;
+	ret = quota_counters_read_user(user, &c, error_r);
+	const struct store_quota_limit *q = &r->quota;
+	uint64_t nb = c.bytes + w->size, nm = c.messages + 1;
+	if (ret == 0 && ((q->bytes != 0 && nb > q->bytes) || (q->messages != 0 && nm > q->messages)))
+		ret = store_fail(error_r, STORE_E_QUOTA,
+				 "quota exceeded: %llu of %llu bytes, %llu of %llu messages",
+				 (unsigned long long)c.bytes, (unsigned long long)q->bytes,
+				 (unsigned long long)c.messages, (unsigned long long)q->messages);
+	if (ret == 0)
+		ret = link_from(w, src, new_fd, new_name, error_r);
+	if (ret == 0) {
+		r->quota_warning = crosses(c.bytes, nb, q->bytes, q->warn_percent) ||
+				   crosses(c.messages, nm, q->messages, q->warn_percent);
+		c.bytes = nb;
+		c.messages = nm;
+		if (quota_counters_write_user(user, &c, false, error_r) < 0) {
+			unlinkat(new_fd, new_name, 0);
+			ret = STORE_E_TEMP;
+		}
+	}
+	store_user_unlock(user, STORE_LOCK_COUNTERS);
+	return ret;
+}
+
 /* Links the message into one recipient's mailbox; returns the new/ fd
  * (to sync) or <0 with the recipient's result set. */
 static int deliver_one(struct store *store, struct mail_writer *w, struct deliver_src *src,
@@ -93,17 +138,11 @@ static int deliver_one(struct store *store, struct mail_writer *w, struct delive
 		ret = store_fail_errno(&err, true, "open", "new/");
 	if (box_fd >= 0)
 		close(box_fd);
+	r->quota_warning = false;
 	if (ret == 0)
-		ret = quota_charge(user, (int64_t)w->size, 1, &r->quota, &r->quota_warning, &err);
-	if (ret == 0) {
-		int lret = link_from(w, src, new_fd, new_name, &err);
-		if (lret != 0) /* already there (1) or failed: not charged */
-			(void)quota_charge(user, -(int64_t)w->size, -1, NULL, NULL, NULL);
-		if (lret == 1)
-			r->quota_warning = false;
-		if (lret < 0)
-			ret = lret;
-	}
+		ret = charge_and_link(user, w, src, new_fd, new_name, r, &err);
+	if (ret == 1) /* already there: one copy, one charge */
+		ret = 0;
 	store_user_close(&user);
 	if (ret < 0) {
 		if (new_fd >= 0)
@@ -122,11 +161,22 @@ static void deliver_undo(struct store *store, struct mail_writer *w, const char 
 	for (size_t i = 0; i < n; i++) {
 		if (fds[i] < 0)
 			continue;
-		unlinkat(fds[i], new_name, 0);
 		struct store_user *user;
 		if (store_user_open(store, rcpts[i].address, &user, NULL) == 0) {
-			(void)quota_charge(user, -(int64_t)w->size, -1, NULL, NULL, NULL);
+			/* Unlink and give back together, as they were taken. */
+			bool locked = store_user_lock(user, STORE_LOCK_COUNTERS, NULL) == 0;
+			struct quota_counters c;
+			if (unlinkat(fds[i], new_name, 0) == 0 && locked &&
+			    quota_counters_read_user(user, &c, NULL) == 0) {
+				c.bytes = c.bytes > w->size ? c.bytes - w->size : 0;
+				c.messages = c.messages > 0 ? c.messages - 1 : 0;
+				(void)quota_counters_write_user(user, &c, false, NULL);
+			}
+			if (locked)
+				store_user_unlock(user, STORE_LOCK_COUNTERS);
 			store_user_close(&user);
+		} else {
+			unlinkat(fds[i], new_name, 0);
 		}
 		rcpt_fail(&rcpts[i], STORE_E_TEMP, "the store could not make the message durable");
 	}
@@ -140,8 +190,19 @@ int store_deliver(struct store *store, struct mail_writer **wp, const struct sto
 		return store_fail(error_r, STORE_E_INVALID, "delivery without a message");
 	int64_t date = d != NULL && d->internal_date != 0 ? d->internal_date : store_now();
 	uint32_t flags = d != NULL ? d->flags & MAIL_FLAGS_MASK : 0;
+	const char *const *kw = d != NULL ? d->keywords : NULL;
+	size_t n_kw = d != NULL ? d->n_keywords : 0;
 	char new_name[MAILBOX_NEW_NAME_MAX];
-	mailbox_new_name(w->guid, date, flags, new_name);
+	int ret = mailbox_keywords_check(kw, n_kw, error_r);
+	if (ret == 0)
+		ret = mail_writer_name(w, error_r); /* the links are made from its name */
+	if (ret == 0 && (n_kw > MAILBOX_KEYWORDS_MAX ||
+			 mailbox_new_name(w->guid, date, flags, kw, n_kw, new_name) < 0))
+		ret = store_fail(error_r, STORE_E_LIMIT, "too many keywords for one delivery");
+	if (ret < 0) {
+		mail_writer_abort(wp);
+		return ret;
+	}
 	struct timespec ts[2] = { { date, 0 }, { date, 0 } };
 	(void)futimens(w->fd, ts);
 
@@ -158,7 +219,6 @@ int store_deliver(struct store *store, struct mail_writer **wp, const struct sto
 		if (fds[i + 1] >= 0)
 			delivered++;
 	}
-	int ret = 0;
 	if (delivered > 0) {
 		int *sync_fds = malloc((delivered + 1) * sizeof(int));
 		if (sync_fds == NULL)

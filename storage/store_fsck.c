@@ -7,8 +7,7 @@
  * A user is checked under the user's hierarchy lock (no mailbox is
  * created, renamed or deleted meanwhile) and each mailbox under its index
  * lock, so fsck may run while the daemons serve the same users. The
- * quota recomputation is exact when the user is idle; deliveries in
- * flight during it can leave it off by themselves (a second run fixes it).
+ * quota recount is exact even then (storage/store_fsck_quota.c).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -110,6 +109,7 @@ static int fsck_user(struct fsck *fk, const char *address, const char **error_r)
 		return ret;
 	fk->address = u->address;
 	fk->bytes = fk->messages = 0;
+	fk->uncountable = false;
 	if ((ret = store_user_lock(u, STORE_LOCK_HIERARCHY, error_r)) < 0) {
 		store_user_close(&u);
 		return ret;
@@ -118,19 +118,10 @@ static int fsck_user(struct fsck *fk, const char *address, const char **error_r)
 	int fd = store_open_dir(u->box_fd, ".");
 	ret = fd < 0 ? store_fail_errno(error_r, false, "open", "mailboxes")
 		     : fsck_levels(fk, u, fd, "", 1, error_r);
+	if (ret == 0)
+		ret = fsck_quota_recount(fk, u, error_r);
+	fsck_boxes_clear(fk);
 	store_user_unlock(u, STORE_LOCK_HIERARCHY);
-	if (ret == 0) {
-		struct quota_counters c;
-		ret = quota_counters_read_user(u, &c, error_r);
-		if (ret == 0 && (c.bytes != fk->bytes || c.messages != fk->messages)) {
-			fsck_problem(fk, NULL, STORE_FSCK_QUOTA, fk->repair,
-				     "usage recorded %llu bytes / %llu messages, found %llu / %llu",
-				     (unsigned long long)c.bytes, (unsigned long long)c.messages,
-				     (unsigned long long)fk->bytes, (unsigned long long)fk->messages);
-			if (fk->repair)
-				ret = quota_set(u, fk->bytes, fk->messages, error_r);
-		}
-	}
 	store_user_close(&u);
 	return ret;
 }
@@ -256,5 +247,7 @@ int store_fsck(struct store *store, const char *address, bool repair,
 		fsck_tmp(&fk);
 		ret = fsck_all(&fk, error_r);
 	}
+	fsck_boxes_clear(&fk);
+	free(fk.box_fds);
 	return ret < 0 ? ret : fk.problems;
 }

@@ -19,6 +19,9 @@ struct fsck {
 	const char *address;           /* the user being checked */
 	int problems;
 	uint64_t bytes, messages;      /* the user's usage, summed over mailboxes */
+	int *box_fds;                  /* the user's .box directories, for the recount */
+	size_t n_boxes, cap_boxes;
+	bool uncountable;              /* a mailbox's index could not be read (no repair) */
 };
 
 struct fsck_file {
@@ -55,5 +58,13 @@ int fsck_mailbox(struct fsck *fk, struct store_user *user, const char *name, int
  * *new_uidvalidity_r tells whether records had to be given up. */
 int fsck_rebuild(struct fsck *fk, struct store_user *user, int box_fd,
 		 const struct fsck_files *files, bool *new_uidvalidity_r, const char **error_r);
+
+/* store_fsck_quota.c: remembers a mailbox for the recount (dups box_fd);
+ * forgets them all. */
+void fsck_boxes_add(struct fsck *fk, int box_fd);
+void fsck_boxes_clear(struct fsck *fk);
+/* The exact recount of u's usage (hierarchy lock held), compared with and
+ * (repairing) written to the counters. */
+int fsck_quota_recount(struct fsck *fk, struct store_user *u, const char **error_r);
 
 #endif

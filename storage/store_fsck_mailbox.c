@@ -26,6 +26,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "storage/index_pending.h"
 #include "storage/mailbox_internal.h"
 #include "storage/store_fsck_internal.h"
 #include "storage/store_lock.h"
@@ -146,12 +147,12 @@ static void check_new(struct fsck *fk, struct mailbox *box, const struct fsck_fi
 		uint8_t guid[16];
 		int64_t date;
 		uint32_t flags;
-		if (mailbox_new_parse(n, guid, &date, &flags) < 0) {
+		if (mailbox_new_parse(n, guid, &date, &flags, NULL) < 0) {
 			fsck_problem(fk, box->name, STORE_FSCK_BAD_NAME, fk->repair,
 				     "new/%s: renamed to be delivered", n);
 			char proper[MAILBOX_NEW_NAME_MAX];
 			store_guid_new(guid);
-			mailbox_new_name(guid, st.st_mtime, 0, proper);
+			(void)mailbox_new_name(guid, st.st_mtime, 0, NULL, 0, proper);
 			if (fk->repair)
 				renameat(dirfd(d), n, dirfd(d), proper);
 		} else if (index_absorb_contains(box->view, guid) || ino_is_message(files, st.st_ino)) {
@@ -198,8 +199,29 @@ static int load_view(struct fsck *fk, struct mailbox *box, const char **error_r)
 	return ret;
 }
 
+/* Unresolved PENDING appends (a writer died or is between its record and
+ * its commit round): files fsync'd, or dropped when a crash lost them. */
+static int check_pending(struct fsck *fk, struct mailbox *box, struct index_pending *pend,
+			 struct uidset *missing, const char **error_r)
+{
+	struct index_view *v = box->view;
+	int ret = index_pending_help(v, INDEX_LOG_HEADER_SIZE, v->log_pos, pend, error_r);
+	for (size_t r = 0; ret == 0 && r < pend->dropped.n; r++)
+		for (uint32_t uid = pend->dropped.r[r].first;; uid++) {
+			if (!uidset_contains(missing, uid))
+				fsck_problem(fk, box->name, STORE_FSCK_MISSING_FILE, true,
+					     "message %u of an unacknowledged append lost its file: dropped",
+					     uid);
+			uidset_add(missing, uid);
+			if (uid == pend->dropped.r[r].last)
+				break;
+		}
+	return ret;
+}
+
 static int check_locked(struct fsck *fk, struct store_user *u, struct mailbox *box,
-			struct fsck_files *files, bool *dirty, const char **error_r)
+			struct fsck_files *files, struct index_pending *pend, bool *dirty,
+			const char **error_r)
 {
 	const char *why = NULL;
 	int ret = load_view(fk, box, &why);
@@ -237,7 +259,9 @@ static int check_locked(struct fsck *fk, struct store_user *u, struct mailbox *b
 	}
 	struct uidset missing = UIDSET_INIT;
 	check_messages(fk, box, files, &missing);
-	if (fk->repair && !uidset_empty(&missing)) {
+	if (fk->repair)
+		ret = check_pending(fk, box, pend, &missing, error_r);
+	if (ret == 0 && fk->repair && !uidset_empty(&missing)) {
 		ret = expunge_missing(box, &missing, error_r);
 		*dirty = true;
 	}
@@ -266,13 +290,14 @@ int fsck_mailbox(struct fsck *fk, struct store_user *u, const char *name, int le
 	struct textbuf leftovers = TEXTBUF_INIT;
 	uint64_t pend_bytes = 0, pend_msgs = 0;
 	bool dirty = false, deleted = false;
+	struct index_pending pend = INDEX_PENDING_INIT;
 	int ret = mailbox_open_fds(&box, box_fd, error_r);
 	if (ret == 0)
 		ret = store_lockfile_open(box_fd, "lock", &lf, error_r);
 	if (ret == 0 && (ret = store_lock(lf, STORE_LOCK_INDEX, true, true, error_r)) > 0) {
 		ret = fsck_scan_messages(fk, name, box.msg_fd, &files, error_r);
 		if (ret == 0)
-			ret = check_locked(fk, u, &box, &files, &dirty, error_r);
+			ret = check_locked(fk, u, &box, &files, &pend, &dirty, error_r);
 		if (ret == 0 && box.view->deleted)
 			deleted = true;
 		else if (ret == 0)
@@ -285,19 +310,26 @@ int fsck_mailbox(struct fsck *fk, struct store_user *u, const char *name, int le
 		for (size_t i = 0; i < files.n; i++)
 			fk->bytes += files.f[i].size;
 		fk->messages += files.n;
+		fk->uncountable = true;
 		ret = 0;
 	} else if (ret == 0 && deleted) {
 		finish_delete(fk, u, level_fd, name);
 	} else if (ret == 0) {
 		if (fk->repair && (dirty || leftovers.len > 0))
 			ret = index_view_durable(box.view, NULL, 0, error_r);
+		if (ret == 0 && !uidset_empty(&pend.dropped))
+			mailbox_unlink_messages(&box, &pend.dropped); /* short ones */
+		if (ret == 0)
+			ret = index_pending_resolve(box.view, &pend, error_r);
 		for (size_t off = 0; ret == 0 && fk->repair && off < leftovers.len;
 		     off += strlen(leftovers.data + off) + 1)
 			unlinkat(box.new_fd, leftovers.data + off, 0);
 		fk->bytes += box.view->state.bytes + pend_bytes;
 		fk->messages += box.view->state.messages + pend_msgs;
+		fsck_boxes_add(fk, box_fd);
 	}
 	index_view_free(&box.view);
+	index_pending_free(&pend);
 	store_lockfile_release(&lf);
 	fsck_files_free(&files);
 	textbuf_free(&leftovers);

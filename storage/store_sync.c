@@ -14,6 +14,15 @@
 
 #include "storage/store_internal.h"
 
+/* With one round at a time, writers fall into two cohorts that take turns
+ * (a writer whose round just ended always misses the next, which starts
+ * at once), so each waits two rounds per commit. Two rounds in flight let
+ * it join the next one to start, and give the disk two flushes to work
+ * on, as concurrent fsync()s do. bench_store: fsync mode 0.27x -> 0.3-0.5x
+ * raw; in syncfs mode 1, 2 and 4 rounds measured alike within this
+ * machine's noise (about 5,400 appends/s with 16 writers). */
+#define STORE_SYNC_ROUNDS_IN_FLIGHT 2
+
 struct sync_waiter {
 	struct sync_waiter *next;
 	const int *fds;
@@ -29,7 +38,8 @@ struct store_sync {
 	int fs_fd;
 	enum store_sync_mode mode;
 	uint64_t rounds;
-	bool running;
+	unsigned running;   /* rounds in flight */
+	unsigned max_running;
 	struct sync_waiter *pending, **pending_tail;
 };
 
@@ -42,6 +52,7 @@ struct store_sync *store_sync_create(int fs_fd, enum store_sync_mode mode)
 	s->fs_fd = fs_fd;
 	s->pending_tail = &s->pending;
 	s->mode = mode;
+	s->max_running = STORE_SYNC_ROUNDS_IN_FLIGHT;
 	return s;
 }
 
@@ -103,7 +114,7 @@ static int sync_round(struct store_sync *s, struct sync_waiter *batch)
 /* Runs rounds while this thread leads; called and returns with mu held. */
 static void sync_lead(struct store_sync *s)
 {
-	s->running = true;
+	s->running++;
 	struct sync_waiter *batch = s->pending;
 	s->pending = NULL;
 	s->pending_tail = &s->pending;
@@ -111,7 +122,7 @@ static void sync_lead(struct store_sync *s)
 	int err = sync_round(s, batch);
 	pthread_mutex_lock(&s->mu);
 	s->rounds++;
-	s->running = false;
+	s->running--;
 	/* Hand the lead to the oldest waiter of the next round, if any,
 	 * before waking this round's waiters (the leader is one of them). */
 	if (s->pending != NULL) {
@@ -132,10 +143,10 @@ int store_sync_wait(struct store_sync *s, const int *fds, size_t n, const char *
 	pthread_mutex_lock(&s->mu);
 	*s->pending_tail = &me;
 	s->pending_tail = &me.next;
-	if (!s->running)
+	if (s->running < s->max_running && s->pending == &me)
 		me.lead = true;
 	while (!me.done) {
-		if (me.lead && !s->running) {
+		if (me.lead && s->running < s->max_running) {
 			me.lead = false;
 			sync_lead(s);
 			continue;

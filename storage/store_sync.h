@@ -5,12 +5,13 @@
  * the previous round, by one syncfs() of the store's filesystem or by
  * fsync()ing each descriptor after one sync_file_range() pass
  * (enum store_sync_mode), while the others wait and join the next round.
+ * Up to two rounds run at once (store_sync.c says why).
  * Each caller returns only once a round that started after its call has
  * finished, so its writes (made before the call) are covered.
  *
  * There is no committer thread and no timer: a round starts as soon as
- * the previous one ends, so batches grow exactly as fast as the disk is
- * slow, and a lone writer pays one fsync, not a wait.
+ * one of the rounds in flight ends, so batches grow exactly as fast as
+ * the disk is slow, and a lone writer pays one fsync, not a wait.
  */
 #ifndef CM_STORAGE_STORE_SYNC_H
 #define CM_STORAGE_STORE_SYNC_H

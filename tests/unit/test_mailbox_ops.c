@@ -520,6 +520,94 @@ static void test_quota(void **state)
 	assert_int_equal(mailbox_append(f->b, &a, 1, &q, &uid, &warn, &err), STORE_E_QUOTA);
 }
 
+static void assert_usage(struct store_user *u, uint64_t bytes, uint64_t messages)
+{
+	struct store_quota_usage q;
+	const char *err;
+	assert_int_equal(store_quota_get(u, &q, &err), 0);
+	if (q.bytes != bytes || q.messages != messages)
+		fail_msg("usage %llu bytes %llu messages, want %llu %llu", (unsigned long long)q.bytes,
+			 (unsigned long long)q.messages, (unsigned long long)bytes,
+			 (unsigned long long)messages);
+}
+
+static uint32_t box_messages(struct mailbox *b)
+{
+	struct mailbox_status st;
+	const char *err;
+	assert_int_equal(mailbox_sync(b, NULL, NULL, &err), 0);
+	mailbox_get_status(b, &st);
+	return st.messages;
+}
+
+/* COPY and a MOVE to another user are checked against the destination
+ * user's quota (nothing changes when refused); a MOVE within one user
+ * changes nothing, so it is neither refused nor counted twice. */
+static void test_copy_move_quota(void **state)
+{
+	struct fixture *f = *state;
+	const char *err;
+	char text[41];
+	memset(text, 'q', 40);
+	text[40] = '\0';
+	tstore_append(f->s, f->b, text, 0, NULL);
+	tstore_append(f->s, f->b, text, 0, NULL);
+	assert_usage(f->u, 80, 2);
+	assert_int_equal(mailbox_create(f->u, "Archive", 0, &err), 0);
+	struct mailbox *arch = tstore_mailbox(f->u, "Archive", 0);
+	struct store_quota_limit limit = { .bytes = 100 };
+	struct uidset both = UIDSET_INIT, du = UIDSET_INIT;
+	uidset_add_range(&both, 1, 2);
+
+	assert_int_equal(mailbox_copy(f->b, &both, arch, false, &limit, NULL, &du, &err),
+			 STORE_E_QUOTA);
+	assert_true(uidset_empty(&du));
+	assert_int_equal(box_messages(arch), 0);
+	assert_int_equal(box_messages(f->b), 2);
+	assert_usage(f->u, 80, 2);
+
+	assert_int_equal(mailbox_copy(f->b, &both, arch, true, &limit, NULL, &du, &err), 0);
+	assert_int_equal(box_messages(arch), 2);
+	assert_int_equal(box_messages(f->b), 0);
+	assert_usage(f->u, 80, 2);
+
+	struct store_user *dave = tstore_user(f->s, "dave@example.com");
+	struct mailbox *dbox = tstore_mailbox(dave, "INBOX", 0);
+	struct store_quota_limit small = { .bytes = 50 };
+	uidset_clear(&both);
+	uidset_add_range(&both, 1, 2);
+	uidset_clear(&du);
+	assert_int_equal(mailbox_copy(arch, &both, dbox, true, &small, NULL, &du, &err),
+			 STORE_E_QUOTA);
+	assert_int_equal(box_messages(arch), 2);
+	assert_int_equal(box_messages(dbox), 0);
+	assert_usage(f->u, 80, 2);
+	assert_usage(dave, 0, 0);
+
+	struct uidset one = UIDSET_INIT;
+	uidset_add(&one, 1);
+	assert_int_equal(mailbox_copy(arch, &one, dbox, true, &small, NULL, &du, &err), 0);
+	assert_int_equal(box_messages(arch), 1);
+	assert_int_equal(box_messages(dbox), 1);
+	assert_usage(f->u, 40, 1);
+	assert_usage(dave, 40, 1);
+	/* And a COPY to another user charges only the destination. */
+	uidset_clear(&one);
+	uidset_add(&one, 2);
+	assert_int_equal(mailbox_copy(arch, &one, dbox, false, &small, NULL, &du, &err),
+			 STORE_E_QUOTA);
+	assert_int_equal(mailbox_copy(arch, &one, dbox, false, NULL, NULL, &du, &err), 0);
+	assert_usage(f->u, 40, 1);
+	assert_usage(dave, 80, 2);
+
+	mailbox_close(&dbox);
+	store_user_close(&dave);
+	mailbox_close(&arch);
+	uidset_free(&both);
+	uidset_free(&one);
+	uidset_free(&du);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -532,6 +620,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_cache_hook, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_status_and_rotation, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_quota, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_copy_move_quota, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

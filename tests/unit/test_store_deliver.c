@@ -212,6 +212,95 @@ static void test_deliver_quota_warning(void **state)
 	assert_false(warned[3]);
 }
 
+/* Keywords travel in the new/ entry's name and are set when the index
+ * absorbs it; a mailbox with a full keyword table gets what fits. */
+static void test_deliver_keywords(void **state)
+{
+	struct fixture *f = *state;
+	const char *err;
+	struct store_rcpt r[2];
+	memset(r, 0, sizeof(r));
+	r[0].address = "kw@example.com";
+	r[1].address = "full@example.com";
+	/* full@ already knows $Known and has no room for more. */
+	struct store_user *full = tstore_user(f->s, "full@example.com");
+	struct mailbox *fb = tstore_mailbox(full, "INBOX", 0);
+	tstore_append(f->s, fb, msg, 0, "$Known");
+	for (int i = 1; i < MAILBOX_KEYWORDS_MAX; i++) {
+		char kw[16];
+		snprintf(kw, sizeof(kw), "k%d", i);
+		tstore_append(f->s, fb, msg, 0, kw);
+	}
+	mailbox_close(&fb);
+
+	static const char *const kws[] = { "$Junk", "a/b", "$Known" };
+	struct store_delivery d = { .flags = MAIL_SEEN, .keywords = kws, .n_keywords = 3 };
+	struct mail_writer *w = tstore_writer(f->s, msg);
+	assert_int_equal(store_deliver(f->s, &w, &d, r, 2, &err), 0);
+	assert_int_equal(r[0].result, 0);
+	assert_int_equal(r[1].result, 0);
+
+	struct store_user *u = tstore_user(f->s, "kw@example.com");
+	struct mailbox *b = tstore_mailbox(u, "INBOX", 0);
+	const struct mail_record *m = mailbox_lookup(b, 1);
+	assert_non_null(m);
+	assert_int_equal(m->flags & MAIL_FLAGS_MASK, MAIL_SEEN);
+	assert_int_equal(mailbox_keyword_count(b), 3);
+	for (unsigned i = 0; i < 3; i++) {
+		assert_string_equal(mailbox_keyword(b, i), kws[i]);
+		assert_true(m->keywords & (UINT64_C(1) << i));
+	}
+	mailbox_close(&b);
+
+	fb = tstore_mailbox(full, "INBOX", 0);
+	m = mailbox_lookup(fb, MAILBOX_KEYWORDS_MAX + 1);
+	assert_non_null(m);
+	assert_int_equal(m->keywords, 1); /* $Known only: no room for the others */
+	mailbox_close(&fb);
+
+	/* Malformed and oversized keyword sets are refused before anything is
+	 * written. */
+	static const char *const bad[] = { "has space" };
+	struct store_delivery dbad = { .keywords = bad, .n_keywords = 1 };
+	w = tstore_writer(f->s, msg);
+	assert_int_equal(store_deliver(f->s, &w, &dbad, r, 1, &err), STORE_E_INVALID);
+	assert_null(w);
+	char longkw[4][101];
+	const char *longs[4];
+	for (int i = 0; i < 4; i++) {
+		memset(longkw[i], 'a' + i, 100);
+		longkw[i][100] = '\0';
+		longs[i] = longkw[i];
+	}
+	struct store_delivery dlong = { .keywords = longs, .n_keywords = 4 };
+	w = tstore_writer(f->s, msg);
+	assert_int_equal(store_deliver(f->s, &w, &dlong, r, 1, &err), STORE_E_LIMIT);
+	struct mailbox_status st;
+	assert_int_equal(mailbox_status(u, "INBOX", &st, &err), 0);
+	assert_int_equal(st.messages, 1);
+
+	/* Entry names: round trip, and strict parsing. */
+	uint8_t guid[16] = { 1, 2, 3 };
+	char name[MAILBOX_NEW_NAME_MAX];
+	assert_int_equal(mailbox_new_name(guid, 7, MAIL_SEEN, kws, 3, name), 0);
+	uint8_t g2[16];
+	int64_t date;
+	uint32_t flags;
+	const char *enc;
+	assert_int_equal(mailbox_new_parse(name, g2, &date, &flags, &enc), 0);
+	assert_string_equal(enc, "*$Junk*a%2Fb*$Known");
+	char buf[MAILBOX_NEW_NAME_MAX];
+	const char *names[MAILBOX_KEYWORDS_MAX];
+	assert_int_equal(mailbox_new_keywords(enc, buf, names), 3);
+	assert_string_equal(names[1], "a/b");
+	static const char *const bad_encodings[] = { "*", "**a", "*a%2", "*a%41", "*a b", "x" };
+	for (size_t i = 0; i < sizeof(bad_encodings) / sizeof(bad_encodings[0]); i++)
+		if (mailbox_new_keywords(bad_encodings[i], buf, names) != -1)
+			fail_msg("\"%s\" decoded, want -1", bad_encodings[i]);
+	store_user_close(&u);
+	store_user_close(&full);
+}
+
 static void test_user_delete(void **state)
 {
 	struct fixture *f = *state;
@@ -238,6 +327,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_deliver_into_folder_and_sync, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_absorb_leftovers, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_deliver_quota_warning, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_deliver_keywords, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_user_delete, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

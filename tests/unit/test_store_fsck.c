@@ -2,7 +2,8 @@
  * Unit tests for store_fsck beyond damaged indexes (test_index_corrupt.c):
  * the leftovers every kind of interrupted operation can leave, each
  * reported with its problem code, removed or finished by repair without
- * touching a message, and quota usage recomputed. A clean store has no
+ * touching a message, and quota usage recomputed, exactly even while
+ * another thread appends, delivers and expunges. A clean store has no
  * problems, also when every user is walked.
  */
 #include <setjmp.h>
@@ -12,6 +13,7 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <pthread.h>
 
 #include "storage/mailbox_internal.h"
 #include "storage/quota_usage.h"
@@ -226,6 +228,75 @@ static void test_half_deleted(void **state)
 	tstore_rmrf(&root);
 }
 
+struct busy_arg {
+	struct store *s;
+	volatile int stop;
+	long ops;
+};
+
+/* Appends to two mailboxes, delivers and expunges until told to stop. */
+static void *busy_user(void *p)
+{
+	struct busy_arg *a = p;
+	const char *err;
+	struct store_user *u = tstore_user(a->s, "busy@example.net");
+	struct mailbox *inbox = tstore_mailbox(u, "INBOX", 0);
+	struct mailbox *work = tstore_mailbox(u, "Work", MAILBOX_OPEN_APPEND_ONLY);
+	while (!a->stop) {
+		tstore_append(a->s, inbox, "Subject: a\r\n\r\nappended\r\n", MAIL_DELETED, NULL);
+		tstore_append(a->s, work, "Subject: w\r\n\r\nwork\r\n", 0, NULL);
+		struct store_rcpt r;
+		memset(&r, 0, sizeof(r));
+		r.address = "busy@example.net";
+		struct mail_writer *w = tstore_writer(a->s, "Subject: d\r\n\r\ndelivered\r\n");
+		if (store_deliver(a->s, &w, NULL, &r, 1, &err) != 0 || r.result != 0)
+			fail_msg("deliver: %s", r.error);
+		if (a->ops % 4 == 3 && mailbox_expunge(inbox, NULL, false, NULL, &err) != 0)
+			fail_msg("expunge: %s", err);
+		a->ops++;
+	}
+	mailbox_close(&work);
+	mailbox_close(&inbox);
+	store_user_close(&u);
+	return NULL;
+}
+
+/* The recount holds the counters lock across counting and writing, so a
+ * user in full swing never shows a quota difference, and the usage
+ * stays right afterwards. */
+static void test_quota_exact_while_active(void **state)
+{
+	(void)state;
+	char *root = tstore_mkdtemp();
+	struct store *s = tstore_open(root, 4096);
+	const char *err;
+	struct store_user *u = tstore_user(s, "busy@example.net");
+	assert_int_equal(mailbox_create(u, "Work", 0, &err), 0);
+	struct busy_arg a = { s, 0, 0 };
+	pthread_t t;
+	assert_int_equal(pthread_create(&t, NULL, busy_user, &a), 0);
+	int quota_reports = 0, runs = 0;
+	for (; runs < 40 || a.ops < 20; runs++) {
+		struct report r;
+		run_fsck(s, "busy@example.net", true, &r);
+		quota_reports += r.counts[STORE_FSCK_QUOTA];
+		usleep(1000);
+	}
+	a.stop = 1;
+	pthread_join(t, NULL);
+	if (quota_reports != 0)
+		fail_msg("%d of %d fsck runs during %ld operations saw a quota difference",
+			 quota_reports, runs, a.ops);
+	struct report r;
+	assert_int_equal(run_fsck(s, "busy@example.net", false, &r), 0);
+	struct store_quota_usage q;
+	assert_int_equal(store_quota_get(u, &q, &err), 0);
+	assert_true(q.messages > 0);
+	store_user_close(&u);
+	store_close(&s);
+	tstore_rmrf(&root);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -233,6 +304,7 @@ int main(void)
 		cmocka_unit_test(test_leftovers),
 		cmocka_unit_test(test_missing_file),
 		cmocka_unit_test(test_half_deleted),
+		cmocka_unit_test(test_quota_exact_while_active),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

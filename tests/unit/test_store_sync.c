@@ -1,6 +1,8 @@
 /*
  * Unit tests for durability and visibility: group commit
- * (storage/store_sync.c) with many threads in both sync modes, the synced
+ * (storage/store_sync.c) with many threads in both sync modes, the
+ * covering rule with rounds overlapping (every caller returns only after a
+ * round that started after its call has ended), the synced
  * mark (a reader never sees a record before its commit), the reader-lock
  * option, and snapshot rotation driven by light views only (appends and
  * deliveries into a mailbox nobody opens in full).
@@ -12,7 +14,9 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <dlfcn.h>
 #include <pthread.h>
+#include <stdatomic.h>
 
 #include "storage/mailbox_internal.h"
 #include "storage/store_sync.h"
@@ -111,6 +115,90 @@ static void test_group_commit_files(void **state)
 	run_threads(STORE_SYNC_FILES);
 }
 
+/* syncfs is interposed: while rounds_log is set, each call is logged
+ * with its start and end on one event clock. */
+static atomic_long clock_events;
+static bool rounds_log;
+static pthread_mutex_t rounds_mu = PTHREAD_MUTEX_INITIALIZER;
+static long round_start[4096], round_end[4096];
+static size_t n_rounds;
+
+int syncfs(int fd)
+{
+	long start = ++clock_events;
+	int ret = ((int (*)(int))dlsym(RTLD_NEXT, "syncfs"))(fd);
+	if (rounds_log) {
+		usleep(200 + (unsigned)(start % 7) * 150); /* rounds of uneven length */
+		long end = ++clock_events;
+		pthread_mutex_lock(&rounds_mu);
+		if (n_rounds < 4096) {
+			round_start[n_rounds] = start;
+			round_end[n_rounds++] = end;
+		}
+		pthread_mutex_unlock(&rounds_mu);
+	}
+	return ret;
+}
+
+struct cover_arg {
+	struct store_sync *sync;
+	int fd;
+	int uncovered;
+};
+
+static void *cover_thread(void *p)
+{
+	struct cover_arg *a = p;
+	for (int i = 0; i < 40; i++) {
+		const char *err;
+		long called = ++clock_events;
+		if (store_sync_wait(a->sync, &a->fd, 1, &err) != 0)
+			a->uncovered++;
+		long returned = ++clock_events;
+		bool covered = false;
+		pthread_mutex_lock(&rounds_mu);
+		for (size_t r = 0; r < n_rounds && !covered; r++)
+			covered = round_start[r] > called && round_end[r] < returned;
+		pthread_mutex_unlock(&rounds_mu);
+		a->uncovered += !covered;
+	}
+	return NULL;
+}
+
+static void test_rounds_cover_callers(void **state)
+{
+	(void)state;
+	int fd = open("/tmp", O_RDONLY | O_DIRECTORY);
+	assert_true(fd >= 0);
+	struct store_sync *sync = store_sync_create(fd, STORE_SYNC_SYNCFS);
+	n_rounds = 0;
+	rounds_log = true;
+	pthread_t t[THREADS];
+	struct cover_arg a[THREADS];
+	for (int i = 0; i < THREADS; i++) {
+		a[i] = (struct cover_arg){ sync, fd, 0 };
+		assert_int_equal(pthread_create(&t[i], NULL, cover_thread, &a[i]), 0);
+	}
+	int uncovered = 0;
+	for (int i = 0; i < THREADS; i++) {
+		pthread_join(t[i], NULL);
+		uncovered += a[i].uncovered;
+	}
+	rounds_log = false;
+	if (uncovered != 0)
+		fail_msg("%d of %d calls returned without a round that started after them", uncovered,
+			 THREADS * 40);
+	/* Rounds overlapped (two in flight), and batched several callers. */
+	bool overlapped = false;
+	for (size_t r = 1; r < n_rounds && !overlapped; r++)
+		for (size_t q = 0; q < r && !overlapped; q++)
+			overlapped = round_start[r] < round_end[q] && round_start[q] < round_end[r];
+	assert_true(overlapped);
+	assert_true(store_sync_rounds(sync) < (uint64_t)THREADS * 40);
+	store_sync_destroy(&sync);
+	close(fd);
+}
+
 /* A record written but not yet committed is seen by writers, not readers. */
 static void test_synced_mark(void **state)
 {
@@ -179,6 +267,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_group_commit_syncfs),
 		cmocka_unit_test(test_group_commit_files),
+		cmocka_unit_test(test_rounds_cover_callers),
 		cmocka_unit_test(test_synced_mark),
 		cmocka_unit_test(test_reader_locks),
 	};
