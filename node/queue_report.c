@@ -190,8 +190,14 @@ static bool list_spool(const char *name, void *ctx)
 	if (rc < 0) {
 		textbuf_printf(r->err, "spool %s: %s\n", name, error ? error : store_strerror(rc));
 		r->failed = 1;
+		for (size_t i = 0; i < r->nids; i++)
+			free(r->ids[i]);
+		r->nids = 0;
+		queue_close(&q);
+		return true;
 	}
-	qsort(r->ids, r->nids, sizeof(*r->ids), compare_ids);
+	if (r->nids > 0)
+		qsort(r->ids, r->nids, sizeof(*r->ids), compare_ids);
 	for (size_t i = 0; i < r->nids; i++) {
 		struct queue_envelope env = { 0 };
 		rc = queue_envelope_read(q, r->ids[i], &env, &error);
