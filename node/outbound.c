@@ -180,7 +180,8 @@ static void outbound_pump_body(struct outbound *o)
 			want = (size_t)(size - o->offset);
 		ssize_t n;
 		if (o->use_downgraded) {
-			memcpy(buf, o->downgraded.data + o->offset, want);
+			if (want > 0)
+				memcpy(buf, o->downgraded.data + o->offset, want);
 			n = (ssize_t)want;
 		} else {
 			n = want > 0 ? pread(o->req.data_fd, buf, want, (off_t)o->offset) : 0;

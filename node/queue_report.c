@@ -95,7 +95,8 @@ static void domains_print(struct domain_table *t, struct textbuf *out)
 	for (size_t i = 0; i < t->cap; i++)
 		if (t->slots[i].domain != NULL)
 			t->slots[n++] = t->slots[i];
-	qsort(t->slots, n, sizeof(*t->slots), by_count);
+	if (n > 0)
+		qsort(t->slots, n, sizeof(*t->slots), by_count);
 	textbuf_puts(out, "-- by destination:");
 	for (size_t i = 0; i < n; i++) {
 		if (i < REPORT_DOMAINS_SHOWN)

@@ -73,7 +73,8 @@ int queue_list_spools(struct store *store, bool (*cb)(const char *name, void *ct
 	}
 	closedir(d);
 	if (ret == STORE_OK) {
-		qsort(names, n, sizeof(*names), compare_names);
+		if (n > 0)
+			qsort(names, n, sizeof(*names), compare_names);
 		for (size_t i = 0; i < n && cb(names[i], ctx); i++)
 			;
 	}
