@@ -167,22 +167,9 @@ static int smtp_commit_rcpts(struct smtp_commit *cm, struct smtp_txn *t)
 /* queue.archive: one more mailbox (no quota: an archive must not refuse). */
 static int smtp_txn_add_archive(struct smtp_conn *sc)
 {
-	struct smtp_txn *t = &sc->txn;
 	if (sc->env->archive[0] == '\0')
 		return 0;
-	if (t->nlocal == t->cap) {
-		size_t cap = t->cap ? t->cap * 2 : 4;
-		struct smtp_local_rcpt *r = realloc(t->rcpts, cap * sizeof(*r));
-		if (r == NULL)
-			return -1;
-		t->rcpts = r;
-		t->cap = cap;
-	}
-	memset(&t->rcpts[t->nlocal], 0, sizeof(t->rcpts[0]));
-	snprintf(t->rcpts[t->nlocal].address, sizeof(t->rcpts[0].address), "%.*s",
-		 (int)sizeof(t->rcpts[0].address) - 1, sc->env->archive);
-	t->nlocal++;
-	return 0;
+	return smtp_txn_add_mailbox(&sc->txn, sc->env->archive);
 }
 
 static void smtp_commit_free(struct smtp_commit *cm)

@@ -307,6 +307,14 @@ static int smtp_txn_add_remote(struct smtp_txn *t, const char *address,
 	return 0;
 }
 
+int smtp_txn_add_mailbox(struct smtp_txn *t, const char *address)
+{
+	struct smtp_local_rcpt r = {0};
+	snprintf(r.address, sizeof(r.address), "%.*s", (int)sizeof(r.address) - 1, address);
+	struct smtp_expansion x = {.rcpts = &r, .n = 1};
+	return smtp_txn_add(t, &x);
+}
+
 /* The remote targets an alias or group reached (forwarding): they keep
  * the RCPT's NOTIFY, and its address as ORCPT when it gave none. */
 static int smtp_txn_add_forwards(struct smtp_txn *t, const struct smtp_expansion *x,

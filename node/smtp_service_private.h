@@ -148,6 +148,8 @@ void smtp_envelope_mail_from(void *ctx, const char *reverse_path, const struct s
 void smtp_envelope_rcpt_to(void *ctx, const char *forward_path, const struct smtp_rcpt_params *p,
 			   struct smtp_reply *reply);
 void smtp_envelope_reset(void *ctx);
+/* Adds one local mailbox (no quota check): 0, or -1 out of memory. */
+int smtp_txn_add_mailbox(struct smtp_txn *t, const char *address);
 /* Frees the transaction's recipients and aborts its message. */
 void smtp_txn_clear(struct smtp_txn *t);
 /* Whether address has room for size more bytes under limit (0 = none):

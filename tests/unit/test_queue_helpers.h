@@ -18,16 +18,7 @@
 
 static inline struct store *tqueue_store(const char *root, enum store_sync_mode mode)
 {
-	struct store_options o;
-	memset(&o, 0, sizeof(o));
-	o.node_id = "test-node";
-	o.sync_mode = mode;
-	struct store *s = NULL;
-	const char *err = NULL;
-	int ret = store_open(root, &o, &s, &err);
-	if (ret != 0)
-		fail_msg("store_open: %d %s", ret, err);
-	return s;
+	return tstore_open_with(root, (struct store_options){.sync_mode = mode});
 }
 
 static inline struct queue *tqueue_open(struct store *s, const char *name)

@@ -44,18 +44,21 @@ static inline void tstore_rmrf(char **dir)
 	*dir = NULL;
 }
 
-static inline struct store *tstore_open(const char *root, uint32_t rotate_bytes)
+/* A store as node "test-node" with o's other options. */
+static inline struct store *tstore_open_with(const char *root, struct store_options o)
 {
-	struct store_options o;
-	memset(&o, 0, sizeof(o));
 	o.node_id = "test-node";
-	o.rotate_bytes = rotate_bytes;
 	struct store *s = NULL;
 	const char *err = NULL;
 	int ret = store_open(root, &o, &s, &err);
 	if (ret != 0)
 		fail_msg("store_open: %d %s", ret, err);
 	return s;
+}
+
+static inline struct store *tstore_open(const char *root, uint32_t rotate_bytes)
+{
+	return tstore_open_with(root, (struct store_options){.rotate_bytes = rotate_bytes});
 }
 
 static inline struct store_user *tstore_user(struct store *s, const char *address)
