@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -28,6 +29,9 @@
 #include "node/log.h"
 #include "node/outbound.h"
 #include "node/queue_manager_private.h"
+
+#define QM_MAX_HOPS 50
+#define QM_HOPS_SCAN 65536
 
 struct qm_group {
 	char nexthop[256];
@@ -99,6 +103,29 @@ static void qm_set_rcpt(struct queue_rcpt *r, enum queue_rcpt_state st, const ch
 	qm_copy(r->reason, sizeof(r->reason), reason);
 }
 
+/* Received: fields in the message's header (counted up to QM_MAX_HOPS
+ * + 1, in its first QM_HOPS_SCAN bytes): Postfix's hopcount_limit, which
+ * stops mail that loops between hosts (an MX pointing back at us). */
+static int qm_hops(int fd)
+{
+	char buf[QM_HOPS_SCAN + 1];
+	ssize_t n = pread(fd, buf, QM_HOPS_SCAN, 0);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	int hops = 0;
+	for (const char *p = buf; p != NULL && *p != '\0' && hops <= QM_MAX_HOPS;) {
+		if (*p == '\r' || *p == '\n')
+			break; /* the empty line: end of the header */
+		if (strncasecmp(p, "Received:", 9) == 0)
+			hops++;
+		p = strchr(p, '\n');
+		if (p != NULL)
+			p++;
+	}
+	return hops;
+}
+
 static int qm_group_add(struct qm_attempt *a, const char *nexthop, size_t rcpt)
 {
 	struct qm_group *g = NULL;
@@ -144,6 +171,15 @@ static void qm_prepare_work(void *arg)
 	if (ret < 0) {
 		a->failed = true;
 		snprintf(a->error, sizeof(a->error), "%s", error ? error : store_strerror(ret));
+		return;
+	}
+	if (qm_hops(a->data_fd) > QM_MAX_HOPS) {
+		for (size_t i = 0; i < a->env.nrcpt; i++)
+			if (a->env.rcpts[i].state == QUEUE_RCPT_PENDING)
+				qm_set_rcpt(&a->env.rcpts[i], QUEUE_RCPT_FAILED, "5.4.6", NULL,
+					    "mail forwarding loop: more than 50 Received: fields");
+		log_warning("queue", "id=%s mail forwarding loop: more than %d Received: fields",
+			    a->id, QM_MAX_HOPS);
 		return;
 	}
 	qm_local_deliver(qm, &a->env, a->data_fd, a->now);

@@ -20,7 +20,7 @@
 #include "node/queue_manager_private.h"
 
 #define QM_RESCAN_INTERVAL 60
-#define QM_LOCK_RETRY 5
+#define QM_LOCK_LOG_INTERVAL 60 /* "spool is locked" once a minute, not every tick */
 
 static int64_t qm_now(void)
 {
@@ -187,8 +187,13 @@ static void qm_tick(struct queue_manager *qm)
 	if (!queue_locked(qm->spool)) {
 		const char *error = NULL;
 		if (queue_lock(qm->spool, &error) < 0) {
-			log_warning("queue", "spool %s is locked (%s); retrying in %d s",
-				    queue_path(qm->spool), error ? error : "?", QM_LOCK_RETRY);
+			/* another process runs it (an old maild still draining, or
+			 * a node that adopted it): this one waits, every second */
+			if (qm_now() - qm->last_lock_log >= QM_LOCK_LOG_INTERVAL) {
+				log_warning("queue", "spool %s is locked (%s); waiting for it",
+					    queue_path(qm->spool), error ? error : "?");
+				qm->last_lock_log = qm_now();
+			}
 			return;
 		}
 		log_info("queue", "running spool %s", queue_path(qm->spool));

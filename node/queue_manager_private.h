@@ -61,6 +61,7 @@ struct queue_manager {
 	bool stopping;
 	unsigned attempts_running;
 	int64_t last_scan;
+	int64_t last_lock_log;
 
 	/* the table: manager thread only */
 	struct qm_entry *entries;

@@ -445,3 +445,19 @@ def test_a_dead_nodes_spool_is_adopted(pair, node_factory, workdir):
     wait_for(lambda: with_subject(p.b, BOB, "orphan"), what="delivery by the adopting node")
     c.wait_log("adopted spool 1: moved=1 failed=0 into spool 3")
     assert c.ctl("queue", "adopt", "3", check=False).returncode != 0
+
+
+def test_mail_loop_stops_at_the_hop_limit(pair):
+    """loop.test is routed back to A itself: each pass adds a Received:
+    field, and past 50 the message is bounced (5.4.6) instead of looping."""
+    p = pair()
+    p.a.stop()
+    conf = p.a.config.read_text().replace(
+        "queue = {", f'queue = {{ transport = ["loop.test [127.0.0.1]:{p.a.ports["smtp"]}"];', 1)
+    p.a.config.write_text(conf)
+    p.a.start()
+    p.send("loops", to="someone@loop.test")
+    bounce = wait_for(lambda: with_subject(p.a, ALICE, "Undelivered Mail Returned to Sender"),
+                      timeout=60, what="the loop's bounce")[0]
+    assert b"Status: 5.4.6" in bounce
+    p.a.wait_log("mail forwarding loop")
