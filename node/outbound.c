@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "lib/fd_read.h"
 #include "lib/mime_downgrade.h"
 #include "node/log.h"
 #include "node/outbound.h"
@@ -135,6 +136,12 @@ static void outbound_fail_all(struct outbound *o, int code, const char *enhanced
 	outbound_finish_host(o);
 }
 
+static int outbound_append(const void *data, size_t n, void *ctx)
+{
+	textbuf_append(ctx, data, n);
+	return 0;
+}
+
 /* RFC 6152: no 8-bit data to a server without 8BITMIME. The message is
  * read whole (it is at most smtp.max_message_size) and its 8-bit parts
  * re-encoded as quoted-printable (lib/mime_downgrade.h); what cannot be
@@ -143,18 +150,9 @@ static void outbound_fail_all(struct outbound *o, int code, const char *enhanced
 static int outbound_downgrade(struct outbound *o)
 {
 	struct textbuf raw = TEXTBUF_INIT;
-	char buf[BODY_CHUNK];
-	uint64_t off = 0;
-	while (off < o->req.size) {
-		ssize_t n = pread(o->req.data_fd, buf, sizeof(buf), (off_t)off);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			textbuf_free(&raw);
-			return -1;
-		}
-		textbuf_append(&raw, buf, (size_t)n);
-		off += (uint64_t)n;
+	if (fd_read_range(o->req.data_fd, o->req.size, outbound_append, &raw) < 0) {
+		textbuf_free(&raw);
+		return -1;
 	}
 	struct mime_downgrade_stats st = {0};
 	textbuf_truncate(&o->downgraded, 0);

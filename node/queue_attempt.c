@@ -25,6 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "lib/fd_read.h"
 #include "node/job_pool.h"
 #include "node/log.h"
 #include "node/outbound.h"
@@ -207,13 +208,6 @@ static void qm_prepare_work(void *arg)
 	}
 }
 
-static double qm_since(const struct timespec *t0)
-{
-	struct timespec now;
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	return (double)(now.tv_sec - t0->tv_sec) + (double)(now.tv_nsec - t0->tv_nsec) / 1e9;
-}
-
 static void qm_finish(struct qm_attempt *a);
 
 static void qm_outbound_done(void *ctx, const struct smtp_client_reply *replies,
@@ -241,7 +235,7 @@ static void qm_outbound_done(void *ctx, const struct smtp_client_reply *replies,
 		r->attempts++;
 		log_msg(cls == 2 ? LOG_INFO : LOG_WARNING, "queue",
 			"id=%s to=<%s> relay=%s delay=%.2f tls=%s dsn=%s status=%s (%s)", a->id,
-			r->address, remote, qm_since(&a->started), tls ? "yes" : "no", status,
+			r->address, remote, elapsed_since(&a->started), tls ? "yes" : "no", status,
 			cls == 2 ? "sent" : cls == 5 ? "bounced" : "deferred", reason);
 	}
 	if (--a->outstanding == 0)

@@ -17,6 +17,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "lib/fd_read.h"
 #include "lib/textbuf.h"
 #include "node/log.h"
 #include "node/queue_manager_private.h"
@@ -112,28 +113,32 @@ static void qm_expand(struct queue_manager *qm, struct queue_envelope *env, size
 	free(t.addr);
 }
 
+struct qm_copy {
+	struct mail_writer *w;
+	const char **error_r;
+	int ret;
+};
+
+static int qm_copy_piece(const void *data, size_t n, void *ctx)
+{
+	struct qm_copy *c = ctx;
+	c->ret = mail_writer_write(c->w, data, n, c->error_r);
+	return c->ret < 0 ? -1 : 0;
+}
+
 /* The message from the spool behind a Return-Path: field. */
 static int qm_copy_message(struct mail_writer *w, const char *sender, int fd, uint64_t size,
 			   const char **error_r)
 {
 	struct textbuf rp = TEXTBUF_INIT;
 	smtp_return_path_format(sender, &rp);
-	int ret = mail_writer_write(w, rp.data, rp.len, error_r);
+	struct qm_copy c = {w, error_r, mail_writer_write(w, rp.data, rp.len, error_r)};
 	textbuf_free(&rp);
-	char buf[65536];
-	uint64_t off = 0;
-	while (ret == 0 && off < size) {
-		ssize_t n = pread(fd, buf, sizeof(buf), (off_t)off);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			*error_r = n < 0 ? strerror(errno) : "queue file shorter than its size";
-			return STORE_E_TEMP;
-		}
-		ret = mail_writer_write(w, buf, (size_t)n, error_r);
-		off += (uint64_t)n;
+	if (c.ret == 0 && fd_read_range(fd, size, qm_copy_piece, &c) < 0 && c.ret == 0) {
+		*error_r = errno == EIO ? "queue file shorter than its size" : strerror(errno);
+		c.ret = STORE_E_TEMP;
 	}
-	return ret;
+	return c.ret;
 }
 
 void qm_local_deliver(struct queue_manager *qm, struct queue_envelope *env, int data_fd,

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "lib/dsn.h"
+#include "lib/fd_read.h"
 #include "node/log.h"
 #include "node/queue_id.h"
 #include "node/queue_manager_private.h"
@@ -56,23 +57,24 @@ int qm_enqueue_text(struct queue_manager *qm, const char *sender, const char *co
 	return 0;
 }
 
+struct qm_feed {
+	struct dsn_writer *w;
+	struct textbuf *out;
+};
+
+static int qm_feed_piece(const void *data, size_t n, void *ctx)
+{
+	struct qm_feed *f = ctx;
+	dsn_original(f->w, data, n, f->out);
+	return 0;
+}
+
 /* The original message into the notice, at most limit bytes of it. */
 static int qm_feed_original(struct dsn_writer *w, int fd, uint64_t size, uint64_t limit,
 			    struct textbuf *out)
 {
-	char buf[65536];
-	uint64_t off = 0, end = size < limit ? size : limit;
-	while (off < end) {
-		size_t want = end - off < sizeof(buf) ? (size_t)(end - off) : sizeof(buf);
-		ssize_t n = pread(fd, buf, want, (off_t)off);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return -1;
-		dsn_original(w, buf, (size_t)n, out);
-		off += (uint64_t)n;
-	}
-	return 0;
+	struct qm_feed f = {w, out};
+	return fd_read_range(fd, size < limit ? size : limit, qm_feed_piece, &f);
 }
 
 static int qm_send_notice(struct queue_manager *qm, const struct queue_envelope *env, int fd,

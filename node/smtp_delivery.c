@@ -36,6 +36,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lib/fd_read.h"
 #include "node/job_pool.h"
 #include "node/log.h"
 #include "node/smtp_service_private.h"
@@ -141,14 +142,23 @@ static int smtp_rcpt_cmp(const void *a, const void *b)
 		      ((const struct smtp_local_rcpt *)b)->address);
 }
 
-/* Deduplicates the transaction's mailboxes into the commit. */
-static int smtp_commit_rcpts(struct smtp_commit *cm, struct smtp_txn *t)
+size_t smtp_txn_unique_mailboxes(struct smtp_txn *t)
 {
+	if (t->nlocal == 0)
+		return 0;
 	qsort(t->rcpts, t->nlocal, sizeof(*t->rcpts), smtp_rcpt_cmp);
 	size_t n = 0;
 	for (size_t i = 0; i < t->nlocal; i++)
 		if (n == 0 || strcmp(t->rcpts[n - 1].address, t->rcpts[i].address) != 0)
 			t->rcpts[n++] = t->rcpts[i];
+	t->nlocal = n;
+	return n;
+}
+
+/* The transaction's mailboxes, once each, into the commit. */
+static int smtp_commit_rcpts(struct smtp_commit *cm, struct smtp_txn *t)
+{
+	size_t n = smtp_txn_unique_mailboxes(t);
 	cm->rcpts = calloc(n, sizeof(*cm->rcpts));
 	if (cm->rcpts == NULL)
 		return -1;
@@ -266,13 +276,6 @@ void smtp_delivery_reply(const struct store_rcpt *r, size_t n, int ret, bool pre
 	}
 }
 
-static double smtp_since(const struct timespec *t0)
-{
-	struct timespec now;
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	return (double)(now.tv_sec - t0->tv_sec) + (double)(now.tv_nsec - t0->tv_nsec) / 1e9;
-}
-
 /* The log lines and events of a finished commit. */
 static void smtp_commit_log(struct smtp_commit *cm, const struct smtp_reply *reply, bool cancelled)
 {
@@ -308,7 +311,7 @@ static void smtp_commit_log(struct smtp_commit *cm, const struct smtp_reply *rep
 		"proto=%s user=%s status=%s delay=%.3fs%s%s",
 		cm->queue_id, cm->conn_id, cm->sender, (unsigned long long)cm->size, cm->nrcpt,
 		cm->n, delivered, cm->proto, cm->user[0] != '\0' ? cm->user : "-", status,
-		smtp_since(&cm->started), reply->code != 0 ? " reply=" : "",
+		elapsed_since(&cm->started), reply->code != 0 ? " reply=" : "",
 		reply->code != 0 ? reply->text : "");
 	if (cancelled && delivered > 0)
 		log_warning("smtp",

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lib/fd_read.h"
 #include "node/job_pool.h"
 #include "node/log.h"
 #include "node/queue_manager.h"
@@ -75,12 +76,6 @@ int smtp_queue_write(struct smtp_conn *sc, const void *data, size_t len)
 	return 0;
 }
 
-static int smtp_local_cmp(const void *a, const void *b)
-{
-	return strcmp(((const struct smtp_local_rcpt *)a)->address,
-		      ((const struct smtp_local_rcpt *)b)->address);
-}
-
 /* The envelope: local mailboxes once each, the remote recipients as the
  * client named them, and the archive mailbox. */
 static int smtp_queue_envelope(struct smtp_conn *sc, struct queue_envelope *env)
@@ -100,11 +95,9 @@ static int smtp_queue_envelope(struct smtp_conn *sc, struct queue_envelope *env)
 		snprintf(literal, sizeof(literal), "unknown");
 	snprintf(env->client, sizeof(env->client), "%.60s [%.60s]", smtp_session_helo(sc->sess),
 		 literal);
-	if (t->nlocal > 0)
-		qsort(t->rcpts, t->nlocal, sizeof(*t->rcpts), smtp_local_cmp);
-	for (size_t i = 0; i < t->nlocal && ret == 0; i++)
-		if (i == 0 || strcmp(t->rcpts[i - 1].address, t->rcpts[i].address) != 0)
-			ret = queue_envelope_add_rcpt(env, t->rcpts[i].address, "", 0);
+	size_t nlocal = smtp_txn_unique_mailboxes(t);
+	for (size_t i = 0; i < nlocal && ret == 0; i++)
+		ret = queue_envelope_add_rcpt(env, t->rcpts[i].address, "", 0);
 	for (size_t i = 0; i < t->nremote && ret == 0; i++)
 		ret = queue_envelope_add_rcpt(env, t->remote[i].address, t->remote[i].orcpt,
 					      t->remote[i].notify);
@@ -129,13 +122,6 @@ static void smtp_queue_work(void *arg)
 		snprintf(q->error, sizeof(q->error), "%s", error ? error : store_strerror(q->ret));
 }
 
-static double smtp_queue_since(const struct timespec *t0)
-{
-	struct timespec now;
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	return (double)(now.tv_sec - t0->tv_sec) + (double)(now.tv_nsec - t0->tv_nsec) / 1e9;
-}
-
 static void smtp_queue_done(void *arg, bool cancelled)
 {
 	struct smtp_queued *q = arg;
@@ -150,7 +136,7 @@ static void smtp_queue_done(void *arg, bool cancelled)
 		"delay=%.3fs%s%s",
 		q->env.id, q->conn_id, q->env.sender, (unsigned long long)q->env.size,
 		q->env.nrcpt, q->proto, q->user[0] != '\0' ? q->user : "-",
-		ok ? "queued" : "deferred", smtp_queue_since(&q->started),
+		ok ? "queued" : "deferred", elapsed_since(&q->started),
 		q->ret != 0 ? " reason=" : "", q->ret != 0 ? q->error : "");
 	struct smtp_conn *sc = q->sc;
 	if (cancelled || sc == NULL) {

@@ -176,6 +176,9 @@ void smtp_queue_detach(struct smtp_conn *sc);
 
 /* smtp_delivery.c */
 void smtp_delivery_begin(void *ctx, struct smtp_reply *reply);
+/* Sorts the transaction's mailboxes and drops repeats (a user reached
+ * directly and through a group gets one copy): their number. */
+size_t smtp_txn_unique_mailboxes(struct smtp_txn *t);
 /* Received: (and Return-Path: for final delivery) of this transaction. */
 void smtp_delivery_trace(struct smtp_conn *sc, bool return_path, struct textbuf *hdr);
 int smtp_delivery_write(void *ctx, const void *data, size_t len);
