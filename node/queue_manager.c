@@ -15,6 +15,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "node/job_pool.h"
 #include "node/log.h"
 #include "node/outbound.h"
 #include "node/queue_manager_private.h"
@@ -27,16 +28,33 @@ static int64_t qm_now(void)
 	return (int64_t)time(NULL);
 }
 
-struct qm_entry *qm_find(struct queue_manager *qm, const char *id)
+/* The table is kept sorted by id: lookups by binary search, so a scan of
+ * a large spool costs n log n, not n^2. */
+static size_t qm_lower_bound(const struct queue_manager *qm, const char *id)
 {
-	for (size_t i = 0; i < qm->n; i++)
-		if (strcmp(qm->entries[i].id, id) == 0)
-			return &qm->entries[i];
-	return NULL;
+	size_t lo = 0, hi = qm->n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (strcmp(qm->entries[mid].id, id) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
 }
 
+struct qm_entry *qm_find(struct queue_manager *qm, const char *id)
+{
+	size_t i = qm_lower_bound(qm, id);
+	return i < qm->n && strcmp(qm->entries[i].id, id) == 0 ? &qm->entries[i] : NULL;
+}
+
+/* The entry for id, added (due now) if it is not in the table. */
 static struct qm_entry *qm_add(struct queue_manager *qm, const char *id)
 {
+	size_t i = qm_lower_bound(qm, id);
+	if (i < qm->n && strcmp(qm->entries[i].id, id) == 0)
+		return &qm->entries[i];
 	if (qm->n == qm->cap) {
 		size_t cap = qm->cap != 0 ? qm->cap * 2 : 64;
 		struct qm_entry *e = realloc(qm->entries, cap * sizeof(*e));
@@ -45,7 +63,9 @@ static struct qm_entry *qm_add(struct queue_manager *qm, const char *id)
 		qm->entries = e;
 		qm->cap = cap;
 	}
-	struct qm_entry *e = &qm->entries[qm->n++];
+	memmove(&qm->entries[i + 1], &qm->entries[i], (qm->n - i) * sizeof(*qm->entries));
+	qm->n++;
+	struct qm_entry *e = &qm->entries[i];
 	memset(e, 0, sizeof(*e));
 	snprintf(e->id, sizeof(e->id), "%s", id);
 	return e;
@@ -53,7 +73,8 @@ static struct qm_entry *qm_add(struct queue_manager *qm, const char *id)
 
 static void qm_remove_at(struct queue_manager *qm, size_t i)
 {
-	qm->entries[i] = qm->entries[--qm->n];
+	memmove(&qm->entries[i], &qm->entries[i + 1], (qm->n - i - 1) * sizeof(*qm->entries));
+	qm->n--;
 }
 
 bool qm_dest_acquire(struct queue_manager *qm, const char *name)
@@ -92,79 +113,172 @@ void qm_dest_release(struct queue_manager *qm, const char *name)
 	}
 }
 
-/* Maildrop messages (sendmail) move into this node's spool. */
+/*
+ * A scan: the maildrop's messages move into this node's spool (sendmail
+ * cannot wake us, so it is looked at every tick), then the spool is
+ * listed and the envelopes of ids the table does not know are read. Disk
+ * work, so it runs on the job pool with the ids known at its start; its
+ * result is merged into the table on the manager's loop. One at a time.
+ */
+struct qm_found {
+	char id[QUEUE_ID_MAX];
+	int64_t next_attempt;
+	bool hold;
+	bool read; /* the envelope was read (the id was not known) */
+};
+
+struct qm_scan {
+	struct queue_manager *qm;
+	bool full; /* list the spool, not only the maildrop */
+	char (*known)[QUEUE_ID_MAX]; /* sorted */
+	size_t nknown;
+	struct qm_found *found;
+	size_t n, cap;
+	bool failed;
+};
+
+static struct qm_found *qm_scan_push(struct qm_scan *sc, const char *id)
+{
+	if (sc->n == sc->cap) {
+		size_t cap = sc->cap != 0 ? sc->cap * 2 : 64;
+		struct qm_found *f = realloc(sc->found, cap * sizeof(*f));
+		if (f == NULL)
+			return NULL;
+		sc->found = f;
+		sc->cap = cap;
+	}
+	struct qm_found *f = &sc->found[sc->n++];
+	memset(f, 0, sizeof(*f));
+	snprintf(f->id, sizeof(f->id), "%s", id);
+	return f;
+}
+
 static bool qm_pickup_one(const char *id, void *ctx)
 {
-	struct queue_manager *qm = ctx;
+	struct qm_scan *sc = ctx;
 	const char *error = NULL;
-	int ret = queue_move(qm->maildrop, qm->spool, id, &error);
+	int ret = queue_move(sc->qm->maildrop, sc->qm->spool, id, &error);
 	if (ret < 0) {
 		log_warning("queue", "id=%s pickup from the maildrop failed: %s", id,
 			    error ? error : store_strerror(ret));
-	} else {
-		log_info("queue", "id=%s picked up from the maildrop", id);
-		pthread_mutex_lock(&qm->lock);
-		qm->rescan = true;
-		pthread_mutex_unlock(&qm->lock);
+		return true;
 	}
+	log_info("queue", "id=%s picked up from the maildrop", id);
+	sc->full = true; /* read it with the rest */
 	return true;
+}
+
+static int qm_id_cmp(const void *a, const void *b)
+{
+	return strcmp(a, b);
 }
 
 static bool qm_scan_one(const char *id, void *ctx)
 {
-	struct queue_manager *qm = ctx;
-	struct qm_entry *e = qm_find(qm, id);
-	if (e != NULL) {
-		e->seen = true;
-		return true;
-	}
+	struct qm_scan *sc = ctx;
+	bool known = sc->nknown > 0 &&
+		     bsearch(id, sc->known, sc->nknown, sizeof(*sc->known), qm_id_cmp) != NULL;
 	struct queue_envelope env = {0};
 	const char *error = NULL;
-	int ret = queue_envelope_read(qm->spool, id, &env, &error);
+	int ret = known ? 0 : queue_envelope_read(sc->qm->spool, id, &env, &error);
 	if (ret == STORE_E_NOTFOUND)
 		return true;
-	e = qm_add(qm, id);
-	if (e == NULL)
+	struct qm_found *f = qm_scan_push(sc, id);
+	if (f == NULL) {
+		queue_envelope_clear(&env);
 		return false;
-	e->seen = true;
+	}
+	f->read = !known;
 	if (ret < 0) {
 		/* kept in the table so that it is not read again every scan */
 		log_error("queue", "id=%s unreadable envelope: %s; held until repaired", id,
 			  error ? error : store_strerror(ret));
-		e->hold = true;
-		return true;
+		f->hold = true;
+	} else if (!known) {
+		f->next_attempt = env.next_attempt;
+		f->hold = env.hold;
 	}
-	e->next_attempt = env.next_attempt;
-	e->hold = env.hold;
 	queue_envelope_clear(&env);
 	return true;
 }
 
-/* The maildrop is looked at every tick: sendmail cannot wake us. */
-static void qm_pickup(struct queue_manager *qm)
+static void qm_scan_work(void *arg)
 {
+	struct qm_scan *sc = arg;
 	const char *error = NULL;
-	if (queue_list(qm->maildrop, qm_pickup_one, qm, &error) < 0)
+	if (queue_list(sc->qm->maildrop, qm_pickup_one, sc, &error) < 0)
 		log_warning("queue", "reading the maildrop: %s", error ? error : "failed");
+	if (sc->full && queue_list(sc->qm->spool, qm_scan_one, sc, &error) < 0) {
+		log_error("queue", "reading the spool %s: %s", queue_path(sc->qm->spool),
+			  error ? error : "failed");
+		sc->failed = true;
+	}
 }
 
-static void qm_scan(struct queue_manager *qm)
+static void qm_run_due(struct queue_manager *qm);
+
+static void qm_scan_done(void *arg, bool cancelled)
 {
-	const char *error = NULL;
-	for (size_t i = 0; i < qm->n; i++)
-		qm->entries[i].seen = false;
-	if (queue_list(qm->spool, qm_scan_one, qm, &error) < 0) {
-		log_error("queue", "reading the spool %s: %s", queue_path(qm->spool),
-			  error ? error : "failed");
+	struct qm_scan *sc = arg;
+	struct queue_manager *qm = sc->qm;
+	(void)cancelled;
+	qm->scanning = false;
+	if (sc->full && !sc->failed) {
+		for (size_t i = 0; i < qm->n; i++)
+			qm->entries[i].seen = false;
+		for (size_t i = 0; i < sc->n; i++) {
+			struct qm_entry *e = sc->found[i].read ? qm_add(qm, sc->found[i].id)
+							       : qm_find(qm, sc->found[i].id);
+			if (e == NULL)
+				continue;
+			e->seen = true;
+			if (sc->found[i].read && !e->active) {
+				e->next_attempt = sc->found[i].next_attempt;
+				e->hold = sc->found[i].hold;
+			}
+		}
+		/* gone from the spool (removed by an attempt that ended since, or
+		 * by hand): the ids known at the start that were not listed */
+		for (size_t i = 0; i < qm->n;) {
+			bool was_known = bsearch(qm->entries[i].id, sc->known, sc->nknown,
+						 sizeof(*sc->known), qm_id_cmp) != NULL;
+			if (was_known && !qm->entries[i].seen && !qm->entries[i].active)
+				qm_remove_at(qm, i);
+			else
+				i++;
+		}
+		qm->last_scan = qm_now();
+	}
+	free(sc->known);
+	free(sc->found);
+	free(sc);
+	if (!qm->stopping)
+		qm_run_due(qm);
+	if (qm->stopping && qm->attempts_running == 0 && !qm->scanning)
+		event_base_loopbreak(qm->base);
+}
+
+/* Starts a scan job; full: the spool too, not only the maildrop. */
+static void qm_scan_start(struct queue_manager *qm, bool full)
+{
+	struct qm_scan *sc = calloc(1, sizeof(*sc));
+	if (sc == NULL)
+		return;
+	sc->qm = qm;
+	sc->full = full;
+	if (qm->n > 0 && (sc->known = malloc(qm->n * sizeof(*sc->known))) == NULL) {
+		free(sc);
 		return;
 	}
-	for (size_t i = 0; i < qm->n;) {
-		if (!qm->entries[i].seen && !qm->entries[i].active)
-			qm_remove_at(qm, i);
-		else
-			i++;
+	for (size_t i = 0; i < qm->n; i++)
+		memcpy(sc->known[i], qm->entries[i].id, QUEUE_ID_MAX);
+	sc->nknown = qm->n; /* the table is sorted: so is this */
+	if (job_submit(qm->env->jobs, qm->base, qm_scan_work, qm_scan_done, sc) == NULL) {
+		free(sc->known);
+		free(sc);
+		return;
 	}
-	qm->last_scan = qm_now();
+	qm->scanning = true;
 }
 
 static void qm_run_due(struct queue_manager *qm)
@@ -178,6 +292,20 @@ static void qm_run_due(struct queue_manager *qm)
 			continue;
 		qm_attempt_start(qm, e);
 	}
+}
+
+/* Messages SMTP sessions and notices queued since the last tick: due
+ * now, no need to read their envelopes or to list the spool. */
+static void qm_take_queued(struct queue_manager *qm)
+{
+	pthread_mutex_lock(&qm->lock);
+	for (size_t i = 0; i < qm->nqueued; i++) {
+		struct qm_entry *e = qm_add(qm, qm->queued[i]);
+		if (e == NULL)
+			qm->rescan = true; /* the scan finds it */
+	}
+	qm->nqueued = 0;
+	pthread_mutex_unlock(&qm->lock);
 }
 
 static void qm_tick(struct queue_manager *qm)
@@ -199,17 +327,14 @@ static void qm_tick(struct queue_manager *qm)
 		log_info("queue", "running spool %s", queue_path(qm->spool));
 		qm->rescan = true;
 	}
-	qm_pickup(qm);
-	pthread_mutex_lock(&qm->lock);
-	bool rescan = qm->rescan || qm_now() - qm->last_scan >= QM_RESCAN_INTERVAL;
-	bool flush = qm->flush_all;
-	qm->rescan = qm->flush_all = false;
-	pthread_mutex_unlock(&qm->lock);
-	if (rescan)
-		qm_scan(qm);
-	if (flush)
-		for (size_t i = 0; i < qm->n; i++)
-			qm->entries[i].next_attempt = 0;
+	qm_take_queued(qm);
+	if (!qm->scanning) {
+		pthread_mutex_lock(&qm->lock);
+		bool full = qm->rescan || qm_now() - qm->last_scan >= QM_RESCAN_INTERVAL;
+		qm->rescan = false;
+		pthread_mutex_unlock(&qm->lock);
+		qm_scan_start(qm, full);
+	}
 	qm_run_due(qm);
 }
 
@@ -232,7 +357,7 @@ void qm_attempt_done(struct queue_manager *qm, const char *id, int64_t next_atte
 			e->next_attempt = next_attempt;
 	}
 	if (qm->stopping) {
-		if (qm->attempts_running == 0)
+		if (qm->attempts_running == 0 && !qm->scanning)
 			event_base_loopbreak(qm->base);
 		return;
 	}
@@ -316,7 +441,7 @@ static void qm_stop_cb(evutil_socket_t fd, short what, void *arg)
 		next = qm_attempt_next(a);
 		qm_attempt_cancel(a);
 	}
-	if (qm->attempts_running == 0)
+	if (qm->attempts_running == 0 && !qm->scanning)
 		event_base_loopbreak(qm->base);
 }
 
@@ -347,6 +472,7 @@ void queue_manager_free(struct queue_manager **qmp)
 	queue_close(&qm->maildrop);
 	free(qm->entries);
 	free(qm->dests);
+	free(qm->queued);
 	pthread_mutex_destroy(&qm->lock);
 	free(qm);
 	*qmp = NULL;
@@ -357,25 +483,44 @@ struct queue *queue_manager_spool(struct queue_manager *qm)
 	return qm->spool;
 }
 
-void queue_manager_kick(struct queue_manager *qm)
+void queue_manager_queued(struct queue_manager *qm, const char *id)
 {
 	pthread_mutex_lock(&qm->lock);
-	qm->rescan = true;
+	if (qm->nqueued == qm->capqueued) {
+		size_t cap = qm->capqueued != 0 ? qm->capqueued * 2 : 64;
+		void *q = realloc(qm->queued, cap * sizeof(*qm->queued));
+		if (q != NULL) {
+			qm->queued = q;
+			qm->capqueued = cap;
+		}
+	}
+	if (qm->nqueued < qm->capqueued)
+		snprintf(qm->queued[qm->nqueued++], QUEUE_ID_MAX, "%s", id);
+	else
+		qm->rescan = true;
 	pthread_mutex_unlock(&qm->lock);
 	event_active(qm->ev_wake, 0, 0);
 }
 
 
 /*
- * Per-message control. The envelope is changed by whoever holds the
- * spool lock, which is this process; an attempt in flight owns the
- * envelope, so these refuse a message that is being delivered rather
- * than race it.
+ * Control from mailctl (any thread, in practice the control thread). The
+ * table belongs to the manager's loop and the envelopes to whoever holds
+ * the spool's lock, which is this process; the disk work (an envelope
+ * rewritten, a message removed, a spool adopted, each with its fsync)
+ * runs on the calling thread, never on the loop:
+ *   1. on the loop: the message is reserved (marked active) so that no
+ *      attempt starts on it; one being delivered now is refused rather
+ *      than raced;
+ *   2. on the calling thread: the store operation;
+ *   3. on the loop: the table follows (hold, due time, removal).
  */
 struct qm_control {
 	struct queue_manager *qm;
 	const char *id;
 	enum { QM_FLUSH_ALL, QM_FLUSH_ONE, QM_HOLD, QM_RELEASE, QM_DELETE, QM_ADOPT } op;
+	int step;      /* 1 reserve, 3 apply */
+	bool reserved; /* step 1 found and reserved the message's entry */
 	int ret;
 	int count;
 	char error[256];
@@ -443,19 +588,54 @@ static void qm_adopt(struct qm_control *c)
 	if (a.failed > 0)
 		snprintf(c->error, sizeof(c->error), "%d messages could not be moved (see the log)",
 			 a.failed);
-	qm_scan(qm);
-	event_active(qm->ev_wake, 0, 0);
 }
 
-static void qm_control_run(struct qm_control *c)
+/* Step 2, on the calling thread. */
+static void qm_control_store(struct qm_control *c)
 {
 	struct queue_manager *qm = c->qm;
+	struct queue_envelope env = {0};
+	const char *error = NULL;
+	int ret;
+
 	if (c->op == QM_ADOPT) {
 		qm_adopt(c);
 		return;
 	}
+	if (c->op == QM_DELETE) {
+		ret = queue_remove(qm->spool, c->id, &error);
+	} else {
+		ret = queue_envelope_read(qm->spool, c->id, &env, &error);
+		if (ret == 0) {
+			if (c->op == QM_FLUSH_ONE)
+				env.next_attempt = 0;
+			else
+				env.hold = c->op == QM_HOLD;
+			ret = queue_envelope_update(qm->spool, &env, &error);
+		}
+		queue_envelope_clear(&env);
+	}
+	if (ret == STORE_E_NOTFOUND) {
+		snprintf(c->error, sizeof(c->error), "no message %s in the queue", c->id);
+		return;
+	}
+	if (ret < 0) {
+		snprintf(c->error, sizeof(c->error), "%s", error ? error : store_strerror(ret));
+		return;
+	}
+	static const char *const done[] = {
+	    [QM_FLUSH_ONE] = "flushed", [QM_HOLD] = "held", [QM_RELEASE] = "released",
+	    [QM_DELETE] = "removed"};
+	log_info("queue", "id=%s %s by the operator", c->id, done[c->op]);
+	c->ret = 0;
+}
+
+/* Steps 1 and 3, on the loop. */
+static void qm_control_loop(struct qm_control *c)
+{
+	struct queue_manager *qm = c->qm;
 	if (c->op == QM_FLUSH_ALL) {
-		qm_scan(qm);
+		qm_take_queued(qm);
 		for (size_t i = 0; i < qm->n; i++) {
 			if (!qm->entries[i].active && !qm->entries[i].hold) {
 				qm->entries[i].next_attempt = 0;
@@ -463,57 +643,43 @@ static void qm_control_run(struct qm_control *c)
 			}
 		}
 		c->ret = 0;
-		event_active(qm->ev_wake, 0, 0);
-		return;
-	}
-	struct qm_entry *e = qm_find(qm, c->id);
-	struct queue_envelope env = {0};
-	const char *error = NULL;
-	c->ret = -1;
-	if (e == NULL) {
-		qm_scan(qm);
-		e = qm_find(qm, c->id);
-	}
-	if (e == NULL) {
-		snprintf(c->error, sizeof(c->error), "no message %s in the queue", c->id);
-		return;
-	}
-	if (e->active) {
-		snprintf(c->error, sizeof(c->error),
-			 "message %s is being delivered now; try again in a moment", c->id);
-		return;
-	}
-	if (c->op == QM_DELETE) {
-		int ret = queue_remove(qm->spool, c->id, &error);
-		if (ret < 0) {
-			snprintf(c->error, sizeof(c->error), "%s", error ? error : store_strerror(ret));
+	} else if (c->op == QM_ADOPT) {
+		if (c->step == 1) {
+			c->ret = 0;
+		} else if (c->count > 0) {
+			pthread_mutex_lock(&qm->lock);
+			qm->rescan = true;
+			pthread_mutex_unlock(&qm->lock);
+		}
+	} else if (c->step == 1) {
+		qm_take_queued(qm);
+		struct qm_entry *e = qm_find(qm, c->id);
+		if (e != NULL && e->active) {
+			snprintf(c->error, sizeof(c->error),
+				 "message %s is being delivered now; try again in a moment", c->id);
+			c->ret = -1;
 			return;
 		}
-		log_info("queue", "id=%s removed by the operator", c->id);
-		qm_remove_at(qm, (size_t)(e - qm->entries));
+		c->reserved = e != NULL;
+		if (e != NULL)
+			e->active = true;
 		c->ret = 0;
-		return;
+	} else {
+		struct qm_entry *e = c->reserved ? qm_find(qm, c->id) : NULL;
+		if (e != NULL) {
+			e->active = false;
+			if (c->ret == 0 && c->op == QM_DELETE)
+				qm_remove_at(qm, (size_t)(e - qm->entries));
+			else if (c->ret == 0 && c->op == QM_FLUSH_ONE)
+				e->next_attempt = 0;
+			else if (c->ret == 0)
+				e->hold = c->op == QM_HOLD;
+		} else if (c->ret == 0 && c->op != QM_DELETE) {
+			pthread_mutex_lock(&qm->lock);
+			qm->rescan = true; /* queued meanwhile: the scan reads it */
+			pthread_mutex_unlock(&qm->lock);
+		}
 	}
-	int ret = queue_envelope_read(qm->spool, c->id, &env, &error);
-	if (ret == 0) {
-		if (c->op == QM_FLUSH_ONE)
-			env.next_attempt = 0;
-		else
-			env.hold = c->op == QM_HOLD;
-		ret = queue_envelope_update(qm->spool, &env, &error);
-	}
-	queue_envelope_clear(&env);
-	if (ret < 0) {
-		snprintf(c->error, sizeof(c->error), "%s", error ? error : store_strerror(ret));
-		return;
-	}
-	if (c->op == QM_FLUSH_ONE)
-		e->next_attempt = 0;
-	else
-		e->hold = c->op == QM_HOLD;
-	log_info("queue", "id=%s %s by the operator", c->id,
-		 c->op == QM_FLUSH_ONE ? "flushed" : c->op == QM_HOLD ? "held" : "released");
-	c->ret = 0;
 	event_active(qm->ev_wake, 0, 0);
 }
 
@@ -522,14 +688,33 @@ static void qm_control_cb(evutil_socket_t fd, short what, void *arg)
 	struct qm_control *c = arg;
 	(void)fd;
 	(void)what;
-	if (c->qm->stopping)
+	if (c->qm->stopping && c->step == 1) {
 		snprintf(c->error, sizeof(c->error), "the queue manager is stopping");
-	else
-		qm_control_run(c);
+		c->ret = -1;
+	} else {
+		qm_control_loop(c);
+	}
 	pthread_mutex_lock(&c->qm->lock);
 	c->done = true;
 	pthread_cond_signal(&c->cond);
 	pthread_mutex_unlock(&c->qm->lock);
+}
+
+/* Runs one loop step of c and waits for it: 0, or -1 when the loop is
+ * not there to run it. */
+static int qm_control_step(struct qm_control *c, int step)
+{
+	struct queue_manager *qm = c->qm;
+	c->step = step;
+	c->done = false;
+	if (!qm->thread_started ||
+	    event_base_once(qm->base, -1, EV_TIMEOUT, qm_control_cb, c, NULL) < 0)
+		return -1;
+	pthread_mutex_lock(&qm->lock);
+	while (!c->done)
+		pthread_cond_wait(&c->cond, &qm->lock);
+	pthread_mutex_unlock(&qm->lock);
+	return 0;
 }
 
 static int qm_control(struct queue_manager *qm, const char *id, int op, struct textbuf *err,
@@ -537,17 +722,18 @@ static int qm_control(struct queue_manager *qm, const char *id, int op, struct t
 {
 	struct qm_control c = {.qm = qm, .id = id, .op = op, .ret = -1};
 	pthread_cond_init(&c.cond, NULL);
-	if (!qm->thread_started || event_base_once(qm->base, -1, EV_TIMEOUT, qm_control_cb, &c,
-						   NULL) < 0) {
-		pthread_cond_destroy(&c.cond);
+	int ret = qm_control_step(&c, 1);
+	if (ret == 0 && c.ret == 0 && op != QM_FLUSH_ALL) {
+		c.ret = -1;
+		qm_control_store(&c);
+		/* the reservation is given back even when the store step failed */
+		ret = qm_control_step(&c, 3);
+	}
+	pthread_cond_destroy(&c.cond);
+	if (ret < 0) {
 		textbuf_printf(err, "the queue manager is not running\n");
 		return -1;
 	}
-	pthread_mutex_lock(&qm->lock);
-	while (!c.done)
-		pthread_cond_wait(&c.cond, &qm->lock);
-	pthread_mutex_unlock(&qm->lock);
-	pthread_cond_destroy(&c.cond);
 	if (c.ret < 0)
 		textbuf_printf(err, "%s\n", c.error);
 	if (count_r != NULL)

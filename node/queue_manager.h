@@ -35,8 +35,8 @@ void queue_manager_stop(struct queue_manager *qm);
 void queue_manager_free(struct queue_manager **qm);
 /* The spool that SMTP sessions queue into (any thread). */
 struct queue *queue_manager_spool(struct queue_manager *qm);
-/* Something was queued: look at the spool now (any thread). */
-void queue_manager_kick(struct queue_manager *qm);
+/* Message id was queued into the spool: due now (any thread). */
+void queue_manager_queued(struct queue_manager *qm, const char *id);
 
 /* Every deferred message becomes due now (mailctl queue flush, sendmail
  * -q). Returns the number of messages made due. */

@@ -64,16 +64,19 @@ struct queue_manager {
 	int64_t last_lock_log;
 
 	/* the table: manager thread only */
-	struct qm_entry *entries;
+	struct qm_entry *entries; /* sorted by id */
 	size_t n, cap;
 	struct qm_dest *dests;
 	size_t ndests, capdests;
 	struct qm_attempt *attempts; /* running, linked through next */
 
+	bool scanning; /* a scan job is running */
+
 	/* requests from other threads, under lock */
 	pthread_mutex_t lock;
-	bool rescan;
-	bool flush_all;
+	bool rescan;			  /* list the whole spool at the next tick */
+	char (*queued)[QUEUE_ID_MAX];	  /* queue_manager_queued() since the last tick */
+	size_t nqueued, capqueued;
 };
 
 /* queue_manager.c */

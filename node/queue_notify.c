@@ -53,7 +53,7 @@ int qm_enqueue_text(struct queue_manager *qm, const char *sender, const char *co
 		return -1;
 	}
 	snprintf(id_r, QUEUE_ID_MAX, "%s", id);
-	queue_manager_kick(qm);
+	queue_manager_queued(qm, id);
 	return 0;
 }
 

@@ -130,7 +130,7 @@ static void smtp_queue_done(void *arg, bool cancelled)
 	    451, "4.3.0", "Error: the message could not be queued, try again later"};
 
 	if (ok)
-		queue_manager_kick(q->qm);
+		queue_manager_queued(q->qm, q->env.id);
 	log_msg(ok ? LOG_INFO : LOG_WARNING, "smtp",
 		"id=%s conn=%llu from=<%s> size=%llu nrcpt=%zu proto=%s user=%s status=%s "
 		"delay=%.3fs%s%s",
