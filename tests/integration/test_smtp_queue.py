@@ -266,8 +266,22 @@ def test_queue_control_through_the_daemon(pair):
     p.a.ctl("queue", "release", qid)
     p.a.ctl("queue", "flush")
     wait_for(lambda: with_subject(p.b, BOB, "held"), what="delivery after release")
-    p.send("deleted", to=f"x@{B_DOMAIN}")
     wait_for(p.spool_empty, what="spool empty")
+    # a held message deleted by the operator: gone, never delivered, no bounce
+    p.b.stop()
+    p.send("deleted")
+    p.a.wait_log("status=deferred", timeout=20)
+    listing = p.a.ctl("queue", "list").stdout
+    qid = next(line.split()[0].rstrip("!*") for line in listing.splitlines()
+               if line[:1].isalnum() and "Request" not in line)
+    p.a.ctl("queue", "hold", qid)
+    assert p.a.ctl("queue", "delete", qid).returncode == 0
+    assert p.spool_empty()
+    p.a.wait_log(f"id={qid} removed by the operator")
+    p.b.start()
+    time.sleep(3)
+    assert not with_subject(p.b, BOB, "deleted")
+    assert not with_subject(p.a, ALICE, "Undelivered")
     r = p.a.ctl("queue", "delete", "NOSUCHID", check=False)
     assert r.returncode != 0
 
@@ -408,6 +422,18 @@ def test_8bit_message_is_downgraded_for_a_7bit_server(pair):
         p.a.wait_log("8BITMIME downgrade")
     finally:
         sink.close()
+
+
+def test_next_mx_after_a_connection_failure(pair):
+    """The preferred exchanger refuses connections (127.0.0.2: nothing
+    listens there); the message goes to the next one."""
+    p = pair(records={f"{B_DOMAIN}.": [("MX", 10, f"down.{B_DOMAIN}."),
+                                        ("MX", 20, f"mx.{B_DOMAIN}.")],
+                      f"down.{B_DOMAIN}.": [("A", "127.0.0.2")]})
+    p.send("second mx")
+    wait_for(lambda: with_subject(p.b, BOB, "second mx"), what="delivery by the second MX")
+    p.a.wait_log(f"relay=mx.{B_DOMAIN}[127.0.0.1]")
+    assert p.dns.count(f"down.{B_DOMAIN}.", "A") >= 1
 
 
 def test_opportunistic_starttls_to_the_mx(pair):
