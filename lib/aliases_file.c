@@ -11,6 +11,10 @@
 #include <string.h>
 #include <strings.h>
 
+/* The text of a numeric limit macro, for messages. */
+#define STR(x) #x
+#define XSTR(x) STR(x)
+
 static bool is_space(char c)
 {
 	return c == ' ' || c == '\t' || c == '\r' || c == '\f' || c == '\v';
@@ -93,10 +97,8 @@ static void unquote(char *s)
 
 static void classify(struct aliases_target *t, char *value)
 {
-	size_t n = strlen(value);
-
 	unquote(value);
-	n = strlen(value);
+	size_t n = strlen(value);
 	if (n >= 2 && value[0] == '<' && value[n - 1] == '>') {
 		value[n - 1] = '\0';
 		value++;
@@ -225,7 +227,8 @@ static int handle_line(struct aliases_parser *p, const char *line, bool has_nul)
 		if (p->entry_bad)
 			return 0;
 		if (p->entry.len + 1 + strlen(first) > ALIASES_ENTRY_MAX) {
-			parse_error(p, p->entry_line, "alias entry longer than %s bytes", "65536");
+			parse_error(p, p->entry_line, "alias entry longer than %s bytes",
+				    XSTR(ALIASES_ENTRY_MAX));
 			p->entry_bad = true;
 			return 0;
 		}
@@ -245,8 +248,7 @@ static int handle_line(struct aliases_parser *p, const char *line, bool has_nul)
  * but its first byte says whether it continued the entry in progress. */
 static int too_long_line(struct aliases_parser *p, bool continuation)
 {
-	char limit[16];
-	snprintf(limit, sizeof(limit), "%d", ALIASES_LINE_MAX);
+	const char *limit = XSTR(ALIASES_LINE_MAX);
 	if (continuation) {
 		if (p->entry_line == 0)
 			parse_error(p, p->line, "line longer than %s bytes", limit);

@@ -46,6 +46,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "lib/hex.h"
+
 #define VALUE_MAX 1000	/* bytes of one header value kept */
 #define FOLD_AT 78	/* fold a field line after this many columns if there is a space */
 #define HARD_FOLD 990	/* fold even inside a word (RFC 5322 2.1.1: 998) */
@@ -136,31 +138,6 @@ static void put_fieldf(struct textbuf *out, const char *name, const char *fmt, .
 	va_end(ap);
 	put_field(out, name, textbuf_str(&v));
 	textbuf_free(&v);
-}
-
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	return -1;
-}
-
-/* RFC 3461 4: "+XX" is the byte 0xXX; a malformed escape stays as is. */
-static void xtext_decode(const char *in, struct textbuf *out)
-{
-	for (const char *p = in; *p != '\0'; p++) {
-		int hi, lo;
-		if (p[0] == '+' && (hi = hexval(p[1])) >= 0 && (lo = hexval(p[2])) >= 0) {
-			textbuf_putc(out, (char)(hi * 16 + lo));
-			p += 2;
-		} else {
-			textbuf_putc(out, *p);
-		}
-	}
 }
 
 /* RFC 5322 3.3 in UTC, without the locale's help. */
@@ -343,7 +320,8 @@ static void put_orcpt(struct textbuf *out, const char *orcpt)
 	const char *addr = semi + 1;
 	while (*addr == ' ')
 		addr++;
-	xtext_decode(addr, &v);
+	/* RFC 3461 4 xtext: "+XX" is the byte 0xXX */
+	hex_unescape(addr, strlen(addr), '+', &v);
 	put_field(out, "Original-Recipient", textbuf_str(&v));
 	textbuf_free(&v);
 }
@@ -358,7 +336,7 @@ static void put_status_part(const struct dsn_report *r, struct textbuf *out)
 	put_fieldf(out, "X-Clustermail-Sender", "rfc822; %s", or_empty(r->to));
 	if (r->envid != NULL && r->envid[0] != '\0') {
 		struct textbuf v = TEXTBUF_INIT;
-		xtext_decode(r->envid, &v);
+		hex_unescape(r->envid, strlen(r->envid), '+', &v);
 		put_field(out, "Original-Envelope-Id", textbuf_str(&v));
 		textbuf_free(&v);
 	}

@@ -26,6 +26,11 @@ bool message_part_fields_over_budget(struct message_result *result)
 	return true;
 }
 
+static char *arena_strdup(struct message_arena *arena, const char *s)
+{
+	return message_arena_strndup(arena, s, strlen(s));
+}
+
 static void params_copy(struct message_arena *arena, const struct message_param *src,
 			uint32_t count, struct message_param **dst_r)
 {
@@ -33,14 +38,10 @@ static void params_copy(struct message_arena *arena, const struct message_param 
 	if (count > 0) {
 		dst = message_arena_alloc(arena, count * sizeof(*dst));
 		for (uint32_t i = 0; i < count; i++) {
-			dst[i].name =
-			    message_arena_strndup(arena, src[i].name, strlen(src[i].name));
-			dst[i].value =
-			    message_arena_strndup(arena, src[i].value, strlen(src[i].value));
-			dst[i].charset = src[i].charset == NULL
-					     ? NULL
-					     : message_arena_strndup(arena, src[i].charset,
-								     strlen(src[i].charset));
+			dst[i].name = arena_strdup(arena, src[i].name);
+			dst[i].value = arena_strdup(arena, src[i].value);
+			dst[i].charset =
+			    src[i].charset == NULL ? NULL : arena_strdup(arena, src[i].charset);
 		}
 	}
 	*dst_r = dst;
@@ -58,8 +59,8 @@ static void content_type(struct message_result *result, struct message_part *par
 	uint32_t count;
 
 	if (mime_content_type_parse(scratch, value, len, &type, &subtype, &params, &count) == 0) {
-		part->type = message_arena_strndup(arena, type, strlen(type));
-		part->subtype = message_arena_strndup(arena, subtype, strlen(subtype));
+		part->type = arena_strdup(arena, type);
+		part->subtype = arena_strdup(arena, subtype);
 		if (!message_part_fields_over_budget(result)) {
 			params_copy(arena, params, count, &part->params);
 			part->param_count = count;
@@ -214,10 +215,8 @@ void message_part_fields_complete(struct message_result *result, struct message_
 			digest = strcmp(parent->type, "multipart") == 0 &&
 				 strcmp(parent->subtype, "digest") == 0;
 		}
-		part->type =
-		    message_arena_strndup(arena, digest ? "message" : "text", digest ? 7 : 4);
-		part->subtype =
-		    message_arena_strndup(arena, digest ? "rfc822" : "plain", digest ? 6 : 5);
+		part->type = arena_strdup(arena, digest ? "message" : "text");
+		part->subtype = arena_strdup(arena, digest ? "rfc822" : "plain");
 		/* RFC 2045 5.2: the parameters of an invalid field go too. */
 		part->params = NULL;
 		part->param_count = 0;
@@ -228,9 +227,8 @@ void message_part_fields_complete(struct message_result *result, struct message_
 		    message_arena_alloc(arena, (part->param_count + 1) * sizeof(*params));
 		if (part->param_count > 0)
 			memcpy(params, part->params, part->param_count * sizeof(*params));
-		params[part->param_count] =
-		    (struct message_param){message_arena_strndup(arena, "charset", 7),
-					   message_arena_strndup(arena, "us-ascii", 8), NULL};
+		params[part->param_count] = (struct message_param){
+		    arena_strdup(arena, "charset"), arena_strdup(arena, "us-ascii"), NULL};
 		part->params = params;
 		part->param_count++;
 	}

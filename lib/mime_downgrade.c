@@ -106,6 +106,25 @@ static void qp_encode(const unsigned char *p, size_t n, const char *eol, struct 
 
 /* ---- header fields ---- */
 
+/* The length of the name of the field at data[fs] whose colon is at
+ * data[colon], without the blanks before the colon. */
+static size_t field_name_len(const unsigned char *p, size_t fs, size_t colon)
+{
+	size_t n = colon - fs;
+	while (n > 0 && (p[fs + n - 1] == ' ' || p[fs + n - 1] == '\t'))
+		n--;
+	return n;
+}
+
+/* The length of the line break that ends the field data[fs, fe): 2 for
+ * CRLF, 1 for a bare LF, 0 for none (the end of the data). */
+static size_t field_break_len(const unsigned char *p, size_t fs, size_t fe)
+{
+	if (fe == fs || p[fe - 1] != '\n')
+		return 0;
+	return fe - fs >= 2 && p[fe - 2] == '\r' ? 2 : 1;
+}
+
 static bool is_simple_field(const unsigned char *name, size_t len)
 {
 	static const char *const names[] = {"Subject", "Comments", "Content-Description"};
@@ -159,15 +178,11 @@ static void encode_words(const unsigned char *name, size_t name_len, const unsig
 static bool encode_field(struct downgrade *d, size_t fs, size_t fe, size_t colon)
 {
 	const unsigned char *p = d->data;
-	size_t name_len = colon - fs;
-	while (name_len > 0 && (p[fs + name_len - 1] == ' ' || p[fs + name_len - 1] == '\t'))
-		name_len--;
+	size_t name_len = field_name_len(p, fs, colon);
 	if (!is_simple_field(p + fs, name_len))
 		return false;
 
-	size_t term = 0; /* the field's final line break */
-	if (fe > fs && p[fe - 1] == '\n')
-		term = fe - 1 > colon && p[fe - 2] == '\r' ? 2 : 1;
+	size_t term = field_break_len(p, fs, fe);
 	struct textbuf value = TEXTBUF_INIT;
 	for (size_t i = colon + 1; i < fe - term; i++)
 		if (p[i] != '\r' && p[i] != '\n')
@@ -218,22 +233,16 @@ static void rewrite_header(struct downgrade *d, size_t h, size_t b, bool reencod
 		}
 		const unsigned char *colon = memchr(p + pos, ':', line_end - pos);
 		if (colon != NULL && p[pos] != ' ' && p[pos] != '\t') {
-			size_t c = (size_t)(colon - p);
-			size_t name_len = c - pos;
-			while (name_len > 0 &&
-			       (p[pos + name_len - 1] == ' ' || p[pos + name_len - 1] == '\t'))
-				name_len--;
+			size_t name_len = field_name_len(p, pos, (size_t)(colon - p));
 			if (name_len == 25 && strncasecmp((const char *)p + pos,
 							  "Content-Transfer-Encoding", 25) == 0) {
 				saw_cte = true;
 				if (reencode) {
+					size_t term = field_break_len(p, pos, fe);
 					copy_to(d, pos);
-					textbuf_printf(
-					    d->out, "Content-Transfer-Encoding: quoted-printable%s",
-					    p[fe - 1] == '\n'
-						? (fe - pos >= 2 && p[fe - 2] == '\r' ? "\r\n"
-										      : "\n")
-						: "");
+					textbuf_puts(d->out,
+						     "Content-Transfer-Encoding: quoted-printable");
+					textbuf_append(d->out, p + fe - term, term);
 					d->copied = fe;
 					pos = fe;
 					continue;

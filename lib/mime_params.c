@@ -3,6 +3,7 @@
 #include <stdbool.h>
 #include <string.h>
 
+#include "lib/hex.h"
 #include "lib/message_charset.h"
 #include "lib/rfc822_header.h"
 
@@ -156,29 +157,6 @@ static void params_read(struct rfc822_cursor *c, struct raw_params *rps)
 	}
 }
 
-static int hexval(unsigned char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
-static void percent_decode(const unsigned char *s, size_t len, struct textbuf *out)
-{
-	for (size_t i = 0; i < len; i++) {
-		if (s[i] == '%' && i + 2 < len && hexval(s[i + 1]) >= 0 && hexval(s[i + 2]) >= 0) {
-			textbuf_putc(out, (char)(hexval(s[i + 1]) * 16 + hexval(s[i + 2])));
-			i += 2;
-		} else {
-			textbuf_putc(out, (char)s[i]);
-		}
-	}
-}
-
 /* Splits "charset'lang'rest": sets charset (may be empty) and returns the
  * start of rest; with no two quotes, charset is empty and rest is all. */
 static const unsigned char *split_charset(const unsigned char *v, size_t len,
@@ -273,7 +251,7 @@ static void params_merge(struct message_arena *arena, struct raw_params *rps,
 						vlen -= (size_t)(rest - v);
 						v = rest;
 					}
-					percent_decode(v, vlen, &value);
+					hex_unescape(v, vlen, '%', &value);
 				} else {
 					textbuf_append(&value, v, vlen);
 				}
@@ -283,7 +261,7 @@ static void params_merge(struct message_arena *arena, struct raw_params *rps,
 		if (!done && star != NULL) {
 			const unsigned char *v = vals + star->value_off;
 			const unsigned char *rest = split_charset(v, star->value_len, &cs, &cs_len);
-			percent_decode(rest, star->value_len - (size_t)(rest - v), &value);
+			hex_unescape(rest, star->value_len - (size_t)(rest - v), '%', &value);
 			done = true;
 		}
 		if (!done && plain != NULL) {

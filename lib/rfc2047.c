@@ -3,6 +3,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "lib/hex.h"
 #include "lib/message_charset.h"
 #include "lib/rfc822_header.h"
 
@@ -20,17 +21,6 @@ struct encoded_word {
 	size_t text_len;
 	size_t total_len; /* of the whole "=?...?=" */
 };
-
-static int hexval(unsigned char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
 
 static int b64val(unsigned char c)
 {
@@ -90,12 +80,13 @@ static void word_decode(const struct encoded_word *w, struct textbuf *out)
 	if (w->encoding == 'Q') {
 		for (size_t i = 0; i < w->text_len; i++) {
 			unsigned char c = w->text[i];
+			int hi, lo;
 			if (c == '_') {
 				textbuf_putc(out, ' ');
-			} else if (c == '=' && i + 2 < w->text_len && hexval(w->text[i + 1]) >= 0 &&
-				   hexval(w->text[i + 2]) >= 0) {
-				textbuf_putc(out, (char)(hexval(w->text[i + 1]) * 16 +
-							 hexval(w->text[i + 2])));
+			} else if (c == '=' && i + 2 < w->text_len &&
+				   (hi = hex_digit_value(w->text[i + 1])) >= 0 &&
+				   (lo = hex_digit_value(w->text[i + 2])) >= 0) {
+				textbuf_putc(out, (char)(hi * 16 + lo));
 				i += 2;
 			} else {
 				textbuf_putc(out, (char)c);

@@ -112,6 +112,20 @@ static char *part_body(const struct parsed *p, int i)
 	return s;
 }
 
+/* Generates the report for orig (see generate()), parses it back and
+ * returns the body of its third part, the returned message; free() it. */
+static char *returned_part(const struct dsn_report *r, const char *orig, size_t len, size_t step)
+{
+	struct textbuf out = TEXTBUF_INIT;
+	struct parsed p;
+	generate(r, orig, len, step, &out);
+	parse(&out, &p);
+	char *body = part_body(&p, 2);
+	message_result_free(&p.res);
+	textbuf_free(&out);
+	return body;
+}
+
 static void assert_contains(const char *hay, const char *needle)
 {
 	if (strstr(hay, needle) == NULL)
@@ -194,25 +208,13 @@ static void test_chunking(void **state)
 {
 	(void)state;
 	struct dsn_report r = base_report();
-	struct textbuf whole = TEXTBUF_INIT;
-	generate(&r, original, strlen(original), 0, &whole);
-	struct parsed pw;
-	parse(&whole, &pw);
-	char *want = part_body(&pw, 2);
+	char *want = returned_part(&r, original, strlen(original), 0);
 	for (size_t step = 1; step < 8; step++) {
-		struct textbuf out = TEXTBUF_INIT;
-		generate(&r, original, strlen(original), step, &out);
-		struct parsed p;
-		parse(&out, &p);
-		char *got = part_body(&p, 2);
+		char *got = returned_part(&r, original, strlen(original), step);
 		assert_string_equal(got, want);
 		free(got);
-		message_result_free(&p.res);
-		textbuf_free(&out);
 	}
 	free(want);
-	message_result_free(&pw.res);
-	textbuf_free(&whole);
 }
 
 static void test_headers_only(void **state)
@@ -236,15 +238,9 @@ static void test_headers_only(void **state)
 	/* LF-only original, header without a body: its lines end in CRLF in
 	 * the report */
 	static const char lf[] = "From: x@y\nSubject: s\n";
-	struct textbuf out = TEXTBUF_INIT;
-	generate(&r, lf, strlen(lf), 0, &out);
-	struct parsed p;
-	parse(&out, &p);
-	char *body = part_body(&p, 2);
+	char *body = returned_part(&r, lf, strlen(lf), 0);
 	assert_string_equal(body, "From: x@y\r\nSubject: s\r\n");
 	free(body);
-	message_result_free(&p.res);
-	textbuf_free(&out);
 }
 
 static void test_truncation(void **state)
@@ -268,11 +264,7 @@ static void test_truncation(void **state)
 			want += 2;
 		}
 		for (size_t step = 0; step < 3; step++) {
-			struct textbuf out = TEXTBUF_INIT;
-			generate(&r, original, full, step, &out);
-			struct parsed p;
-			parse(&out, &p);
-			char *body = part_body(&p, 2);
+			char *body = returned_part(&r, original, full, step);
 			/* An empty message/rfc822 part: the parser counts the
 			 * CRLF before the delimiter as the empty header's end. */
 			if (want == 0 && strcmp(body, "\r\n") == 0)
@@ -281,8 +273,6 @@ static void test_truncation(void **state)
 				fail_msg("max %zu step %zu: got \"%s\" (%zu bytes), want %zu", max, step, body,
 					 strlen(body), want);
 			free(body);
-			message_result_free(&p.res);
-			textbuf_free(&out);
 		}
 	}
 
@@ -294,28 +284,18 @@ static void test_truncation(void **state)
 		textbuf_putc(&big, 'x');
 	textbuf_puts(&big, "\r\nend\r\n");
 	r.max_original = 3000;
-	struct textbuf out = TEXTBUF_INIT;
-	generate(&r, big.data, big.len, 0, &out);
-	struct parsed p;
-	parse(&out, &p);
-	char *body = part_body(&p, 2);
+	char *body = returned_part(&r, big.data, big.len, 0);
 	assert_true(strlen(body) <= 3000 + 2);
 	assert_true(strlen(body) >= 2 && strcmp(body + strlen(body) - 2, "\r\n") == 0);
 	assert_null(strstr(body, "end"));
 	free(body);
-	message_result_free(&p.res);
-	textbuf_free(&out);
 
 	/* An original without a final line break gets one. */
 	r.max_original = 1000;
 	static const char no_eol[] = "Subject: x\r\n\r\nlast";
-	generate(&r, no_eol, strlen(no_eol), 0, &out);
-	parse(&out, &p);
-	body = part_body(&p, 2);
+	body = returned_part(&r, no_eol, strlen(no_eol), 0);
 	assert_string_equal(body, "Subject: x\r\n\r\nlast\r\n");
 	free(body);
-	message_result_free(&p.res);
-	textbuf_free(&out);
 	textbuf_free(&big);
 }
 

@@ -130,6 +130,14 @@ static void run_script_mode(const struct smtp_client_settings *set, const struct
 
 #define GREETING "220 mx.example.net ESMTP\r\n"
 #define EHLO_CMD "EHLO mx.us.test\r\n"
+/* The first step against a server that offers nothing, or only PIPELINING
+ * (then MAIL, both RCPTs of base_settings() and DATA go in one go). */
+#define OPEN_SERIAL { IN, GREETING "250 mx\r\n", EHLO_CMD "MAIL FROM:<s@us.test>\r\n", W_IN }
+#define OPEN_PIPELINED                                                                             \
+	{ IN, GREETING "250-mx\r\n250 PIPELINING\r\n",                                             \
+	  EHLO_CMD "MAIL FROM:<s@us.test>\r\nRCPT TO:<a@example.net>\r\n"                          \
+		   "RCPT TO:<b@example.net>\r\nDATA\r\n",                                          \
+	  W_IN }
 
 static void test_pipelined_ok(void **state)
 {
@@ -208,8 +216,7 @@ static void test_partial_rcpt_failure_pipelined(void **state)
 	(void)state;
 	struct smtp_client_settings set = base_settings();
 	const struct step steps[] = {
-		{ IN, GREETING "250-mx\r\n250 PIPELINING\r\n", EHLO_CMD "MAIL FROM:<s@us.test>\r\nRCPT TO:<a@example.net>\r\n"
-							       "RCPT TO:<b@example.net>\r\nDATA\r\n", W_IN },
+		OPEN_PIPELINED,
 		{ IN, "250 ok\r\n550-5.1.1 no such\r\n550 5.1.1 user here\r\n250 ok\r\n354 go\r\n", "", W_BODY },
 		{ BODY_END, NULL, ".\r\n", W_IN },
 		{ IN, "451 4.3.0 try later\r\n", "QUIT\r\n", W_DONE },
@@ -223,7 +230,7 @@ static void test_partial_rcpt_failure_serial(void **state)
 	(void)state;
 	struct smtp_client_settings set = base_settings();
 	const struct step steps[] = {
-		{ IN, GREETING "250 mx\r\n", EHLO_CMD "MAIL FROM:<s@us.test>\r\n", W_IN },
+		OPEN_SERIAL,
 		{ IN, "250 ok\r\n", "RCPT TO:<a@example.net>\r\n", W_IN },
 		{ IN, "250 ok\r\n", "RCPT TO:<b@example.net>\r\n", W_IN },
 		{ IN, "452 4.5.3 too many\r\n", "DATA\r\n", W_IN },
@@ -241,8 +248,7 @@ static void test_all_rcpt_fail_pipelined_data_refused(void **state)
 	(void)state;
 	struct smtp_client_settings set = base_settings();
 	const struct step steps[] = {
-		{ IN, GREETING "250-mx\r\n250 PIPELINING\r\n", EHLO_CMD "MAIL FROM:<s@us.test>\r\nRCPT TO:<a@example.net>\r\n"
-							       "RCPT TO:<b@example.net>\r\nDATA\r\n", W_IN },
+		OPEN_PIPELINED,
 		{ IN, "250 ok\r\n550 5.1.1 a\r\n551 5.1.6 b\r\n554 5.5.1 no valid recipients\r\n", "QUIT\r\n", W_DONE },
 	};
 	const char *const verdicts[] = { "550 5.1.1 a", "551 5.1.6 b" };
@@ -256,8 +262,7 @@ static void test_all_rcpt_fail_pipelined_354(void **state)
 	(void)state;
 	struct smtp_client_settings set = base_settings();
 	const struct step steps[] = {
-		{ IN, GREETING "250-mx\r\n250 PIPELINING\r\n", EHLO_CMD "MAIL FROM:<s@us.test>\r\nRCPT TO:<a@example.net>\r\n"
-							       "RCPT TO:<b@example.net>\r\nDATA\r\n", W_IN },
+		OPEN_PIPELINED,
 		{ IN, "250 ok\r\n550 5.1.1 a\r\n550 5.1.1 b\r\n354 go ahead\r\n", ".\r\n", W_IN },
 		{ IN, "250 2.0.0 empty message accepted\r\n", "QUIT\r\n", W_DONE },
 	};
@@ -270,7 +275,7 @@ static void test_all_rcpt_fail_serial(void **state)
 	(void)state;
 	struct smtp_client_settings set = base_settings();
 	const struct step steps[] = {
-		{ IN, GREETING "250 mx\r\n", EHLO_CMD "MAIL FROM:<s@us.test>\r\n", W_IN },
+		OPEN_SERIAL,
 		{ IN, "250 ok\r\n", "RCPT TO:<a@example.net>\r\n", W_IN },
 		{ IN, "550 5.1.1 a\r\n", "RCPT TO:<b@example.net>\r\n", W_IN },
 		{ IN, "450 4.2.0 b busy\r\n", "QUIT\r\n", W_DONE },
@@ -284,7 +289,7 @@ static void test_mail_refused(void **state)
 	(void)state;
 	struct smtp_client_settings set = base_settings();
 	const struct step serial[] = {
-		{ IN, GREETING "250 mx\r\n", EHLO_CMD "MAIL FROM:<s@us.test>\r\n", W_IN },
+		OPEN_SERIAL,
 		{ IN, "553 5.7.1 sender rejected\r\n", "QUIT\r\n", W_DONE },
 	};
 	const char *const verdicts[] = { "553 5.7.1 sender rejected", "553 5.7.1 sender rejected" };
@@ -292,8 +297,7 @@ static void test_mail_refused(void **state)
 
 	/* Pipelined: the RCPT and DATA 503s are consumed and say nothing. */
 	const struct step piped[] = {
-		{ IN, GREETING "250-mx\r\n250 PIPELINING\r\n", EHLO_CMD "MAIL FROM:<s@us.test>\r\nRCPT TO:<a@example.net>\r\n"
-							       "RCPT TO:<b@example.net>\r\nDATA\r\n", W_IN },
+		OPEN_PIPELINED,
 		{ IN, "553 5.7.1 sender rejected\r\n503 5.5.1 need MAIL\r\n503 5.5.1 need MAIL\r\n", "", W_IN },
 		{ IN, "503 5.5.1 need RCPT\r\n", "QUIT\r\n", W_DONE },
 	};
@@ -301,8 +305,7 @@ static void test_mail_refused(void **state)
 
 	/* Nonsense after the refusal does not replace it. */
 	const struct step piped_garbage[] = {
-		{ IN, GREETING "250-mx\r\n250 PIPELINING\r\n", EHLO_CMD "MAIL FROM:<s@us.test>\r\nRCPT TO:<a@example.net>\r\n"
-							       "RCPT TO:<b@example.net>\r\nDATA\r\n", W_IN },
+		OPEN_PIPELINED,
 		{ IN, "553 5.7.1 sender rejected\r\n503 5.5.1 need MAIL\r\n250 ok\r\n", "", W_IN },
 		{ IN, "250 what\r\n", "QUIT\r\n", W_DONE },
 	};
@@ -520,7 +523,7 @@ static void test_garbage_and_limits(void **state)
 	textbuf_free(&out);
 
 	const struct step unexpected[] = {
-		{ IN, GREETING "250 mx\r\n", EHLO_CMD "MAIL FROM:<s@us.test>\r\n", W_IN },
+		OPEN_SERIAL,
 		{ IN, "354 what\r\n", "QUIT\r\n", W_DONE },
 	};
 	const char *const vu[] = { "451 4.5.0 protocol error: unexpected reply to MAIL FROM (in reply to MAIL FROM)" };
@@ -532,7 +535,7 @@ static void test_abort_and_421(void **state)
 	(void)state;
 	struct smtp_client_settings set = base_settings();
 	const struct step steps[] = {
-		{ IN, GREETING "250 mx\r\n", EHLO_CMD "MAIL FROM:<s@us.test>\r\n", W_IN },
+		OPEN_SERIAL,
 		{ IN, "250 ok\r\n", "RCPT TO:<a@example.net>\r\n", W_IN },
 		{ IN, "550 5.1.1 no\r\n", "RCPT TO:<b@example.net>\r\n", W_IN },
 		{ ABORT, "lost connection with mx.example.net while sending RCPT TO", "", W_DONE },
@@ -543,8 +546,7 @@ static void test_abort_and_421(void **state)
 
 	/* Accepted recipients without the final reply get the abort too. */
 	const struct step in_body[] = {
-		{ IN, GREETING "250-mx\r\n250 PIPELINING\r\n", EHLO_CMD "MAIL FROM:<s@us.test>\r\nRCPT TO:<a@example.net>\r\n"
-							       "RCPT TO:<b@example.net>\r\nDATA\r\n", W_IN },
+		OPEN_PIPELINED,
 		{ IN, "250 ok\r\n250 ok\r\n250 ok\r\n354 go\r\n", "", W_BODY },
 		{ BODY, "abc\n", "abc\r\n", W_BODY },
 		{ ABORT, "timeout", "", W_DONE },
@@ -555,7 +557,7 @@ static void test_abort_and_421(void **state)
 	RUN(&set, in_body, vb, "message body");
 
 	const struct step s421[] = {
-		{ IN, GREETING "250 mx\r\n", EHLO_CMD "MAIL FROM:<s@us.test>\r\n", W_IN },
+		OPEN_SERIAL,
 		{ IN, "250 ok\r\n", "RCPT TO:<a@example.net>\r\n", W_IN },
 		{ IN, "421 4.4.2 timeout, closing\r\n", "", W_DONE },
 	};
@@ -564,7 +566,7 @@ static void test_abort_and_421(void **state)
 
 	/* A refusal in the middle of the body decides the accepted ones. */
 	const struct step early[] = {
-		{ IN, GREETING "250 mx\r\n", EHLO_CMD "MAIL FROM:<s@us.test>\r\n", W_IN },
+		OPEN_SERIAL,
 		{ IN, "250 ok\r\n", "RCPT TO:<a@example.net>\r\n", W_IN },
 		{ IN, "250 ok\r\n", "RCPT TO:<b@example.net>\r\n", W_IN },
 		{ IN, "250 ok\r\n", "DATA\r\n", W_IN },

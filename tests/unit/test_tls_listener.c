@@ -424,6 +424,17 @@ static void client_expect(struct client *cl, const char *send_line, const char *
 			 got, want_prefix);
 }
 
+/* Connects to the implicit service, or to the STARTTLS one and says
+ * STARTTLS, and completes the handshake; a failed one fails the test. */
+static void client_start(struct client *cl, const struct server *s, bool starttls, SSL_CTX *ctx,
+			 const char *sni, SSL_SESSION *resume)
+{
+	client_connect(cl, starttls ? s->starttls_port : s->implicit_port);
+	if (starttls)
+		client_expect(cl, "STARTTLS", "OK");
+	assert_true(client_tls(cl, ctx, sni, resume));
+}
+
 /* true when the server closed (EOF or reset) within the timeout */
 static bool client_closed(struct client *cl)
 {
@@ -491,8 +502,7 @@ static void test_implicit_round_trip(void **unused)
 	server_start(&s, &lim, NULL, NULL);
 	SSL_CTX *ctx = client_ctx(0, 0);
 
-	client_connect(&cl, s.implicit_port);
-	assert_true(client_tls(&cl, ctx, "mail.example.test", NULL));
+	client_start(&cl, &s, false, ctx, "mail.example.test", NULL);
 	client_expect(&cl, "hello over tls", "hello over tls");
 	client_info(&cl, info, sizeof(info));
 	if (strstr(info, "tls=1 protocol=TLSv1.3 cipher=TLS_") == NULL ||
@@ -629,10 +639,7 @@ static void test_sni_picks_certificate(void **unused)
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		struct client cl;
 		char cn[256], info[1024], want[128];
-		client_connect(&cl, cases[i].starttls ? s.starttls_port : s.implicit_port);
-		if (cases[i].starttls)
-			client_expect(&cl, "STARTTLS", "OK");
-		assert_true(client_tls(&cl, ctx, cases[i].sni, NULL));
+		client_start(&cl, &s, cases[i].starttls, ctx, cases[i].sni, NULL);
 		peer_cn(&cl, cn, sizeof(cn));
 		if (strcmp(cn, cases[i].want_cn) != 0)
 			fail_msg("sni %s: certificate %s, want %s",
@@ -658,16 +665,12 @@ static void test_session_resumption(void **unused)
 		SSL_CTX *ctx = client_ctx(0, versions[v]);
 		struct client cl;
 		char info[1024];
-		client_connect(&cl, s.implicit_port);
-		assert_true(client_tls(&cl, ctx, "mail.example.test", NULL));
+		client_start(&cl, &s, false, ctx, "mail.example.test", NULL);
 		client_expect(&cl, "first", "first"); /* TLS 1.3 tickets arrive by now */
 		SSL_SESSION *sess = SSL_get1_session(cl.ssl);
 		client_close(&cl);
 		for (int round = 0; round < 2; round++) {
-			client_connect(&cl, round == 0 ? s.implicit_port : s.starttls_port);
-			if (round == 1)
-				client_expect(&cl, "STARTTLS", "OK");
-			assert_true(client_tls(&cl, ctx, "mail.example.test", sess));
+			client_start(&cl, &s, round == 1, ctx, "mail.example.test", sess);
 			if (SSL_session_reused(cl.ssl) != 1)
 				fail_msg("version 0x%x round %d: not resumed", versions[v], round);
 			client_info(&cl, info, sizeof(info));
@@ -778,16 +781,14 @@ static void test_client_certificate_recorded(void **unused)
 	assert_int_equal(SSL_CTX_use_certificate(ctx, x), 1);
 	assert_int_equal(SSL_CTX_use_PrivateKey(ctx, pk), 1);
 
-	client_connect(&cl, s.implicit_port);
-	assert_true(client_tls(&cl, ctx, NULL, NULL));
+	client_start(&cl, &s, false, ctx, NULL, NULL);
 	client_info(&cl, info, sizeof(info));
 	if (strstr(info, "client=CN=client.example.test") == NULL)
 		fail_msg("got \"%s\"", info);
 	client_close(&cl);
 	/* a client without one is served all the same */
 	SSL_CTX *plain = client_ctx(0, 0);
-	client_connect(&cl, s.implicit_port);
-	assert_true(client_tls(&cl, plain, NULL, NULL));
+	client_start(&cl, &s, false, plain, NULL, NULL);
 	client_info(&cl, info, sizeof(info));
 	assert_non_null(strstr(info, "client=-"));
 	client_close(&cl);
@@ -815,8 +816,7 @@ static void test_bulk_through_small_buffers(void **unused)
 	struct client cl;
 	server_start(&s, &lim, NULL, NULL);
 	SSL_CTX *ctx = client_ctx(0, 0);
-	client_connect(&cl, s.implicit_port);
-	assert_true(client_tls(&cl, ctx, NULL, NULL));
+	client_start(&cl, &s, false, ctx, NULL, NULL);
 	static char block[LINE * LINES_PER_ROUND + 1];
 	for (int r = 0; r < ROUNDS; r++) {
 		for (int i = 0; i < LINES_PER_ROUND; i++) {
@@ -849,12 +849,9 @@ static void test_drain_says_goodbye_under_tls(void **unused)
 	struct client a, b;
 	server_start(&s, &lim, NULL, NULL);
 	SSL_CTX *ctx = client_ctx(0, 0);
-	client_connect(&a, s.implicit_port);
-	assert_true(client_tls(&a, ctx, NULL, NULL));
+	client_start(&a, &s, false, ctx, NULL, NULL);
 	client_expect(&a, "hi", "hi");
-	client_connect(&b, s.starttls_port);
-	client_expect(&b, "STARTTLS", "OK");
-	assert_true(client_tls(&b, ctx, NULL, NULL));
+	client_start(&b, &s, true, ctx, NULL, NULL);
 	client_expect(&b, "hi", "hi");
 	assert_int_equal(listener_drain(s.l, 3), 0);
 	client_expect(&a, NULL, "BYE draining");
