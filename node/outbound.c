@@ -362,6 +362,7 @@ static void outbound_connect(struct outbound *o)
 		return;
 	}
 	bufferevent_setcb(o->bev, outbound_read_cb, outbound_write_cb, outbound_event_cb, o);
+	/* libevent times the connect with the write timeout */
 	struct timeval ct = {.tv_sec = o->req.connect_timeout};
 	struct timeval rt = {.tv_sec = o->req.command_timeout};
 	bufferevent_set_timeouts(o->bev, &rt, &ct);
@@ -372,8 +373,6 @@ static void outbound_connect(struct outbound *o)
 		outbound_fail_all(o, 421, "4.4.1", "connect to %s: %s", strerror(errno));
 		return;
 	}
-	struct timeval both = {.tv_sec = o->req.command_timeout};
-	bufferevent_set_timeouts(o->bev, &both, &ct);
 }
 
 static void outbound_next_cb(evutil_socket_t fd, short what, void *arg)
