@@ -81,6 +81,15 @@ static bool takes_argument(char c)
 	return strchr("BCFLNORVXbefhopr", c) != NULL;
 }
 
+/* An option's argument: the rest of its word, else the next word (then
+ * *i moves past it), else NULL. */
+static const char *option_argument(const char *rest, int argc, char **argv, int *i)
+{
+	if (rest[0] != '\0')
+		return rest;
+	return *i + 1 < argc ? argv[++*i] : NULL;
+}
+
 /* 0, or an exit code. */
 static int parse_options(int argc, char **argv, struct sendmail_opts *o)
 {
@@ -118,7 +127,7 @@ static int parse_options(int argc, char **argv, struct sendmail_opts *o)
 				break;
 			}
 			if (takes_argument(c)) {
-				val = p[1] != '\0' ? p + 1 : i + 1 < argc ? argv[++i] : NULL;
+				val = option_argument(p + 1, argc, argv, &i);
 				if (val == NULL)
 					return usage("option requires an argument");
 			}
@@ -147,7 +156,7 @@ static int parse_options(int argc, char **argv, struct sendmail_opts *o)
 				if (val[0] == 'i' && val[1] == '\0')
 					o->who.dot_ends = false;
 				else if (val[0] == 'A')
-					o->alias_file = val[1] != '\0' ? val + 1 : i + 1 < argc ? argv[++i] : NULL;
+					o->alias_file = option_argument(val + 1, argc, argv, &i);
 				if (val[0] == 'A' && o->alias_file == NULL)
 					return usage("-oA needs a file");
 				break;
