@@ -219,12 +219,16 @@ static int become_service_user(const struct node_config *cfg)
 	return 0;
 }
 
+/* As the service user. 0, or an exit code. */
 static int open_store(const struct node_config *cfg, struct store **store_r)
 {
 	/* sendmail writes no mailbox files: one temporary-area name for all */
 	struct store_options opts = { .node_id = "sendmail" };
 	const char *error = NULL;
-	int rc = store_open(cfg->store_dir, &opts, store_r, &error);
+	int rc = become_service_user(cfg);
+	if (rc != 0)
+		return rc;
+	rc = store_open(cfg->store_dir, &opts, store_r, &error);
 	if (rc < 0) {
 		fprintf(stderr, "sendmail: cannot open the mail store %s: %s\n", cfg->store_dir,
 			error ? error : store_strerror(rc));
@@ -246,9 +250,7 @@ static int run_list(const struct node_config *cfg)
 {
 	struct store *store = NULL;
 	struct textbuf out = TEXTBUF_INIT, err = TEXTBUF_INIT;
-	int rc = become_service_user(cfg);
-	if (rc == 0)
-		rc = open_store(cfg, &store);
+	int rc = open_store(cfg, &store);
 	if (rc != 0)
 		return rc;
 	rc = queue_report_list(store, false, &out, &err) == 0 ? 0 : SENDMAIL_EX_TEMPFAIL;
@@ -320,9 +322,7 @@ static int run_aliases(const struct node_config *cfg, const struct sendmail_opts
 static int open_maildrop(const struct node_config *cfg, struct store **store_r, struct queue **q_r)
 {
 	const char *error = NULL;
-	int rc = become_service_user(cfg);
-	if (rc == 0)
-		rc = open_store(cfg, store_r);
+	int rc = open_store(cfg, store_r);
 	if (rc != 0)
 		return rc;
 	rc = queue_open(*store_r, "maildrop", q_r, &error);
