@@ -355,10 +355,6 @@ int queue_report_show(struct store *store, const char *id, struct textbuf *out, 
 	struct queue *q = NULL;
 	const char *error = NULL;
 
-	if (!queue_id_valid(id)) {
-		textbuf_printf(err, "queue show: %s is not a queue id\n", id);
-		return 1;
-	}
 	int rc = queue_report_find(store, id, &q, &env, &error);
 	if (rc <= 0) {
 		textbuf_printf(err, "queue show: %s: %s\n", id,

@@ -81,6 +81,15 @@ static bool takes_argument(char c)
 	return strchr("BCFLNORVXbefhopr", c) != NULL;
 }
 
+/* An option's argument: the rest of its word, else the next word (then
+ * *i moves past it), else NULL. */
+static const char *option_argument(const char *rest, int argc, char **argv, int *i)
+{
+	if (rest[0] != '\0')
+		return rest;
+	return *i + 1 < argc ? argv[++*i] : NULL;
+}
+
 /* 0, or an exit code. */
 static int parse_options(int argc, char **argv, struct sendmail_opts *o)
 {
@@ -118,7 +127,7 @@ static int parse_options(int argc, char **argv, struct sendmail_opts *o)
 				break;
 			}
 			if (takes_argument(c)) {
-				val = p[1] != '\0' ? p + 1 : i + 1 < argc ? argv[++i] : NULL;
+				val = option_argument(p + 1, argc, argv, &i);
 				if (val == NULL)
 					return usage("option requires an argument");
 			}
@@ -147,7 +156,7 @@ static int parse_options(int argc, char **argv, struct sendmail_opts *o)
 				if (val[0] == 'i' && val[1] == '\0')
 					o->who.dot_ends = false;
 				else if (val[0] == 'A')
-					o->alias_file = val[1] != '\0' ? val + 1 : i + 1 < argc ? argv[++i] : NULL;
+					o->alias_file = option_argument(val + 1, argc, argv, &i);
 				if (val[0] == 'A' && o->alias_file == NULL)
 					return usage("-oA needs a file");
 				break;
@@ -210,12 +219,16 @@ static int become_service_user(const struct node_config *cfg)
 	return 0;
 }
 
+/* As the service user. 0, or an exit code. */
 static int open_store(const struct node_config *cfg, struct store **store_r)
 {
 	/* sendmail writes no mailbox files: one temporary-area name for all */
 	struct store_options opts = { .node_id = "sendmail" };
 	const char *error = NULL;
-	int rc = store_open(cfg->store_dir, &opts, store_r, &error);
+	int rc = become_service_user(cfg);
+	if (rc != 0)
+		return rc;
+	rc = store_open(cfg->store_dir, &opts, store_r, &error);
 	if (rc < 0) {
 		fprintf(stderr, "sendmail: cannot open the mail store %s: %s\n", cfg->store_dir,
 			error ? error : store_strerror(rc));
@@ -237,9 +250,7 @@ static int run_list(const struct node_config *cfg)
 {
 	struct store *store = NULL;
 	struct textbuf out = TEXTBUF_INIT, err = TEXTBUF_INIT;
-	int rc = become_service_user(cfg);
-	if (rc == 0)
-		rc = open_store(cfg, &store);
+	int rc = open_store(cfg, &store);
 	if (rc != 0)
 		return rc;
 	rc = queue_report_list(store, false, &out, &err) == 0 ? 0 : SENDMAIL_EX_TEMPFAIL;
@@ -311,9 +322,7 @@ static int run_aliases(const struct node_config *cfg, const struct sendmail_opts
 static int open_maildrop(const struct node_config *cfg, struct store **store_r, struct queue **q_r)
 {
 	const char *error = NULL;
-	int rc = become_service_user(cfg);
-	if (rc == 0)
-		rc = open_store(cfg, store_r);
+	int rc = open_store(cfg, store_r);
 	if (rc != 0)
 		return rc;
 	rc = queue_open(*store_r, "maildrop", q_r, &error);

@@ -19,9 +19,9 @@
 #include "node/sendmail.h"
 
 #include <string.h>
-#include <strings.h>
 
 #include "lib/message_address.h"
+#include "lib/rfc822_header.h"
 #include "node/smtp_service_private.h"
 
 void sendmail_message_init(struct sendmail_message *m, const struct sendmail_message_settings *set)
@@ -73,11 +73,6 @@ static size_t field_name_len(const char *line, size_t len)
 	while (i < len && line[i] > ' ' && line[i] < 127 && line[i] != ':')
 		i++;
 	return i > 0 && i < len && line[i] == ':' ? i : 0;
-}
-
-static bool name_is(const char *line, size_t n, const char *name)
-{
-	return strlen(name) == n && strncasecmp(line, name, n) == 0;
 }
 
 static int extract_list(struct sendmail_message *m, const struct textbuf *values)
@@ -144,6 +139,18 @@ static void field_value_add(struct textbuf *to, const char *value, size_t len)
 	textbuf_putc(to, '\0');
 }
 
+/* Keeps a header line or continuation line, unless its field is dropped. */
+static int header_keep(struct sendmail_message *m, const char *line, size_t len)
+{
+	if (m->in_dropped)
+		return 0;
+	if (m->header.len + len + 2 > SENDMAIL_HEADER_MAX)
+		return SENDMAIL_MSG_HEADER_TOO_BIG;
+	textbuf_append(&m->header, line, len);
+	textbuf_puts(&m->header, "\r\n");
+	return 0;
+}
+
 /* One complete header line (no line end). Returns 1 when it was no
  * header line at all: the header is over and the line is body. */
 static int header_line(struct sendmail_message *m, const char *line, size_t len)
@@ -158,27 +165,25 @@ static int header_line(struct sendmail_message *m, const char *line, size_t len)
 			textbuf_putc(t, ' ');
 			field_value_add(t, line, len);
 		}
-		if (m->in_dropped)
-			return 0;
-		if (m->header.len + len + 2 > SENDMAIL_HEADER_MAX)
-			return SENDMAIL_MSG_HEADER_TOO_BIG;
-		textbuf_append(&m->header, line, len);
-		textbuf_puts(&m->header, "\r\n");
-		return 0;
+		return header_keep(m, line, len);
 	}
 	size_t n = field_name_len(line, len);
 	if (n == 0)
 		return 1;
 	m->in_field = true;
-	m->in_dropped = name_is(line, n, "Bcc") || name_is(line, n, "Resent-Bcc");
+	m->in_dropped =
+	    rfc822_name_equals(line, n, "Bcc") || rfc822_name_equals(line, n, "Resent-Bcc");
 	m->in_wanted = m->in_resent = false;
-	m->has_from |= name_is(line, n, "From");
-	m->has_date |= name_is(line, n, "Date");
-	m->has_message_id |= name_is(line, n, "Message-ID");
+	m->has_from |= rfc822_name_equals(line, n, "From");
+	m->has_date |= rfc822_name_equals(line, n, "Date");
+	m->has_message_id |= rfc822_name_equals(line, n, "Message-ID");
 	if (m->set.extract) {
-		bool plain = name_is(line, n, "To") || name_is(line, n, "Cc") || name_is(line, n, "Bcc");
-		bool resent = name_is(line, n, "Resent-To") || name_is(line, n, "Resent-Cc") ||
-			      name_is(line, n, "Resent-Bcc");
+		bool plain = rfc822_name_equals(line, n, "To") ||
+			     rfc822_name_equals(line, n, "Cc") ||
+			     rfc822_name_equals(line, n, "Bcc");
+		bool resent = rfc822_name_equals(line, n, "Resent-To") ||
+			      rfc822_name_equals(line, n, "Resent-Cc") ||
+			      rfc822_name_equals(line, n, "Resent-Bcc");
 		if (plain || resent) {
 			if (m->fields.len + m->resent.len + len > SENDMAIL_HEADER_MAX)
 				return SENDMAIL_MSG_HEADER_TOO_BIG;
@@ -187,13 +192,7 @@ static int header_line(struct sendmail_message *m, const char *line, size_t len)
 			field_value_add(resent ? &m->resent : &m->fields, line + n + 1, len - n - 1);
 		}
 	}
-	if (m->in_dropped)
-		return 0;
-	if (m->header.len + len + 2 > SENDMAIL_HEADER_MAX)
-		return SENDMAIL_MSG_HEADER_TOO_BIG;
-	textbuf_append(&m->header, line, len);
-	textbuf_puts(&m->header, "\r\n");
-	return 0;
+	return header_keep(m, line, len);
 }
 
 /* A complete line (without its line end, CR removed). */

@@ -7,6 +7,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define SMTP_CLIENT_TABLE_BUCKETS 4096
 
@@ -21,6 +22,13 @@ struct smtp_client_table {
 	size_t max, n, value_size;
 	struct smtp_client_entry *buckets[SMTP_CLIENT_TABLE_BUCKETS];
 };
+
+uint64_t smtp_client_table_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
 
 struct smtp_client_table *smtp_client_table_new(size_t max_entries, size_t value_size)
 {

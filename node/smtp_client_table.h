@@ -18,6 +18,9 @@
 
 struct smtp_client_table;
 
+/* The clock of the owners' expiries: CLOCK_MONOTONIC in milliseconds. */
+uint64_t smtp_client_table_now_ms(void);
+
 /* NULL on out of memory. value_size: bytes of each record's value. */
 struct smtp_client_table *smtp_client_table_new(size_t max_entries, size_t value_size);
 void smtp_client_table_free(struct smtp_client_table **t);

@@ -65,13 +65,6 @@ struct smtp_dnsbl_query {
 	struct smtp_dnsbl_zone_req zones[NODE_CONFIG_DNSBL_MAX];
 };
 
-static uint64_t smtp_dnsbl_now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 struct smtp_dnsbl *smtp_dnsbl_new(const char *resolver)
 {
 	struct smtp_dnsbl *d = calloc(1, sizeof(*d));
@@ -174,7 +167,7 @@ static void smtp_dnsbl_stop(struct smtp_dnsbl_query *q)
 static void smtp_dnsbl_cache_put(struct smtp_dnsbl *d, const struct cidr *addr, const char *zone,
 				 uint64_t ttl_sec)
 {
-	uint64_t now = smtp_dnsbl_now_ms(), *expires;
+	uint64_t now = smtp_client_table_now_ms(), *expires;
 
 	pthread_mutex_lock(&d->lock);
 	struct smtp_dnsbl_verdict *v = smtp_client_table_get(d->cache, addr, now, true, &expires);
@@ -271,7 +264,7 @@ int smtp_dnsbl_check(struct smtp_dnsbl *d, struct event_base *base, const struct
 	*q_r = NULL;
 	pthread_mutex_lock(&d->lock);
 	const struct smtp_dnsbl_verdict *v =
-	    smtp_client_table_get(d->cache, addr, smtp_dnsbl_now_ms(), false, &expires);
+	    smtp_client_table_get(d->cache, addr, smtp_client_table_now_ms(), false, &expires);
 	if (v != NULL) {
 		*listed_r = v->listed;
 		snprintf(zone_r, NODE_CONFIG_DOMAIN_SIZE, "%s", v->zone);

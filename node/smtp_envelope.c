@@ -46,6 +46,7 @@
 #include <strings.h>
 
 #include "node/log.h"
+#include "node/smtp_client_table.h"
 #include "node/smtp_ratelimit.h"
 #include "node/smtp_service_private.h"
 
@@ -68,13 +69,6 @@ void smtp_txn_clear(struct smtp_txn *t)
 	memset(t, 0, sizeof(*t));
 }
 
-static uint64_t smtp_now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 /* The client's message rate: 0 within it (this message counted), -1
  * over it after filling *reply. */
 static int smtp_mail_rate(struct smtp_conn *sc, struct smtp_reply *reply)
@@ -84,7 +78,7 @@ static int smtp_mail_rate(struct smtp_conn *sc, struct smtp_reply *reply)
 	char addr[CIDR_TEXT_MAX];
 
 	if (limit == 0 || rl == NULL || sc->trusted || !sc->client_known ||
-	    smtp_ratelimit_take(rl, &sc->client, limit, smtp_now_ms()) == 1)
+	    smtp_ratelimit_take(rl, &sc->client, limit, smtp_client_table_now_ms()) == 1)
 		return 0;
 	cidr_format(&sc->client, addr, sizeof(addr));
 	addr[strcspn(addr, "/")] = '\0';

@@ -81,6 +81,17 @@ int queue_envelope_load(struct queue *q, const char *id, struct queue_envelope *
 	return ret;
 }
 
+/* The data file st of message id against the envelope's size. */
+static int data_size_check(const struct stat *st, const char *id, uint64_t want,
+			   const char **error_r)
+{
+	if (!S_ISREG(st->st_mode) || (uint64_t)st->st_size != want)
+		return store_fail(error_r, STORE_E_CORRUPT,
+				  "message %s: data file has %lld bytes, envelope says %llu", id,
+				  (long long)st->st_size, (unsigned long long)want);
+	return STORE_OK;
+}
+
 int queue_data_check(struct queue *q, const struct queue_envelope *env, const char **error_r)
 {
 	struct stat st;
@@ -90,11 +101,7 @@ int queue_data_check(struct queue *q, const struct queue_envelope *env, const ch
 					  env->id);
 		return store_fail_errno(error_r, false, "stat data", env->id);
 	}
-	if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size != env->size)
-		return store_fail(error_r, STORE_E_CORRUPT,
-				  "message %s: data file has %lld bytes, envelope says %llu",
-				  env->id, (long long)st.st_size, (unsigned long long)env->size);
-	return STORE_OK;
+	return data_size_check(&st, env->id, env->size, error_r);
 }
 
 /* After a failed check: NOTFOUND if the message went away meanwhile
@@ -139,16 +146,13 @@ int queue_message_open(struct queue *q, const char *id, int *fd_r, uint64_t *siz
 		    error_r);
 	}
 	struct stat st;
-	if (fstat(fd, &st) < 0) {
+	if (fstat(fd, &st) < 0)
 		ret = store_fail_errno(error_r, false, "stat data", id);
+	else
+		ret = data_size_check(&st, id, want, error_r);
+	if (ret < 0) {
 		close(fd);
 		return ret;
-	}
-	if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size != want) {
-		close(fd);
-		return store_fail(error_r, STORE_E_CORRUPT,
-				  "message %s: data file has %lld bytes, envelope says %llu", id,
-				  (long long)st.st_size, (unsigned long long)want);
 	}
 	*fd_r = fd;
 	*size_r = want;
