@@ -135,7 +135,6 @@ static int queue_adopt(struct command_env *env, const char *spool, struct textbu
 
 int cmd_queue(struct command_env *env, int argc, char **argv, struct textbuf *out, struct textbuf *err)
 {
-	struct store *own_store = NULL;
 	const char *verb = argc >= 2 ? argv[1] : "";
 	const char *id = argc == 3 ? argv[2] : NULL;
 	int rc;
@@ -176,20 +175,10 @@ int cmd_queue(struct command_env *env, int argc, char **argv, struct textbuf *ou
 	if (env->queue != NULL && strcmp(verb, "list") != 0 && strcmp(verb, "show") != 0)
 		return queue_change_daemon(env, verb, id, out, err);
 
-	struct store *store = env->store;
+	struct store *store = env->store; /* maild's, or the one mailctl opened offline */
 	if (store == NULL) {
-		/* offline mailctl opens the store only for its store commands */
-		char node[32];
-		const char *error = NULL;
-		snprintf(node, sizeof(node), "mailctl%ld", (long)getpid());
-		struct store_options opts = { .node_id = node };
-		rc = store_open(env->cfg->store_dir, &opts, &own_store, &error);
-		if (rc < 0) {
-			textbuf_printf(err, "queue: cannot open the store %s: %s\n", env->cfg->store_dir,
-				       error ? error : store_strerror(rc));
-			return 1;
-		}
-		store = own_store;
+		textbuf_puts(err, "queue: no store is open\n");
+		return 1;
 	}
 	if (list)
 		rc = queue_report_list(store, true, out, err);
@@ -197,7 +186,5 @@ int cmd_queue(struct command_env *env, int argc, char **argv, struct textbuf *ou
 		rc = queue_report_show(store, id, out, err);
 	else
 		rc = queue_change_offline(store, verb, id, out, err);
-	if (own_store != NULL)
-		store_close(&own_store);
 	return rc;
 }

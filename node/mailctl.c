@@ -109,7 +109,7 @@ static int submit(int argc, char **argv, struct textbuf *out, struct textbuf *er
 		return rc < 0 ? 1 : rc;
 	}
 	bool store_cmd = argc >= 1 && (strcmp(argv[0], "mailbox") == 0 || strcmp(argv[0], "quota") == 0 ||
-				       strcmp(argv[0], "fsck") == 0);
+				       strcmp(argv[0], "fsck") == 0 || strcmp(argv[0], "queue") == 0);
 	if (open_offline(m, argc < 1 || strcmp(argv[0], "cert") != 0, store_cmd, err) < 0)
 		return 1;
 	return commands_run(&m->env, argc, argv, out, err);
