@@ -81,7 +81,14 @@ bool mailbox_level_has_box(int level_fd);
 bool mailbox_level_has_children(int level_fd);
 void mailbox_levels_prune(struct store_user *user, const char *path);
 
-/* ---- mailbox_subscribe.c (hierarchy lock held) ---- */
+/* ---- mailbox_subscribe.c ---- */
+
+/* Normalises name into norm (MAILBOX_NAME_MAX + 1 bytes) and rejects
+ * unknown special-use bits (INVALID); no lock needed. */
+int mailbox_special_use_args(const char *name, unsigned special_use, char *norm,
+			     const char **error_r);
+
+/* The hierarchy lock is held for the rest. */
 
 /* Sets (0 = removes) the special-use attributes recorded for name. */
 int mailbox_special_use_update(struct store_user *user, const char *name, unsigned flags,

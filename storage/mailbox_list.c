@@ -189,11 +189,9 @@ int mailbox_create(struct store_user *user, const char *name, unsigned special_u
 		   const char **error_r)
 {
 	char norm[MAILBOX_NAME_MAX + 1];
-	int ret = mailbox_name_normalize(name, norm, error_r);
+	int ret = mailbox_special_use_args(name, special_use, norm, error_r);
 	if (ret < 0)
 		return ret;
-	if (special_use & ~(unsigned)MAILBOX_SPECIAL_MASK)
-		return store_fail(error_r, STORE_E_INVALID, "unknown special-use attribute");
 	if ((ret = store_user_lock(user, STORE_LOCK_HIERARCHY, error_r)) < 0)
 		return ret;
 	ret = mailbox_create_locked(user, norm, special_use, error_r);

@@ -39,6 +39,15 @@ int mailbox_subscribe(struct store_user *user, const char *name, bool subscribe,
 	return ret;
 }
 
+int mailbox_special_use_args(const char *name, unsigned special_use, char *norm,
+			     const char **error_r)
+{
+	int ret = mailbox_name_normalize(name, norm, error_r);
+	if (ret == 0 && (special_use & ~(unsigned)MAILBOX_SPECIAL_MASK) != 0)
+		ret = store_fail(error_r, STORE_E_INVALID, "unknown special-use attribute");
+	return ret;
+}
+
 int mailbox_special_use_update(struct store_user *user, const char *name, unsigned flags,
 			       const char **error_r)
 {
@@ -49,11 +58,9 @@ int mailbox_special_use_set(struct store_user *user, const char *name, unsigned 
 			    const char **error_r)
 {
 	char norm[MAILBOX_NAME_MAX + 1];
-	int ret = mailbox_name_normalize(name, norm, error_r);
+	int ret = mailbox_special_use_args(name, special_use, norm, error_r);
 	if (ret < 0)
 		return ret;
-	if (special_use & ~(unsigned)MAILBOX_SPECIAL_MASK)
-		return store_fail(error_r, STORE_E_INVALID, "unknown special-use attribute");
 	if ((ret = store_user_lock(user, STORE_LOCK_HIERARCHY, error_r)) < 0)
 		return ret;
 	int fd;
