@@ -30,8 +30,7 @@ void index_pending_free(struct index_pending *p)
 {
 	if (p->log_fd >= 0)
 		close(p->log_fd);
-	free(p->offs);
-	free(p->sizes);
+	free(p->recs);
 	uidset_free(&p->dropped);
 	memset(p, 0, sizeof(*p));
 	p->log_fd = -1;
@@ -80,13 +79,11 @@ static void pending_add(struct index_pending *p, uint64_t off, uint32_t size)
 {
 	if (p->n == p->cap) {
 		p->cap = p->cap == 0 ? 8 : p->cap * 2;
-		p->offs = realloc(p->offs, p->cap * sizeof(*p->offs));
-		p->sizes = realloc(p->sizes, p->cap * sizeof(*p->sizes));
-		if (p->offs == NULL || p->sizes == NULL)
+		p->recs = realloc(p->recs, p->cap * sizeof(*p->recs));
+		if (p->recs == NULL)
 			abort();
 	}
-	p->offs[p->n] = off;
-	p->sizes[p->n++] = size;
+	p->recs[p->n++] = (struct index_pending_rec){ off, size };
 }
 
 int index_pending_help(struct index_view *v, uint64_t from, uint64_t to, struct index_pending *p,
@@ -156,13 +153,11 @@ int index_rec_resolve(int log_fd, uint64_t off, uint32_t size, const char **erro
 	return 0;
 }
 
-int index_pending_resolve(struct index_view *v, const struct index_pending *p,
-			  const char **error_r)
+int index_pending_resolve(const struct index_pending *p, const char **error_r)
 {
-	(void)v; /* the records are in p's log, wherever v is now */
 	int ret = 0;
 	for (size_t i = 0; i < p->n && ret == 0; i++)
-		ret = index_rec_resolve(p->log_fd, p->offs[i], p->sizes[i], error_r);
+		ret = index_rec_resolve(p->log_fd, p->recs[i].off, p->recs[i].size, error_r);
 	return ret;
 }
 

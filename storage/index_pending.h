@@ -24,12 +24,14 @@
 #include "storage/index_view.h"
 #include "storage/mail_uidset.h"
 
-#define INDEX_PENDING_INIT { -1, NULL, NULL, 0, 0, UIDSET_INIT }
+#define INDEX_PENDING_INIT { -1, NULL, 0, 0, UIDSET_INIT }
 
 struct index_pending {
 	int log_fd;                /* the log they are in (a rotation may move the view on) */
-	uint64_t *offs;            /* records to resolve: offset and size */
-	uint32_t *sizes;
+	struct index_pending_rec {
+		uint64_t off;
+		uint32_t size;
+	} *recs;                   /* records to resolve */
 	size_t n, cap;
 	struct uidset dropped;     /* UIDs whose file did not survive */
 };
@@ -38,8 +40,8 @@ int index_pending_help(struct index_view *v, uint64_t from, uint64_t to, struct 
 		       const char **error_r);
 int index_pending_drop(struct index_view *v, struct index_pending *p, struct textbuf *buf,
 		       const char **error_r);
-int index_pending_resolve(struct index_view *v, const struct index_pending *p,
-			  const char **error_r);
+/* The records are in p's log, wherever the view is now. */
+int index_pending_resolve(const struct index_pending *p, const char **error_r);
 /* A reader has been stopped at the same unresolved record this long: its
  * writer (whose round takes milliseconds) is dead or stuck, so the
  * session helps (index_view_settle) rather than wait for an open. */

@@ -153,7 +153,7 @@ int index_rotate(struct index_view *v, const char **error_r)
 	struct index_pending p = INDEX_PENDING_INIT;
 	ret = index_pending_help(v, base, v->log_pos, &p, error_r);
 	if (ret == 0 && uidset_empty(&p.dropped))
-		ret = index_pending_resolve(v, &p, error_r);
+		ret = index_pending_resolve(&p, error_r);
 	else if (ret == 0)
 		ret = store_fail(error_r, STORE_E_TEMP, "a pending append lost its files");
 	index_pending_free(&p);

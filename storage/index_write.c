@@ -167,7 +167,7 @@ int index_view_settle(struct index_view *v, const char **error_r)
 	if (ret == 0)
 		ret = index_view_durable(v, NULL, 0, error_r);
 	if (ret == 0)
-		ret = index_pending_resolve(v, &p, error_r);
+		ret = index_pending_resolve(&p, error_r);
 	index_pending_free(&p);
 	textbuf_free(&buf);
 	return ret;

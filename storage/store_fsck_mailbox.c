@@ -320,7 +320,7 @@ int fsck_mailbox(struct fsck *fk, struct store_user *u, const char *name, int le
 		if (ret == 0 && !uidset_empty(&pend.dropped))
 			mailbox_unlink_messages(&box, &pend.dropped); /* short ones */
 		if (ret == 0)
-			ret = index_pending_resolve(box.view, &pend, error_r);
+			ret = index_pending_resolve(&pend, error_r);
 		for (size_t off = 0; ret == 0 && fk->repair && off < leftovers.len;
 		     off += strlen(leftovers.data + off) + 1)
 			unlinkat(box.new_fd, leftovers.data + off, 0);
