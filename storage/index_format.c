@@ -80,10 +80,15 @@ bool index_keyword_valid(const char *name, size_t len)
 	return true;
 }
 
-static bool range_ok(const uint8_t *p)
+/* count UID ranges at p: each first >= 1 and first <= last. */
+static bool ranges_ok(const uint8_t *p, uint32_t count)
 {
-	uint32_t first = index_le32(p), last = index_le32(p + 4);
-	return first >= 1 && first <= last;
+	for (uint32_t i = 0; i < count; i++, p += INDEX_RANGE_SIZE) {
+		uint32_t first = index_le32(p), last = index_le32(p + 4);
+		if (first < 1 || first > last)
+			return false;
+	}
+	return true;
 }
 
 static int rec_check_payload(const struct index_rec *r, const char **error_r)
@@ -111,17 +116,15 @@ static int rec_check_payload(const struct index_rec *r, const char **error_r)
 		    len != 16 + (size_t)r->count * INDEX_RANGE_SIZE || index_le32(p) > MAIL_FLAGS_REMOVE ||
 		    (index_le32(p + 4) & ~(uint32_t)MAIL_FLAGS_MASK) != 0)
 			break;
-		for (uint32_t i = 0; i < r->count; i++)
-			if (!range_ok(p + 16 + (size_t)i * INDEX_RANGE_SIZE))
-				return store_fail(error_r, INDEX_DECODE_BAD, "bad UID range");
+		if (!ranges_ok(p + 16, r->count))
+			return store_fail(error_r, INDEX_DECODE_BAD, "bad UID range");
 		return 0;
 	case INDEX_REC_EXPUNGE:
 		if (r->count > INDEX_REC_MAX / INDEX_RANGE_SIZE ||
 		    len != (size_t)r->count * INDEX_RANGE_SIZE)
 			break;
-		for (uint32_t i = 0; i < r->count; i++)
-			if (!range_ok(p + (size_t)i * INDEX_RANGE_SIZE))
-				return store_fail(error_r, INDEX_DECODE_BAD, "bad UID range");
+		if (!ranges_ok(p, r->count))
+			return store_fail(error_r, INDEX_DECODE_BAD, "bad UID range");
 		return 0;
 	case INDEX_REC_KEYWORD: {
 		if (r->count != 1 || len < 8)
@@ -176,8 +179,8 @@ enum index_decode index_rec_decode(const uint8_t *buf, size_t avail, struct inde
 		return store_fail(error_r, INDEX_DECODE_BAD, "bad record trailer");
 	rec->resolved = !pending || word == INDEX_RESOLVED_MAGIC;
 	rec->size = size;
-	rec->type = (uint16_t)(buf[8] | buf[9] << 8);
-	rec->flags = (uint16_t)(buf[10] | buf[11] << 8);
+	rec->type = type;
+	rec->flags = flags;
 	rec->count = index_le32(buf + 12);
 	rec->modseq = index_le64(buf + 16);
 	if (state_decode(buf + 24, &rec->state) < 0)
