@@ -40,4 +40,5 @@ run: build
 	  echo "-- fuzzing $$n for $(FUZZ_SECONDS)s"; \
 	  $$h -max_total_time=$(FUZZ_SECONDS) -artifact_prefix=$(F)/$$n- $(F)/corpus/$$n tests/fuzz/corpus/$$n; done
 
--include $(shell find $(F)/obj -name '*.d' 2>/dev/null)
+# the harnesses' own dependency files are beside them, the modules' under obj/
+-include $(shell find $(F) -name '*.d' 2>/dev/null)
