@@ -173,11 +173,17 @@ static int qm_id_cmp(const void *a, const void *b)
 	return strcmp(a, b);
 }
 
+/* Whether the table had id when the scan started. */
+static bool qm_scan_knew(const struct qm_scan *sc, const char *id)
+{
+	return sc->nknown > 0 &&
+	       bsearch(id, sc->known, sc->nknown, sizeof(*sc->known), qm_id_cmp) != NULL;
+}
+
 static bool qm_scan_one(const char *id, void *ctx)
 {
 	struct qm_scan *sc = ctx;
-	bool known = sc->nknown > 0 &&
-		     bsearch(id, sc->known, sc->nknown, sizeof(*sc->known), qm_id_cmp) != NULL;
+	bool known = qm_scan_knew(sc, id);
 	struct queue_envelope env = {0};
 	const char *error = NULL;
 	int ret = known ? 0 : queue_envelope_read(sc->qm->spool, id, &env, &error);
@@ -240,9 +246,8 @@ static void qm_scan_done(void *arg, bool cancelled)
 		/* gone from the spool (removed by an attempt that ended since, or
 		 * by hand): the ids known at the start that were not listed */
 		for (size_t i = 0; i < qm->n;) {
-			bool was_known = bsearch(qm->entries[i].id, sc->known, sc->nknown,
-						 sizeof(*sc->known), qm_id_cmp) != NULL;
-			if (was_known && !qm->entries[i].seen && !qm->entries[i].active)
+			struct qm_entry *e = &qm->entries[i];
+			if (qm_scan_knew(sc, e->id) && !e->seen && !e->active)
 				qm_remove_at(qm, i);
 			else
 				i++;
