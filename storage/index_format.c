@@ -177,6 +177,13 @@ enum index_decode index_rec_decode(const uint8_t *buf, size_t avail, struct inde
 	if (index_le32(buf + size - 8) != size ||
 	    (word != 0 && !(pending && word == INDEX_RESOLVED_MAGIC)))
 		return store_fail(error_r, INDEX_DECODE_BAD, "bad record trailer");
+	/* A flag this reader does not know may change what the record means
+	 * (PENDING did): refused, never ignored. */
+	uint16_t known = type == INDEX_REC_APPEND   ? INDEX_APPEND_ABSORBED | INDEX_APPEND_PENDING
+			 : type == INDEX_REC_ROTATE ? INDEX_ROTATE_RESET
+						    : 0;
+	if (flags & ~known)
+		return store_fail(error_r, INDEX_DECODE_BAD, "unknown record flags 0x%x", flags);
 	rec->resolved = !pending || word == INDEX_RESOLVED_MAGIC;
 	rec->size = size;
 	rec->type = type;

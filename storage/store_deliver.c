@@ -98,7 +98,11 @@ static int charge_and_link(struct store_user *user, struct mail_writer *w,
 	ret = quota_counters_read_user(user, &c, error_r);
 	const struct store_quota_limit *q = &r->quota;
 	uint64_t nb = c.bytes + w->size, nm = c.messages + 1;
-	if (ret == 0 && ((q->bytes != 0 && nb > q->bytes) || (q->messages != 0 && nm > q->messages)))
+	bool over = (q->bytes != 0 && nb > q->bytes) || (q->messages != 0 && nm > q->messages);
+	/* The same mailbox named again: it has this message, charged once. */
+	if (ret == 0 && over && faccessat(new_fd, new_name, F_OK, AT_SYMLINK_NOFOLLOW) == 0)
+		ret = 1;
+	else if (ret == 0 && over)
 		ret = store_fail(error_r, STORE_E_QUOTA,
 				 "quota exceeded: %llu of %llu bytes, %llu of %llu messages",
 				 (unsigned long long)c.bytes, (unsigned long long)q->bytes,

@@ -212,6 +212,39 @@ static void test_deliver_quota_warning(void **state)
 	assert_false(warned[3]);
 }
 
+/* A mailbox named twice in one delivery holds one copy, charged once: the
+ * second naming is not refused by a quota the first one just filled. */
+static void test_deliver_twice_at_quota(void **state)
+{
+	struct fixture *f = *state;
+	const char *err;
+	struct store_rcpt r[2];
+	memset(r, 0, sizeof(r));
+	r[0].address = "gus@example.com";
+	r[1].address = "Gus@example.com";
+	r[0].quota.messages = r[1].quota.messages = 1;
+	struct mail_writer *w = tstore_writer(f->s, msg);
+	assert_int_equal(store_deliver(f->s, &w, NULL, r, 2, &err), 0);
+	assert_int_equal(r[0].result, 0);
+	assert_int_equal(r[1].result, 0);
+	struct store_user *u = tstore_user(f->s, "gus@example.com");
+	struct store_quota_usage q;
+	assert_int_equal(store_quota_get(u, &q, &err), 0);
+	assert_int_equal(q.messages, 1);
+	assert_int_equal(q.bytes, strlen(msg));
+	struct mailbox_status st;
+	assert_int_equal(mailbox_status(u, "INBOX", &st, &err), 0);
+	assert_int_equal(st.messages, 1);
+	/* A new message is refused all the same. */
+	memset(r, 0, sizeof(r));
+	r[0].address = "gus@example.com";
+	r[0].quota.messages = 1;
+	w = tstore_writer(f->s, msg);
+	assert_int_equal(store_deliver(f->s, &w, NULL, r, 1, &err), 0);
+	assert_int_equal(r[0].result, STORE_E_QUOTA);
+	store_user_close(&u);
+}
+
 /* Keywords travel in the new/ entry's name and are set when the index
  * absorbs it; a mailbox with a full keyword table gets what fits. */
 static void test_deliver_keywords(void **state)
@@ -327,6 +360,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_deliver_into_folder_and_sync, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_absorb_leftovers, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_deliver_quota_warning, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_deliver_twice_at_quota, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_deliver_keywords, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_user_delete, setup, teardown),
 	};
