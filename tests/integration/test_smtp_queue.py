@@ -357,24 +357,43 @@ def test_kill_9_during_load_loses_nothing(pair):
 class SevenBitSink:
     """A minimal SMTP server without 8BITMIME (and without PIPELINING), on
     loopback, that keeps what it received: the peer an 8-bit message must
-    be downgraded for (RFC 6152)."""
+    be downgraded for (RFC 6152). With broken_tls it also offers STARTTLS,
+    says 220 to it and then answers the handshake with plain text, as a
+    misconfigured server does. With stall_data its first session never
+    answers the end of DATA (a server that hangs with the message)."""
 
-    def __init__(self):
+    def __init__(self, broken_tls=False, stall_data=False):
         import socket
         self.sock = socket.create_server(("127.0.0.1", 0))
         self.port = self.sock.getsockname()[1]
+        self.broken_tls = broken_tls
+        self.stall_data = stall_data
+        self.stalled = threading.Event()
         self.messages = []
         self.ehlo = []
+        self.commands = []
         self.thread = threading.Thread(target=self.serve, daemon=True)
         self.thread.start()
 
     def serve(self):
         self.sock.settimeout(60)
-        try:
-            conn, _ = self.sock.accept()
-        except OSError:
-            return
-        with conn, conn.makefile("rb") as rf:
+        for _ in range(5):  # bounded: a test needs at most a few sessions
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            conn.settimeout(30)
+            try:
+                if self.session(conn):
+                    return
+            except OSError:
+                pass
+            finally:
+                conn.close()
+
+    def session(self, conn):
+        """One SMTP session; True once a message was kept and QUIT said."""
+        with conn.makefile("rb") as rf:
             def say(text):
                 conn.sendall(text.encode() + b"\r\n")
             say("220 sink ESMTP")
@@ -382,7 +401,10 @@ class SevenBitSink:
             for raw in rf:
                 line = raw.decode("latin-1").rstrip("\r\n")
                 if data is not None:
-                    if line == ".":
+                    if line == "." and self.stall_data and not self.stalled.is_set():
+                        self.stalled.set()  # no reply: read on until the client leaves
+                        data = None
+                    elif line == ".":
                         self.messages.append(b"".join(data))
                         data = None
                         say("250 2.0.0 kept")
@@ -390,17 +412,24 @@ class SevenBitSink:
                         data.append(raw)
                     continue
                 verb = line[:4].upper()
+                self.commands.append(line)
                 if verb == "EHLO":
                     self.ehlo.append(line)
-                    say("250-sink\r\n250 SIZE 10000000")
+                    say("250-sink\r\n" + ("250-STARTTLS\r\n" if self.broken_tls else "")
+                        + "250 SIZE 10000000")
+                elif verb == "STAR" and self.broken_tls:
+                    say("220 2.0.0 go ahead")
+                    say("this is not a TLS server hello")
+                    return False
                 elif verb == "DATA":
                     data = []
                     say("354 go on")
                 elif verb == "QUIT":
                     say("221 bye")
-                    return
+                    return bool(self.messages)
                 else:
                     say("250 2.0.0 ok")
+        return False
 
     def close(self):
         self.sock.close()
@@ -420,6 +449,48 @@ def test_8bit_message_is_downgraded_for_a_7bit_server(pair):
         assert b"Content-Transfer-Encoding: quoted-printable" in got
         assert b"Gr=C3=BC=C3=9Fe aus A." in got
         p.a.wait_log("8BITMIME downgrade")
+    finally:
+        sink.close()
+
+
+def test_failed_starttls_is_retried_in_plaintext(pair):
+    """Opportunistic TLS (RFC 3207 section 4.1 leaves the choice to the
+    client): a handshake that fails is not a reason to keep the mail; the
+    next session to the same host goes without STARTTLS."""
+    sink = SevenBitSink(broken_tls=True)
+    try:
+        p = pair(a_queue=f'transport = ["broken.test [127.0.0.1]:{sink.port}"];')
+        with smtplib.SMTP("127.0.0.1", p.a.ports["smtp"], timeout=30) as s:
+            s.sendmail(ALICE, ["x@broken.test"], f"From: {ALICE}\r\nSubject: tls retry\r\n\r\nhi\r\n")
+        got = wait_for(lambda: sink.messages, what="delivery after the failed handshake")[0]
+        assert b"Subject: tls retry" in got
+        p.a.wait_log("trying again without TLS")
+        p.a.wait_log("tls=no dsn=2.0.0 status=sent")
+        starttls = [c for c in sink.commands if c.upper() == "STARTTLS"]
+        assert len(starttls) == 1, sink.commands
+        assert len(sink.ehlo) == 2, sink.ehlo
+    finally:
+        sink.close()
+
+
+def test_shutdown_mid_session_keeps_the_message_queued(pair):
+    """SIGTERM while the remote server holds the message without an
+    answer: maild stops within its drain time, the message stays in the
+    spool and is sent after the restart, once."""
+    sink = SevenBitSink(stall_data=True)
+    try:
+        p = pair(a_queue=f'transport = ["hang.test [127.0.0.1]:{sink.port}"];')
+        with smtplib.SMTP("127.0.0.1", p.a.ports["smtp"], timeout=30) as s:
+            s.sendmail(ALICE, ["x@hang.test"], f"From: {ALICE}\r\nSubject: cut\r\n\r\nhi\r\n")
+        assert sink.stalled.wait(20), "the message never reached the sink"
+        assert p.a.stop() == 0
+        assert not sink.messages
+        assert "Mail queue is empty" not in p.a.ctl("queue", "list").stdout
+        p.a.start()
+        got = wait_for(lambda: sink.messages, what="delivery after the restart")
+        assert len(got) == 1 and b"Subject: cut" in got[0]
+        p.a.wait_log("status=sent")
+        wait_for(p.spool_empty, what="empty spool")
     finally:
         sink.close()
 
