@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "lib/strvec.h"
 #include "node/smtp_service_private.h"
 
 /* Domains shown in the "by destination" line; the rest are summed. */
@@ -40,8 +41,7 @@ struct report {
 	size_t pending, held, failed_rcpts, delivered;
 	struct domain_table domains;
 	struct textbuf spools; /* "name N, ..." */
-	char **ids;	       /* of the spool being listed */
-	size_t nids, capids;
+	struct strvec ids;     /* of the spool being listed */
 };
 
 static uint64_t hash_name(const char *s)
@@ -160,22 +160,8 @@ static void print_message(struct report *r, const struct queue_envelope *env)
 static bool collect_id(const char *id, void *ctx)
 {
 	struct report *r = ctx;
-	if (r->nids == r->capids) {
-		r->capids = r->capids ? r->capids * 2 : 64;
-		char **grown = realloc(r->ids, r->capids * sizeof(*r->ids));
-		if (grown == NULL)
-			abort();
-		r->ids = grown;
-	}
-	if ((r->ids[r->nids] = strdup(id)) == NULL)
-		abort();
-	r->nids++;
+	strvec_push(&r->ids, id);
 	return true;
-}
-
-static int compare_ids(const void *a, const void *b)
-{
-	return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
 static bool list_spool(const char *name, void *ctx)
@@ -191,28 +177,24 @@ static bool list_spool(const char *name, void *ctx)
 	if (rc < 0) {
 		textbuf_printf(r->err, "spool %s: %s\n", name, error ? error : store_strerror(rc));
 		r->failed = 1;
-		for (size_t i = 0; i < r->nids; i++)
-			free(r->ids[i]);
-		r->nids = 0;
+		strvec_free(&r->ids);
 		queue_close(&q);
 		return true;
 	}
-	if (r->nids > 0)
-		qsort(r->ids, r->nids, sizeof(*r->ids), compare_ids);
-	for (size_t i = 0; i < r->nids; i++) {
+	strvec_sort(&r->ids, NULL);
+	for (size_t i = 0; i < r->ids.n; i++) {
 		struct queue_envelope env = { 0 };
-		rc = queue_envelope_read(q, r->ids[i], &env, &error);
+		rc = queue_envelope_read(q, r->ids.v[i], &env, &error);
 		if (rc == STORE_OK)
 			print_message(r, &env);
 		else if (rc != STORE_E_NOTFOUND) {
-			textbuf_printf(r->err, "spool %s: %s: %s\n", name, r->ids[i],
+			textbuf_printf(r->err, "spool %s: %s: %s\n", name, r->ids.v[i],
 				       error ? error : store_strerror(rc));
 			r->failed = 1;
 		}
 		queue_envelope_clear(&env);
-		free(r->ids[i]);
 	}
-	r->nids = 0;
+	strvec_free(&r->ids);
 	if (q != NULL)
 		queue_close(&q);
 	textbuf_printf(&r->spools, "%s %s %zu", r->spools.len ? "," : "", name, r->messages - before);
@@ -250,7 +232,7 @@ int queue_report_list(struct store *store, bool counts, struct textbuf *out, str
 	}
 	textbuf_free(&body);
 	textbuf_free(&r.spools);
-	free(r.ids);
+	strvec_free(&r.ids);
 	return r.failed;
 }
 

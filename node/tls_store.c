@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "lib/address.h"
+#include "lib/strvec.h"
 
 static _Thread_local char store_error[512];
 
@@ -263,11 +264,6 @@ int tls_store_remove(const char *store_dir, enum tls_store_kind kind, const char
 	return 1;
 }
 
-static int compare_names(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 int tls_store_list(const char *store_dir, enum tls_store_kind kind, tls_store_name_cb *cb,
 		   void *ctx, const char **error_r)
 {
@@ -281,8 +277,7 @@ int tls_store_list(const char *store_dir, enum tls_store_kind kind, tls_store_na
 	}
 	const char *ext = kind_ext(kind);
 	size_t ext_len = strlen(ext);
-	char **names = NULL;
-	size_t n = 0, cap = 0;
+	struct strvec names = STRVEC_INIT;
 	struct dirent *de;
 	while ((de = readdir(d)) != NULL) {
 		size_t len = strlen(de->d_name);
@@ -295,28 +290,14 @@ int tls_store_list(const char *store_dir, enum tls_store_kind kind, tls_store_na
 		name[len - ext_len] = '\0';
 		if (!tls_store_name_valid(name))
 			continue; /* temporary files and strangers */
-		if (n == cap) {
-			cap = cap ? cap * 2 : 16;
-			char **grown = realloc(names, cap * sizeof(*names));
-			if (grown == NULL)
-				abort();
-			names = grown;
-		}
-		names[n] = strdup(name);
-		if (names[n] == NULL)
-			abort();
-		n++;
+		strvec_push(&names, name);
 	}
 	closedir(d);
-	if (n > 1)
-		qsort(names, n, sizeof(*names), compare_names);
+	strvec_sort(&names, NULL);
 	int rc = 0;
-	for (size_t i = 0; i < n; i++) {
-		if (rc >= 0)
-			rc = cb(names[i], ctx);
-		free(names[i]);
-	}
-	free(names);
+	for (size_t i = 0; i < names.n && rc >= 0; i++)
+		rc = cb(names.v[i], ctx);
+	strvec_free(&names);
 	return rc < 0 ? rc : 0;
 }
 

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "lib/strvec.h"
 #include "storage/store_internal.h"
 
 /* Node ids 1..65535 and the maildrop; anything beyond is not a spool we wrote. */
@@ -36,8 +37,7 @@ int queue_list_spools(struct store *store, bool (*cb)(const char *name, void *ct
 		      const char **error_r)
 {
 	char path[4096];
-	char **names = NULL;
-	size_t n = 0, cap = 0;
+	struct strvec names = STRVEC_INIT;
 	int ret = STORE_OK;
 
 	if ((size_t)snprintf(path, sizeof(path), "%s/spool", store->root) >= sizeof(path))
@@ -55,31 +55,19 @@ int queue_list_spools(struct store *store, bool (*cb)(const char *name, void *ct
 			continue;
 		if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISDIR(st.st_mode))
 			continue;
-		if (n == QUEUE_SPOOLS_MAX) {
+		if (names.n == QUEUE_SPOOLS_MAX) {
 			ret = store_fail(error_r, STORE_E_LIMIT, "more than %d spools in %s",
 					 QUEUE_SPOOLS_MAX, path);
 			break;
 		}
-		if (n == cap) {
-			cap = cap ? cap * 2 : 16;
-			char **grown = realloc(names, cap * sizeof(*names));
-			if (grown == NULL)
-				abort();
-			names = grown;
-		}
-		if ((names[n] = strdup(de->d_name)) == NULL)
-			abort();
-		n++;
+		strvec_push(&names, de->d_name);
 	}
 	closedir(d);
 	if (ret == STORE_OK) {
-		if (n > 0)
-			qsort(names, n, sizeof(*names), compare_names);
-		for (size_t i = 0; i < n && cb(names[i], ctx); i++)
+		strvec_sort(&names, compare_names);
+		for (size_t i = 0; i < names.n && cb(names.v[i], ctx); i++)
 			;
 	}
-	for (size_t i = 0; i < n; i++)
-		free(names[i]);
-	free(names);
+	strvec_free(&names);
 	return ret;
 }
