@@ -233,6 +233,14 @@ static void put_text(struct textbuf *out, const char *text, const char *indent)
 			textbuf_putc(out, ' ');
 			col++;
 		}
+		while (col + word > HARD_FOLD) { /* a word longer than a line may be */
+			size_t take = HARD_FOLD - col;
+			textbuf_append(out, s, take);
+			textbuf_printf(out, "\r\n%s", indent);
+			col = strlen(indent);
+			s += take;
+			word -= take;
+		}
 		textbuf_append(out, s, word);
 		col += word;
 		s += word;

@@ -315,9 +315,12 @@ static void test_hostile_values(void **state)
 		  .remote_mta = "mx\r\n\r\n--",
 		  .diagnostic = "550 bad\r\nSubject: injected\r\n\r\n--boundary\x01\x7f\xff" },
 		{ .address = "b@example.net", .diagnostic = longdiag.data },
+		/* one word as long as a value may be, after a short address */
+		{ .address = "", .diagnostic = longdiag.data + longdiag.len - 1200 },
 	};
 	struct dsn_report r = base_report();
 	r.rcpts = evil;
+	r.nrcpt = sizeof(evil) / sizeof(evil[0]);
 	r.to = "s@us.test>\r\nSubject: injected";
 	r.envid = "x+0D+0AX-Evil:+201";
 	r.reporting_mta = "host\r\nX-Evil: 1";
