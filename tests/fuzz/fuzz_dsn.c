@@ -8,6 +8,7 @@
  * the report ends with its closing boundary.
  */
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -73,10 +74,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			dsn_original(w, original + off,
 				     original_len - off < step ? original_len - off : step, &out);
 		dsn_end(&w, &out);
-		const char *orig = strstr(out.data, "Content-Type: message/rfc822");
-		if (orig == NULL)
-			orig = strstr(out.data, "Content-Type: text/rfc822-headers");
-		size_t ours = orig != NULL ? (size_t)(orig - out.data) : out.len;
+		/* The original is the third part: what precedes its delimiter
+		 * is ours. (Searching for its Content-Type would find the same
+		 * text inside a returned header that carries it.) */
+		size_t ours = out.len;
+		const char *b = strstr(out.data, "boundary=\"");
+		const char *b_end = b != NULL ? strchr(b + 10, '"') : NULL;
+		if (b_end == NULL)
+			abort();
+		char delim[96];
+		int dlen = snprintf(delim, sizeof(delim), "\r\n--%.*s\r\n", (int)(b_end - b - 10), b + 10);
+		const char *at = out.data;
+		for (int part = 0; part < 3 && at != NULL; part++)
+			if ((at = strstr(at, delim)) != NULL && part < 2)
+				at += dlen;
+		if (at != NULL)
+			ours = (size_t)(at - out.data);
 		size_t line = 0;
 		for (size_t i = 0; i < out.len; i++) {
 			char c = out.data[i];
