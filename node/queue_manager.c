@@ -372,7 +372,10 @@ void qm_attempt_done(struct queue_manager *qm, const char *id, int64_t next_atte
 static void *qm_thread(void *arg)
 {
 	struct queue_manager *qm = arg;
-	event_base_dispatch(qm->base);
+	/* Job completions arrive by event_active from job threads, and at a
+	 * stop no other event may be left: only qm_stop_cb's loopbreak (once
+	 * no attempt or scan is running) may end this loop. */
+	event_base_loop(qm->base, EVLOOP_NO_EXIT_ON_EMPTY);
 	return NULL;
 }
 
