@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "storage/store_internal.h"
@@ -22,6 +23,19 @@
  * raw; in syncfs mode 1, 2 and 4 rounds measured alike within this
  * machine's noise (about 5,400 appends/s with 16 writers). */
 #define STORE_SYNC_ROUNDS_IN_FLIGHT 2
+
+/* A leader whose previous round carried several waiters gathers before it
+ * starts: those waiters come back a moment later with their next commit
+ * (after their next message is written), and a round that starts the
+ * instant the previous one ends leaves them all for the round after it,
+ * so each writer waited for about three rounds per commit (bench_store:
+ * 16 writers, 5.4 appends per round = 16/3). The leader waits until as
+ * many callers are queued as the last round carried, or for a quarter of
+ * the last round's duration, at most GATHER_MAX_NS. A lone writer (the
+ * last round carried one) never waits. bench_store, 16 writers on 16
+ * mailboxes, six alternating runs: 0.72x -> 0.81x the raw 8-thread rate
+ * (median ratio); waits of 150-300 us measured alike. */
+#define GATHER_MAX_NS 1000000
 
 struct sync_waiter {
 	struct sync_waiter *next;
@@ -41,6 +55,11 @@ struct store_sync {
 	unsigned running;   /* rounds in flight */
 	unsigned max_running;
 	struct sync_waiter *pending, **pending_tail;
+	unsigned n_pending;        /* callers queued for the next round */
+	unsigned last_batch;       /* callers the last finished round carried */
+	uint64_t last_round_ns;    /* how long that round took */
+	bool gathering;            /* a leader waits on gather_cv */
+	pthread_cond_t gather_cv;  /* on CLOCK_MONOTONIC */
 };
 
 struct store_sync *store_sync_create(int fs_fd, enum store_sync_mode mode)
@@ -53,6 +72,11 @@ struct store_sync *store_sync_create(int fs_fd, enum store_sync_mode mode)
 	s->pending_tail = &s->pending;
 	s->mode = mode;
 	s->max_running = STORE_SYNC_ROUNDS_IN_FLIGHT;
+	pthread_condattr_t attr;
+	pthread_condattr_init(&attr);
+	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+	pthread_cond_init(&s->gather_cv, &attr);
+	pthread_condattr_destroy(&attr);
 	return s;
 }
 
@@ -63,6 +87,7 @@ void store_sync_destroy(struct store_sync **sp)
 		return;
 	*sp = NULL;
 	pthread_mutex_destroy(&s->mu);
+	pthread_cond_destroy(&s->gather_cv);
 	free(s);
 }
 
@@ -111,16 +136,46 @@ static int sync_round(struct store_sync *s, struct sync_waiter *batch)
 	return err;
 }
 
-/* Runs rounds while this thread leads; called and returns with mu held. */
+static uint64_t monotonic_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Before a round: waits (mu held) for the last round's callers to queue
+ * again, within the bound above. */
+static void sync_gather(struct store_sync *s)
+{
+	if (s->last_batch < 2 || s->n_pending >= s->last_batch)
+		return;
+	uint64_t wait = s->last_round_ns / 4 < GATHER_MAX_NS ? s->last_round_ns / 4 : GATHER_MAX_NS;
+	uint64_t until = monotonic_ns() + wait;
+	struct timespec deadline = { (time_t)(until / 1000000000u), (long)(until % 1000000000u) };
+	s->gathering = true;
+	while (s->n_pending < s->last_batch &&
+	       pthread_cond_timedwait(&s->gather_cv, &s->mu, &deadline) == 0)
+		;
+	s->gathering = false;
+}
+
+/* Runs a round as leader; called and returns with mu held. */
 static void sync_lead(struct store_sync *s)
 {
 	s->running++;
+	sync_gather(s);
+	unsigned carried = s->n_pending;
+	s->n_pending = 0;
 	struct sync_waiter *batch = s->pending;
 	s->pending = NULL;
 	s->pending_tail = &s->pending;
 	pthread_mutex_unlock(&s->mu);
+	uint64_t started = monotonic_ns();
 	int err = sync_round(s, batch);
+	uint64_t took = monotonic_ns() - started;
 	pthread_mutex_lock(&s->mu);
+	s->last_batch = carried;
+	s->last_round_ns = took;
 	s->rounds++;
 	s->running--;
 	/* Hand the lead to the oldest waiter of the next round, if any,
@@ -143,6 +198,8 @@ int store_sync_wait(struct store_sync *s, const int *fds, size_t n, const char *
 	pthread_mutex_lock(&s->mu);
 	*s->pending_tail = &me;
 	s->pending_tail = &me.next;
+	if (++s->n_pending >= s->last_batch && s->gathering)
+		pthread_cond_signal(&s->gather_cv);
 	if (s->running < s->max_running && s->pending == &me)
 		me.lead = true;
 	while (!me.done) {

@@ -9,9 +9,11 @@
  * Each caller returns only once a round that started after its call has
  * finished, so its writes (made before the call) are covered.
  *
- * There is no committer thread and no timer: a round starts as soon as
- * one of the rounds in flight ends, so batches grow exactly as fast as
- * the disk is slow, and a lone writer pays one fsync, not a wait.
+ * There is no committer thread: a round starts as soon as one of the
+ * rounds in flight ends, so batches grow as fast as the disk is slow, and
+ * a lone writer pays one fsync, not a wait. Only a leader whose previous
+ * round carried several callers first waits, briefly (a quarter of that
+ * round's duration at most), for them to queue again (store_sync.c).
  */
 #ifndef CM_STORAGE_STORE_SYNC_H
 #define CM_STORAGE_STORE_SYNC_H
