@@ -116,6 +116,28 @@ static bool crosses(uint64_t before, uint64_t after, uint64_t limit, unsigned pc
 	return before < threshold && after >= threshold;
 }
 
+bool quota_over(const struct store_quota_limit *limit, uint64_t bytes, uint64_t messages)
+{
+	return (limit->bytes != 0 && bytes > limit->bytes) ||
+	       (limit->messages != 0 && messages > limit->messages);
+}
+
+int quota_refuse(const struct quota_counters *c, const struct store_quota_limit *limit,
+		 const char **error_r)
+{
+	return store_fail(error_r, STORE_E_QUOTA,
+			  "quota exceeded: %llu of %llu bytes, %llu of %llu messages",
+			  (unsigned long long)c->bytes, (unsigned long long)limit->bytes,
+			  (unsigned long long)c->messages, (unsigned long long)limit->messages);
+}
+
+bool quota_warns(const struct quota_counters *c, uint64_t bytes, uint64_t messages,
+		 const struct store_quota_limit *limit)
+{
+	return crosses(c->bytes, bytes, limit->bytes, limit->warn_percent) ||
+	       crosses(c->messages, messages, limit->messages, limit->warn_percent);
+}
+
 int quota_charge(struct store_user *user, int64_t bytes, int64_t messages,
 		 const struct store_quota_limit *limit, bool *warning_r, const char **error_r)
 {
@@ -128,18 +150,11 @@ int quota_charge(struct store_user *user, int64_t bytes, int64_t messages,
 	ret = quota_counters_read_user(user, &c, error_r);
 	if (ret == 0) {
 		uint64_t nb = add_clamped(c.bytes, bytes), nm = add_clamped(c.messages, messages);
-		if (limit != NULL && (bytes > 0 || messages > 0) &&
-		    ((limit->bytes != 0 && nb > limit->bytes) ||
-		     (limit->messages != 0 && nm > limit->messages))) {
-			ret = store_fail(error_r, STORE_E_QUOTA,
-					 "quota exceeded: %llu of %llu bytes, %llu of %llu messages",
-					 (unsigned long long)c.bytes, (unsigned long long)limit->bytes,
-					 (unsigned long long)c.messages,
-					 (unsigned long long)limit->messages);
+		if (limit != NULL && (bytes > 0 || messages > 0) && quota_over(limit, nb, nm)) {
+			ret = quota_refuse(&c, limit, error_r);
 		} else {
 			if (limit != NULL && warning_r != NULL)
-				*warning_r = crosses(c.bytes, nb, limit->bytes, limit->warn_percent) ||
-					     crosses(c.messages, nm, limit->messages, limit->warn_percent);
+				*warning_r = quota_warns(&c, nb, nm, limit);
 			c.bytes = nb;
 			c.messages = nm;
 			ret = quota_counters_write_user(user, &c, false, error_r);

@@ -33,6 +33,17 @@ int quota_counters_read_user(struct store_user *user, struct quota_counters *c,
 int quota_counters_write_user(struct store_user *user, const struct quota_counters *c,
 			      bool durable, const char **error_r);
 
+/* The limit checks, for callers that change the counters themselves
+ * under the counters lock (delivery links and charges in one step):
+ * whether usage grown to bytes/messages exceeds a limit (0 = none); the
+ * QUOTA failure naming usage c; whether growing from c to bytes/messages
+ * crosses the warning threshold. */
+bool quota_over(const struct store_quota_limit *limit, uint64_t bytes, uint64_t messages);
+int quota_refuse(const struct quota_counters *c, const struct store_quota_limit *limit,
+		 const char **error_r);
+bool quota_warns(const struct quota_counters *c, uint64_t bytes, uint64_t messages,
+		 const struct store_quota_limit *limit);
+
 /* Adds (or with negative deltas subtracts, never below zero) under the
  * counters lock. With limit != NULL and growing usage: QUOTA when a limit
  * would be exceeded (nothing changes). *warning_r (may be NULL) is set

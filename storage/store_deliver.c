@@ -76,17 +76,10 @@ static int link_from(struct mail_writer *w, struct deliver_src *src, int new_fd,
 	return 0;
 }
 
-static bool crosses(uint64_t before, uint64_t after, uint64_t limit, unsigned pct)
-{
-	uint64_t threshold = limit / 100 * pct + limit % 100 * pct / 100;
-	return limit != 0 && pct != 0 && before < threshold && after >= threshold;
-}
-
 /* Charges the recipient and links the message, both under the counters
- * lock, so that fsck's recount (which holds it) sees both or neither.
- * quota_charge() takes that lock itself, hence the same check here.
- * 0, 1 when the recipient has the message already (nothing charged),
- * QUOTA, or <0. */
+ * lock, so that fsck's recount (which holds it) sees both or neither
+ * (quota_charge() would take and drop that lock itself). 0, 1 when the
+ * recipient has the message already (nothing charged), QUOTA, or <0. */
 static int charge_and_link(struct store_user *user, struct mail_writer *w,
 			   struct deliver_src *src, int new_fd, const char *new_name,
 			   struct store_rcpt *r, const char **error_r)
@@ -98,20 +91,16 @@ static int charge_and_link(struct store_user *user, struct mail_writer *w,
 	ret = quota_counters_read_user(user, &c, error_r);
 	const struct store_quota_limit *q = &r->quota;
 	uint64_t nb = c.bytes + w->size, nm = c.messages + 1;
-	bool over = (q->bytes != 0 && nb > q->bytes) || (q->messages != 0 && nm > q->messages);
+	bool over = quota_over(q, nb, nm);
 	/* The same mailbox named again: it has this message, charged once. */
 	if (ret == 0 && over && faccessat(new_fd, new_name, F_OK, AT_SYMLINK_NOFOLLOW) == 0)
 		ret = 1;
 	else if (ret == 0 && over)
-		ret = store_fail(error_r, STORE_E_QUOTA,
-				 "quota exceeded: %llu of %llu bytes, %llu of %llu messages",
-				 (unsigned long long)c.bytes, (unsigned long long)q->bytes,
-				 (unsigned long long)c.messages, (unsigned long long)q->messages);
+		ret = quota_refuse(&c, q, error_r);
 	if (ret == 0)
 		ret = link_from(w, src, new_fd, new_name, error_r);
 	if (ret == 0) {
-		r->quota_warning = crosses(c.bytes, nb, q->bytes, q->warn_percent) ||
-				   crosses(c.messages, nm, q->messages, q->warn_percent);
+		r->quota_warning = quota_warns(&c, nb, nm, q);
 		c.bytes = nb;
 		c.messages = nm;
 		if (quota_counters_write_user(user, &c, false, error_r) < 0) {
