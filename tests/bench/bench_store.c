@@ -451,31 +451,27 @@ int main(int argc, char **argv)
 		       rate[RAW1][run], rate[RAW8][run], rate[APP1][run], rate[APP16][run],
 		       rate[APP16S][run], rate[APP16F][run]);
 	}
-	double raw1 = bench_median(rate[RAW1], RATE_RUNS), raw8 = bench_median(rate[RAW8], RATE_RUNS);
-	double a1 = bench_median(rate[APP1], RATE_RUNS), a16 = bench_median(rate[APP16], RATE_RUNS);
-	double a16s = bench_median(rate[APP16S], RATE_RUNS), a16f = bench_median(rate[APP16F], RATE_RUNS);
-	double b1 = bench_median(batch[APP1], RATE_RUNS), b16 = bench_median(batch[APP16], RATE_RUNS);
-	double b16s = bench_median(batch[APP16S], RATE_RUNS), b16f = bench_median(batch[APP16F], RATE_RUNS);
 	/* The disk's state changes between runs (after mass deletions ext4
 	 * creates inodes much slower for minutes), so each run's appends are
-	 * also compared with the same run's raw rate. */
+	 * also compared with the same run's raw rate. Taken before the
+	 * medians, which sort the arrays. */
 	double q[N_RATES][RATE_RUNS];
-	for (int run = 0; run < RATE_RUNS; run++)
-		for (int k = APP1; k < N_RATES; k++)
+	for (int k = APP1; k < N_RATES; k++)
+		for (int run = 0; run < RATE_RUNS; run++)
 			q[k][run] = rate[k][run] / rate[k == APP1 ? RAW1 : RAW8][run];
+	double raw1 = bench_median(rate[RAW1], RATE_RUNS), raw8 = bench_median(rate[RAW8], RATE_RUNS);
 	printf("raw fsync'd 10 KB creations/s      1 thread %7.0f   8 threads %7.0f\n", raw1, raw8);
-	printf("durable appends/s  1 writer                %7.0f  = %.2f x raw 1 thread   (%.1f per sync; "
-	       "same-run ratios: median %.2f)\n",
-	       a1, a1 / raw1, b1, bench_median(q[APP1], RATE_RUNS));
-	printf("durable appends/s 16 writers, 16 mailboxes %7.0f  = %.2f x raw 8 threads  (%.1f per sync; "
-	       "same-run ratios: median %.2f)\n",
-	       a16, a16 / raw8, b16, bench_median(q[APP16], RATE_RUNS));
-	printf("durable appends/s 16 writers, 1 mailbox    %7.0f  = %.2f x raw 8 threads  (%.1f per sync; "
-	       "same-run ratios: median %.2f)\n",
-	       a16s, a16s / raw8, b16s, bench_median(q[APP16S], RATE_RUNS));
-	printf("durable appends/s 16 writers, fsync mode   %7.0f  = %.2f x raw 8 threads  (%.1f per sync; "
-	       "same-run ratios: median %.2f)\n",
-	       a16f, a16f / raw8, b16f, bench_median(q[APP16F], RATE_RUNS));
+	static const char *const labels[N_RATES] = {
+		[APP1] = " 1 writer               ", [APP16] = "16 writers, 16 mailboxes",
+		[APP16S] = "16 writers, 1 mailbox   ", [APP16F] = "16 writers, fsync mode  ",
+	};
+	for (int k = APP1; k < N_RATES; k++) {
+		double a = bench_median(rate[k], RATE_RUNS);
+		printf("durable appends/s %s %7.0f  = %.2f x raw %s  (%.1f per sync; same-run ratios: "
+		       "median %.2f)\n",
+		       labels[k], a, a / (k == APP1 ? raw1 : raw8), k == APP1 ? "1 thread " : "8 threads",
+		       bench_median(batch[k], RATE_RUNS), bench_median(q[k], RATE_RUNS));
+	}
 	printf("CPU per operation (us): raw 1 thread %.0f, 8 threads %.0f; appends 1 writer %.0f, "
 	       "16 writers %.0f, 1 mailbox %.0f\n",
 	       bench_median(cpu[RAW1], RATE_RUNS), bench_median(cpu[RAW8], RATE_RUNS),
