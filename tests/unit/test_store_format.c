@@ -85,9 +85,10 @@ static struct index_state base_state(void)
 	return st;
 }
 
-/* An APPEND record of n messages starting at uid, with the state after it. */
-static size_t make_append(struct textbuf *buf, uint32_t uid, uint32_t n, uint64_t modseq,
-			  struct index_state *st)
+/* An APPEND record of n messages starting at uid, with the state after
+ * it, carrying record flags. */
+static size_t make_append_flagged(struct textbuf *buf, uint32_t uid, uint32_t n, uint64_t modseq,
+				  struct index_state *st, uint16_t flags)
 {
 	size_t start = index_rec_begin(buf);
 	for (uint32_t i = 0; i < n; i++) {
@@ -104,8 +105,14 @@ static size_t make_append(struct textbuf *buf, uint32_t uid, uint32_t n, uint64_
 	index_put_u32(buf, 0);
 	st->uidnext = uid + n;
 	st->highestmodseq = modseq;
-	index_rec_finish(buf, start, INDEX_REC_APPEND, 0, n, modseq, st);
+	index_rec_finish(buf, start, INDEX_REC_APPEND, flags, n, modseq, st);
 	return start;
+}
+
+static size_t make_append(struct textbuf *buf, uint32_t uid, uint32_t n, uint64_t modseq,
+			  struct index_state *st)
+{
+	return make_append_flagged(buf, uid, n, modseq, st, 0);
 }
 
 static void test_record_roundtrip(void **state)
@@ -160,6 +167,32 @@ static void test_record_corrupt(void **state)
 			fail_msg("size %u decodes", sizes[i]);
 	}
 	textbuf_free(&good);
+}
+
+/* Flags a reader knows decode; one it does not is refused, not ignored. */
+static void test_record_unknown_flags(void **state)
+{
+	(void)state;
+	static const struct {
+		uint16_t flags;
+		enum index_decode want;
+	} cases[] = {
+		{ INDEX_APPEND_ABSORBED, INDEX_DECODE_OK },
+		{ INDEX_APPEND_PENDING, INDEX_DECODE_OK },
+		{ 0x4, INDEX_DECODE_BAD },
+		{ 0x8000 | INDEX_APPEND_ABSORBED, INDEX_DECODE_BAD },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct textbuf b = TEXTBUF_INIT;
+		struct index_state st = base_state();
+		make_append_flagged(&b, 1, 1, 2, &st, cases[i].flags);
+		struct index_rec rec;
+		const char *err = NULL;
+		enum index_decode d = index_rec_decode((uint8_t *)b.data, b.len, &rec, &err);
+		if (d != cases[i].want)
+			fail_msg("flags 0x%x: decode %d, want %d", cases[i].flags, d, cases[i].want);
+		textbuf_free(&b);
+	}
 }
 
 static void test_log_header(void **state)
@@ -264,6 +297,7 @@ int main(void)
 		cmocka_unit_test(test_uidset_remove_iter),
 		cmocka_unit_test(test_record_roundtrip),
 		cmocka_unit_test(test_record_corrupt),
+		cmocka_unit_test(test_record_unknown_flags),
 		cmocka_unit_test(test_log_header),
 		cmocka_unit_test(test_keyword_valid),
 		cmocka_unit_test(test_replay_semantics),
