@@ -170,6 +170,11 @@ int queue_envelope_update(struct queue *q, const struct queue_envelope *env, con
  * STORE_E_NOTFOUND when the message is gone). */
 int queue_message_open(struct queue *q, const char *id, int *fd_r, uint64_t *size_r,
 		       const char **error_r);
+/* The same for a message whose envelope the caller has just read
+ * (queue_envelope_read): opens its data checked against env->size,
+ * without reading the envelope again. */
+int queue_data_open(struct queue *q, const struct queue_envelope *env, int *fd_r,
+		    const char **error_r);
 
 /* Removes a message (envelope first, then data); lock holder only.
  * STORE_E_NOTFOUND when it is not there. */

@@ -128,6 +128,34 @@ int queue_envelope_read(struct queue *q, const char *id, struct queue_envelope *
 	return STORE_OK;
 }
 
+int queue_data_open(struct queue *q, const struct queue_envelope *env, int *fd_r,
+		    const char **error_r)
+{
+	int ret = check_id(env->id, error_r);
+	if (ret < 0)
+		return ret;
+	int fd = openat(q->data_fd, env->id, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0) {
+		if (errno != ENOENT)
+			return store_fail_errno(error_r, false, "open data", env->id);
+		return gone_or(q, env->id,
+			       store_fail(error_r, STORE_E_CORRUPT, "message %s has no data file",
+					  env->id),
+			       error_r);
+	}
+	struct stat st;
+	if (fstat(fd, &st) < 0)
+		ret = store_fail_errno(error_r, false, "stat data", env->id);
+	else
+		ret = data_size_check(&st, env->id, env->size, error_r);
+	if (ret < 0) {
+		close(fd);
+		return ret;
+	}
+	*fd_r = fd;
+	return STORE_OK;
+}
+
 int queue_message_open(struct queue *q, const char *id, int *fd_r, uint64_t *size_r,
 		       const char **error_r)
 {
@@ -135,28 +163,11 @@ int queue_message_open(struct queue *q, const char *id, int *fd_r, uint64_t *siz
 	int ret = queue_envelope_load(q, id, &env, error_r);
 	if (ret < 0)
 		return ret;
-	uint64_t want = env.size;
+	ret = queue_data_open(q, &env, fd_r, error_r);
+	if (ret == STORE_OK)
+		*size_r = env.size;
 	queue_envelope_clear(&env);
-	int fd = openat(q->data_fd, id, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	if (fd < 0) {
-		if (errno != ENOENT)
-			return store_fail_errno(error_r, false, "open data", id);
-		return gone_or(
-		    q, id, store_fail(error_r, STORE_E_CORRUPT, "message %s has no data file", id),
-		    error_r);
-	}
-	struct stat st;
-	if (fstat(fd, &st) < 0)
-		ret = store_fail_errno(error_r, false, "stat data", id);
-	else
-		ret = data_size_check(&st, id, want, error_r);
-	if (ret < 0) {
-		close(fd);
-		return ret;
-	}
-	*fd_r = fd;
-	*size_r = want;
-	return STORE_OK;
+	return ret;
 }
 
 int queue_envelope_update(struct queue *q, const struct queue_envelope *env, const char **error_r)

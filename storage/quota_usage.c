@@ -138,16 +138,14 @@ bool quota_warns(const struct quota_counters *c, uint64_t bytes, uint64_t messag
 	       crosses(c->messages, messages, limit->messages, limit->warn_percent);
 }
 
-int quota_charge(struct store_user *user, int64_t bytes, int64_t messages,
-		 const struct store_quota_limit *limit, bool *warning_r, const char **error_r)
+int quota_charge_locked(struct store_user *user, int64_t bytes, int64_t messages,
+			const struct store_quota_limit *limit, bool *warning_r,
+			const char **error_r)
 {
 	if (warning_r != NULL)
 		*warning_r = false;
-	int ret = store_user_lock(user, STORE_LOCK_COUNTERS, error_r);
-	if (ret < 0)
-		return ret;
 	struct quota_counters c;
-	ret = quota_counters_read_user(user, &c, error_r);
+	int ret = quota_counters_read_user(user, &c, error_r);
 	if (ret == 0) {
 		uint64_t nb = add_clamped(c.bytes, bytes), nm = add_clamped(c.messages, messages);
 		if (limit != NULL && (bytes > 0 || messages > 0) && quota_over(limit, nb, nm)) {
@@ -160,6 +158,18 @@ int quota_charge(struct store_user *user, int64_t bytes, int64_t messages,
 			ret = quota_counters_write_user(user, &c, false, error_r);
 		}
 	}
+	return ret;
+}
+
+int quota_charge(struct store_user *user, int64_t bytes, int64_t messages,
+		 const struct store_quota_limit *limit, bool *warning_r, const char **error_r)
+{
+	if (warning_r != NULL)
+		*warning_r = false;
+	int ret = store_user_lock(user, STORE_LOCK_COUNTERS, error_r);
+	if (ret < 0)
+		return ret;
+	ret = quota_charge_locked(user, bytes, messages, limit, warning_r, error_r);
 	store_user_unlock(user, STORE_LOCK_COUNTERS);
 	return ret;
 }

@@ -50,6 +50,10 @@ bool quota_warns(const struct quota_counters *c, uint64_t bytes, uint64_t messag
  * when usage crosses limit->warn_percent of a limit. */
 int quota_charge(struct store_user *user, int64_t bytes, int64_t messages,
 		 const struct store_quota_limit *limit, bool *warning_r, const char **error_r);
+/* The same with the counters lock already held by the caller. */
+int quota_charge_locked(struct store_user *user, int64_t bytes, int64_t messages,
+			const struct store_quota_limit *limit, bool *warning_r,
+			const char **error_r);
 /* fsck: replaces the usage (keeps the UIDVALIDITY counter). */
 int quota_set(struct store_user *user, uint64_t bytes, uint64_t messages, const char **error_r);
 

@@ -158,13 +158,9 @@ static void deliver_undo(struct store *store, struct mail_writer *w, const char 
 		if (store_user_open(store, rcpts[i].address, &user, NULL) == 0) {
 			/* Unlink and give back together, as they were taken. */
 			bool locked = store_user_lock(user, STORE_LOCK_COUNTERS, NULL) == 0;
-			struct quota_counters c;
-			if (unlinkat(fds[i], new_name, 0) == 0 && locked &&
-			    quota_counters_read_user(user, &c, NULL) == 0) {
-				c.bytes = c.bytes > w->size ? c.bytes - w->size : 0;
-				c.messages = c.messages > 0 ? c.messages - 1 : 0;
-				(void)quota_counters_write_user(user, &c, false, NULL);
-			}
+			if (unlinkat(fds[i], new_name, 0) == 0 && locked)
+				(void)quota_charge_locked(user, -(int64_t)w->size, -1, NULL, NULL,
+							  NULL);
 			if (locked)
 				store_user_unlock(user, STORE_LOCK_COUNTERS);
 			store_user_close(&user);

@@ -54,7 +54,6 @@ struct store_sync {
 	enum store_sync_mode mode;
 	uint64_t rounds;
 	unsigned running;   /* rounds in flight */
-	unsigned max_running;
 	struct sync_waiter *pending, **pending_tail;
 	unsigned n_pending;        /* callers queued for the next round */
 	unsigned last_batch;       /* callers the last finished round carried */
@@ -72,7 +71,6 @@ struct store_sync *store_sync_create(int fs_fd, enum store_sync_mode mode)
 	s->fs_fd = fs_fd;
 	s->pending_tail = &s->pending;
 	s->mode = mode;
-	s->max_running = STORE_SYNC_ROUNDS_IN_FLIGHT;
 	pthread_condattr_t attr;
 	pthread_condattr_init(&attr);
 	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
@@ -201,10 +199,10 @@ int store_sync_wait(struct store_sync *s, const int *fds, size_t n, const char *
 	s->pending_tail = &me.next;
 	if (++s->n_pending >= s->last_batch && s->gathering)
 		pthread_cond_signal(&s->gather_cv);
-	if (s->running < s->max_running && s->pending == &me)
+	if (s->running < STORE_SYNC_ROUNDS_IN_FLIGHT && s->pending == &me)
 		me.lead = true;
 	while (!me.done) {
-		if (me.lead && s->running < s->max_running) {
+		if (me.lead && s->running < STORE_SYNC_ROUNDS_IN_FLIGHT) {
 			me.lead = false;
 			sync_lead(s);
 			continue;

@@ -90,8 +90,11 @@ static inline void tqueue_check(struct queue *q, const char *id)
 	assert_int_equal(env.nrcpt, 1);
 	assert_string_equal(env.rcpts[0].address, "rcpt@example.net");
 	assert_int_equal(env.size, len);
-	queue_envelope_clear(&env);
 	int fd = -1;
+	if ((ret = queue_data_open(q, &env, &fd, &err)) != 0)
+		fail_msg("open data of %s: %d %s", id, ret, err);
+	close(fd);
+	queue_envelope_clear(&env);
 	uint64_t size = 0;
 	if ((ret = queue_message_open(q, id, &fd, &size, &err)) != 0)
 		fail_msg("open %s: %d %s", id, ret, err);
