@@ -111,11 +111,12 @@ static void put_field(struct textbuf *out, const char *name, const char *value)
 			col++;
 		}
 		first = false;
-		while (word > HARD_FOLD) {
-			textbuf_append(out, s, HARD_FOLD);
+		while (col + word > HARD_FOLD) { /* the first word starts after the name */
+			size_t take = HARD_FOLD - col;
+			textbuf_append(out, s, take);
 			textbuf_puts(out, "\r\n ");
-			s += HARD_FOLD;
-			word -= HARD_FOLD;
+			s += take;
+			word -= take;
 			col = 1;
 		}
 		textbuf_append(out, s, word);
