@@ -89,6 +89,13 @@ static void send_str(struct smtp_client *c, const char *s)
 	c->be->write(c->ctx, s, strlen(s));
 }
 
+/* Writes b and frees it. */
+static void send_buffer(struct smtp_client *c, struct textbuf *b)
+{
+	c->be->write(c->ctx, b->data, b->len);
+	textbuf_free(b);
+}
+
 static void sendf(struct smtp_client *c, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 static void sendf(struct smtp_client *c, const char *fmt, ...)
@@ -98,8 +105,7 @@ static void sendf(struct smtp_client *c, const char *fmt, ...)
 	va_start(ap, fmt);
 	textbuf_vprintf(&b, fmt, ap);
 	va_end(ap);
-	c->be->write(c->ctx, b.data, b.len);
-	textbuf_free(&b);
+	send_buffer(c, &b);
 }
 
 static struct smtp_client_reply make_reply(int code, const char *enhanced, const char *fmt, ...)
@@ -241,12 +247,6 @@ static void append_rcpt(struct smtp_client *c, size_t i, struct textbuf *b)
 			textbuf_printf(b, " ORCPT=%s", r->orcpt);
 	}
 	textbuf_puts(b, "\r\n");
-}
-
-static void send_buffer(struct smtp_client *c, struct textbuf *b)
-{
-	c->be->write(c->ctx, b->data, b->len);
-	textbuf_free(b);
 }
 
 static void send_ehlo(struct smtp_client *c)
