@@ -501,23 +501,17 @@ enum smtp_client_want smtp_client_tls_failed(struct smtp_client *c)
 	return end_session(c, &r, false);
 }
 
-static void body_write(void *ctx, const void *data, size_t len)
-{
-	struct smtp_client *c = ctx;
-	c->be->write(c->ctx, data, len);
-}
-
 void smtp_client_body(struct smtp_client *c, const void *data, size_t len)
 {
 	if (c->phase == PHASE_BODY)
-		smtp_client_body_encode(&c->body, data, len, body_write, c);
+		smtp_client_body_encode(&c->body, data, len, c->be->write, c->ctx);
 }
 
 enum smtp_client_want smtp_client_body_end(struct smtp_client *c)
 {
 	if (c->phase != PHASE_BODY)
 		return want_of(c);
-	smtp_client_body_encode_end(&c->body, body_write, c);
+	smtp_client_body_encode_end(&c->body, c->be->write, c->ctx);
 	c->phase = PHASE_DOT;
 	c->stage = "end of data";
 	return SMTP_CLIENT_WANT_INPUT;
