@@ -6,14 +6,11 @@
  */
 #include "lib/aliases_file.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-
-/* The text of a numeric limit macro, for messages. */
-#define STR(x) #x
-#define XSTR(x) STR(x)
 
 static bool is_space(char c)
 {
@@ -62,10 +59,15 @@ const char *aliases_target_kind_name(enum aliases_target_kind kind)
 	return "?";
 }
 
-static void parse_error(struct aliases_parser *p, unsigned line, const char *fmt, const char *arg)
+static void parse_error(struct aliases_parser *p, unsigned line, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void parse_error(struct aliases_parser *p, unsigned line, const char *fmt, ...)
 {
 	char msg[256];
-	snprintf(msg, sizeof(msg), fmt, arg);
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
 	if (p->error_cb != NULL)
 		p->error_cb(line, msg, p->ctx);
 }
@@ -171,13 +173,13 @@ static int flush_entry(struct aliases_parser *p)
 	}
 	int ret = 0;
 	if (colon == NULL) {
-		parse_error(p, line, "missing ':' after the alias name%s", "");
+		parse_error(p, line, "missing ':' after the alias name");
 		goto out;
 	}
 	char *name = trim(s, colon);
 	unquote(name);
 	if (name[0] == '\0') {
-		parse_error(p, line, "empty alias name%s", "");
+		parse_error(p, line, "empty alias name");
 		goto out;
 	}
 	int n = split_targets(p, colon + 1, end);
@@ -190,7 +192,7 @@ static int flush_entry(struct aliases_parser *p)
 		goto out;
 	}
 	if (p->nentries == ALIASES_ENTRIES_MAX) {
-		parse_error(p, line, "too many entries; the rest of the file is ignored%s", "");
+		parse_error(p, line, "too many entries; the rest of the file is ignored");
 		p->stopped = true;
 		ret = -1;
 		goto out;
@@ -214,21 +216,21 @@ static int handle_line(struct aliases_parser *p, const char *line, bool has_nul)
 	if (*first == '\0' || *first == '#')
 		return 0; /* blank and comment lines neither start nor end an entry */
 	if (has_nul) {
-		parse_error(p, p->line, "NUL byte in line%s", "");
+		parse_error(p, p->line, "NUL byte in line");
 		if (line != first && p->entry_line != 0)
 			p->entry_bad = true;
 		return 0;
 	}
 	if (line != first) {
 		if (p->entry_line == 0) {
-			parse_error(p, p->line, "continuation line without an alias before it%s", "");
+			parse_error(p, p->line, "continuation line without an alias before it");
 			return 0;
 		}
 		if (p->entry_bad)
 			return 0;
 		if (p->entry.len + 1 + strlen(first) > ALIASES_ENTRY_MAX) {
-			parse_error(p, p->entry_line, "alias entry longer than %s bytes",
-				    XSTR(ALIASES_ENTRY_MAX));
+			parse_error(p, p->entry_line, "alias entry longer than %d bytes",
+				    ALIASES_ENTRY_MAX);
 			p->entry_bad = true;
 			return 0;
 		}
@@ -248,17 +250,16 @@ static int handle_line(struct aliases_parser *p, const char *line, bool has_nul)
  * but its first byte says whether it continued the entry in progress. */
 static int too_long_line(struct aliases_parser *p, bool continuation)
 {
-	const char *limit = XSTR(ALIASES_LINE_MAX);
 	if (continuation) {
 		if (p->entry_line == 0)
-			parse_error(p, p->line, "line longer than %s bytes", limit);
+			parse_error(p, p->line, "line longer than %d bytes", ALIASES_LINE_MAX);
 		else if (!p->entry_bad)
-			parse_error(p, p->entry_line, "alias entry dropped: a line of it is longer than %s bytes",
-				    limit);
+			parse_error(p, p->entry_line, "alias entry dropped: a line of it is longer than %d bytes",
+				    ALIASES_LINE_MAX);
 		p->entry_bad = p->entry_line != 0;
 		return 0;
 	}
-	parse_error(p, p->line, "line longer than %s bytes", limit);
+	parse_error(p, p->line, "line longer than %d bytes", ALIASES_LINE_MAX);
 	int ret = flush_entry(p);
 	p->entry_line = p->line;
 	p->entry_bad = true;

@@ -88,35 +88,36 @@ static void sanitize(const char *in, struct textbuf *out)
 	}
 }
 
-/* Appends "Name: value" CRLF, folded at spaces (and, for a word too long
- * for one line, anywhere). */
-static void put_field(struct textbuf *out, const char *name, const char *value)
+/* Appends text sanitised, then CRLF, starting at column col: words
+ * after the first go on a new line starting with indent when they would
+ * pass FOLD_AT, and a word longer than a line may be is cut at
+ * HARD_FOLD. */
+static void put_words(struct textbuf *out, const char *text, size_t col, const char *indent)
 {
 	struct textbuf v = TEXTBUF_INIT;
-	sanitize(value, &v);
+	sanitize(text, &v);
 	const char *s = textbuf_str(&v);
-	size_t col = strlen(name) + 1;
-
 	bool first = true;
-	textbuf_printf(out, "%s:", name);
+
 	while (*s == ' ')
 		s++;
 	while (*s != '\0') {
 		size_t word = strcspn(s, " ");
-		if (!first && col + 1 + word > FOLD_AT) {
-			textbuf_puts(out, "\r\n ");
-			col = 1;
-		} else {
+		if (!first && col > 0 && col + 1 + word > FOLD_AT) {
+			textbuf_printf(out, "\r\n%s", indent);
+			col = strlen(indent);
+		} else if (col > 0) {
 			textbuf_putc(out, ' ');
 			col++;
 		}
 		first = false;
-		while (word > HARD_FOLD) {
-			textbuf_append(out, s, HARD_FOLD);
-			textbuf_puts(out, "\r\n ");
-			s += HARD_FOLD;
-			word -= HARD_FOLD;
-			col = 1;
+		while (col + word > HARD_FOLD) {
+			size_t take = HARD_FOLD - col;
+			textbuf_append(out, s, take);
+			textbuf_printf(out, "\r\n%s", indent);
+			col = strlen(indent);
+			s += take;
+			word -= take;
 		}
 		textbuf_append(out, s, word);
 		col += word;
@@ -125,6 +126,14 @@ static void put_field(struct textbuf *out, const char *name, const char *value)
 	}
 	textbuf_puts(out, "\r\n");
 	textbuf_free(&v);
+}
+
+/* Appends "Name: value" CRLF, folded at spaces (and, for a word too long
+ * for one line, anywhere). */
+static void put_field(struct textbuf *out, const char *name, const char *value)
+{
+	textbuf_printf(out, "%s:", name);
+	put_words(out, value, strlen(name) + 1, " ");
 }
 
 static void put_fieldf(struct textbuf *out, const char *name, const char *fmt, ...)
@@ -220,34 +229,7 @@ static const char *or_empty(const char *s)
  * given indent on continuation lines. */
 static void put_text(struct textbuf *out, const char *text, const char *indent)
 {
-	struct textbuf v = TEXTBUF_INIT;
-	sanitize(text, &v);
-	const char *s = textbuf_str(&v);
-	size_t col = 0;
-	while (*s != '\0') {
-		size_t word = strcspn(s, " ");
-		if (col > 0 && col + 1 + word > FOLD_AT) {
-			textbuf_printf(out, "\r\n%s", indent);
-			col = strlen(indent);
-		} else if (col > 0) {
-			textbuf_putc(out, ' ');
-			col++;
-		}
-		while (col + word > HARD_FOLD) { /* a word longer than a line may be */
-			size_t take = HARD_FOLD - col;
-			textbuf_append(out, s, take);
-			textbuf_printf(out, "\r\n%s", indent);
-			col = strlen(indent);
-			s += take;
-			word -= take;
-		}
-		textbuf_append(out, s, word);
-		col += word;
-		s += word;
-		s += strspn(s, " ");
-	}
-	textbuf_puts(out, "\r\n");
-	textbuf_free(&v);
+	put_words(out, text, 0, indent);
 }
 
 static void put_human_part(const struct dsn_report *r, struct textbuf *out)

@@ -15,11 +15,11 @@
 
 #include <stdint.h>
 #include <string.h>
-#include <strings.h>
 
 #include "lib/base64.h"
 #include "lib/message_charset.h"
 #include "lib/message_parser.h"
+#include "lib/rfc822_header.h"
 
 #define QP_LINE_MAX 76	  /* RFC 2045 6.7 (5), the '=' of a soft break included */
 #define EWORD_LINE_MAX 76 /* RFC 2047 2: a line holding encoded words */
@@ -129,7 +129,7 @@ static bool is_simple_field(const unsigned char *name, size_t len)
 {
 	static const char *const names[] = {"Subject", "Comments", "Content-Description"};
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-		if (strlen(names[i]) == len && strncasecmp((const char *)name, names[i], len) == 0)
+		if (rfc822_name_equals(name, len, names[i]))
 			return true;
 	return false;
 }
@@ -234,8 +234,7 @@ static void rewrite_header(struct downgrade *d, size_t h, size_t b, bool reencod
 		const unsigned char *colon = memchr(p + pos, ':', line_end - pos);
 		if (colon != NULL && p[pos] != ' ' && p[pos] != '\t') {
 			size_t name_len = field_name_len(p, pos, (size_t)(colon - p));
-			if (name_len == 25 && strncasecmp((const char *)p + pos,
-							  "Content-Transfer-Encoding", 25) == 0) {
+			if (rfc822_name_equals(p + pos, name_len, "Content-Transfer-Encoding")) {
 				saw_cte = true;
 				if (reencode) {
 					size_t term = field_break_len(p, pos, fe);
@@ -247,8 +246,7 @@ static void rewrite_header(struct downgrade *d, size_t h, size_t b, bool reencod
 					pos = fe;
 					continue;
 				}
-			} else if (name_len == 12 &&
-				   strncasecmp((const char *)p + pos, "MIME-Version", 12) == 0) {
+			} else if (rfc822_name_equals(p + pos, name_len, "MIME-Version")) {
 				saw_mime_version = true;
 			}
 		}

@@ -89,6 +89,13 @@ static void send_str(struct smtp_client *c, const char *s)
 	c->be->write(c->ctx, s, strlen(s));
 }
 
+/* Writes b and frees it. */
+static void send_buffer(struct smtp_client *c, struct textbuf *b)
+{
+	c->be->write(c->ctx, b->data, b->len);
+	textbuf_free(b);
+}
+
 static void sendf(struct smtp_client *c, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 static void sendf(struct smtp_client *c, const char *fmt, ...)
@@ -98,8 +105,7 @@ static void sendf(struct smtp_client *c, const char *fmt, ...)
 	va_start(ap, fmt);
 	textbuf_vprintf(&b, fmt, ap);
 	va_end(ap);
-	c->be->write(c->ctx, b.data, b.len);
-	textbuf_free(&b);
+	send_buffer(c, &b);
 }
 
 static struct smtp_client_reply make_reply(int code, const char *enhanced, const char *fmt, ...)
@@ -241,12 +247,6 @@ static void append_rcpt(struct smtp_client *c, size_t i, struct textbuf *b)
 			textbuf_printf(b, " ORCPT=%s", r->orcpt);
 	}
 	textbuf_puts(b, "\r\n");
-}
-
-static void send_buffer(struct smtp_client *c, struct textbuf *b)
-{
-	c->be->write(c->ctx, b->data, b->len);
-	textbuf_free(b);
 }
 
 static void send_ehlo(struct smtp_client *c)
@@ -501,23 +501,17 @@ enum smtp_client_want smtp_client_tls_failed(struct smtp_client *c)
 	return end_session(c, &r, false);
 }
 
-static void body_write(void *ctx, const void *data, size_t len)
-{
-	struct smtp_client *c = ctx;
-	c->be->write(c->ctx, data, len);
-}
-
 void smtp_client_body(struct smtp_client *c, const void *data, size_t len)
 {
 	if (c->phase == PHASE_BODY)
-		smtp_client_body_encode(&c->body, data, len, body_write, c);
+		smtp_client_body_encode(&c->body, data, len, c->be->write, c->ctx);
 }
 
 enum smtp_client_want smtp_client_body_end(struct smtp_client *c)
 {
 	if (c->phase != PHASE_BODY)
 		return want_of(c);
-	smtp_client_body_encode_end(&c->body, body_write, c);
+	smtp_client_body_encode_end(&c->body, c->be->write, c->ctx);
 	c->phase = PHASE_DOT;
 	c->stage = "end of data";
 	return SMTP_CLIENT_WANT_INPUT;

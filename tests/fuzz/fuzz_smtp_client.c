@@ -4,7 +4,8 @@
  * 8-bit body, DSN fields, message size) and how the rest is cut into
  * input calls; the harness answers every want as a real caller would
  * (TLS started or failed, a small body) and checks that the engine ends
- * with a verdict for every recipient once it says WANT_DONE.
+ * with a verdict for every recipient once it says WANT_DONE, and that
+ * all it wrote is CRLF-ended lines.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -15,13 +16,19 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static size_t written;
+static char last; /* the last byte the engine wrote, '\0' before any */
 
+/* What the engine writes is CRLF lines: no bare CR or LF, whatever the
+ * server sent. */
 static void w(void *ctx, const void *d, size_t n)
 {
+	const char *p = d;
 	(void)ctx;
-	(void)d;
-	written += n;
+	for (size_t i = 0; i < n; i++) {
+		if ((p[i] == '\n') != (last == '\r'))
+			abort();
+		last = p[i];
+	}
 }
 
 static const struct smtp_client_backend be = {w};
@@ -51,7 +58,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		data++;
 		size--;
 	}
-	written = 0;
+	last = '\0';
 	struct smtp_client *c = smtp_client_new(&set, &be, NULL);
 	if (c == NULL)
 		return 0;
@@ -85,6 +92,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (r->code < 200 || r->code > 599 || strlen(r->text) >= sizeof(r->text))
 			abort();
 	}
+	if (last != '\0' && last != '\n')
+		abort();
 	smtp_client_free(&c);
 	return 0;
 }

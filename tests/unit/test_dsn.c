@@ -359,6 +359,29 @@ static void test_hostile_values(void **state)
 	textbuf_free(&longdiag);
 }
 
+/* A value of one long word is folded within 998 columns even when it is
+ * the first word of its field, after a long field name. */
+static void test_long_first_word(void **state)
+{
+	(void)state;
+	char word[1001];
+	memset(word, 'E', 1000);
+	word[1000] = '\0';
+	struct dsn_report r = base_report();
+	r.envid = word;
+	struct textbuf out = TEXTBUF_INIT;
+	generate(&r, original, strlen(original), 0, &out);
+	for (const char *line = out.data; line != NULL && *line != '\0';) {
+		const char *eol = strstr(line, "\r\n");
+		size_t n = eol ? (size_t)(eol - line) : strlen(line);
+		if (n > 998)
+			fail_msg("got a line of %zu bytes, want at most 998: %.40s...", n, line);
+		line = eol ? eol + 2 : NULL;
+	}
+	assert_non_null(strstr(out.data, "Original-Envelope-Id: EEEE"));
+	textbuf_free(&out);
+}
+
 /* A line of the original that is the report's own delimiter cannot end
  * the report early. */
 static void test_boundary_in_original(void **state)
@@ -461,6 +484,7 @@ int main(void)
 		cmocka_unit_test(test_headers_only),
 		cmocka_unit_test(test_truncation),
 		cmocka_unit_test(test_hostile_values),
+		cmocka_unit_test(test_long_first_word),
 		cmocka_unit_test(test_boundary_in_original),
 		cmocka_unit_test(test_delay_and_success),
 		cmocka_unit_test(test_boundaries_differ),
