@@ -24,7 +24,8 @@
 #include "node/smtp_received.h"
 #include "storage/directory.h"
 
-bool qm_is_local(struct queue_manager *qm, const char *address)
+/* Whether address's domain is one of ours. */
+static bool qm_is_local(struct queue_manager *qm, const char *address)
 {
 	const char *at = strrchr(address, '@');
 	return at != NULL && directory_domain_exists(qm->env->dir, at + 1) == 1;

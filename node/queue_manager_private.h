@@ -96,8 +96,6 @@ void qm_attempt_cancel(struct qm_attempt *a);
 struct qm_attempt *qm_attempt_next(const struct qm_attempt *a);
 
 /* queue_local.c */
-/* Whether address's domain is one of ours. */
-bool qm_is_local(struct queue_manager *qm, const char *address);
 /* Expands the pending local recipients of env through the directory:
  * recipients that are mailboxes stay, aliases and groups are replaced by
  * their targets (inheriting NOTIFY/ORCPT; the original is marked done),
