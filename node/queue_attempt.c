@@ -183,16 +183,19 @@ static void qm_prepare_work(void *arg)
 			    a->id, QM_MAX_HOPS);
 		return;
 	}
-	qm_local_deliver(qm, &a->env, a->data_fd, a->now);
-	for (size_t i = 0; i < a->env.nrcpt; i++) {
+	bool *local = NULL;
+	ret = qm_local_deliver(qm, &a->env, a->data_fd, &local);
+	for (size_t i = 0; ret == 0 && i < a->env.nrcpt; i++) {
 		struct queue_rcpt *r = &a->env.rcpts[i];
-		if (r->state != QUEUE_RCPT_PENDING || qm_is_local(qm, r->address))
+		if (r->state != QUEUE_RCPT_PENDING || local[i])
 			continue;
-		if (qm_group_add(a, qm_nexthop(qm, qm_domain(r->address)), i) < 0) {
-			a->failed = true;
-			snprintf(a->error, sizeof(a->error), "out of memory");
-			return;
-		}
+		ret = qm_group_add(a, qm_nexthop(qm, qm_domain(r->address)), i);
+	}
+	free(local);
+	if (ret < 0) {
+		a->failed = true;
+		snprintf(a->error, sizeof(a->error), "out of memory");
+		return;
 	}
 	for (size_t i = 0; i < a->ngroups; i++) {
 		struct qm_group *g = &a->groups[i];

@@ -24,7 +24,8 @@
 #include "node/smtp_received.h"
 #include "storage/directory.h"
 
-bool qm_is_local(struct queue_manager *qm, const char *address)
+/* Whether address's domain is one of ours. */
+static bool qm_is_local(struct queue_manager *qm, const char *address)
 {
 	const char *at = strrchr(address, '@');
 	return at != NULL && directory_domain_exists(qm->env->dir, at + 1) == 1;
@@ -141,19 +142,27 @@ static int qm_copy_message(struct mail_writer *w, const char *sender, int fd, ui
 	return c.ret;
 }
 
-void qm_local_deliver(struct queue_manager *qm, struct queue_envelope *env, int data_fd,
-		      int64_t now)
+int qm_local_deliver(struct queue_manager *qm, struct queue_envelope *env, int data_fd,
+		     bool **local_r)
 {
-	(void)now;
+	*local_r = NULL;
 	for (size_t i = 0; i < env->nrcpt; i++)
 		if (env->rcpts[i].state == QUEUE_RCPT_PENDING && qm_is_local(qm, env->rcpts[i].address))
 			qm_expand(qm, env, i);
 
+	/* the directory is asked once per recipient from here on */
+	bool *local = calloc(env->nrcpt + 1, sizeof(*local));
+	if (local == NULL)
+		return -1;
 	size_t n = 0;
-	for (size_t i = 0; i < env->nrcpt; i++)
-		n += env->rcpts[i].state == QUEUE_RCPT_PENDING && qm_is_local(qm, env->rcpts[i].address);
+	for (size_t i = 0; i < env->nrcpt; i++) {
+		local[i] = env->rcpts[i].state == QUEUE_RCPT_PENDING &&
+			   qm_is_local(qm, env->rcpts[i].address);
+		n += local[i];
+	}
+	*local_r = local;
 	if (n == 0)
-		return;
+		return 0;
 	struct store_rcpt *sr = calloc(n, sizeof(*sr));
 	size_t *idx = calloc(n, sizeof(*idx));
 	struct mail_writer *w = NULL;
@@ -162,7 +171,7 @@ void qm_local_deliver(struct queue_manager *qm, struct queue_envelope *env, int 
 	n = 0;
 	for (size_t i = 0; ret == 0 && i < env->nrcpt; i++) {
 		struct queue_rcpt *r = &env->rcpts[i];
-		if (r->state != QUEUE_RCPT_PENDING || !qm_is_local(qm, r->address))
+		if (!local[i])
 			continue;
 		struct directory_user u;
 		sr[n].address = r->address;
@@ -214,4 +223,5 @@ void qm_local_deliver(struct queue_manager *qm, struct queue_envelope *env, int 
 	}
 	free(sr);
 	free(idx);
+	return 0;
 }

@@ -28,6 +28,20 @@ static int64_t qm_now(void)
 	return (int64_t)time(NULL);
 }
 
+/* Room for element n of the array arr of *cap elements: arr, or arr
+ * reallocated with *cap doubled (first when 0), or NULL when out of memory
+ * (arr and *cap unchanged). */
+static void *qm_grow(void *arr, size_t n, size_t *cap, size_t size, size_t first)
+{
+	if (n < *cap)
+		return arr;
+	size_t c = *cap != 0 ? *cap * 2 : first;
+	void *p = realloc(arr, c * size);
+	if (p != NULL)
+		*cap = c;
+	return p;
+}
+
 /* The table is kept sorted by id: lookups by binary search, so a scan of
  * a large spool costs n log n, not n^2. */
 static size_t qm_lower_bound(const struct queue_manager *qm, const char *id)
@@ -55,14 +69,10 @@ static struct qm_entry *qm_add(struct queue_manager *qm, const char *id)
 	size_t i = qm_lower_bound(qm, id);
 	if (i < qm->n && strcmp(qm->entries[i].id, id) == 0)
 		return &qm->entries[i];
-	if (qm->n == qm->cap) {
-		size_t cap = qm->cap != 0 ? qm->cap * 2 : 64;
-		struct qm_entry *e = realloc(qm->entries, cap * sizeof(*e));
-		if (e == NULL)
-			return NULL;
-		qm->entries = e;
-		qm->cap = cap;
-	}
+	struct qm_entry *entries = qm_grow(qm->entries, qm->n, &qm->cap, sizeof(*entries), 64);
+	if (entries == NULL)
+		return NULL;
+	qm->entries = entries;
 	memmove(&qm->entries[i + 1], &qm->entries[i], (qm->n - i) * sizeof(*qm->entries));
 	qm->n++;
 	struct qm_entry *e = &qm->entries[i];
@@ -84,14 +94,11 @@ bool qm_dest_acquire(struct queue_manager *qm, const char *name)
 		if (strcmp(qm->dests[i].name, name) == 0)
 			d = &qm->dests[i];
 	if (d == NULL) {
-		if (qm->ndests == qm->capdests) {
-			size_t cap = qm->capdests != 0 ? qm->capdests * 2 : 16;
-			struct qm_dest *n = realloc(qm->dests, cap * sizeof(*n));
-			if (n == NULL)
-				return false;
-			qm->dests = n;
-			qm->capdests = cap;
-		}
+		struct qm_dest *dests =
+		    qm_grow(qm->dests, qm->ndests, &qm->capdests, sizeof(*dests), 16);
+		if (dests == NULL)
+			return false;
+		qm->dests = dests;
 		d = &qm->dests[qm->ndests++];
 		snprintf(d->name, sizeof(d->name), "%s", name);
 		d->active = 0;
@@ -139,14 +146,10 @@ struct qm_scan {
 
 static struct qm_found *qm_scan_push(struct qm_scan *sc, const char *id)
 {
-	if (sc->n == sc->cap) {
-		size_t cap = sc->cap != 0 ? sc->cap * 2 : 64;
-		struct qm_found *f = realloc(sc->found, cap * sizeof(*f));
-		if (f == NULL)
-			return NULL;
-		sc->found = f;
-		sc->cap = cap;
-	}
+	struct qm_found *found = qm_grow(sc->found, sc->n, &sc->cap, sizeof(*found), 64);
+	if (found == NULL)
+		return NULL;
+	sc->found = found;
 	struct qm_found *f = &sc->found[sc->n++];
 	memset(f, 0, sizeof(*f));
 	snprintf(f->id, sizeof(f->id), "%s", id);
@@ -494,18 +497,13 @@ struct queue *queue_manager_spool(struct queue_manager *qm)
 void queue_manager_queued(struct queue_manager *qm, const char *id)
 {
 	pthread_mutex_lock(&qm->lock);
-	if (qm->nqueued == qm->capqueued) {
-		size_t cap = qm->capqueued != 0 ? qm->capqueued * 2 : 64;
-		void *q = realloc(qm->queued, cap * sizeof(*qm->queued));
-		if (q != NULL) {
-			qm->queued = q;
-			qm->capqueued = cap;
-		}
-	}
-	if (qm->nqueued < qm->capqueued)
+	void *queued = qm_grow(qm->queued, qm->nqueued, &qm->capqueued, sizeof(*qm->queued), 64);
+	if (queued != NULL) {
+		qm->queued = queued;
 		snprintf(qm->queued[qm->nqueued++], QUEUE_ID_MAX, "%s", id);
-	else
+	} else {
 		qm->rescan = true;
+	}
 	pthread_mutex_unlock(&qm->lock);
 	event_active(qm->ev_wake, 0, 0);
 }

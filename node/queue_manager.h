@@ -1,6 +1,6 @@
 /*
  * The queue manager: runs this node's spool (<store>/spool/<node-id>/,
- * storage/queue.h) on the node's first event loop. It holds the spool's
+ * storage/queue.h) on its own thread and event loop. It holds the spool's
  * lock, picks up the maildrop (sendmail), schedules delivery attempts
  * with exponential backoff, hands local recipients to the store and
  * remote ones to outbound SMTP (node/outbound_*.c), writes bounces,

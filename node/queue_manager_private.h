@@ -96,15 +96,17 @@ void qm_attempt_cancel(struct qm_attempt *a);
 struct qm_attempt *qm_attempt_next(const struct qm_attempt *a);
 
 /* queue_local.c */
-/* Whether address's domain is one of ours. */
-bool qm_is_local(struct queue_manager *qm, const char *address);
 /* Expands the pending local recipients of env through the directory:
  * recipients that are mailboxes stay, aliases and groups are replaced by
  * their targets (inheriting NOTIFY/ORCPT; the original is marked done),
  * unknown ones fail with 5.1.1. Then delivers the message to every
- * pending local mailbox. Blocking (job thread). */
-void qm_local_deliver(struct queue_manager *qm, struct queue_envelope *env, int data_fd,
-		      int64_t now);
+ * pending local mailbox. *local_r: a new array (the caller frees it), one
+ * flag per recipient of the expanded env, true for those that were
+ * pending in our domains, delivered here or not; the others are for
+ * outbound. 0, or -1 out of memory (*local_r NULL). Blocking (job
+ * thread). */
+int qm_local_deliver(struct queue_manager *qm, struct queue_envelope *env, int data_fd,
+		     bool **local_r);
 
 /* queue_notify.c: queues the notices env now calls for (bounces for newly
  * failed recipients, a delay notice, success notices) and marks them
