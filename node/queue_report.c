@@ -14,7 +14,7 @@
 #include <unistd.h>
 
 #include "lib/strvec.h"
-#include "node/smtp_service_private.h"
+#include "node/smtp_received.h"
 
 /* Domains shown in the "by destination" line; the rest are summed. */
 #define REPORT_DOMAINS_SHOWN 20
