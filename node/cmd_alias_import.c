@@ -202,12 +202,11 @@ out:
 	return 0;
 }
 
+/* The scan is in key order: the first name is the one; stop there. */
 static int first_domain(const char *name, void *ctx)
 {
-	char *domain = ctx;
-	if (domain[0] == '\0')
-		snprintf(domain, DIRECTORY_DOMAIN_MAX, "%s", name);
-	return 0;
+	snprintf(ctx, DIRECTORY_DOMAIN_MAX, "%s", name);
+	return 1;
 }
 
 int cmd_alias_import(struct command_env *env, int argc, char **argv, struct textbuf *out,

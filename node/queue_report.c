@@ -14,7 +14,7 @@
 #include <unistd.h>
 
 #include "lib/strvec.h"
-#include "node/smtp_service_private.h"
+#include "node/smtp_received.h"
 
 /* Domains shown in the "by destination" line; the rest are summed. */
 #define REPORT_DOMAINS_SHOWN 20
@@ -205,19 +205,19 @@ int queue_report_list(struct store *store, bool counts, struct textbuf *out, str
 {
 	struct report r = { .store = store, .out = out, .err = err, .counts = counts };
 	const char *error = NULL;
-	struct textbuf body = TEXTBUF_INIT;
+	size_t start = out->len;
 
-	r.out = &body;
+	/* the heading goes first; taken back when there is no message */
+	textbuf_puts(out, "-Queue ID-      --Size-- ----Arrival Time---- -Sender/Recipient-------\n");
 	int rc = queue_list_spools(store, list_spool, &r, &error);
 	if (rc < 0) {
 		textbuf_printf(err, "queue: %s\n", error ? error : store_strerror(rc));
 		r.failed = 1;
 	}
 	if (r.messages == 0) {
+		textbuf_truncate(out, start);
 		textbuf_puts(out, "Mail queue is empty\n");
 	} else {
-		textbuf_puts(out, "-Queue ID-      --Size-- ----Arrival Time---- -Sender/Recipient-------\n");
-		textbuf_append(out, body.data, body.len);
 		textbuf_printf(out, "-- %llu Kbytes in %zu Request%s.\n",
 			       (unsigned long long)((r.bytes + 1023) / 1024), r.messages,
 			       r.messages == 1 ? "" : "s");
@@ -230,7 +230,6 @@ int queue_report_list(struct store *store, bool counts, struct textbuf *out, str
 	} else {
 		free(r.domains.slots);
 	}
-	textbuf_free(&body);
 	textbuf_free(&r.spools);
 	strvec_free(&r.ids);
 	return r.failed;

@@ -22,7 +22,7 @@
 
 #include "lib/message_address.h"
 #include "lib/rfc822_header.h"
-#include "node/smtp_service_private.h"
+#include "node/smtp_received.h"
 
 void sendmail_message_init(struct sendmail_message *m, const struct sendmail_message_settings *set)
 {

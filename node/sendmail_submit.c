@@ -22,7 +22,7 @@
 #include "lib/address.h"
 #include "lib/message_address.h"
 #include "node/node_config.h"
-#include "node/smtp_service_private.h"
+#include "node/queue_id.h"
 
 /* 0, or -1 when text does not fit an envelope address. */
 static int copy_address(char out[QUEUE_ADDRESS_MAX], const char *text)

@@ -2,8 +2,8 @@
 clients (smtplib, swaks): an untrusted client (trusted_networks set to a
 network without 127.0.0.1) is refused every classic open-relay trick with
 the exact reply; relaying is permitted by authentication, by a trusted
-network and by relay_domains (the RCPT gets 250; with no outbound queue
-yet the whole message is then deferred with 451, nothing stored); the
+network and by relay_domains (the RCPT gets 250; the whole message is
+queued, and the queue delivers its local copy); the
 message rate limit answers 450 at MAIL; the command and data timeouts
 answer 421 and close."""
 import base64
