@@ -156,7 +156,6 @@ static void qm_prepare_work(void *arg)
 	struct qm_attempt *a = arg;
 	struct queue_manager *qm = a->qm;
 	const char *error = NULL;
-	uint64_t size;
 
 	int ret = queue_envelope_read(qm->spool, a->id, &a->env, &error);
 	if (ret == STORE_E_NOTFOUND) {
@@ -168,7 +167,7 @@ static void qm_prepare_work(void *arg)
 		return;
 	}
 	if (ret == 0)
-		ret = queue_message_open(qm->spool, a->id, &a->data_fd, &size, &error);
+		ret = queue_data_open(qm->spool, &a->env, &a->data_fd, &error);
 	if (ret < 0) {
 		a->failed = true;
 		snprintf(a->error, sizeof(a->error), "%s", error ? error : store_strerror(ret));
