@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "storage/mailbox_internal.h"
@@ -122,6 +123,18 @@ int mail_writer_name(struct mail_writer *w, const char **error_r)
 		return store_fail_errno(error_r, false, "link", "message file");
 	w->named = true;
 	return 0;
+}
+
+int64_t mail_writer_date(struct mail_writer *w, int64_t date)
+{
+	struct stat st;
+	if (date == 0 && fstat(w->fd, &st) == 0 && st.st_mtime > 0)
+		return st.st_mtime;
+	if (date == 0)
+		date = store_now();
+	struct timespec ts[2] = { { date, 0 }, { date, 0 } };
+	(void)futimens(w->fd, ts);
+	return date;
 }
 
 void mail_writer_abort(struct mail_writer **wp)

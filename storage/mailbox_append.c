@@ -34,26 +34,6 @@ static void free_writers(struct mail_append *msgs, size_t n)
 		mail_writer_abort(&msgs[i].writer);
 }
 
-/* The internal dates go on the files too: fsck uses them when it must
- * rebuild an index from the files alone. A message without a date takes
- * its file's (the time of its last write), which costs a stat where
- * setting one costs an inode update. */
-static void set_dates(struct mail_append *msgs, size_t n)
-{
-	for (size_t i = 0; i < n; i++) {
-		struct stat st;
-		if (msgs[i].internal_date == 0) {
-			if (fstat(msgs[i].writer->fd, &st) == 0 && st.st_mtime > 0) {
-				msgs[i].internal_date = st.st_mtime;
-				continue;
-			}
-			msgs[i].internal_date = store_now();
-		}
-		struct timespec ts[2] = { { msgs[i].internal_date, 0 }, { msgs[i].internal_date, 0 } };
-		(void)futimens(msgs[i].writer->fd, ts);
-	}
-}
-
 /* Step 2: one round for the files, the log and the directories. */
 static int append_durable(struct mailbox *box, struct mail_append *msgs, size_t n,
 			  const char **error_r)
@@ -139,7 +119,8 @@ int mailbox_append(struct mailbox *box, struct mail_append *msgs, size_t n,
 			ret = mailbox_keywords_check(msgs[i].keywords, msgs[i].n_keywords, error_r);
 	}
 	if (ret == 0) {
-		set_dates(msgs, n);
+		for (size_t i = 0; i < n; i++)
+			msgs[i].internal_date = mail_writer_date(msgs[i].writer, msgs[i].internal_date);
 		ret = index_view_lock(box->view, error_r);
 	}
 	if (ret == 0) {

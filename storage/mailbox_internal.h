@@ -61,6 +61,11 @@ int mail_writer_place(struct mail_writer *w, int dir_fd, const char *name, const
 /* Makes sure the message has its name w->name in w->dir_fd (deliveries
  * link from there). */
 int mail_writer_name(struct mail_writer *w, const char **error_r);
+/* The message's internal date, which its file carries too (fsck rebuilds
+ * an index from the files): date, set on the file; or for 0 the file's
+ * own time (its last write), which costs a stat where setting one costs
+ * an inode update. */
+int64_t mail_writer_date(struct mail_writer *w, int64_t date);
 
 /* ---- mailbox_list.c ---- */
 

@@ -177,11 +177,7 @@ int store_deliver(struct store *store, struct mail_writer **wp, const struct sto
 	struct mail_writer *w = *wp;
 	if (w == NULL)
 		return store_fail(error_r, STORE_E_INVALID, "delivery without a message");
-	int64_t date = d != NULL ? d->internal_date : 0;
-	struct stat st;
-	bool file_date = date == 0 && fstat(w->fd, &st) == 0 && st.st_mtime > 0;
-	if (date == 0) /* the file's own time (its last write): nothing to set */
-		date = file_date ? st.st_mtime : store_now();
+	int64_t date = mail_writer_date(w, d != NULL ? d->internal_date : 0);
 	uint32_t flags = d != NULL ? d->flags & MAIL_FLAGS_MASK : 0;
 	const char *const *kw = d != NULL ? d->keywords : NULL;
 	size_t n_kw = d != NULL ? d->n_keywords : 0;
@@ -196,11 +192,6 @@ int store_deliver(struct store *store, struct mail_writer **wp, const struct sto
 		mail_writer_abort(wp);
 		return ret;
 	}
-	if (!file_date) {
-		struct timespec ts[2] = { { date, 0 }, { date, 0 } };
-		(void)futimens(w->fd, ts);
-	}
-
 	/* fds[0] is the message itself, then one new/ directory per recipient. */
 	int *fds = malloc((n + 1) * sizeof(int));
 	if (fds == NULL)
