@@ -33,6 +33,9 @@ int control_server_start(const char *run_dir, const char *tcp_endpoint, unsigned
  * "disconnect", "directory", "node", ... */
 void control_publish(struct control_server *srv, const char *topic, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+/* Stops answering commands (the one in progress finishes first); events
+ * can still be published until control_server_stop. */
+void control_server_halt(struct control_server *srv);
 void control_server_stop(struct control_server **srv);
 
 /* Client side. Returns 1 when a daemon is listening on run_dir's control

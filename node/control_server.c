@@ -230,17 +230,23 @@ void control_publish(struct control_server *srv, const char *topic, const char *
 	textbuf_free(&line);
 }
 
+void control_server_halt(struct control_server *srv)
+{
+	if (srv == NULL || !srv->thread_started)
+		return;
+	ssize_t w = write(srv->stop_pipe[1], "x", 1);
+	(void)w;
+	pthread_join(srv->thread, NULL);
+	srv->thread_started = false;
+}
+
 void control_server_stop(struct control_server **srvp)
 {
 	struct control_server *srv = *srvp;
 
 	if (srv == NULL)
 		return;
-	if (srv->thread_started) {
-		ssize_t w = write(srv->stop_pipe[1], "x", 1);
-		(void)w;
-		pthread_join(srv->thread, NULL);
-	}
+	control_server_halt(srv);
 	if (srv->rep != NULL)
 		zmq_close(srv->rep);
 	if (srv->pub != NULL)

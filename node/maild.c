@@ -524,6 +524,9 @@ static void stop(struct maild *d)
 		if (forced > 0)
 			log_warning("node", "drain timeout: closed %u connections by force", forced);
 	}
+	/* No command may reach the queue manager once its loop has stopped
+	 * (a `mailctl queue` step posted to a gone loop would wait forever). */
+	control_server_halt(d->control);
 	/* The queue's attempts end (their messages stay queued) while the job
 	 * threads still run their last steps. */
 	queue_manager_stop(d->queue);
