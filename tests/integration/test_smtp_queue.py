@@ -7,6 +7,7 @@ relayhost and transport overrides, NXDOMAIN and null MX, sendmail's
 maildrop picked up by the daemon, `mailctl queue` through the daemon,
 and kill -9 of A during a load of 10 concurrent clients."""
 import email
+import re
 import email.policy
 import smtplib
 import subprocess
@@ -116,9 +117,12 @@ def test_relay_through_mx_to_the_remote_node(pair):
     p.send("relayed")
     got = wait_for(lambda: with_subject(p.b, BOB, "relayed"), what="delivery at B")
     assert len(got) == 1
-    # A's Received: then B's, newest first
+    # two hops, newest first: B's Received: on top of A's, both above the header
     text = got[0].decode()
-    assert text.index("by " ) < text.index("Subject: relayed")
+    a_id = re.search(r"\[smtp\] id=(\w+) .*status=queued", p.a.log_text()).group(1)
+    hops = re.findall(r"with E?SMTPS?A? id (\w+)", text)
+    assert len(hops) == 2 and hops[1] == a_id and hops[0] != a_id, (hops, a_id)
+    assert text.index(f"id {a_id}") < text.index("Subject: relayed")
     p.a.wait_log(f"to=<{BOB}> relay=mx.{B_DOMAIN}[127.0.0.1]")
     p.a.wait_log("status=sent")
     wait_for(p.spool_empty, what="empty spool")
@@ -522,8 +526,8 @@ def test_opportunistic_starttls_to_the_mx(pair):
 def test_a_dead_nodes_spool_is_adopted(pair, node_factory, workdir):
     """Node A queues mail while the MX is down and is killed (kill -9);
     node C, another node id on the same store, takes A's spool over with
-    `mailctl queue adopt 1` and delivers it. While A runs, its spool's
-    lock refuses the takeover."""
+    `mailctl queue adopt 1` and delivers it. (That the spool's lock
+    refuses the takeover while its node runs is shown in test_queue.c.)"""
     p = pair(b_start=False)
     p.send("orphan")
     p.a.wait_log("status=deferred", timeout=20)
