@@ -49,7 +49,8 @@ enum store_error {
 const char *store_strerror(int err);
 
 enum store_sync_mode {
-	/* One syncfs() of the store's filesystem per group commit. */
+	/* One syncfs() of the store's filesystem, then a cache flush, per
+	 * group commit. */
 	STORE_SYNC_SYNCFS = 0,
 	/* fsync() of every file and directory touched by the batch (after one
 	 * sync_file_range pass that starts all writeback together). */

@@ -2,7 +2,8 @@
  * store_sync: group commit. Every thread that needs its writes durable
  * calls store_sync_wait() with the descriptors it wrote through; one
  * caller at a time (the leader) makes durable everything handed in since
- * the previous round, by one syncfs() of the store's filesystem or by
+ * the previous round, by one syncfs() of the store's filesystem and a
+ * cache flush (store_sync.c says why), or by
  * fsync()ing each descriptor after one sync_file_range() pass
  * (enum store_sync_mode), while the others wait and join the next round.
  * Up to two rounds run at once (store_sync.c says why).
@@ -25,7 +26,8 @@
 
 struct store_sync;
 
-/* fs_fd: any descriptor on the store's filesystem (for syncfs). */
+/* fs_fd: a directory on the store's filesystem (for syncfs and the flush
+ * after it). */
 struct store_sync *store_sync_create(int fs_fd, enum store_sync_mode mode);
 void store_sync_destroy(struct store_sync **s);
 

@@ -2,7 +2,7 @@
  * Unit tests for durability and visibility: group commit
  * (storage/store_sync.c) with many threads in both sync modes, the
  * covering rule with rounds overlapping (every caller returns only after a
- * round that started after its call has ended), the synced
+ * round that started after its call has ended, cache flush included), the synced
  * mark (a reader never sees a record before its commit), the reader-lock
  * option, and snapshot rotation driven by light views only (appends and
  * deliveries into a mailbox nobody opens in full).
@@ -115,13 +115,17 @@ static void test_group_commit_files(void **state)
 	run_threads(STORE_SYNC_FILES);
 }
 
-/* syncfs is interposed: while rounds_log is set, each call is logged
- * with its start and end on one event clock. */
+/* syncfs and fdatasync are interposed: while rounds_log is set, a round
+ * is logged from the start of its syncfs to the end of the fdatasync (the
+ * cache flush) that follows it in the same thread, on one event clock. A
+ * syncfs not followed by that flush logs no round, so its callers count
+ * as uncovered. */
 static atomic_long clock_events;
 static bool rounds_log;
 static pthread_mutex_t rounds_mu = PTHREAD_MUTEX_INITIALIZER;
 static long round_start[4096], round_end[4096];
 static size_t n_rounds;
+static _Thread_local long syncfs_started;
 
 int syncfs(int fd)
 {
@@ -129,13 +133,23 @@ int syncfs(int fd)
 	int ret = ((int (*)(int))dlsym(RTLD_NEXT, "syncfs"))(fd);
 	if (rounds_log) {
 		usleep(200 + (unsigned)(start % 7) * 150); /* rounds of uneven length */
+		syncfs_started = start;
+	}
+	return ret;
+}
+
+int fdatasync(int fd)
+{
+	int ret = ((int (*)(int))dlsym(RTLD_NEXT, "fdatasync"))(fd);
+	if (rounds_log && syncfs_started != 0) {
 		long end = ++clock_events;
 		pthread_mutex_lock(&rounds_mu);
 		if (n_rounds < 4096) {
-			round_start[n_rounds] = start;
+			round_start[n_rounds] = syncfs_started;
 			round_end[n_rounds++] = end;
 		}
 		pthread_mutex_unlock(&rounds_mu);
+		syncfs_started = 0;
 	}
 	return ret;
 }
