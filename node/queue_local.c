@@ -9,7 +9,9 @@
  * Delivery to the mailboxes is one store_deliver() of one copy of the
  * message (hard links), behind a Return-Path: field. Per mailbox: stored
  * → delivered; full → pending 4.2.2 (5.2.2 when the message is larger
- * than the whole quota); other store errors → pending 4.3.0.
+ * than the whole quota); other store errors → pending 4.3.0. A directory
+ * failure (is the domain ours? what does the name expand to?) also leaves
+ * the recipient pending 4.3.0: it is never routed outbound on a guess.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -24,11 +26,26 @@
 #include "node/smtp_received.h"
 #include "storage/directory.h"
 
-/* Whether address's domain is one of ours. */
-static bool qm_is_local(struct queue_manager *qm, const char *address)
+/* 1: address's domain is one of ours, 0: it is not, <0: the directory
+ * failed to say. */
+static int qm_domain_local(struct queue_manager *qm, const char *address)
 {
 	const char *at = strrchr(address, '@');
-	return at != NULL && directory_domain_exists(qm->env->dir, at + 1) == 1;
+	return at == NULL ? 0 : directory_domain_exists(qm->env->dir, at + 1);
+}
+
+/* The directory failed for r: it waits for the next attempt (4.3.0).
+ * Routed as remote instead, mail for our own domain would be relayed to
+ * its MX, or bounced. */
+static void qm_defer_directory(const struct queue_envelope *env, struct queue_rcpt *r,
+			       const char *error)
+{
+	r->attempts++;
+	r->remote_mta[0] = '\0';
+	snprintf(r->status, sizeof(r->status), "4.3.0");
+	snprintf(r->reason, sizeof(r->reason), "directory lookup failed: %s", error);
+	log_warning("queue", "id=%s to=<%s> relay=local dsn=4.3.0 status=deferred (%s)", env->id,
+		    r->address, r->reason);
 }
 
 struct qm_targets {
@@ -68,7 +85,8 @@ static bool qm_has_rcpt(const struct queue_envelope *env, const char *address)
 	return false;
 }
 
-static void qm_expand(struct queue_manager *qm, struct queue_envelope *env, size_t i)
+/* False when the directory failed: the recipient was deferred. */
+static bool qm_expand(struct queue_manager *qm, struct queue_envelope *env, size_t i)
 {
 	struct queue_rcpt *r = &env->rcpts[i];
 	struct qm_targets t = {.address = r->address};
@@ -82,9 +100,7 @@ static void qm_expand(struct queue_manager *qm, struct queue_envelope *env, size
 		log_warning("queue", "id=%s to=<%s> relay=local dsn=5.1.1 status=bounced (%s)",
 			    env->id, r->address, r->reason);
 	} else if (ret < 0) {
-		snprintf(r->status, sizeof(r->status), "4.3.0");
-		snprintf(r->reason, sizeof(r->reason), "directory lookup failed: %s",
-			 error ? error : directory_strerror(ret));
+		qm_defer_directory(env, r, error ? error : directory_strerror(ret));
 	} else if (!t.self || t.n > 0) {
 		char orcpt[QUEUE_ADDRESS_MAX];
 		unsigned notify = r->notify;
@@ -112,6 +128,7 @@ static void qm_expand(struct queue_manager *qm, struct queue_envelope *env, size
 			 r->address, t.n, added);
 	}
 	free(t.addr);
+	return ret >= 0 || ret == DIRECTORY_E_NOTFOUND;
 }
 
 struct qm_copy {
@@ -146,23 +163,32 @@ int qm_local_deliver(struct queue_manager *qm, struct queue_envelope *env, int d
 		     bool **local_r)
 {
 	*local_r = NULL;
-	for (size_t i = 0; i < env->nrcpt; i++)
-		if (env->rcpts[i].state == QUEUE_RCPT_PENDING && qm_is_local(qm, env->rcpts[i].address))
-			qm_expand(qm, env, i);
-
-	/* the directory is asked once per recipient from here on */
-	bool *local = calloc(env->nrcpt + 1, sizeof(*local));
-	if (local == NULL)
+	/* Expansion appends recipients, which this loop visits in turn; each
+	 * one's domain is asked once. */
+	bool *local = calloc(QUEUE_RCPT_MAX + 1, sizeof(*local));
+	bool *store = calloc(QUEUE_RCPT_MAX + 1, sizeof(*store));
+	if (local == NULL || store == NULL) {
+		free(local);
+		free(store);
 		return -1;
+	}
 	size_t n = 0;
 	for (size_t i = 0; i < env->nrcpt; i++) {
-		local[i] = env->rcpts[i].state == QUEUE_RCPT_PENDING &&
-			   qm_is_local(qm, env->rcpts[i].address);
-		n += local[i];
+		if (env->rcpts[i].state != QUEUE_RCPT_PENDING)
+			continue;
+		int ours = qm_domain_local(qm, env->rcpts[i].address);
+		if (ours < 0)
+			qm_defer_directory(env, &env->rcpts[i], directory_strerror(ours));
+		local[i] = ours != 0;
+		store[i] = ours == 1 && qm_expand(qm, env, i) &&
+			   env->rcpts[i].state == QUEUE_RCPT_PENDING;
+		n += store[i];
 	}
 	*local_r = local;
-	if (n == 0)
+	if (n == 0) {
+		free(store);
 		return 0;
+	}
 	struct store_rcpt *sr = calloc(n, sizeof(*sr));
 	size_t *idx = calloc(n, sizeof(*idx));
 	struct mail_writer *w = NULL;
@@ -171,7 +197,7 @@ int qm_local_deliver(struct queue_manager *qm, struct queue_envelope *env, int d
 	n = 0;
 	for (size_t i = 0; ret == 0 && i < env->nrcpt; i++) {
 		struct queue_rcpt *r = &env->rcpts[i];
-		if (!local[i])
+		if (!store[i])
 			continue;
 		struct directory_user u;
 		sr[n].address = r->address;
@@ -223,5 +249,6 @@ int qm_local_deliver(struct queue_manager *qm, struct queue_envelope *env, int d
 	}
 	free(sr);
 	free(idx);
+	free(store);
 	return 0;
 }

@@ -102,8 +102,9 @@ struct qm_attempt *qm_attempt_next(const struct qm_attempt *a);
  * unknown ones fail with 5.1.1. Then delivers the message to every
  * pending local mailbox. *local_r: a new array (the caller frees it), one
  * flag per recipient of the expanded env, true for those that were
- * pending in our domains, delivered here or not; the others are for
- * outbound. 0, or -1 out of memory (*local_r NULL). Blocking (job
+ * pending in our domains, delivered here or not, and for those deferred
+ * (4.3.0) because the directory could not say whether their domain is
+ * ours; the others are for outbound. 0, or -1 out of memory (*local_r NULL). Blocking (job
  * thread). */
 int qm_local_deliver(struct queue_manager *qm, struct queue_envelope *env, int data_fd,
 		     bool **local_r);
