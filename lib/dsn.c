@@ -47,6 +47,7 @@
 #include <time.h>
 
 #include "lib/hex.h"
+#include "lib/message_date.h"
 
 #define VALUE_MAX 1000	/* bytes of one header value kept */
 #define FOLD_AT 78	/* fold a field line after this many columns if there is a space */
@@ -149,20 +150,11 @@ static void put_fieldf(struct textbuf *out, const char *name, const char *fmt, .
 	textbuf_free(&v);
 }
 
-/* RFC 5322 3.3 in UTC, without the locale's help. */
+/* RFC 5322 3.3 in UTC. */
 static void format_date(int64_t when, char *buf, size_t size)
 {
-	static const char *const days[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
-	static const char *const months[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
-					     "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
-	time_t t = (time_t)when;
-	struct tm tm;
-	if (gmtime_r(&t, &tm) == NULL || tm.tm_year + 1900 > 9999 || tm.tm_year + 1900 < 1900) {
+	if (message_date_format(when, 0, buf, size) < 0)
 		snprintf(buf, size, "Thu, 1 Jan 1970 00:00:00 +0000");
-		return;
-	}
-	snprintf(buf, size, "%s, %d %s %d %02d:%02d:%02d +0000", days[tm.tm_wday], tm.tm_mday,
-		 months[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
 }
 
 static void put_date(struct textbuf *out, const char *name, int64_t when)

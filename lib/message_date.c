@@ -1,6 +1,7 @@
 #include "lib/message_date.h"
 
 #include <stdbool.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "lib/rfc822_header.h"
@@ -161,4 +162,41 @@ int message_date_parse(const void *value, size_t len, int64_t *time_r, int32_t *
 		  (int64_t)tz * 60;
 	*tz_r = tz;
 	return 0;
+}
+
+/* The inverse of days_from_civil. */
+static void civil_from_days(int64_t z, int *y_r, int *m_r, int *d_r)
+{
+	z += 719468;
+	int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+	int64_t doe = z - era * 146097;
+	int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+	int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+	int64_t mp = (5 * doy + 2) / 153;
+	*d_r = (int)(doy - (153 * mp + 2) / 5 + 1);
+	*m_r = (int)(mp < 10 ? mp + 3 : mp - 9);
+	*y_r = (int)(yoe + era * 400 + (*m_r <= 2));
+}
+
+int message_date_format(int64_t when, int32_t tz_minutes, char *out, size_t size)
+{
+	static const char days[7][4] = {"Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"};
+	static const char months[12][4] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+					   "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+	if (tz_minutes < -(23 * 60 + 59) || tz_minutes > 23 * 60 + 59 ||
+	    when < -2208988800 || when > 253402300799 + 86400) /* around 1900..9999 */
+		return -1;
+	int64_t local = when + (int64_t)tz_minutes * 60;
+	int64_t day = local >= 0 ? local / 86400 : (local - 86399) / 86400;
+	int64_t secs = local - day * 86400;
+	int y, m, d;
+	civil_from_days(day, &y, &m, &d);
+	if (y < 1900 || y > 9999)
+		return -1;
+	int32_t off = tz_minutes < 0 ? -tz_minutes : tz_minutes;
+	int n = snprintf(out, size, "%s, %d %s %d %02d:%02d:%02d %c%02d%02d",
+			 days[((day % 7) + 7) % 7], d, months[m - 1], y, (int)(secs / 3600),
+			 (int)(secs / 60 % 60), (int)(secs % 60), tz_minutes < 0 ? '-' : '+',
+			 (int)(off / 60), (int)(off % 60));
+	return n < 0 || (size_t)n >= size ? -1 : 0;
 }

@@ -34,6 +34,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "lib/message_date.h"
+
 /* Copies s into out with the characters that matter to Received:
  * parsing replaced. */
 static void sanitize(const char *s, char *out, size_t size)
@@ -65,19 +67,10 @@ int smtp_received_peer_literal(const char *peer, char *out, size_t size)
 
 void smtp_received_date(time_t when, char *out, size_t size)
 {
-	static const char days[7][4] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
-	static const char months[12][4] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
-					   "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
 	struct tm tm;
-	if (localtime_r(&when, &tm) == NULL)
-		gmtime_r(&when, &tm);
-	long off = tm.tm_gmtoff / 60;
-	char sign = off < 0 ? '-' : '+';
-	if (off < 0)
-		off = -off;
-	snprintf(out, size, "%s, %d %s %d %02d:%02d:%02d %c%02ld%02ld", days[tm.tm_wday % 7],
-		 tm.tm_mday, months[tm.tm_mon % 12], tm.tm_year + 1900, tm.tm_hour, tm.tm_min,
-		 tm.tm_sec, sign, off / 60, off % 60);
+	long off = localtime_r(&when, &tm) != NULL ? tm.tm_gmtoff / 60 : 0;
+	if (message_date_format((int64_t)when, (int32_t)off, out, size) < 0)
+		message_date_format(0, 0, out, size);
 }
 
 void smtp_received_format(const struct smtp_received_info *in, struct textbuf *out)

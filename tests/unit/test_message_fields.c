@@ -175,6 +175,46 @@ static void test_dates(void **state)
 	}
 }
 
+/* message_date_format: fixed points, then a round trip through the parser
+ * over days before and after 1970, leap days and zones on both sides. */
+static void test_date_format(void **state)
+{
+	static const struct {
+		int64_t when;
+		int32_t tz;
+		const char *want;
+	} cases[] = {
+	    {0, 0, "Thu, 1 Jan 1970 00:00:00 +0000"},
+	    {1696327200, 120, "Tue, 3 Oct 2023 12:00:00 +0200"},
+	    {1704067200, -300, "Sun, 31 Dec 2023 19:00:00 -0500"},
+	    {951782400, 0, "Tue, 29 Feb 2000 00:00:00 +0000"},
+	    {-1, 0, "Wed, 31 Dec 1969 23:59:59 +0000"},
+	    {-2208988800, 0, "Mon, 1 Jan 1900 00:00:00 +0000"},
+	    {253402300799, 0, "Fri, 31 Dec 9999 23:59:59 +0000"},
+	    {1704067200, 23 * 60 + 59, "Mon, 1 Jan 2024 23:59:00 +2359"},
+	};
+	(void)state;
+	char out[64];
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		assert_int_equal(message_date_format(cases[i].when, cases[i].tz, out, sizeof(out)), 0);
+		assert_string_equal(out, cases[i].want);
+	}
+	assert_int_equal(message_date_format(-2208988801, 0, out, sizeof(out)), -1);
+	assert_int_equal(message_date_format(253402300800, 0, out, sizeof(out)), -1);
+	assert_int_equal(message_date_format(0, 24 * 60, out, sizeof(out)), -1);
+	assert_int_equal(message_date_format(0, 0, out, 10), -1);
+	for (int64_t t = -2208988800 + 86400; t < 10000000000; t += 86400 * 37 + 3701) {
+		for (int32_t tz = -720; tz <= 840; tz += 345) {
+			int64_t back;
+			int32_t back_tz;
+			assert_int_equal(message_date_format(t, tz, out, sizeof(out)), 0);
+			assert_int_equal(message_date_parse(out, strlen(out), &back, &back_tz), 0);
+			if (back != t || back_tz != tz)
+				fail_msg("%" PRId64 " %+d -> '%s' -> %" PRId64 " %+d", t, tz, out, back, back_tz);
+		}
+	}
+}
+
 static void test_rfc2047(void **state)
 {
 	static const struct {
@@ -441,6 +481,7 @@ int main(void)
 	    cmocka_unit_test(test_address_lists),
 	    cmocka_unit_test(test_address_nul),
 	    cmocka_unit_test(test_dates),
+	    cmocka_unit_test(test_date_format),
 	    cmocka_unit_test(test_rfc2047),
 	    cmocka_unit_test(test_rfc2231),
 	    cmocka_unit_test(test_params_limit),
