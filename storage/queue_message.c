@@ -37,24 +37,6 @@ static int need_lock(struct queue *q, const char *what, const char **error_r)
 	return STORE_OK;
 }
 
-static int read_fd(int fd, size_t max, struct textbuf *out, const char *id, const char **error_r)
-{
-	char buf[8192];
-	for (;;) {
-		ssize_t n = read(fd, buf, sizeof(buf));
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return store_fail_errno(error_r, false, "read envelope", id);
-		}
-		if (n == 0)
-			return STORE_OK;
-		if (out->len + (size_t)n > max)
-			return store_fail(error_r, STORE_E_CORRUPT, "envelope %s is too large", id);
-		textbuf_append(out, buf, (size_t)n);
-	}
-}
-
 int queue_envelope_load(struct queue *q, const char *id, struct queue_envelope *env_r,
 			const char **error_r)
 {
@@ -66,7 +48,7 @@ int queue_envelope_load(struct queue *q, const char *id, struct queue_envelope *
 	if (fd < 0)
 		return store_fail_errno(error_r, true, "open envelope", id);
 	struct textbuf buf = TEXTBUF_INIT;
-	ret = read_fd(fd, QUEUE_ENVELOPE_FILE_MAX, &buf, id, error_r);
+	ret = store_read_fd(fd, id, QUEUE_ENVELOPE_FILE_MAX, &buf, error_r);
 	close(fd);
 	if (ret == STORE_OK) {
 		ret = queue_envelope_decode(buf.data != NULL ? buf.data : "", buf.len, env_r,

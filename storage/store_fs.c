@@ -96,6 +96,25 @@ DIR *store_opendir(int dirfd, const char *name)
 	return d;
 }
 
+int store_read_fd(int fd, const char *name, size_t max, struct textbuf *out, const char **error_r)
+{
+	char buf[8192];
+	for (;;) {
+		ssize_t n = read(fd, buf, sizeof(buf));
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return store_fail_errno(error_r, false, "read", name);
+		}
+		if (n == 0)
+			return 0;
+		if (out->len + (size_t)n > max)
+			return store_fail(error_r, STORE_E_CORRUPT, "%s is larger than %zu bytes", name,
+					  max);
+		textbuf_append(out, buf, (size_t)n);
+	}
+}
+
 int store_read_small(int dirfd, const char *name, size_t max, struct textbuf *out,
 		     const char **error_r)
 {
@@ -105,27 +124,9 @@ int store_read_small(int dirfd, const char *name, size_t max, struct textbuf *ou
 			return 0;
 		return store_fail_errno(error_r, false, "open", name);
 	}
-	char buf[4096];
-	for (;;) {
-		ssize_t n = read(fd, buf, sizeof(buf));
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			int ret = store_fail_errno(error_r, false, "read", name);
-			close(fd);
-			return ret;
-		}
-		if (n == 0)
-			break;
-		if (out->len + (size_t)n > max) {
-			close(fd);
-			return store_fail(error_r, STORE_E_CORRUPT, "%s is larger than %zu bytes",
-					  name, max);
-		}
-		textbuf_append(out, buf, (size_t)n);
-	}
+	int ret = store_read_fd(fd, name, max, out, error_r);
 	close(fd);
-	return 0;
+	return ret;
 }
 
 int store_replace_file(int dirfd, const char *name, const void *data, size_t len,

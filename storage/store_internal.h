@@ -87,6 +87,9 @@ int store_mkdirat(int dirfd, const char *name);
 int store_open_dir(int dirfd, const char *name);
 /* The same as a stream for readdir, or NULL (errno set; nothing leaks). */
 DIR *store_opendir(int dirfd, const char *name);
+/* Appends the rest of fd (at most max bytes: more is STORE_E_CORRUPT) to
+ * out; name is for errors. */
+int store_read_fd(int fd, const char *name, size_t max, struct textbuf *out, const char **error_r);
 /* Small files: reads all of dirfd/name (ENOENT -> 0 with empty out). */
 int store_read_small(int dirfd, const char *name, size_t max, struct textbuf *out,
 		     const char **error_r);
