@@ -20,7 +20,7 @@ struct store_lockfile {
 	ino_t ino;
 	unsigned refs;
 	int fd;                    /* the descriptor fcntl works on */
-	int *extra_fds;            /* later opens of the same file, closed with the entry */
+	int *extra_fds;            /* opens that raced with another thread's first, closed with the entry */
 	unsigned n_extra;
 	pthread_mutex_t slot[STORE_LOCK_SLOTS];
 };
@@ -42,26 +42,49 @@ static void lock_atfork_register(void)
 	pthread_atfork(NULL, NULL, lock_atfork_child);
 }
 
+/* The entry for dev/ino, or NULL; lock_table_mutex held. */
+static struct store_lockfile *lock_table_find(dev_t dev, ino_t ino)
+{
+	struct store_lockfile *lf;
+	for (lf = lock_table; lf != NULL; lf = lf->next)
+		if (lf->dev == dev && lf->ino == ino)
+			break;
+	return lf;
+}
+
 int store_lockfile_open(int dirfd, const char *name, struct store_lockfile **lf_r,
 			const char **error_r)
 {
 	pthread_once(&lock_atfork_once, lock_atfork_register);
+	/* A file already in the table is taken without opening it again: a
+	 * descriptor opened per use could only be parked until the last user
+	 * leaves (closing it would drop this process's locks on the file), so
+	 * they piled up while any session kept the entry. */
+	struct stat st;
+	if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode)) {
+		pthread_mutex_lock(&lock_table_mutex);
+		struct store_lockfile *lf = lock_table_find(st.st_dev, st.st_ino);
+		if (lf != NULL)
+			lf->refs++;
+		pthread_mutex_unlock(&lock_table_mutex);
+		if (lf != NULL) {
+			*lf_r = lf;
+			return 0;
+		}
+	}
 	int fd = openat(dirfd, name, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (fd < 0)
 		return store_fail_errno(error_r, true, "open lock file", name);
-	struct stat st;
 	if (fstat(fd, &st) < 0) {
 		int ret = store_fail_errno(error_r, false, "stat lock file", name);
 		close(fd);
 		return ret;
 	}
 	pthread_mutex_lock(&lock_table_mutex);
-	struct store_lockfile *lf;
-	for (lf = lock_table; lf != NULL; lf = lf->next)
-		if (lf->dev == st.st_dev && lf->ino == st.st_ino)
-			break;
+	struct store_lockfile *lf = lock_table_find(st.st_dev, st.st_ino);
 	if (lf != NULL) {
-		/* Closing fd now could drop a lock another thread holds. */
+		/* Another thread entered it meanwhile. Closing fd now could drop
+		 * a lock that thread holds. */
 		int *fds = realloc(lf->extra_fds, (lf->n_extra + 1) * sizeof(int));
 		if (fds == NULL)
 			abort();
