@@ -85,7 +85,8 @@ int mailbox_delete(struct store_user *user, const char *name, const char **error
 /* Renames with all children (atomically on disk); subscriptions and
  * special-use follow. Renaming INBOX moves its messages into a new
  * mailbox and leaves an empty INBOX. EXISTS, NOTFOUND, INVALID (into own
- * child). The renamed mailbox keeps its UIDVALIDITY; a mailbox created
+ * child), LIMIT (a child's new name would be deeper or longer than the
+ * limits above). The renamed mailbox keeps its UIDVALIDITY; a mailbox created
  * under the old name later gets a new one. */
 int mailbox_rename(struct store_user *user, const char *from, const char *to,
 		   const char **error_r);

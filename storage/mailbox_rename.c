@@ -5,6 +5,7 @@
  * mailbox open keep working (they hold its directory open). Renaming
  * INBOX moves only INBOX's own .box and creates a fresh INBOX (RFC 3501).
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -50,6 +51,41 @@ static int clear_target(struct store_user *user, const char *to_path, const char
 	return 0;
 }
 
+/* Every mailbox below the level at level_fd, renamed to below `to`, must
+ * still be a valid name: one deeper or longer than the limits would drop
+ * out of LIST, could be neither opened nor deleted, and fsck's quota
+ * recount would skip it (its messages stored free). to holds the new name
+ * of the level and is extended in place (MAILBOX_NAME_MAX + 1 bytes). */
+static int subtree_fits(int level_fd, char *to, const char **error_r)
+{
+	DIR *d = store_opendir(level_fd, ".");
+	if (d == NULL)
+		return store_fail_errno(error_r, false, "list mailbox", to);
+	size_t len = strlen(to);
+	int ret = 0;
+	struct dirent *de;
+	while (ret == 0 && (de = readdir(d)) != NULL) {
+		char comp[MAILBOX_COMPONENT_ENC_MAX + 1], norm[MAILBOX_NAME_MAX + 1];
+		if (de->d_name[0] == '.' || mailbox_name_decode(de->d_name, comp, sizeof(comp)) < 0)
+			continue; /* the store's own entries; strays are fsck's */
+		if (len + 1 + strlen(comp) > MAILBOX_NAME_MAX) {
+			ret = store_fail(error_r, STORE_E_LIMIT, "mailbox name too long after the rename");
+			break;
+		}
+		snprintf(to + len, MAILBOX_NAME_MAX + 1 - len, "/%s", comp);
+		if ((ret = mailbox_name_normalize(to, norm, error_r)) < 0)
+			break;
+		int child = store_open_dir(level_fd, de->d_name);
+		if (child >= 0) {
+			ret = subtree_fits(child, to, error_r);
+			close(child);
+		}
+		to[len] = '\0';
+	}
+	closedir(d);
+	return ret;
+}
+
 static int rename_inbox(struct store_user *user, const char *to_path, const char *to,
 			const char **error_r)
 {
@@ -80,9 +116,14 @@ static int rename_tree(struct store_user *user, const char *from_path, const cha
 	if (fd < 0)
 		return store_fail_errno(error_r, true, "open mailbox", from);
 	bool exists = mailbox_level_has_box(fd) || mailbox_level_has_children(fd);
+	char moved[MAILBOX_NAME_MAX + 1];
+	snprintf(moved, sizeof(moved), "%s", to);
+	int ret = exists ? subtree_fits(fd, moved, error_r) : 0;
 	close(fd);
 	if (!exists)
 		return store_fail(error_r, STORE_E_NOTFOUND, "no mailbox %s", from);
+	if (ret < 0)
+		return ret;
 	char to_parent[MAILBOX_NAME_MAX * 3 + 64], from_parent[MAILBOX_NAME_MAX * 3 + 64];
 	parent_path(to_path, to_parent, sizeof(to_parent));
 	parent_path(from_path, from_parent, sizeof(from_parent));

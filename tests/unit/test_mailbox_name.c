@@ -188,6 +188,48 @@ static void test_hierarchy(void **state)
 	tstore_rmrf(&root);
 }
 
+/* A rename must not carry children past the depth or length limits: such
+ * a mailbox would drop out of LIST and of fsck's quota recount. */
+static void test_rename_keeps_children_within_limits(void **state)
+{
+	(void)state;
+	char *root = tstore_mkdtemp();
+	struct store *s = tstore_open(root, 0);
+	struct store_user *u = tstore_user(s, "deep@example.com");
+	const char *err;
+	char deep[MAILBOX_NAME_MAX + 1] = "a";
+	for (int i = 1; i < MAILBOX_DEPTH_MAX; i++)
+		strcat(deep, "/x");
+	assert_int_equal(mailbox_create(u, deep, 0, &err), 0);
+	assert_int_equal(mailbox_rename(u, "a", "p/q/a", &err), STORE_E_LIMIT);
+	assert_int_equal(mailbox_rename(u, "a/x", "p/q/r/x", &err), STORE_E_LIMIT);
+	assert_int_equal(mailbox_rename(u, "a", "b", &err), 0); /* same depth: fine */
+	char moved[MAILBOX_NAME_MAX + 1];
+	snprintf(moved, sizeof(moved), "b%s", deep + 1);
+	struct mailbox *b = tstore_mailbox(u, moved, 0);
+	mailbox_close(&b);
+
+	/* length: "L/<200 c>/<100 d>" renamed to 250 or 200 characters */
+	char child[MAILBOX_NAME_MAX + 1] = "L/", target[MAILBOX_NAME_MAX + 1];
+	memset(child + 2, 'c', 200);
+	child[202] = '/';
+	memset(child + 203, 'd', 100);
+	child[303] = '\0';
+	assert_int_equal(mailbox_create(u, child, 0, &err), 0);
+	memset(target, 't', 250);
+	target[250] = '\0';
+	assert_int_equal(mailbox_rename(u, "L", target, &err), STORE_E_LIMIT);
+	target[200] = '\0';
+	assert_int_equal(mailbox_rename(u, "L", target, &err), 0); /* 200 + 302 = 502 */
+	char renamed[2 * MAILBOX_NAME_MAX + 2];
+	snprintf(renamed, sizeof(renamed), "%s%s", target, child + 1);
+	b = tstore_mailbox(u, renamed, 0);
+	mailbox_close(&b);
+	store_user_close(&u);
+	store_close(&s);
+	tstore_rmrf(&root);
+}
+
 static void test_rename_inbox_and_uidvalidity(void **state)
 {
 	(void)state;
@@ -256,6 +298,7 @@ int main(void)
 		cmocka_unit_test(test_limits),
 		cmocka_unit_test(test_encode_roundtrip),
 		cmocka_unit_test(test_hierarchy),
+		cmocka_unit_test(test_rename_keeps_children_within_limits),
 		cmocka_unit_test(test_rename_inbox_and_uidvalidity),
 		cmocka_unit_test(test_names_stay_inside),
 	};
