@@ -124,9 +124,12 @@ static bool same_user(const struct mailbox *a, const struct mailbox *b)
 	return a->user == b->user || strcmp(a->user->path, b->user->path) == 0;
 }
 
-/* charge: false for a MOVE within one user (its usage does not change). */
+/* The copies are charged in the same lock hold as their record, as every
+ * usage change is (fsck's recount relies on it). quota: the limit to
+ * enforce, NULL for a MOVE within one user (its usage does not grow: the
+ * source's expunge gives the bytes back right after). */
 static int copy_locked(struct mailbox *src, struct mailbox *dst, struct copy_plan *p,
-		       bool charge, const struct store_quota_limit *quota, struct uidset *src_done,
+		       const struct store_quota_limit *quota, struct uidset *src_done,
 		       struct uidset *dst_done, const char **error_r)
 {
 	struct index_view *v = dst->view;
@@ -134,7 +137,7 @@ static int copy_locked(struct mailbox *src, struct mailbox *dst, struct copy_pla
 	for (size_t i = 0; i < p->n; i++)
 		bytes += p->m[i].size;
 	int ret = plan_keywords(src, dst, p, error_r);
-	if (ret == 0 && charge)
+	if (ret == 0)
 		ret = quota_charge(dst->user, (int64_t)bytes, (int64_t)p->n, quota, NULL, error_r);
 	if (ret < 0)
 		return ret;
@@ -174,7 +177,7 @@ static int copy_locked(struct mailbox *src, struct mailbox *dst, struct copy_pla
 		count = 0;
 	}
 	/* Give back what was charged for messages that were not copied. */
-	if (charge && bytes > copied_bytes)
+	if (bytes > copied_bytes)
 		(void)quota_charge(dst->user, -(int64_t)(bytes - copied_bytes),
 				   -(int64_t)(p->n - count), NULL, NULL, NULL);
 	return ret;
@@ -190,20 +193,20 @@ int mailbox_copy(struct mailbox *src, const struct uidset *uids, struct mailbox 
 	memset(&p, 0, sizeof(p));
 	plan_collect(src, uids, &p);
 	struct uidset src_done = UIDSET_INIT, dst_done = UIDSET_INIT;
-	bool charge = !move || !same_user(src, dst);
+	const struct store_quota_limit *limit = move && same_user(src, dst) ? NULL : quota;
 	int ret = 0;
 	if (p.n > 0) {
 		ret = index_view_lock(dst->view, error_r);
 		uint64_t pos0 = dst->view->log_pos;
 		if (ret == 0) {
-			ret = copy_locked(src, dst, &p, charge, quota, &src_done, &dst_done, error_r);
+			ret = copy_locked(src, dst, &p, limit, &src_done, &dst_done, error_r);
 			index_view_unlock(dst->view);
 			if (ret == 0 && dst->view->log_pos != pos0)
 				ret = mailbox_durable(dst, error_r);
 		}
 	}
 	if (ret == 0 && move && !uidset_empty(&src_done))
-		ret = mailbox_expunge_uncharged(src, &src_done, charge, error_r);
+		ret = mailbox_expunge(src, &src_done, true, NULL, error_r);
 	if (ret == 0 && src_uids_r != NULL)
 		for (size_t r = 0; r < src_done.n; r++)
 			uidset_add_range(src_uids_r, src_done.r[r].first, src_done.r[r].last);

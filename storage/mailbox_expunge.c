@@ -28,8 +28,8 @@ void mailbox_unlink_messages(struct mailbox *box, const struct uidset *uids)
 	}
 }
 
-static int expunge(struct mailbox *box, const struct uidset *uids, bool any_flags, bool uncharge,
-		   struct uidset *expunged_r, const char **error_r)
+int mailbox_expunge(struct mailbox *box, const struct uidset *uids, bool any_flags,
+		    struct uidset *expunged_r, const char **error_r)
 {
 	struct index_view *v = box->view;
 	if (!v->full)
@@ -61,7 +61,7 @@ static int expunge(struct mailbox *box, const struct uidset *uids, bool any_flag
 			index_put_range(&box->buf, gone.r[r].first, gone.r[r].last);
 		ret = index_view_write(v, &box->buf, start, INDEX_REC_EXPUNGE, 0, (uint32_t)gone.n, modseq,
 				       NULL, error_r);
-		if (ret == 0 && uncharge)
+		if (ret == 0)
 			(void)quota_charge(box->user, -(int64_t)bytes, -(int64_t)count, NULL, NULL, NULL);
 	}
 	index_view_unlock(v);
@@ -76,18 +76,6 @@ static int expunge(struct mailbox *box, const struct uidset *uids, bool any_flag
 	}
 	uidset_free(&gone);
 	return ret;
-}
-
-int mailbox_expunge(struct mailbox *box, const struct uidset *uids, bool any_flags,
-		    struct uidset *expunged_r, const char **error_r)
-{
-	return expunge(box, uids, any_flags, true, expunged_r, error_r);
-}
-
-int mailbox_expunge_uncharged(struct mailbox *box, const struct uidset *uids, bool uncharge,
-			      const char **error_r)
-{
-	return expunge(box, uids, true, uncharge, NULL, error_r);
 }
 
 int mailbox_vanished_since(const struct mailbox *box, uint64_t modseq, struct uidset *uids_r,

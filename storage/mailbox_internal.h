@@ -154,10 +154,6 @@ int mailbox_keywords_check(const char *const *names, size_t n, const char **erro
 
 /* ---- mailbox_expunge.c ---- */
 
-/* The expunge of a MOVE's source: uncharge=false when the messages stay
- * with the same user (its usage did not grow with the copy). */
-int mailbox_expunge_uncharged(struct mailbox *box, const struct uidset *uids, bool uncharge,
-			      const char **error_r);
 /* Removes message files (and cache blobs) after an expunge is durable. */
 void mailbox_unlink_messages(struct mailbox *box, const struct uidset *uids);
 
