@@ -36,9 +36,11 @@ int index_view_lock(struct index_view *v, const char **error_r)
 		return ret;
 	v->locked = true;
 	ret = v->broken ? index_view_reload(v, error_r) : 0;
-	for (int i = 0; ret == 0 && i < LOCK_RELOADS; i++) {
+	/* Only a read that reached the log's end may end this loop with 0: a
+	 * writer positioned anywhere else would write over records. */
+	for (int reloads = 0; ret == 0; reloads++) {
 		ret = index_read_log(v, true, error_r);
-		if (ret != 2 /* READ_RELOAD */)
+		if (ret != 2 /* READ_RELOAD */ || reloads == LOCK_RELOADS)
 			break;
 		ret = index_view_reload(v, error_r);
 	}

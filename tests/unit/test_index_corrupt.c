@@ -262,11 +262,64 @@ static void test_open_view_sees_reset(void **state)
 	env_teardown(&e);
 }
 
+/* A ROTATE past the synced mark whose target is not there (fsck killed
+ * between writing it and raising the mark) sends every writer back to
+ * reload: after a few the writer must give up, never write from where the
+ * last reload left it (at the mark, over the ROTATE). fsck then repairs
+ * it and nothing is lost. */
+static void test_writer_never_writes_short_of_the_end(void **state)
+{
+	(void)state;
+	struct env e;
+	const char *err;
+	env_setup(&e, false);
+	struct mailbox *b = tstore_mailbox(e.u, "INBOX", 0);
+	struct index_view *v = b->view;
+	struct stat st;
+	assert_int_equal(fstat(v->log_fd, &st), 0);
+	struct textbuf rec = TEXTBUF_INIT;
+	size_t start = index_rec_begin(&rec);
+	index_put_u64(&rec, v->log_seq + 1);
+	index_put_u64(&rec, 128);
+	index_rec_finish(&rec, start, INDEX_REC_ROTATE, INDEX_ROTATE_RESET, 0, 0, &v->state);
+	uint8_t written[256];
+	size_t rec_len = rec.len;
+	assert_true(rec_len <= sizeof(written));
+	memcpy(written, rec.data, rec_len);
+	assert_int_equal(pwrite(v->log_fd, rec.data, rec.len, st.st_size), (ssize_t)rec.len);
+	textbuf_free(&rec);
+	mailbox_close(&b);
+
+	b = tstore_mailbox(e.u, "INBOX", MAILBOX_OPEN_APPEND_ONLY);
+	struct mail_append a = { .writer = tstore_writer(e.s, "Subject: late\r\n\r\nx\r\n") };
+	uint32_t uid;
+	int ret = mailbox_append(b, &a, 1, NULL, &uid, NULL, &err);
+	mailbox_close(&b);
+	uint8_t now[256];
+	int fd = openat(e.dir_fd, e.log, O_RDONLY);
+	assert_true(fd >= 0);
+	assert_int_equal(pread(fd, now, rec_len, st.st_size), (ssize_t)rec_len);
+	close(fd);
+	if (memcmp(now, written, rec_len) != 0)
+		fail_msg("the append (returned %d) wrote over the ROTATE record", ret);
+	assert_int_equal(ret, STORE_E_TEMP);
+	assert_true(count_problems(e.s, "dan@example.com", true) > 0);
+	assert_int_equal(count_problems(e.s, "dan@example.com", false), 0);
+	b = tstore_mailbox(e.u, "INBOX", 0);
+	tstore_append(e.s, b, "after repair", 0, NULL);
+	struct mailbox_status ms;
+	mailbox_get_status(b, &ms);
+	assert_int_equal(ms.messages, MESSAGES + 1);
+	mailbox_close(&b);
+	env_teardown(&e);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_damage_table),
 		cmocka_unit_test(test_open_view_sees_reset),
+		cmocka_unit_test(test_writer_never_writes_short_of_the_end),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
