@@ -14,9 +14,12 @@
  *   4. only then are the new/ entries unlinked.
  * A crash before 2 leaves new/ as it was (the stale links are replaced
  * later); after 2 the entries are in the record's absorb set, so the next
- * absorber knows they are done and only unlinks them (after its own
- * commit, in case the record was never made durable). No delivery is
- * lost or absorbed twice.
+ * absorber knows they are done: it checks that each one's record still
+ * has its msg/ link (a power failure can keep the record and lose the
+ * link), links it again from the entry if not, and unlinks the entries
+ * after its own commit (in case the record was never made durable). A
+ * light view, without the records, leaves such entries to a full one. No
+ * delivery is lost or absorbed twice.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -37,6 +40,7 @@ struct absorb_entry {
 	uint32_t flags;
 	uint64_t keywords;    /* mask, set under the lock before the record */
 	bool has_keywords;
+	bool keep;            /* a leftover a light view cannot check: carried, not unlinked */
 };
 
 struct absorb_list {
@@ -173,6 +177,41 @@ static int entry_cmp(const void *a, const void *b)
 	return strcmp(x->name, y->name);
 }
 
+static int link_entry(struct mailbox *box, const char *name, uint32_t uid, uint64_t *size_r,
+		      const char **error_r);
+
+/* The live record of guid in a full view, or NULL. */
+static const struct mail_record *live_record(const struct index_view *v, const uint8_t guid[16])
+{
+	for (size_t i = 0; i < v->n_recs; i++)
+		if (!(v->recs[i].flags & INDEX_DEAD) && memcmp(v->recs[i].guid, guid, 16) == 0)
+			return &v->recs[i];
+	return NULL;
+}
+
+/* A leftover of an earlier absorb (its GUID is in the absorb set) may be
+ * the only copy: that absorb's record can reach the disk without its
+ * msg/ link (a power failure between the two writes, on a filesystem
+ * that orders neither). Before the entry may go, the link of its live
+ * record is checked and made again from it when missing. */
+static int leftover_check(struct mailbox *box, struct absorb_entry *e, const char **error_r)
+{
+	if (!box->view->full) {
+		e->keep = true;
+		return 0;
+	}
+	const struct mail_record *r = live_record(box->view, e->guid);
+	if (r == NULL)
+		return 0; /* expunged since: the entry is all that is left of it */
+	char name[48];
+	struct stat st;
+	mailbox_msg_name(r->uid, name, sizeof(name));
+	if (fstatat(box->msg_fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 || errno != ENOENT)
+		return 0;
+	uint64_t size;
+	return link_entry(box, e->name, r->uid, &size, error_r);
+}
+
 /* Splits new/ into entries to absorb and leftovers of an earlier absorb. */
 static int list_new(struct mailbox *box, struct absorb_list *fresh, struct absorb_list *left,
 		    const char **error_r)
@@ -181,7 +220,8 @@ static int list_new(struct mailbox *box, struct absorb_list *fresh, struct absor
 	if (d == NULL)
 		return store_fail_errno(error_r, false, "open", "new/");
 	struct dirent *de;
-	while ((de = readdir(d)) != NULL) {
+	int ret = 0;
+	while (ret == 0 && (de = readdir(d)) != NULL) {
 		struct absorb_entry e;
 		const char *kw;
 		if (de->d_name[0] == '.' || strlen(de->d_name) >= sizeof(e.name) ||
@@ -189,10 +229,16 @@ static int list_new(struct mailbox *box, struct absorb_list *fresh, struct absor
 			continue; /* not ours: store_fsck reports it */
 		e.has_keywords = *kw != '\0';
 		e.keywords = 0;
+		e.keep = false;
 		memcpy(e.name, de->d_name, strlen(de->d_name) + 1);
-		list_add(index_absorb_contains(box->view, e.guid) ? left : fresh, &e);
+		bool done = index_absorb_contains(box->view, e.guid);
+		if (done)
+			ret = leftover_check(box, &e, error_r);
+		list_add(done ? left : fresh, &e);
 	}
 	closedir(d);
+	if (ret < 0)
+		return ret;
 	if (fresh->n > 0)
 		qsort(fresh->e, fresh->n, sizeof(fresh->e[0]), entry_cmp);
 	return 0;
@@ -293,6 +339,32 @@ static int absorb_batch(struct mailbox *box, struct absorb_list *fresh, size_t f
 				count, count > 0 ? modseq : 0, NULL, error_r);
 }
 
+int mailbox_absorb_restore(struct mailbox *box, const struct mail_record *r, bool repair,
+			   const char **error_r)
+{
+	DIR *d = open_new(box);
+	if (d == NULL)
+		return errno == ENOENT ? 0 : store_fail_errno(error_r, false, "open", "new/");
+	struct dirent *de;
+	int ret = 0;
+	while (ret == 0 && (de = readdir(d)) != NULL) {
+		uint8_t guid[16];
+		int64_t date;
+		uint32_t flags;
+		struct stat st;
+		if (de->d_name[0] == '.' ||
+		    mailbox_new_parse(de->d_name, guid, &date, &flags, NULL) < 0 ||
+		    memcmp(guid, r->guid, 16) != 0 ||
+		    fstatat(box->new_fd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+		    (uint64_t)st.st_size != r->size)
+			continue;
+		uint64_t size;
+		ret = !repair ? 1 : link_entry(box, de->d_name, r->uid, &size, error_r) < 0 ? -1 : 1;
+	}
+	closedir(d);
+	return ret;
+}
+
 int mailbox_absorb(struct mailbox *box, const char **error_r)
 {
 	if (!mailbox_new_pending(box))
@@ -307,13 +379,17 @@ int mailbox_absorb(struct mailbox *box, const char **error_r)
 		ret = absorb_batch(box, &fresh, from, to, &left, error_r);
 	}
 	index_view_unlock(box->view);
-	if (ret == 0 && fresh.n + left.n > 0)
+	size_t gone = fresh.n;
+	for (size_t i = 0; i < left.n; i++)
+		gone += !left.e[i].keep;
+	if (ret == 0 && gone > 0)
 		ret = mailbox_durable(box, error_r);
 	if (ret == 0) {
 		for (size_t i = 0; i < fresh.n; i++)
 			unlinkat(box->new_fd, fresh.e[i].name, 0);
 		for (size_t i = 0; i < left.n; i++)
-			unlinkat(box->new_fd, left.e[i].name, 0);
+			if (!left.e[i].keep)
+				unlinkat(box->new_fd, left.e[i].name, 0);
 	}
 	free(fresh.e);
 	free(left.e);

@@ -113,6 +113,11 @@ int mailbox_claim_recent(struct mailbox *box, const char **error_r);
 /* Absorbs deliveries waiting in new/; cheap (one readdir) when none. */
 int mailbox_absorb(struct mailbox *box, const char **error_r);
 bool mailbox_new_pending(struct mailbox *box);
+/* fsck, index lock held: the file of record r is missing; when new/ still
+ * holds its delivery (same GUID and size) it is linked back (repair).
+ * 1 restored (or restorable when !repair), 0 not there, <0 error. */
+int mailbox_absorb_restore(struct mailbox *box, const struct mail_record *r, bool repair,
+			   const char **error_r);
 /* The new/ entry name of a delivery (out: MAILBOX_NEW_NAME_MAX bytes);
  * -1 when the keywords do not fit in a file name. */
 int mailbox_new_name(const uint8_t guid[16], int64_t date, uint32_t flags,

@@ -41,10 +41,19 @@ static void check_messages(struct fsck *fk, struct mailbox *box, const struct fs
 		const struct mail_record *r = i < v->n_recs ? &v->recs[i] : NULL;
 		const struct fsck_file *f = j < files->n ? &files->f[j] : NULL;
 		if (f == NULL || (r != NULL && r->uid < f->uid)) {
-			fsck_problem(fk, box->name, STORE_FSCK_MISSING_FILE, fk->repair,
-				     "message %u has no file%s", r->uid,
-				     fk->repair ? ": expunged, it cannot be recovered" : "");
-			uidset_add(missing, r->uid);
+			const char *err = NULL;
+			int back = mailbox_absorb_restore(box, r, fk->repair, &err);
+			if (back > 0)
+				fsck_problem(fk, box->name, STORE_FSCK_MISSING_FILE, fk->repair,
+					     "message %u has no file but its delivery is still in new/%s",
+					     r->uid, fk->repair ? ": linked again" : "");
+			else
+				fsck_problem(fk, box->name, STORE_FSCK_MISSING_FILE, fk->repair,
+					     "message %u has no file%s%s%s", r->uid,
+					     fk->repair ? ": expunged, it cannot be recovered" : "",
+					     back < 0 ? "; new/: " : "", back < 0 ? err : "");
+			if (back <= 0)
+				uidset_add(missing, r->uid);
 			i++;
 		} else if (r == NULL || f->uid < r->uid) {
 			fsck_problem(fk, box->name, STORE_FSCK_ORPHAN_FILE, fk->repair,

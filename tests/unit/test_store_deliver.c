@@ -185,6 +185,69 @@ static void test_absorb_leftovers(void **state)
 	store_user_close(&u);
 }
 
+/* The name of the one entry in new/ ("" when none). */
+static void only_new_entry(struct mailbox *b, char name[256])
+{
+	DIR *d = fdopendir(openat(b->new_fd, ".", O_RDONLY | O_DIRECTORY));
+	assert_non_null(d);
+	struct dirent *de;
+	name[0] = '\0';
+	while ((de = readdir(d)) != NULL)
+		if (de->d_name[0] != '.')
+			snprintf(name, 256, "%s", de->d_name);
+	closedir(d);
+}
+
+/* A power failure in an absorber's round can keep its record and lose its
+ * msg/ link, leaving the delivery only in new/ (its GUID in the absorb
+ * set). The next full sync must link it again, not delete the entry as
+ * a done leftover; fsck must do the same instead of expunging. */
+static void test_absorbed_link_lost(void **state)
+{
+	struct fixture *f = *state;
+	const char *err;
+	struct store_user *u = tstore_user(f->s, "lost@example.com");
+	struct mailbox *b = tstore_mailbox(u, "INBOX", 0);
+	struct store_rcpt r;
+	memset(&r, 0, sizeof(r));
+	r.address = "lost@example.com";
+	for (int round = 0; round < 2; round++) {
+		uint32_t uid = (uint32_t)round + 1;
+		char msgname[32], name[256], buf[32];
+		snprintf(msgname, sizeof(msgname), "0/%u", uid);
+		struct mail_writer *w = tstore_writer(f->s, msg);
+		assert_int_equal(store_deliver(f->s, &w, NULL, &r, 1, &err), 0);
+		only_new_entry(b, name);
+		assert_int_not_equal(name[0], '\0');
+		assert_int_equal(mailbox_sync(b, NULL, NULL, &err), 0);
+		assert_non_null(mailbox_lookup(b, uid));
+		/* the crash: the entry back in new/, the link gone */
+		assert_int_equal(linkat(b->msg_fd, msgname, b->new_fd, name, 0), 0);
+		assert_int_equal(unlinkat(b->msg_fd, msgname, 0), 0);
+		if (round == 0) {
+			mailbox_close(&b);
+			b = tstore_mailbox(u, "INBOX", 0);
+			assert_int_equal(mailbox_sync(b, NULL, NULL, &err), 0);
+		} else {
+			int problems = store_fsck(f->s, "lost@example.com", true, NULL, &err);
+			assert_true(problems > 0);
+			assert_int_equal(store_fsck(f->s, "lost@example.com", false, NULL, &err), 0);
+			mailbox_close(&b);
+			b = tstore_mailbox(u, "INBOX", 0);
+		}
+		size_t n;
+		if (mailbox_msg_read(b, uid, 0, buf, sizeof(buf), &n, &err) != 0)
+			fail_msg("round %d: message %u lost: %s", round, uid, err);
+		only_new_entry(b, name);
+		assert_string_equal(name, ""); /* the leftover went once the link was back */
+	}
+	struct mailbox_status st;
+	mailbox_get_status(b, &st);
+	assert_int_equal(st.messages, 2);
+	mailbox_close(&b);
+	store_user_close(&u);
+}
+
 static void test_deliver_quota_warning(void **state)
 {
 	struct fixture *f = *state;
@@ -359,6 +422,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_deliver_many, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_deliver_into_folder_and_sync, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_absorb_leftovers, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_absorbed_link_lost, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_deliver_quota_warning, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_deliver_twice_at_quota, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_deliver_keywords, setup, teardown),
