@@ -119,8 +119,12 @@ static int read_range(struct index_view *v, uint64_t limit, uint64_t synced, uin
 			}
 			if (dec == INDEX_DECODE_OK) {
 				int ret = index_apply(v, &rec, true, error_r);
-				if (ret < 0)
+				if (ret < 0) {
+					/* it may have applied part of the record:
+					 * the next use starts from the files again */
+					v->broken = true;
 					return ret;
+				}
 				k += rec.size;
 				v->log_pos += rec.size;
 				if (rec.type == INDEX_REC_ROTATE)

@@ -314,12 +314,62 @@ static void test_writer_never_writes_short_of_the_end(void **state)
 	env_teardown(&e);
 }
 
+/* A record that decodes but does not apply (its state block disagrees)
+ * fails every sync with CORRUPT. The view is then broken: later syncs
+ * start from the files again instead of applying the record once more on
+ * top of what it already added (the same UIDs again, per retry, in an
+ * array searched as sorted). */
+static void test_failed_record_leaves_view_alone(void **state)
+{
+	(void)state;
+	struct env e;
+	const char *err;
+	env_setup(&e, false);
+	struct mailbox *b = tstore_mailbox(e.u, "INBOX", 0);
+	struct index_view *v = b->view;
+	struct stat st;
+	assert_int_equal(fstat(v->log_fd, &st), 0);
+	struct textbuf rec = TEXTBUF_INIT;
+	size_t start = index_rec_begin(&rec);
+	struct mail_record m;
+	memset(&m, 0, sizeof(m));
+	m.uid = v->state.uidnext;
+	m.modseq = v->state.highestmodseq + 1;
+	m.size = 10;
+	index_put_msg(&rec, &m);
+	index_put_u32(&rec, 0);
+	index_put_u32(&rec, 0);
+	struct index_state bad = v->state;
+	bad.uidnext += 1; /* but not messages */
+	index_rec_finish(&rec, start, INDEX_REC_APPEND, 0, 1, m.modseq, &bad);
+	assert_int_equal(pwrite(v->log_fd, rec.data, rec.len, st.st_size), (ssize_t)rec.len);
+	assert_int_equal(index_log_mark_synced(v->log_fd, (uint64_t)st.st_size + rec.len, &err), 0);
+	textbuf_free(&rec);
+	size_t first_n = 0;
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(mailbox_sync(b, NULL, NULL, &err), STORE_E_CORRUPT);
+		size_t n;
+		const struct mail_record *recs = mailbox_records(b, &n);
+		if (i == 0)
+			first_n = n;
+		assert_int_equal(n, first_n);
+		assert_true(n <= MESSAGES + 1);
+		for (size_t k = 1; k < n; k++)
+			assert_true(recs[k].uid > recs[k - 1].uid);
+	}
+	mailbox_close(&b);
+	assert_true(count_problems(e.s, "dan@example.com", true) > 0);
+	assert_int_equal(count_problems(e.s, "dan@example.com", false), 0);
+	env_teardown(&e);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_damage_table),
 		cmocka_unit_test(test_open_view_sees_reset),
 		cmocka_unit_test(test_writer_never_writes_short_of_the_end),
+		cmocka_unit_test(test_failed_record_leaves_view_alone),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
