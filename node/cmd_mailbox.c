@@ -230,6 +230,7 @@ static const char *const fsck_problems[] = {
 	[STORE_FSCK_UNSYNCED] = "unsynced records",
 	[STORE_FSCK_QUOTA] = "quota usage",
 	[STORE_FSCK_BAD_NAME] = "unexpected entry",
+	[STORE_FSCK_UNCHECKED] = "not checked",
 };
 
 static void fsck_problem(const char *address, const char *mailbox, enum store_fsck_problem p,

@@ -27,6 +27,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "lib/fd_limit.h"
 #include "node/auth.h"
 #include "node/auth_pool.h"
 #include "node/job_pool.h"
@@ -589,6 +590,7 @@ int main(int argc, char **argv)
 		return rc;
 	}
 	umask(027); /* store files: service user rw, its group r, nobody else */
+	(void)fd_limit_raise();
 	if (!foreground && daemonize_start() < 0) {
 		fprintf(stderr, "maild: cannot start in the background: %s\n", strerror(errno));
 		return 1;

@@ -186,6 +186,8 @@ enum store_fsck_problem {
 	STORE_FSCK_UNSYNCED,         /* committed log records not yet visible to readers */
 	STORE_FSCK_QUOTA,            /* quota usage differs from the mailboxes */
 	STORE_FSCK_BAD_NAME,         /* an entry whose name the store never writes */
+	STORE_FSCK_UNCHECKED,        /* a user could not be checked (the walk went on) */
+	STORE_FSCK_KINDS
 };
 
 struct store_fsck_callbacks {

@@ -182,18 +182,19 @@ static int fsck_all(struct fsck *fk, const char **error_r)
 	if (domains == NULL)
 		return store_fail_errno(error_r, false, "read", "mail directory");
 	int ret = 0;
+	char first_error[512] = "";
 	struct dirent *dd;
-	while (ret >= 0 && (dd = readdir(domains)) != NULL) {
+	while ((dd = readdir(domains)) != NULL) {
 		if (dd->d_name[0] == '.')
 			continue;
 		DIR *hh = store_opendir(dirfd(domains), dd->d_name);
 		struct dirent *hd;
-		while (ret >= 0 && hh != NULL && (hd = readdir(hh)) != NULL) {
+		while (hh != NULL && (hd = readdir(hh)) != NULL) {
 			if (hd->d_name[0] == '.')
 				continue;
 			DIR *users = store_opendir(dirfd(hh), hd->d_name);
 			struct dirent *ud;
-			while (ret >= 0 && users != NULL && (ud = readdir(users)) != NULL) {
+			while (users != NULL && (ud = readdir(users)) != NULL) {
 				char local[ADDRESS_LOCAL_MAX + 1];
 				if (ud->d_name[0] == '.')
 					continue;
@@ -214,12 +215,23 @@ static int fsck_all(struct fsck *fk, const char **error_r)
 						     hd->d_name, ud->d_name);
 					continue;
 				}
-				ret = fsck_user(fk, address, error_r);
-				if (ret == STORE_E_INVALID) {
+				const char *why = NULL;
+				int uret = fsck_user(fk, address, &why);
+				if (uret == STORE_E_INVALID) {
 					fk->address = NULL;
 					fsck_problem(fk, NULL, STORE_FSCK_BAD_NAME, false, "%s: not a user address",
 						     address);
-					ret = 0;
+				} else if (uret < 0) {
+					/* One user that cannot be checked must not keep the
+					 * others from it; the walk ends with the first error. */
+					fk->address = address;
+					fsck_problem(fk, NULL, STORE_FSCK_UNCHECKED, false, "%s",
+						     why != NULL ? why : store_strerror(uret));
+					if (ret == 0) {
+						ret = uret;
+						snprintf(first_error, sizeof(first_error), "%s: %s", address,
+							 why != NULL ? why : store_strerror(uret));
+					}
 				}
 			}
 			if (users != NULL)
@@ -229,7 +241,7 @@ static int fsck_all(struct fsck *fk, const char **error_r)
 			closedir(hh);
 	}
 	closedir(domains);
-	return ret;
+	return ret < 0 ? store_fail(error_r, ret, "%s", first_error) : 0;
 }
 
 int store_fsck(struct store *store, const char *address, bool repair,

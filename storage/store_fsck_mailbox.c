@@ -300,6 +300,16 @@ int fsck_mailbox(struct fsck *fk, struct store_user *u, const char *name, int le
 	uint64_t pend_bytes = 0, pend_msgs = 0;
 	bool dirty = false, deleted = false;
 	struct index_pending pend = INDEX_PENDING_INIT;
+	static const char *const subdirs[] = {"new", "msg"};
+	for (size_t i = 0; i < 2; i++) {
+		struct stat st;
+		if (fstatat(box_fd, subdirs[i], &st, AT_SYMLINK_NOFOLLOW) == 0 || errno != ENOENT)
+			continue;
+		fsck_problem(fk, name, STORE_FSCK_MISSING_FILE, fk->repair, "%s/ is missing%s",
+			     subdirs[i], fk->repair ? ": created again" : "");
+		if (fk->repair)
+			(void)store_mkdirat(box_fd, subdirs[i]);
+	}
 	int ret = mailbox_open_fds(&box, box_fd, error_r);
 	if (ret == 0)
 		ret = store_lockfile_open(box_fd, "lock", &lf, error_r);

@@ -232,7 +232,7 @@ static void test_interrupted_move_keeps_usage_exact(void **state)
 	arm(F_SYNCFS, 1);
 	assert_true(mailbox_copy(src, &sel, dst, true, NULL, NULL, NULL, &err) < 0);
 	disarm();
-	int problems[STORE_FSCK_BAD_NAME + 1] = {0};
+	int problems[STORE_FSCK_KINDS] = {0};
 	struct store_fsck_callbacks cb = { NULL, count_problems, problems };
 	assert_true(store_fsck(s, "mover@example.com", false, &cb, &err) >= 0);
 	assert_int_equal(problems[STORE_FSCK_QUOTA], 0);

@@ -20,7 +20,7 @@
 #include "tests/unit/test_store_helpers.h"
 
 struct report {
-	int counts[STORE_FSCK_BAD_NAME + 1];
+	int counts[STORE_FSCK_KINDS];
 	int repaired;
 	int progress;
 };
@@ -182,6 +182,59 @@ static void test_missing_file(void **state)
 	tstore_rmrf(&root);
 }
 
+/* A mailbox that lost its new/ directory is given one again; one user
+ * fsck cannot check (here a mailbox whose msg/ is a file) is reported and
+ * the walk over all users goes on to the next. */
+static void test_damaged_mailbox_directories(void **state)
+{
+	(void)state;
+	char *root = tstore_mkdtemp();
+	struct store *s = tstore_open(root, 0);
+	const char *err;
+	struct store_user *a = tstore_user(s, "amy@example.com");
+	struct store_user *z = tstore_user(s, "zed@example.com");
+	struct mailbox *b = tstore_mailbox(a, "INBOX", 0);
+	tstore_append(s, b, "Subject: m\r\n\r\nx\r\n", 0, NULL);
+	assert_int_equal(unlinkat(b->dir_fd, "new", AT_REMOVEDIR), 0);
+	mailbox_close(&b);
+	struct report r;
+	assert_int_equal(run_fsck(s, "amy@example.com", true, &r), 1);
+	assert_int_equal(r.counts[STORE_FSCK_MISSING_FILE], 1);
+	assert_int_equal(run_fsck(s, "amy@example.com", false, &r), 0);
+	struct store_rcpt rc;
+	memset(&rc, 0, sizeof(rc));
+	rc.address = "amy@example.com";
+	struct mail_writer *w = tstore_writer(s, "Subject: after\r\n\r\ny\r\n");
+	assert_int_equal(store_deliver(s, &w, NULL, &rc, 1, &err), 0);
+	assert_int_equal(rc.result, 0);
+
+	/* amy's msg/ becomes a file; zed gets a problem fsck must still find */
+	b = tstore_mailbox(a, "INBOX", 0);
+	int box = dup(b->dir_fd);
+	mailbox_close(&b);
+	char path[512];
+	snprintf(path, sizeof(path), "%s/mail/.tmp/zz-moved-msg", root);
+	assert_int_equal(renameat(box, "msg", AT_FDCWD, path), 0);
+	int fd = openat(box, "msg", O_WRONLY | O_CREAT, 0600);
+	assert_true(fd >= 0);
+	close(fd);
+	close(box);
+	struct mailbox *zb = tstore_mailbox(z, "INBOX", 0);
+	tstore_append(s, zb, "Subject: z\r\n\r\nz\r\n", 0, NULL);
+	assert_int_equal(unlinkat(zb->msg_fd, "0/1", 0), 0);
+	mailbox_close(&zb);
+	memset(&r, 0, sizeof(r));
+	struct store_fsck_callbacks cb = { on_progress, on_problem, &r };
+	assert_true(store_fsck(s, NULL, false, &cb, &err) < 0);
+	assert_non_null(strstr(err, "amy@example.com"));
+	assert_int_equal(r.counts[STORE_FSCK_UNCHECKED], 1);
+	assert_true(r.counts[STORE_FSCK_MISSING_FILE] >= 1); /* zed's, found all the same */
+	store_user_close(&a);
+	store_user_close(&z);
+	store_close(&s);
+	tstore_rmrf(&root);
+}
+
 /* A deletion that died after its DELETED record: fsck finishes it. */
 static void test_half_deleted(void **state)
 {
@@ -303,6 +356,7 @@ int main(void)
 		cmocka_unit_test(test_clean),
 		cmocka_unit_test(test_leftovers),
 		cmocka_unit_test(test_missing_file),
+		cmocka_unit_test(test_damaged_mailbox_directories),
 		cmocka_unit_test(test_half_deleted),
 		cmocka_unit_test(test_quota_exact_while_active),
 	};
