@@ -153,7 +153,8 @@ static void fsck_tmp(struct fsck *fk)
 					struct stat fst;
 					if (fe->d_name[0] == '.' ||
 					    fstatat(dirfd(files), fe->d_name, &fst, AT_SYMLINK_NOFOLLOW) < 0 ||
-					    now - fst.st_mtime < STORE_TMP_MAX_AGE)
+					    now - fst.st_ctime < STORE_TMP_MAX_AGE) /* not mtime: an
+						     * APPEND gives its file the message's date */
 						continue;
 					fsck_problem(fk, NULL, STORE_FSCK_LEFTOVER, fk->repair,
 						     ".tmp/%s/%s/%s: abandoned message file", nd->d_name, sd->d_name,

@@ -153,6 +153,32 @@ static void test_leftovers(void **state)
 	tstore_rmrf(&root);
 }
 
+/* A temporary message file that an APPEND is still writing carries the
+ * message's own date (an old one, often) as its mtime: fsck must judge
+ * its age by when it was made, and leave it. */
+static void test_tmp_age_is_not_the_message_date(void **state)
+{
+	(void)state;
+	char *root = tstore_mkdtemp();
+	struct store *s = tstore_open(root, 0);
+	char dir[512], path[600];
+	snprintf(dir, sizeof(dir), "%s/mail/.tmp/test-node/w1", root);
+	mkdir(dir, 0700); /* the node's area exists once the store is open */
+	snprintf(path, sizeof(path), "%s/inflight", dir);
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, "x", 1), 1);
+	struct timespec old[2] = { { 631152000, 0 }, { 631152000, 0 } }; /* 1990 */
+	assert_int_equal(futimens(fd, old), 0);
+	close(fd);
+	struct report r;
+	assert_int_equal(run_fsck(s, NULL, true, &r), 0);
+	struct stat st;
+	assert_int_equal(stat(path, &st), 0);
+	store_close(&s);
+	tstore_rmrf(&root);
+}
+
 static void test_missing_file(void **state)
 {
 	(void)state;
@@ -355,6 +381,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_clean),
 		cmocka_unit_test(test_leftovers),
+		cmocka_unit_test(test_tmp_age_is_not_the_message_date),
 		cmocka_unit_test(test_missing_file),
 		cmocka_unit_test(test_damaged_mailbox_directories),
 		cmocka_unit_test(test_half_deleted),
