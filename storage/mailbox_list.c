@@ -214,8 +214,10 @@ void mailbox_levels_prune(struct store_user *user, const char *path)
 	}
 }
 
-/* Sums the sizes of deliveries waiting in new/ (charged to quota already). */
-static void pending_usage(int box_fd, uint64_t *bytes, uint64_t *msgs)
+/* Sums the deliveries waiting in new/ (charged to quota already, not yet
+ * in the index's usage): entries an earlier absorb recorded are in it
+ * (v NULL: an index too damaged to open, every entry counts). */
+static void pending_usage(int box_fd, const struct index_view *v, uint64_t *bytes, uint64_t *msgs)
 {
 	DIR *d = store_opendir(box_fd, "new");
 	if (d == NULL)
@@ -223,15 +225,24 @@ static void pending_usage(int box_fd, uint64_t *bytes, uint64_t *msgs)
 	struct dirent *de;
 	while ((de = readdir(d)) != NULL) {
 		struct stat st;
-		if (de->d_name[0] != '.' && fstatat(dirfd(d), de->d_name, &st, 0) == 0) {
-			*bytes += (uint64_t)st.st_size;
-			(*msgs)++;
-		}
+		uint8_t guid[16];
+		int64_t date;
+		uint32_t flags;
+		if (de->d_name[0] == '.' || fstatat(dirfd(d), de->d_name, &st, 0) < 0)
+			continue;
+		if (v != NULL && mailbox_new_parse(de->d_name, guid, &date, &flags, NULL) == 0 &&
+		    index_absorb_contains(v, guid))
+			continue;
+		*bytes += (uint64_t)st.st_size;
+		(*msgs)++;
 	}
 	closedir(d);
 }
 
-/* Marks the mailbox in .box deleted and moves it to the user's trash. */
+/* Marks the mailbox in .box deleted and moves it to the user's trash.
+ * Its usage is given back under the counters lock, which deliveries hold
+ * across their charge and new/ link: none can slip into new/ between the
+ * count and the move. */
 static int delete_box(struct store_user *user, int level, const char *name, const char **error_r)
 {
 	int box_fd = store_open_dir(level, ".box");
@@ -251,17 +262,20 @@ static int delete_box(struct store_user *user, int level, const char *name, cons
 		if (ret == 0)
 			ret = index_view_durable(v, NULL, 0, error_r);
 	}
-	index_view_free(&v);
 	/* An index too damaged to open is deleted all the same. */
-	if (ret == STORE_E_CORRUPT || ret == STORE_E_NOTFOUND)
+	if (ret == STORE_E_CORRUPT || ret == STORE_E_NOTFOUND) {
+		index_view_free(&v);
 		ret = 0;
-	pending_usage(box_fd, &bytes, &msgs);
+	}
+	if (ret == 0 && (ret = store_user_lock(user, STORE_LOCK_COUNTERS, error_r)) == 0) {
+		pending_usage(box_fd, v, &bytes, &msgs);
+		ret = box_to_trash(user, level, name, error_r);
+		if (ret == 0)
+			(void)quota_charge_locked(user, -(int64_t)bytes, -(int64_t)msgs, NULL, NULL, NULL);
+		store_user_unlock(user, STORE_LOCK_COUNTERS);
+	}
+	index_view_free(&v);
 	close(box_fd);
-	if (ret < 0)
-		return ret;
-	ret = box_to_trash(user, level, name, error_r);
-	if (ret == 0)
-		(void)quota_charge(user, -(int64_t)bytes, -(int64_t)msgs, NULL, NULL, NULL);
 	return ret;
 }
 

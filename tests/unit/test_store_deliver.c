@@ -248,6 +248,43 @@ static void test_absorbed_link_lost(void **state)
 	store_user_close(&u);
 }
 
+/* Deleting a mailbox gives back exactly its usage: a delivery still
+ * waiting in new/ once, and an entry an earlier absorb already recorded
+ * (a leftover: its bytes are in the index's usage) not a second time. */
+static void test_delete_gives_back_exact_usage(void **state)
+{
+	struct fixture *f = *state;
+	const char *err;
+	struct store_user *u = tstore_user(f->s, "del@example.com");
+	assert_int_equal(mailbox_create(u, "Old", 0, &err), 0);
+	struct mailbox *b = tstore_mailbox(u, "Old", 0);
+	struct store_rcpt r;
+	memset(&r, 0, sizeof(r));
+	r.address = "del@example.com";
+	struct mail_writer *w = tstore_writer(f->s, msg); /* INBOX keeps this one */
+	assert_int_equal(store_deliver(f->s, &w, NULL, &r, 1, &err), 0);
+	struct store_quota_usage q, inbox;
+	assert_int_equal(store_quota_get(u, &inbox, &err), 0);
+	r.mailbox = "Old";
+	w = tstore_writer(f->s, msg);
+	assert_int_equal(store_deliver(f->s, &w, NULL, &r, 1, &err), 0);
+	char name[256];
+	only_new_entry(b, name);
+	assert_int_equal(mailbox_sync(b, NULL, NULL, &err), 0); /* absorbed */
+	assert_int_equal(linkat(b->msg_fd, "0/1", b->new_fd, name, 0), 0); /* its leftover */
+	w = tstore_writer(f->s, "Subject: waiting\r\n\r\nnot yet absorbed\r\n");
+	assert_int_equal(store_deliver(f->s, &w, NULL, &r, 1, &err), 0);
+	mailbox_close(&b);
+	assert_int_equal(store_quota_get(u, &q, &err), 0);
+	assert_int_equal(q.messages, 3);
+	assert_int_equal(mailbox_delete(u, "Old", &err), 0);
+	assert_int_equal(store_quota_get(u, &q, &err), 0);
+	assert_int_equal(q.messages, inbox.messages);
+	assert_int_equal(q.bytes, inbox.bytes);
+	assert_int_equal(store_fsck(f->s, "del@example.com", false, NULL, &err), 0);
+	store_user_close(&u);
+}
+
 static void test_deliver_quota_warning(void **state)
 {
 	struct fixture *f = *state;
@@ -423,6 +460,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_deliver_into_folder_and_sync, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_absorb_leftovers, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_absorbed_link_lost, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_delete_gives_back_exact_usage, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_deliver_quota_warning, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_deliver_twice_at_quota, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_deliver_keywords, setup, teardown),
