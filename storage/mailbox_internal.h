@@ -38,6 +38,7 @@ struct mailbox {
 	int touched[8];              /* bucket directories changed since the last commit */
 	uint32_t touched_no[8];
 	unsigned n_touched;
+	int touch_errno;             /* a bucket directory's early fsync failed: the next commit fails */
 	struct index_view *view;
 	uint32_t recent_first;       /* lowest UID this session claimed \Recent for */
 	struct textbuf buf;          /* scratch for records */

@@ -61,15 +61,19 @@ void mailbox_bucket_touch(struct mailbox *box)
 			return;
 	if (box->n_touched == sizeof(box->touched) / sizeof(box->touched[0])) {
 		/* Full: the oldest one is synced now rather than later. */
-		fsync(box->touched[0]);
+		if (fsync(box->touched[0]) < 0 && box->touch_errno == 0)
+			box->touch_errno = errno;
 		close(box->touched[0]);
 		memmove(box->touched, box->touched + 1, (box->n_touched - 1) * sizeof(int));
 		memmove(box->touched_no, box->touched_no + 1, (box->n_touched - 1) * sizeof(uint32_t));
 		box->n_touched--;
 	}
 	int fd = fcntl(box->bucket_fd, F_DUPFD_CLOEXEC, 0);
-	if (fd < 0)
-		return; /* then mailbox_durable syncs the whole message directory */
+	if (fd < 0) { /* no descriptor to keep: synced now instead */
+		if (fsync(box->bucket_fd) < 0 && box->touch_errno == 0)
+			box->touch_errno = errno;
+		return;
+	}
 	box->touched[box->n_touched] = fd;
 	box->touched_no[box->n_touched++] = box->bucket_no;
 }
@@ -89,6 +93,11 @@ int mailbox_durable_files(struct mailbox *box, const int *files, size_t n_files,
 	for (size_t i = 0; i < n_files; i++)
 		fds[n++] = files[i];
 	int ret = index_view_durable(box->view, fds, n, error_r);
+	if (ret == 0 && box->touch_errno != 0) {
+		errno = box->touch_errno;
+		ret = store_fail_errno(error_r, false, "fsync", "message directory");
+	}
+	box->touch_errno = 0;
 	for (unsigned i = 0; i < box->n_touched; i++)
 		close(box->touched[i]);
 	box->n_touched = 0;
