@@ -50,6 +50,9 @@ int index_log_create(int dir_fd, uint64_t seq, uint32_t uidvalidity,
 		return ret;
 	}
 	close(fd);
+	/* Its name too, before a ROTATE record can point at it. */
+	if (fsync(dir_fd) < 0)
+		return store_fail_errno(error_r, false, "fsync the directory of", name);
 	return 0;
 }
 
