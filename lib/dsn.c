@@ -510,3 +510,14 @@ void dsn_end(struct dsn_writer **wp, struct textbuf *out)
 	free(w);
 	*wp = NULL;
 }
+
+bool dsn_orcpt_for(const char *address, char *out, size_t size)
+{
+	struct textbuf x = TEXTBUF_INIT;
+	textbuf_puts(&x, "rfc822;");
+	hex_xtext_encode(address, &x);
+	bool fits = x.len < size;
+	snprintf(out, size, "%s", fits ? textbuf_str(&x) : "");
+	textbuf_free(&x);
+	return fits;
+}

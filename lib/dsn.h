@@ -77,4 +77,9 @@ void dsn_original(struct dsn_writer *w, const void *data, size_t len, struct tex
 /* Closes the MIME structure and frees w. */
 void dsn_end(struct dsn_writer **w, struct textbuf *out);
 
+/* The ORCPT (RFC 3461 4.2) an address gets when it is handed on without
+ * one, as for an alias's targets: "rfc822;" and the address as xtext, in
+ * out (size bytes). False, with out "", when it does not fit. */
+bool dsn_orcpt_for(const char *address, char *out, size_t size);
+
 #endif

@@ -26,3 +26,40 @@ void hex_unescape(const void *in, size_t len, char esc, struct textbuf *out)
 		}
 	}
 }
+
+static bool xtext_literal(unsigned char c)
+{
+	return c >= 0x21 && c <= 0x7e && c != '+' && c != '=';
+}
+
+void hex_xtext_encode(const char *s, struct textbuf *out)
+{
+	static const char digits[] = "0123456789ABCDEF";
+	for (const unsigned char *p = (const unsigned char *)s; *p != '\0'; p++) {
+		if (xtext_literal(*p)) {
+			textbuf_putc(out, (char)*p);
+		} else {
+			char e[3] = {'+', digits[*p >> 4], digits[*p & 15]};
+			textbuf_append(out, e, 3);
+		}
+	}
+}
+
+static bool upper_hex(unsigned char c)
+{
+	return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'F');
+}
+
+bool hex_xtext_valid(const char *s)
+{
+	for (const unsigned char *p = (const unsigned char *)s; *p != '\0'; p++) {
+		if (*p == '+') {
+			if (!upper_hex(p[1]) || !upper_hex(p[2]))
+				return false;
+			p += 2;
+		} else if (!xtext_literal(*p)) {
+			return false;
+		}
+	}
+	return true;
+}

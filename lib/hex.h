@@ -11,6 +11,7 @@
 #ifndef CM_LIB_HEX_H
 #define CM_LIB_HEX_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "lib/textbuf.h"
@@ -21,5 +22,12 @@ int hex_digit_value(unsigned char c);
 /* Appends in[0..len) to out with each esc followed by two hex digits
  * replaced by the byte they spell. Never fails. */
 void hex_unescape(const void *in, size_t len, char esc, struct textbuf *out);
+
+/* Appends s as RFC 3461 xtext: "!" to "~" as they are except "+" and
+ * "=", every other byte "+XX" (uppercase). */
+void hex_xtext_encode(const char *s, struct textbuf *out);
+/* Whether s is xtext as RFC 3461 writes it: printable ASCII, no "=",
+ * every "+" followed by two uppercase hex digits. */
+bool hex_xtext_valid(const char *s);
 
 #endif

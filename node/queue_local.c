@@ -19,6 +19,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "lib/dsn.h"
 #include "lib/fd_read.h"
 #include "lib/textbuf.h"
 #include "node/log.h"
@@ -108,8 +109,7 @@ static bool qm_expand(struct queue_manager *qm, struct queue_envelope *env, size
 		if (r->orcpt[0] != '\0')
 			snprintf(orcpt, sizeof(orcpt), "%s", r->orcpt);
 		else
-			snprintf(orcpt, sizeof(orcpt), "rfc822;%.*s", QUEUE_ADDRESS_MAX - 8,
-				 r->address);
+			(void)dsn_orcpt_for(r->address, orcpt, sizeof(orcpt));
 		bool self = t.self;
 		for (size_t k = 0; k < t.n; k++) {
 			if (qm_has_rcpt(env, t.addr[k]))

@@ -45,6 +45,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "lib/dsn.h"
 #include "node/log.h"
 #include "node/smtp_client_table.h"
 #include "node/smtp_ratelimit.h"
@@ -315,9 +316,9 @@ static int smtp_txn_add_forwards(struct smtp_txn *t, const struct smtp_expansion
 				 const char *forward_path, const struct smtp_rcpt_params *p)
 {
 	char orcpt[SMTP_ORCPT_MAX + 1];
-	snprintf(orcpt, sizeof(orcpt), "rfc822;%s", forward_path);
+	bool made = p->orcpt == NULL && dsn_orcpt_for(forward_path, orcpt, sizeof(orcpt));
 	struct smtp_rcpt_params fp = {.notify = p->notify,
-				      .orcpt = p->orcpt != NULL ? p->orcpt : orcpt};
+				      .orcpt = p->orcpt != NULL ? p->orcpt : made ? orcpt : NULL};
 	for (size_t i = 0; i < x->nremote; i++)
 		if (smtp_txn_add_remote(t, x->remote[i], &fp) < 0)
 			return -1;

@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lib/hex.h"
 #include "lib/linebuf.h"
 #include "lib/textbuf.h"
 #include "proto/smtp/smtp.h"
@@ -171,15 +172,6 @@ static enum smtp_client_want protocol_error(struct smtp_client *c, const char *w
 static int reply_class(const struct smtp_client_reply *r)
 {
 	return r->code / 100;
-}
-
-/* RFC 3461 xtext and the like: printable ASCII without spaces. */
-static bool is_xtext_safe(const char *s)
-{
-	for (; *s != '\0'; s++)
-		if ((unsigned char)*s < 0x21 || (unsigned char)*s > 0x7e)
-			return false;
-	return true;
 }
 
 /* An address may hold spaces (in a quoted local part) and UTF-8, but no
@@ -567,7 +559,7 @@ struct smtp_client *smtp_client_new(const struct smtp_client_settings *set,
 	c->ctx = ctx;
 	c->helo_name = dup_or_null(set->helo_name ? set->helo_name : "localhost", &failed);
 	c->sender = dup_or_null(set->sender ? set->sender : "", &failed);
-	if (set->envid != NULL && is_xtext_safe(set->envid) && set->envid[0] != '\0')
+	if (set->envid != NULL && hex_xtext_valid(set->envid) && set->envid[0] != '\0')
 		c->envid = dup_or_null(set->envid, &failed);
 	c->want_starttls = set->starttls;
 	c->tls_active = set->tls_active;
@@ -590,7 +582,10 @@ struct smtp_client *smtp_client_new(const struct smtp_client_settings *set,
 		const char *addr = in->address ? in->address : "";
 		r->address = dup_or_null(addr, &failed);
 		r->notify = in->notify;
-		if (in->orcpt != NULL && is_xtext_safe(in->orcpt) && strchr(in->orcpt, ';') != NULL)
+		/* ORCPT and ENVID as they came in may not be valid xtext: such a
+		 * value is left out (both are optional) rather than refused
+		 * downstream with 501 and the recipient bounced. */
+		if (in->orcpt != NULL && hex_xtext_valid(in->orcpt) && strchr(in->orcpt, ';') != NULL)
 			r->orcpt = dup_or_null(in->orcpt, &failed);
 		if (addr[0] == '\0' || !is_address_safe(addr)) {
 			r->skip = true;

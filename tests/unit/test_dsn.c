@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "lib/dsn.h"
+#include "lib/hex.h"
 #include "lib/message_parser.h"
 #include "lib/textbuf.h"
 
@@ -476,6 +477,23 @@ static void test_boundaries_differ(void **state)
 	textbuf_free(&b);
 }
 
+static void test_orcpt_for(void **state)
+{
+	(void)state;
+	char out[64];
+	assert_true(dsn_orcpt_for("team+ext@a.test", out, sizeof(out)));
+	assert_string_equal(out, "rfc822;team+2Bext@a.test");
+	assert_true(dsn_orcpt_for("\"a b=c\"@a.test", out, sizeof(out)));
+	assert_string_equal(out, "rfc822;\"a+20b+3Dc\"@a.test");
+	assert_true(hex_xtext_valid(out + 7));
+	assert_false(dsn_orcpt_for("a-rather-long-local-part-that-will-not-fit@example.test", out, 32));
+	assert_string_equal(out, "");
+	assert_false(hex_xtext_valid("a+2b"));
+	assert_false(hex_xtext_valid("a+2"));
+	assert_false(hex_xtext_valid("a=b"));
+	assert_true(hex_xtext_valid("a+2B!~"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -488,6 +506,7 @@ int main(void)
 		cmocka_unit_test(test_boundary_in_original),
 		cmocka_unit_test(test_delay_and_success),
 		cmocka_unit_test(test_boundaries_differ),
+		cmocka_unit_test(test_orcpt_for),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -606,6 +606,34 @@ static void test_unsafe_strings(void **state)
 	RUN(&set, bad_sender, vs, "QUIT");
 }
 
+/* ORCPT and ENVID that are not valid xtext ("+" without two uppercase
+ * hex digits, "=") are left out: a strict server refuses them with 501
+ * and the recipient would bounce. */
+static void test_invalid_xtext_left_out(void **state)
+{
+	(void)state;
+	static const struct smtp_client_rcpt rcpts[] = {
+		{ "a@example.net", SMTP_NOTIFY_FAILURE, "rfc822;team+ext@example.org" },
+		{ "b@example.net", SMTP_NOTIFY_FAILURE, "rfc822;x=y@example.org" },
+		{ "c@example.net", SMTP_NOTIFY_FAILURE, "rfc822;team+2Bext@example.org" },
+	};
+	struct smtp_client_settings set = base_settings();
+	set.rcpts = rcpts;
+	set.nrcpt = 3;
+	set.envid = "id+zz";
+	const struct step steps[] = {
+		{ IN, GREETING "250-mx\r\n250-PIPELINING\r\n250 DSN\r\n",
+		  EHLO_CMD "MAIL FROM:<s@us.test>\r\n"
+		  "RCPT TO:<a@example.net> NOTIFY=FAILURE\r\n"
+		  "RCPT TO:<b@example.net> NOTIFY=FAILURE\r\n"
+		  "RCPT TO:<c@example.net> NOTIFY=FAILURE ORCPT=rfc822;team+2Bext@example.org\r\n"
+		  "DATA\r\n",
+		  W_IN },
+	};
+	const char *const v[] = { "0  ", "0  ", "0  " };
+	RUN(&set, steps, v, "MAIL FROM");
+}
+
 /* ---- the body encoder ---- */
 
 static void encode_all_splits(const char *in, const char *want)
@@ -731,6 +759,7 @@ int main(void)
 		cmocka_unit_test(test_garbage_and_limits),
 		cmocka_unit_test(test_abort_and_421),
 		cmocka_unit_test(test_unsafe_strings),
+		cmocka_unit_test(test_invalid_xtext_left_out),
 		cmocka_unit_test(test_body_encoding),
 		cmocka_unit_test(test_body_large),
 		cmocka_unit_test(test_reply_parser),
