@@ -4,7 +4,9 @@
  * (sendmail) and alias targets carry names that may be aliases or groups,
  * so every pending local recipient is expanded here first: a mailbox stays,
  * anything else is replaced by its targets (the original is done, as
- * Postfix's "expanded" action), unknown names fail 5.1.1.
+ * Postfix's "expanded" action), unknown names fail 5.1.1, and a name that
+ * would take the message past QUEUE_RCPT_MAX recipients fails 5.5.3 as a
+ * whole (none of its targets added: a part left out could not be told).
  *
  * Delivery to the mailboxes is one store_deliver() of one copy of the
  * message (hard links), behind a Return-Path: field. Per mailbox: stored
@@ -53,6 +55,7 @@ struct qm_targets {
 	char (*addr)[QUEUE_ADDRESS_MAX];
 	size_t n, cap;
 	bool self; /* the address resolved to itself: a mailbox */
+	bool overflow; /* more targets than one message may have */
 	const char *address;
 };
 
@@ -67,7 +70,11 @@ static int qm_target_cb(const char *address, bool local, void *ctx)
 	if (t->n == t->cap) {
 		size_t cap = t->cap != 0 ? t->cap * 2 : 8;
 		if (cap > QUEUE_RCPT_MAX)
+			cap = QUEUE_RCPT_MAX;
+		if (t->n == cap) {
+			t->overflow = true;
 			return 1;
+		}
 		void *n = realloc(t->addr, cap * sizeof(*t->addr));
 		if (n == NULL)
 			return DIRECTORY_E_IO;
@@ -86,6 +93,14 @@ static bool qm_has_rcpt(const struct queue_envelope *env, const char *address)
 	return false;
 }
 
+static size_t qm_count_new(const struct queue_envelope *env, const struct qm_targets *t)
+{
+	size_t n = 0;
+	for (size_t k = 0; k < t->n; k++)
+		n += !qm_has_rcpt(env, t->addr[k]);
+	return n;
+}
+
 /* False when the directory failed: the recipient was deferred. */
 static bool qm_expand(struct queue_manager *qm, struct queue_envelope *env, size_t i)
 {
@@ -102,6 +117,15 @@ static bool qm_expand(struct queue_manager *qm, struct queue_envelope *env, size
 			    env->id, r->address, r->reason);
 	} else if (ret < 0) {
 		qm_defer_directory(env, r, error ? error : directory_strerror(ret));
+	} else if (t.overflow || env->nrcpt + qm_count_new(env, &t) > QUEUE_RCPT_MAX) {
+		/* All or nothing: a part left out could not even be told. */
+		r->state = QUEUE_RCPT_FAILED;
+		snprintf(r->status, sizeof(r->status), "5.5.3");
+		snprintf(r->reason, sizeof(r->reason),
+			 "550 5.5.3 <%s>: expands to more recipients than one message may have (%d)",
+			 r->address, QUEUE_RCPT_MAX);
+		log_warning("queue", "id=%s to=<%s> relay=local dsn=5.5.3 status=bounced (%s)",
+			    env->id, r->address, r->reason);
 	} else if (!t.self || t.n > 0) {
 		char orcpt[QUEUE_ADDRESS_MAX];
 		unsigned notify = r->notify;

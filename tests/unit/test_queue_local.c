@@ -148,11 +148,52 @@ static void test_directory_failure_defers(void **state)
 	assert_int_equal(inbox_messages(f), 1);
 }
 
+/* An alias whose targets would take the message past the recipient
+ * limit fails as a whole (5.5.3), bounced, instead of losing the targets
+ * that did not fit. */
+static void test_expansion_past_the_limit(void **state)
+{
+	struct local_fixture *f = *state;
+	const char *error = NULL;
+	assert_int_equal(directory_alias_add(f->dir->dir, "team@example.com", "bob@example.com", &error),
+			 DIRECTORY_OK);
+	assert_int_equal(directory_alias_add(f->dir->dir, "team@example.com", "carol@example.net", &error),
+			 DIRECTORY_OK);
+	char addr[64];
+	for (int i = 0; i < QUEUE_RCPT_MAX - 2; i++) {
+		snprintf(addr, sizeof(addr), "r%d@example.net", i);
+		assert_int_equal(queue_envelope_add_rcpt(&f->qe, addr, NULL, 0), 0);
+	}
+	assert_int_equal(queue_envelope_add_rcpt(&f->qe, "team@example.com", NULL, 0), 0);
+	size_t before = f->qe.nrcpt;
+	bool *local = NULL;
+	assert_int_equal(qm_local_deliver(&f->qm, &f->qe, f->data_fd, &local), 0);
+	struct queue_rcpt *r = &f->qe.rcpts[before - 1];
+	assert_int_equal(r->state, QUEUE_RCPT_FAILED);
+	assert_string_equal(r->status, "5.5.3");
+	assert_int_equal(f->qe.nrcpt, before); /* nothing added */
+	free(local);
+	assert_int_equal(inbox_messages(f), 0);
+
+	/* with room, the same alias expands */
+	queue_envelope_clear(&f->qe);
+	snprintf(f->qe.id, sizeof(f->qe.id), "T2");
+	f->qe.size = sizeof(message) - 1;
+	assert_int_equal(queue_envelope_add_rcpt(&f->qe, "team@example.com", NULL, 0), 0);
+	assert_int_equal(qm_local_deliver(&f->qm, &f->qe, f->data_fd, &local), 0);
+	assert_int_equal(f->qe.rcpts[0].state, QUEUE_RCPT_DELIVERED);
+	assert_int_equal(f->qe.nrcpt, 3);
+	assert_string_equal(f->qe.rcpts[2].orcpt, "rfc822;team@example.com");
+	free(local);
+	assert_int_equal(inbox_messages(f), 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_local_and_remote, setup, teardown_local),
 		cmocka_unit_test_setup_teardown(test_directory_failure_defers, setup, teardown_local),
+		cmocka_unit_test_setup_teardown(test_expansion_past_the_limit, setup, teardown_local),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
