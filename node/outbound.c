@@ -42,6 +42,18 @@ struct outbound {
 
 static void outbound_connect(struct outbound *o);
 
+/* RFC 5321 4.5.3.2.6: up to 10 minutes for the reply to the end of data. */
+#define DATA_DONE_TIMEOUT 600
+
+/* Seconds of silence (read) and of no progress (write) allowed; 0 = no
+ * limit. The timeouts are per wait, not per session: libevent restarts
+ * them on every read and every write that makes progress. */
+static void outbound_timeouts(struct outbound *o, unsigned read_s, unsigned write_s)
+{
+	struct timeval r = {.tv_sec = read_s}, w = {.tv_sec = write_s};
+	bufferevent_set_timeouts(o->bev, read_s ? &r : NULL, write_s ? &w : NULL);
+}
+
 static void outbound_write(void *ctx, const void *data, size_t len)
 {
 	struct outbound *o = ctx;
@@ -196,6 +208,9 @@ static void outbound_pump_body(struct outbound *o)
 		}
 		if (n == 0) {
 			o->body = false;
+			unsigned done = o->req.command_timeout > DATA_DONE_TIMEOUT ? o->req.command_timeout
+										    : DATA_DONE_TIMEOUT;
+			outbound_timeouts(o, done, o->req.command_timeout);
 			enum smtp_client_want w = smtp_client_body_end(o->client);
 			if (w == SMTP_CLIENT_WANT_DONE)
 				o->closing = true;
@@ -224,6 +239,9 @@ static void outbound_want(struct outbound *o, enum smtp_client_want w)
 			return;
 		}
 		o->body = true;
+		/* The server says nothing while it takes the body: only writes
+		 * that stop making progress end it now. */
+		outbound_timeouts(o, 0, o->req.command_timeout);
 		outbound_pump_body(o);
 		break;
 	case SMTP_CLIENT_WANT_DONE:
@@ -277,6 +295,9 @@ static void outbound_event_cb(struct bufferevent *bev, short what, void *arg)
 			o->handshaking = false;
 			o->tls = true;
 			outbound_want(o, smtp_client_tls_started(o->client));
+		} else {
+			/* connected: the write timeout timed the connect until now */
+			outbound_timeouts(o, o->req.command_timeout, o->req.command_timeout);
 		}
 		return;
 	}
@@ -327,8 +348,7 @@ static void outbound_start_tls(struct outbound *o)
 	o->handshaking = true;
 	bufferevent_openssl_set_allow_dirty_shutdown(top, 1);
 	bufferevent_setcb(top, outbound_read_cb, outbound_write_cb, outbound_event_cb, o);
-	struct timeval tv = {.tv_sec = o->req.command_timeout};
-	bufferevent_set_timeouts(top, &tv, &tv);
+	outbound_timeouts(o, o->req.command_timeout, o->req.command_timeout);
 	bufferevent_setwatermark(top, EV_WRITE, BODY_CHUNK, 0);
 	bufferevent_enable(top, EV_READ | EV_WRITE);
 }
@@ -363,9 +383,7 @@ static void outbound_connect(struct outbound *o)
 	}
 	bufferevent_setcb(o->bev, outbound_read_cb, outbound_write_cb, outbound_event_cb, o);
 	/* libevent times the connect with the write timeout */
-	struct timeval ct = {.tv_sec = o->req.connect_timeout};
-	struct timeval rt = {.tv_sec = o->req.command_timeout};
-	bufferevent_set_timeouts(o->bev, &rt, &ct);
+	outbound_timeouts(o, o->req.command_timeout, o->req.connect_timeout);
 	bufferevent_setwatermark(o->bev, EV_WRITE, BODY_CHUNK, 0);
 	bufferevent_enable(o->bev, EV_READ | EV_WRITE);
 	if (evutil_parse_sockaddr_port(spec, (struct sockaddr *)&ss, &sslen) < 0 ||

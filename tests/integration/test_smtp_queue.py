@@ -364,11 +364,18 @@ class SevenBitSink:
     be downgraded for (RFC 6152). With broken_tls it also offers STARTTLS,
     says 220 to it and then answers the handshake with plain text, as a
     misconfigured server does. With stall_data its first session never
-    answers the end of DATA (a server that hangs with the message)."""
+    answers the end of DATA (a server that hangs with the message). With
+    slow_data it takes the body at about 640 KB/s, never pausing long:
+    a slow link, not a stuck one."""
 
-    def __init__(self, broken_tls=False, stall_data=False):
+    def __init__(self, broken_tls=False, stall_data=False, slow_data=False):
         import socket
-        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.sock = socket.socket()
+        if slow_data:  # small buffers, so that the sender waits on us
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(5)
+        self.slow_data = slow_data
         self.port = self.sock.getsockname()[1]
         self.broken_tls = broken_tls
         self.stall_data = stall_data
@@ -414,6 +421,8 @@ class SevenBitSink:
                         say("250 2.0.0 kept")
                     else:
                         data.append(raw)
+                        if self.slow_data and len(data) % 400 == 0:
+                            time.sleep(0.05)
                     continue
                 verb = line[:4].upper()
                 self.commands.append(line)
@@ -453,6 +462,31 @@ def test_8bit_message_is_downgraded_for_a_7bit_server(pair):
         assert b"Content-Transfer-Encoding: quoted-printable" in got
         assert b"Gr=C3=BC=C3=9Fe aus A." in got
         p.a.wait_log("8BITMIME downgrade")
+    finally:
+        sink.close()
+
+
+def test_slow_server_gets_a_body_longer_than_the_command_timeout(pair):
+    """The command timeout bounds each wait, not the session: a body the
+    server takes longer than that to read (but steadily) is delivered.
+    (It timed out once the server had been silent that long after 354,
+    while still reading.)"""
+    sink = SevenBitSink(slow_data=True)
+    try:
+        p = pair(a_queue=f'transport = ["slow.test [127.0.0.1]:{sink.port}"];')
+        p.a.stop()
+        p.a.config.write_text(p.a.config.read_text().replace(
+            "command_timeout = 10;", "command_timeout = 2;", 1))
+        p.a.start()
+        body = ("y" * 76 + "\r\n") * 40000  # 3.1 MB: about 5 s for this server
+        start = time.monotonic()
+        with smtplib.SMTP("127.0.0.1", p.a.ports["smtp"], timeout=30) as s:
+            s.sendmail(ALICE, ["x@slow.test"], message("slow link", to="x@slow.test", body=body))
+        wait_for(lambda: sink.messages, timeout=60, what="the body through a slow server")
+        assert time.monotonic() - start > 2  # it did outlast the command timeout
+        assert len(sink.messages[0]) > 3_000_000
+        wait_for(p.spool_empty, what="empty spool")
+        assert "timed out" not in p.a.log_text()
     finally:
         sink.close()
 
