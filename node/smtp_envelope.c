@@ -18,8 +18,10 @@
  *   alias/group reaching a remote address     550 5.7.1 (no forwarding yet)
  *   a mailbox reached without room           452 4.2.2 Mailbox full
  *   ... smaller than MAIL's SIZE= altogether  552 5.2.2
- *   more local mailboxes than a message may   452 4.5.3 (next transaction)
- *     reach (SMTP_LOCAL_RCPT_MAX)
+ *   more recipients than a message may have   452 4.5.3 (next transaction)
+ *     (SMTP_LOCAL_RCPT_MAX, less one for the
+ *     archive copy: local mailboxes and remote
+ *     targets, aliases and groups expanded)
  *   malformed address                         501 5.1.3
  *   directory or store error                  451 4.3.0 (try again)
  *
@@ -142,7 +144,7 @@ static int smtp_expand_cb(const char *address, bool local, void *ctx)
 	struct smtp_expansion *x = ctx;
 
 	if (!local) {
-		if (x->nremote >= x->room) {
+		if (x->n + x->nremote >= x->room) {
 			x->overflow = true;
 			return 1;
 		}
@@ -157,7 +159,7 @@ static int smtp_expand_cb(const char *address, bool local, void *ctx)
 		snprintf(x->remote[x->nremote++], sizeof(x->remote[0]), "%s", address);
 		return 0;
 	}
-	if (x->n >= x->room) {
+	if (x->n + x->nremote >= x->room) {
 		x->overflow = true;
 		return 1;
 	}
@@ -283,6 +285,42 @@ static int smtp_postmaster(const struct service_env *env, char *out, size_t size
 	return -1;
 }
 
+static int remote_cmp(const void *a, const void *b, void *ctx)
+{
+	const struct smtp_remote_rcpt *r = ctx;
+	size_t i = *(const size_t *)a, j = *(const size_t *)b;
+	int c = strcasecmp(r[i].address, r[j].address);
+	return c != 0 ? c : i < j ? -1 : i > j;
+}
+
+bool *smtp_txn_remote_repeats(const struct smtp_txn *t)
+{
+	bool *dup = calloc(t->nremote + 1, sizeof(*dup));
+	size_t *order = malloc((t->nremote + 1) * sizeof(*order));
+	if (dup == NULL || order == NULL) {
+		free(dup);
+		free(order);
+		return NULL;
+	}
+	for (size_t i = 0; i < t->nremote; i++)
+		order[i] = i;
+	qsort_r(order, t->nremote, sizeof(*order), remote_cmp, t->remote);
+	for (size_t k = 1; k < t->nremote; k++)
+		dup[order[k]] = strcasecmp(t->remote[order[k]].address,
+					   t->remote[order[k - 1]].address) == 0;
+	free(order);
+	return dup;
+}
+
+/* Recipients a message may still take: the queue's limit, less one for
+ * the archive copy, less what this transaction holds (local ones counted
+ * before their deduplication, remote ones before theirs). */
+static size_t smtp_txn_room(const struct smtp_txn *t)
+{
+	size_t used = t->nlocal + t->nremote + 1;
+	return used < SMTP_LOCAL_RCPT_MAX ? SMTP_LOCAL_RCPT_MAX - used : 0;
+}
+
 /* Keeps a permitted remote recipient: 0, or -1 out of memory. */
 static int smtp_txn_add_remote(struct smtp_txn *t, const char *address,
 			       const struct smtp_rcpt_params *p)
@@ -363,6 +401,11 @@ static int smtp_rcpt_relay(struct smtp_conn *sc, const char *forward_path,
 	case SMTP_RELAY_LOCAL:
 		return 0;
 	case SMTP_RELAY_REMOTE:
+		if (smtp_txn_room(&sc->txn) == 0) {
+			smtp_rcpt_refuse(sc, reply, 452, "4.5.3", forward_path, "%s",
+					 "Too many recipients for one message");
+			return 1;
+		}
 		if (smtp_txn_add_remote(&sc->txn, forward_path, p) < 0) {
 			smtp_rcpt_refuse(sc, reply, 451, "4.3.0", forward_path, "%s",
 					 "Out of memory, try again later");
@@ -393,7 +436,7 @@ void smtp_envelope_rcpt_to(void *ctx, const char *forward_path, const struct smt
 	struct smtp_conn *sc = ctx;
 	const struct service_env *env = sc->env;
 	struct smtp_txn *t = &sc->txn;
-	struct smtp_expansion x = {.room = SMTP_LOCAL_RCPT_MAX - t->nlocal};
+	struct smtp_expansion x = {.room = smtp_txn_room(t)};
 	char postmaster[DIRECTORY_ADDRESS_MAX];
 	const char *address = forward_path;
 	const char *error = NULL;

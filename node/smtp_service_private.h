@@ -152,6 +152,10 @@ void smtp_envelope_reset(void *ctx);
 int smtp_txn_add_mailbox(struct smtp_txn *t, const char *address);
 /* Frees the transaction's recipients and aborts its message. */
 void smtp_txn_clear(struct smtp_txn *t);
+/* One flag per remote recipient: true for a repeat of an earlier one
+ * (the same address, case aside: aliases and groups reach the same
+ * target). A new array, or NULL out of memory. */
+bool *smtp_txn_remote_repeats(const struct smtp_txn *t);
 /* Whether address has room for size more bytes under limit (0 = none):
  * 1 yes, 0 no, <0 a store error (error_r). Opens the user's mail
  * directory: a few metadata reads, and its creation on first use. */

@@ -244,6 +244,43 @@ def test_rcpt_refusals(mx):
     mx.wait_log("to=<someone@elsewhere.test> relay=127.0.0.1[127.0.0.1]:9")
 
 
+def test_remote_targets_queued_once(mx):
+    """Aliases and groups that reach the same remote address put it in the
+    queued message once (the queue would send each copy on)."""
+    mx.ctl("alias", "add", f"fwd2@{DOMAIN}", "Someone@Elsewhere.test")
+    mx.ctl("group", "add", f"far@{DOMAIN}")
+    mx.ctl("group", "add-member", f"far@{DOMAIN}", "someone@elsewhere.test")
+    with smtplib.SMTP("127.0.0.1", mx.ports["smtp"], timeout=20) as s:
+        refused = s.sendmail("sender@example.org",
+                             [f"fwd@{DOMAIN}", f"fwd2@{DOMAIN}", f"far@{DOMAIN}", f"FWD@{DOMAIN}"],
+                             message(subject="one remote copy"))
+        assert refused == {}
+    mx.wait_log("relay=127.0.0.1[127.0.0.1]:9")
+    [nrcpt] = re.findall(r"id=[0-9A-Z]{15} conn=\d+ from=<sender@example\.org> size=\d+ "
+                         r"nrcpt=(\d+) proto=ESMTP user=- status=queued", mx.log_text())
+    assert nrcpt == "1", mx.log_text()
+
+
+def test_recipient_limit_counts_remote_targets(mx):
+    """Remote targets count toward the recipients one message may have:
+    past it the RCPT gets 452 4.5.3 (next transaction), not a 250 whose
+    message could never be queued, nor unbounded memory."""
+    members = [f"m{i}@far.test" for i in range(5000)]
+    mx.ctl("group", "add", f"crowd@{DOMAIN}")
+    for i in range(0, len(members), 250):  # a control request is bounded
+        mx.ctl("group", "add-member", f"crowd@{DOMAIN}", *members[i:i + 250])
+    with smtplib.SMTP("127.0.0.1", mx.ports["smtp"], timeout=60) as s:
+        s.ehlo("client.example.org")
+        assert s.mail("sender@example.org")[0] == 250
+        assert s.rcpt(f"crowd@{DOMAIN}")[0] == 250
+        code, text = s.rcpt(f"CROWD@{DOMAIN}")
+        assert (code, text.decode()[:5]) == (452, "4.5.3"), text
+        assert s.rcpt(ALICE)[0] == 250
+        code, text = s.data(message(subject="crowd"))
+        assert code == 250, text
+    mx.wait_log("nrcpt=5001 proto=ESMTP")
+
+
 def test_alias_and_group_deliver_once_each(mx):
     with smtplib.SMTP("127.0.0.1", mx.ports["smtp"], timeout=20) as s:
         refused = s.sendmail("sender@example.org",
