@@ -21,6 +21,7 @@
 #include "node/queue_manager_private.h"
 
 #define QM_RESCAN_INTERVAL 60
+#define QM_CLEANUP_INTERVAL 3600
 #define QM_LOCK_LOG_INTERVAL 60 /* "spool is locked" once a minute, not every tick */
 
 static int64_t qm_now(void)
@@ -137,6 +138,7 @@ struct qm_found {
 struct qm_scan {
 	struct queue_manager *qm;
 	bool full; /* list the spool, not only the maildrop */
+	bool cleanup; /* and remove interrupted writers' leftovers from it */
 	char (*known)[QUEUE_ID_MAX]; /* sorted */
 	size_t nknown;
 	struct qm_found *found;
@@ -211,6 +213,8 @@ static bool qm_scan_one(const char *id, void *ctx)
 	return true;
 }
 
+#define QM_LEFTOVER_AGE (24 * 3600)
+
 static void qm_scan_work(void *arg)
 {
 	struct qm_scan *sc = arg;
@@ -221,6 +225,17 @@ static void qm_scan_work(void *arg)
 		log_error("queue", "reading the spool %s: %s", queue_path(sc->qm->spool),
 			  error ? error : "failed");
 		sc->failed = true;
+	}
+	/* Leftovers of writers that died (temporary files, data without an
+	 * envelope, torn commits), a day old: no writer takes that long. */
+	if (sc->cleanup) {
+		int removed = queue_cleanup(sc->qm->spool, QM_LEFTOVER_AGE, &error);
+		if (removed > 0)
+			log_notice("queue", "spool %s: removed %d leftovers of interrupted writers",
+				   queue_name(sc->qm->spool), removed);
+		else if (removed < 0)
+			log_warning("queue", "cleaning the spool %s: %s", queue_name(sc->qm->spool),
+				    error ? error : "failed");
 	}
 }
 
@@ -274,6 +289,11 @@ static void qm_scan_start(struct queue_manager *qm, bool full)
 		return;
 	sc->qm = qm;
 	sc->full = full;
+	/* at the first full scan, then hourly: it reads every envelope */
+	if (full && (qm->last_cleanup == 0 || qm_now() - qm->last_cleanup >= QM_CLEANUP_INTERVAL)) {
+		sc->cleanup = true;
+		qm->last_cleanup = qm_now();
+	}
 	if (qm->n > 0 && (sc->known = malloc(qm->n * sizeof(*sc->known))) == NULL) {
 		free(sc);
 		return;

@@ -61,6 +61,7 @@ struct queue_manager {
 	bool stopping;
 	unsigned attempts_running;
 	int64_t last_scan;
+	int64_t last_cleanup; /* the spool's leftovers removed (unix seconds), 0 = never */
 	int64_t last_lock_log;
 
 	/* the table: manager thread only */
