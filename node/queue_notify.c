@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "lib/dsn.h"
@@ -37,6 +38,10 @@ int qm_enqueue_text(struct queue_manager *qm, const char *sender, const char *co
 	snprintf(env.id, sizeof(env.id), "%s", id);
 	snprintf(env.sender, sizeof(env.sender), "%s", sender);
 	env.arrival = (int64_t)time(NULL);
+	/* the returned original (or its header) may be 8-bit: declared, or
+	 * downgraded for a server without 8BITMIME */
+	for (size_t i = 0; i < text->len && !env.body_8bit; i++)
+		env.body_8bit = (unsigned char)text->data[i] >= 0x80;
 	int ret = 0;
 	for (size_t i = 0; i < nrcpt && ret == 0; i++)
 		ret = queue_envelope_add_rcpt(&env, rcpts[i], "", QUEUE_NOTIFY_NEVER);
@@ -155,10 +160,15 @@ int qm_notify(struct queue_manager *qm, struct queue_envelope *env, int fd, int6
 		    now - env->arrival >= (int64_t)qm->cfg.delay_warning;
 	int64_t until = env->arrival + (int64_t)qm->cfg.max_lifetime;
 
+	bool null_sender = env->sender[0] == '\0';
 	for (size_t i = 0; ret == 0 && i < n; i++) {
 		const struct queue_rcpt *r = &env->rcpts[i];
+		/* A notice that fails (our own carry NOTIFY=NEVER) is a double
+		 * bounce: the postmaster hears of it, unless it was for the
+		 * postmaster already (that would never end). */
+		bool double_bounce = null_sender && strcasecmp(r->address, qm->cfg.postmaster) != 0;
 		if (r->state == QUEUE_RCPT_FAILED && !r->dsn_sent &&
-		    qm_wants(r->notify, QUEUE_NOTIFY_FAILURE))
+		    (qm_wants(r->notify, QUEUE_NOTIFY_FAILURE) || double_bounce))
 			qm_dsn_rcpt(r, 0, &fail[nfail++]);
 		else if (r->state == QUEUE_RCPT_DELIVERED && !r->dsn_sent &&
 			 qm_wants(r->notify, QUEUE_NOTIFY_SUCCESS))
@@ -167,7 +177,6 @@ int qm_notify(struct queue_manager *qm, struct queue_envelope *env, int fd, int6
 			 qm_wants(r->notify, QUEUE_NOTIFY_DELAY))
 			qm_dsn_rcpt(r, until, &delay[ndelay++]);
 	}
-	bool null_sender = env->sender[0] == '\0';
 	if (ret == 0 && nfail > 0) {
 		if (!null_sender)
 			ret = qm_send_notice(qm, env, fd, DSN_FAILURE, fail, nfail, env->sender,

@@ -210,6 +210,20 @@ def test_null_sender_bounce_goes_to_postmaster(pair):
     assert not with_subject(p.a, ALICE, "Undelivered")
 
 
+def test_failed_bounce_is_a_double_bounce_to_postmaster(pair):
+    """A bounce that cannot be delivered either (its sender is refused at
+    the remote end too) goes to the postmaster, once: nobody else would
+    hear of it."""
+    p = pair(a_queue=f"notify_postmaster = true; postmaster = \"{POSTMASTER}\";")
+    p.send("twice refused", to=f"nobody@{B_DOMAIN}", sender=f"ghost@{B_DOMAIN}")
+    copies = wait_for(lambda: len(with_subject(p.a, POSTMASTER, "Undelivered Mail")) >= 2 and
+                      with_subject(p.a, POSTMASTER, "Undelivered Mail"),
+                      what="the postmaster's copy and the double bounce")
+    wait_for(p.spool_empty, what="empty spool")
+    assert any(b"Final-Recipient: rfc822; ghost@b.test" in m for m in copies)
+    assert len(with_subject(p.a, POSTMASTER, "Undelivered Mail")) == 2
+
+
 def test_postmaster_copy_has_headers_only(pair):
     p = pair(a_queue=f"notify_postmaster = true; postmaster = \"{POSTMASTER}\";")
     p.send("pm copy", to=f"nobody@{B_DOMAIN}")
