@@ -33,6 +33,9 @@
 /* RFC 5321 §4.5.3.1.4 says 512 for a command line; extensions (SIZE,
  * BODY, RET, ENVID, NOTIFY, ORCPT, AUTH=) make MAIL/RCPT longer. */
 #define SMTP_COMMAND_LINE_MAX 2048
+/* RFC 4954 §4: an AUTH command with its initial response may be 12,288
+ * octets (a GSSAPI token with a Kerberos PAC is often over 2 KB). */
+#define SMTP_AUTH_LINE_MAX 12288
 #define SMTP_SASL_LINE_MAX 16384
 #define SMTP_MAX_BAD_COMMANDS 20
 #define SMTP_PATH_MAX 320

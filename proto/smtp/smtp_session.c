@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "proto/smtp/smtp_private.h"
 
@@ -205,7 +206,8 @@ static size_t run_lines(struct smtp_session *s, const char *data, size_t len)
 		snprintf(copy, sizeof(copy), "%s", line);
 		if (s->phase == SMTP_PHASE_SASL)
 			s->want = sasl_line(s, copy);
-		else if (strlen(copy) > SMTP_COMMAND_LINE_MAX)
+		else if (strlen(copy) > (strncasecmp(copy, "AUTH ", 5) == 0 ? SMTP_AUTH_LINE_MAX
+									  : SMTP_COMMAND_LINE_MAX))
 			s->want = smtp_bad_command(s, 500, "5.5.2", "Error: line too long");
 		else
 			s->want = smtp_command(s, copy);

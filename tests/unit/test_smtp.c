@@ -388,6 +388,21 @@ static void test_limits(void **state)
 	assert_non_null(strstr(textbuf_str(&f.out), "500 5.5.2 Error: line too long\r\n250 2.0.0 Ok\r\n"));
 	finish(&f);
 
+	/* AUTH with an initial response may be 12,288 octets (RFC 4954) */
+	static char auth[SMTP_AUTH_LINE_MAX + 100];
+	for (size_t len = 5000; len <= SMTP_AUTH_LINE_MAX + 50; len += SMTP_AUTH_LINE_MAX + 50 - 5000) {
+		start(&f, &set);
+		drives(&f, "EHLO c\r\n");
+		memcpy(auth, "AUTH PLAIN ", 11);
+		memset(auth + 11, 'A', len - 11);
+		memcpy(auth + len, "\r\n", 3);
+		drive(&f, auth, strlen(auth), false);
+		drives(&f, "NOOP\r\n");
+		bool too_long = strstr(textbuf_str(&f.out), "line too long") != NULL;
+		assert_int_equal(too_long, len > SMTP_AUTH_LINE_MAX);
+		finish(&f);
+	}
+
 	start(&f, &set);
 	enum smtp_want w = SMTP_WANT_INPUT;
 	for (int i = 0; i < SMTP_MAX_BAD_COMMANDS && w == SMTP_WANT_INPUT; i++)
