@@ -39,6 +39,9 @@
 #define SMTP_SASL_LINE_MAX 16384
 #define SMTP_MAX_BAD_COMMANDS 20
 #define SMTP_PATH_MAX 320
+/* ORCPT= (RFC 3461 allows 500): as long as a queued envelope keeps, which
+ * holds any path of SMTP_PATH_MAX as "rfc822;" and xtext without escapes. */
+#define SMTP_ORCPT_VALUE_MAX 320
 
 enum smtp_want {
 	SMTP_WANT_INPUT,

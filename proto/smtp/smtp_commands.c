@@ -62,9 +62,9 @@ static enum smtp_want cmd_helo(struct smtp_session *s, char *arg, bool ehlo)
 }
 
 /* RFC 3461 §4: xtext is printable ASCII with "+XX" escapes, no '=' or '+' otherwise. */
-static bool valid_xtext(const char *p)
+static bool valid_xtext(const char *p, size_t max)
 {
-	if (*p == '\0' || strlen(p) > 100)
+	if (*p == '\0' || strlen(p) > max)
 		return false;
 	for (; *p; p++) {
 		if (*p == '+') {
@@ -130,9 +130,9 @@ static enum smtp_want cmd_mail(struct smtp_session *s, char *arg)
 			   (strcasecmp(value, "FULL") == 0 || strcasecmp(value, "HDRS") == 0)) {
 			params.ret_full = strcasecmp(value, "FULL") == 0;
 			params.ret_hdrs = !params.ret_full;
-		} else if (s->set.dsn && strcasecmp(key, "ENVID") == 0 && value && valid_xtext(value)) {
+		} else if (s->set.dsn && strcasecmp(key, "ENVID") == 0 && value && valid_xtext(value, 100)) {
 			params.envid = value;
-		} else if (strcasecmp(key, "AUTH") == 0 && value && (strcmp(value, "<>") == 0 || valid_xtext(value))) {
+		} else if (strcasecmp(key, "AUTH") == 0 && value && (strcmp(value, "<>") == 0 || valid_xtext(value, SMTP_PATH_MAX * 3))) {
 			params.auth = value;
 		} else {
 			return smtp_bad_command(s, 555, "5.5.4", "Unsupported option or malformed parameter");
@@ -199,7 +199,7 @@ static enum smtp_want cmd_rcpt(struct smtp_session *s, char *arg)
 		    parse_notify(value, &params.notify) == 0)
 			continue;
 		if (s->esmtp && s->set.dsn && strcasecmp(key, "ORCPT") == 0 && value && strchr(value, ';') &&
-		    strlen(value) < 500 && valid_xtext(strchr(value, ';') + 1)) {
+		    strlen(value) <= SMTP_ORCPT_VALUE_MAX && valid_xtext(strchr(value, ';') + 1, SMTP_ORCPT_VALUE_MAX)) {
 			params.orcpt = value;
 			continue;
 		}

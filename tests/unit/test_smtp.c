@@ -432,6 +432,27 @@ static const struct {
 	{ "no end\r\n", "no end\r\n", false, 8, false },
 };
 
+/* ORCPT up to what the queue keeps (longer than ENVID's 100), not past it. */
+static void test_orcpt_length(void **state)
+{
+	struct fake f;
+	struct smtp_settings set = settings();
+	(void)state;
+	for (int len = 150; len <= SMTP_ORCPT_VALUE_MAX + 1; len += SMTP_ORCPT_VALUE_MAX + 1 - 150) {
+		char line[1024];
+		int n = snprintf(line, sizeof(line), "RCPT TO:<u@example.test> ORCPT=rfc822;");
+		int local = len - (n - (int)strlen("RCPT TO:<u@example.test> ORCPT=")) - (int)strlen("@x.test");
+		memset(line + n, 'o', (size_t)local);
+		snprintf(line + n + local, sizeof(line) - (size_t)(n + local), "@x.test\r\n");
+		start(&f, &set);
+		drives(&f, "EHLO c\r\nMAIL FROM:<a@b.test>\r\n");
+		drives(&f, line);
+		bool ok = strstr(textbuf_str(&f.out), "250 2.1.5 Ok\r\n") != NULL;
+		assert_int_equal(ok, len <= SMTP_ORCPT_VALUE_MAX);
+		finish(&f);
+	}
+}
+
 static void test_data_decoder_all_splits(void **state)
 {
 	(void)state;
@@ -509,6 +530,7 @@ int main(void)
 		cmocka_unit_test(test_starttls_discards_injection_and_resets),
 		cmocka_unit_test(test_dropped_and_refused_messages_are_discarded),
 		cmocka_unit_test(test_limits),
+		cmocka_unit_test(test_orcpt_length),
 		cmocka_unit_test(test_data_decoder_all_splits),
 		cmocka_unit_test(test_paths),
 	};
