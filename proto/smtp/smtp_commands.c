@@ -211,10 +211,15 @@ static enum smtp_want cmd_rcpt(struct smtp_session *s, char *arg)
 	}
 	struct smtp_reply reply = { 0 };
 	s->be->rcpt_to(s->ctx, path, &params, &reply);
-	if (reply.code == 0 || reply.code / 100 == 2)
+	if (reply.code == 0 || reply.code / 100 == 2) {
 		s->rcpt_count++;
+		smtp_reply_backend(s, &reply, 250, "2.1.5", "Ok");
+		return SMTP_WANT_INPUT;
+	}
+	/* A refused recipient is an error too (Postfix's hard error limit):
+	 * relay probing and address harvesting end after a few. */
 	smtp_reply_backend(s, &reply, 250, "2.1.5", "Ok");
-	return SMTP_WANT_INPUT;
+	return smtp_count_error(s);
 }
 
 static void refuse(struct smtp_session *s, int code, const char *enhanced, const char *text)

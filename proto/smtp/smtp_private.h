@@ -66,6 +66,9 @@ void smtp_reply_backend(struct smtp_session *s, const struct smtp_reply *r, int 
 			const char *def_enhanced, const char *def_text);
 enum smtp_want smtp_close(struct smtp_session *s);
 enum smtp_want smtp_bad_command(struct smtp_session *s, int code, const char *enhanced, const char *text);
+/* Counts one error (a bad command, a refused recipient); past
+ * SMTP_MAX_BAD_COMMANDS since the last accepted message: 421 and close. */
+enum smtp_want smtp_count_error(struct smtp_session *s);
 void smtp_transaction_reset(struct smtp_session *s);
 enum smtp_want smtp_begin_auth(struct smtp_session *s, const struct smtp_auth_request *req);
 /* Message bytes for the current transaction (counts size, calls the backend). */

@@ -105,14 +105,19 @@ enum smtp_want smtp_close(struct smtp_session *s)
 	return s->want;
 }
 
-enum smtp_want smtp_bad_command(struct smtp_session *s, int code, const char *enhanced, const char *text)
+enum smtp_want smtp_count_error(struct smtp_session *s)
 {
-	smtp_reply(s, code, enhanced, text);
 	if (++s->bad_commands >= SMTP_MAX_BAD_COMMANDS) {
 		smtp_reply(s, 421, "4.7.0", "Too many errors, closing connection");
 		return smtp_close(s);
 	}
 	return SMTP_WANT_INPUT;
+}
+
+enum smtp_want smtp_bad_command(struct smtp_session *s, int code, const char *enhanced, const char *text)
+{
+	smtp_reply(s, code, enhanced, text);
+	return smtp_count_error(s);
 }
 
 void smtp_transaction_reset(struct smtp_session *s)
@@ -366,6 +371,8 @@ enum smtp_want smtp_session_commit_result(struct smtp_session *s, const struct s
 		smtp_replyf(s, 250, "2.0.0", "Ok: queued as %s", queue_id ? queue_id : "?");
 	else
 		smtp_reply_backend(s, reply, 250, "2.0.0", "Ok");
+	if (reply == NULL || reply->code == 0 || reply->code / 100 == 2)
+		s->bad_commands = 0; /* errors count "without delivering mail" (Postfix) */
 	smtp_transaction_reset(s);
 	return drain_pending(s);
 }

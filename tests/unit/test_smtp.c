@@ -432,6 +432,28 @@ static const struct {
 	{ "no end\r\n", "no end\r\n", false, 8, false },
 };
 
+/* Refused recipients count as errors: relay probing and harvesting end
+ * after SMTP_MAX_BAD_COMMANDS of them; an accepted message starts the
+ * count again. */
+static void test_refused_recipients_count(void **state)
+{
+	struct fake f;
+	struct smtp_settings set = settings();
+	(void)state;
+	start(&f, &set);
+	drives(&f, "EHLO c\r\nMAIL FROM:<a@b.test>\r\n");
+	enum smtp_want w = SMTP_WANT_INPUT;
+	int n = 0;
+	while (w == SMTP_WANT_INPUT && n < 2 * SMTP_MAX_BAD_COMMANDS) {
+		w = drives(&f, "RCPT TO:<nobody@example.test>\r\n");
+		n++;
+	}
+	assert_int_equal(w, SMTP_WANT_CLOSE);
+	assert_int_equal(n, SMTP_MAX_BAD_COMMANDS);
+	assert_non_null(strstr(textbuf_str(&f.out), "421 4.7.0 Too many errors"));
+	finish(&f);
+}
+
 /* ORCPT up to what the queue keeps (longer than ENVID's 100), not past it. */
 static void test_orcpt_length(void **state)
 {
@@ -531,6 +553,7 @@ int main(void)
 		cmocka_unit_test(test_dropped_and_refused_messages_are_discarded),
 		cmocka_unit_test(test_limits),
 		cmocka_unit_test(test_orcpt_length),
+		cmocka_unit_test(test_refused_recipients_count),
 		cmocka_unit_test(test_data_decoder_all_splits),
 		cmocka_unit_test(test_paths),
 	};
