@@ -333,11 +333,12 @@ static void put_status_part(const struct dsn_report *r, struct textbuf *out)
 		if (rc->orcpt != NULL && rc->orcpt[0] != '\0')
 			put_orcpt(out, rc->orcpt);
 		put_fieldf(out, "Final-Recipient", "rfc822; %s", or_empty(rc->address));
-		put_field(out, "Action", action_of(r->kind));
+		put_field(out, "Action", r->kind == DSN_SUCCESS && rc->relayed ? "relayed" : action_of(r->kind));
 		put_field(out, "Status",
 			  valid_status(rc->status) ? rc->status : default_status(r->kind));
 		if (rc->remote_mta != NULL && rc->remote_mta[0] != '\0')
-			put_fieldf(out, "Remote-MTA", "dns; %s", rc->remote_mta);
+			put_fieldf(out, "Remote-MTA", "dns; %.*s", (int)strcspn(rc->remote_mta, "["),
+				   rc->remote_mta);
 		if (rc->diagnostic != NULL && rc->diagnostic[0] != '\0') {
 			const char *d = rc->diagnostic;
 			bool smtp = strspn(d, "0123456789") == 3 && (d[3] == ' ' || d[3] == '\0');

@@ -43,7 +43,8 @@ struct dsn_rcpt {
 	const char *address;	 /* final recipient (rfc822;) */
 	const char *orcpt;	 /* "rfc822;..." as the client gave it (xtext), or NULL */
 	const char *status;	 /* "5.1.1" */
-	const char *remote_mta;	 /* "mx.example.net", or NULL */
+	const char *remote_mta;	 /* "mx.example.net" (anything from "[" on is left out), or NULL */
+	bool relayed;		 /* DSN_SUCCESS: handed to an MTA that does not report (RFC 3461 "relayed") */
 	const char *diagnostic;	 /* the remote reply ("550 5.1.1 no such user"), or NULL */
 	int64_t last_attempt;	 /* unix seconds, 0 = none */
 	int64_t will_retry_until; /* DSN_DELAY: unix seconds, 0 = omit */

@@ -143,6 +143,7 @@ static void qm_dsn_rcpt(const struct queue_rcpt *r, int64_t until, struct dsn_rc
 	    .orcpt = r->orcpt[0] != '\0' ? r->orcpt : NULL,
 	    .status = r->status[0] != '\0' ? r->status : "5.0.0",
 	    .remote_mta = r->remote_mta[0] != '\0' ? r->remote_mta : NULL,
+	    .relayed = r->remote_mta[0] != '\0', /* sent on (one that reports was told to) */
 	    .diagnostic = r->reason[0] != '\0' ? r->reason : NULL,
 	    .last_attempt = (int64_t)time(NULL),
 	    .will_retry_until = until,

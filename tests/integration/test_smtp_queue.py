@@ -195,10 +195,29 @@ def test_dsn_notify_never_and_success(pair):
         assert s.has_extn("dsn")
         s.sendmail(ALICE, [f"nobody@{B_DOMAIN}"], message("never"), rcpt_options=["NOTIFY=NEVER"])
         s.sendmail(ALICE, [BOB], message("success"), rcpt_options=["NOTIFY=SUCCESS"])
-    wait_for(lambda: with_subject(p.a, ALICE, "Successful Mail Delivery Report"),
-             what="success notice")
+    [notice] = wait_for(lambda: with_subject(p.a, ALICE, "Successful Mail Delivery Report"),
+                        what="success notice")
     wait_for(p.spool_empty, what="empty spool")
     assert not with_subject(p.a, ALICE, "Undelivered Mail Returned to Sender")
+    # A handed it on: "relayed", not "delivered" (that is B's to say)
+    assert b"Action: relayed" in notice
+
+
+def test_success_notice_says_relayed_for_a_server_without_dsn(pair):
+    """Handed to a server that does not offer DSN, NOTIFY=SUCCESS gets our
+    report with Action: relayed, and Remote-MTA is the host's name."""
+    sink = SevenBitSink()
+    try:
+        p = pair(a_queue=f'transport = ["seven.test [127.0.0.1]:{sink.port}"];')
+        with smtplib.SMTP("127.0.0.1", p.a.ports["smtp"], timeout=30) as s:
+            s.sendmail(ALICE, ["x@seven.test"], message("relayed on", to="x@seven.test"),
+                       rcpt_options=["NOTIFY=SUCCESS"])
+        [notice] = wait_for(lambda: with_subject(p.a, ALICE, "Successful Mail Delivery Report"),
+                            what="success notice")
+        assert b"Action: relayed" in notice
+        assert re.search(rb"Remote-MTA: dns; [^\[\]:\r\n]+\r\n", notice), notice
+    finally:
+        sink.close()
 
 
 def test_null_sender_bounce_goes_to_postmaster(pair):
