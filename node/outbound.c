@@ -109,6 +109,7 @@ static void outbound_finish_cb(evutil_socket_t fd, short what, void *arg)
 			o->replies[i] = *r;
 	}
 	bool tls = o->tls;
+	bool dsn = o->client != NULL && (smtp_client_extensions(o->client) & SMTP_EXT_DSN);
 	outbound_drop_connection(o);
 	if (outbound_worth_next_host(o) && o->host + 1 < o->req.route->n) {
 		o->host++;
@@ -116,7 +117,7 @@ static void outbound_finish_cb(evutil_socket_t fd, short what, void *arg)
 		event_active(o->ev_next, 0, 0);
 		return;
 	}
-	o->req.done(o->req.ctx, o->replies, o->remote, tls);
+	o->req.done(o->req.ctx, o->replies, o->remote, tls, dsn);
 	outbound_free(o);
 }
 

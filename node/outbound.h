@@ -41,9 +41,10 @@ struct outbound_request {
 	unsigned command_timeout;
 	/* On the base's loop when every recipient has a verdict; replies
 	 * (nrcpt of them) and remote ("name[addr]" of the last host tried)
-	 * are valid during the call only. */
+	 * are valid during the call only. dsn: that host offered DSN, so the
+	 * NOTIFY and ORCPT parameters went on with the recipients. */
 	void (*done)(void *ctx, const struct smtp_client_reply *replies, const char *remote,
-		     bool tls);
+		     bool tls, bool dsn);
 	void *ctx;
 };
 

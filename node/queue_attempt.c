@@ -213,7 +213,7 @@ static void qm_prepare_work(void *arg)
 static void qm_finish(struct qm_attempt *a);
 
 static void qm_outbound_done(void *ctx, const struct smtp_client_reply *replies,
-			     const char *remote, bool tls)
+			     const char *remote, bool tls, bool dsn)
 {
 	struct qm_group *g = ctx;
 	struct qm_attempt *a = g->a;
@@ -235,6 +235,10 @@ static void qm_outbound_done(void *ctx, const struct smtp_client_reply *replies,
 				       : QUEUE_RCPT_PENDING,
 			    status, remote, reason);
 		r->attempts++;
+		/* RFC 3461: handed to a server that took NOTIFY, the success
+		 * report is the final MTA's to send, not ours */
+		if (cls == 2 && dsn)
+			r->dsn_sent = true;
 		log_msg(cls == 2 ? LOG_INFO : LOG_WARNING, "queue",
 			"id=%s to=<%s> relay=%s delay=%.2f tls=%s dsn=%s status=%s (%s)", a->id,
 			r->address, remote, elapsed_since(&a->started), tls ? "yes" : "no", status,

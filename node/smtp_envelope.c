@@ -484,6 +484,10 @@ void smtp_envelope_rcpt_to(void *ctx, const char *forward_path, const struct smt
 		smtp_rcpt_refuse(sc, reply, 452, "4.5.3", forward_path, "%s",
 				 "Too many recipients for one message, send the rest later");
 	} else if (smtp_rcpt_quota(sc, &x, forward_path, reply) == 0) {
+		for (size_t k = 0; k < x.n; k++)
+			x.rcpts[k].notify = p->notify;
+		if (x.n > 0 && (p->notify & SMTP_NOTIFY_SUCCESS) && !(p->notify & SMTP_NOTIFY_NEVER))
+			t->notify_success = true;
 		if (smtp_txn_add(t, &x) < 0 || smtp_txn_add_forwards(t, &x, forward_path, p) < 0) {
 			smtp_rcpt_refuse(sc, reply, 451, "4.3.0", forward_path, "%s",
 					 "Out of memory, try again later");

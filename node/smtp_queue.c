@@ -38,7 +38,7 @@ int smtp_queue_begin(struct smtp_conn *sc, struct smtp_reply *reply)
 	const char *error = NULL;
 	struct textbuf hdr = TEXTBUF_INIT;
 
-	if (t->nremote == 0)
+	if (t->nremote == 0 && !t->notify_success)
 		return 0;
 	int ret = sc->env->queue != NULL
 		      ? queue_writer_create(queue_manager_spool(sc->env->queue), &t->qwriter, &error)
@@ -97,7 +97,7 @@ static int smtp_queue_envelope(struct smtp_conn *sc, struct queue_envelope *env)
 		 literal);
 	size_t nlocal = smtp_txn_unique_mailboxes(t);
 	for (size_t i = 0; i < nlocal && ret == 0; i++)
-		ret = queue_envelope_add_rcpt(env, t->rcpts[i].address, "", 0);
+		ret = queue_envelope_add_rcpt(env, t->rcpts[i].address, "", t->rcpts[i].notify);
 	bool *dup = smtp_txn_remote_repeats(t);
 	if (dup == NULL && t->nremote > 0)
 		ret = STORE_E_TEMP;

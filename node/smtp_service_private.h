@@ -52,6 +52,7 @@ struct smtp_dnsbl_query;
 struct smtp_local_rcpt {
 	char address[DIRECTORY_ADDRESS_MAX]; /* normalised local@domain */
 	uint64_t quota_bytes;		     /* the directory's limit, 0 = none */
+	unsigned notify;		     /* the RCPT's SMTP_NOTIFY_* bits, 0 = none */
 };
 
 /* ORCPT= as RFC 3461 §4.2 bounds it. */
@@ -81,6 +82,9 @@ struct smtp_txn {
 	/* relay (smtp_envelope.c): permitted remote recipients, in order */
 	struct smtp_remote_rcpt *remote;
 	size_t nremote, remote_cap;
+	/* a local recipient asked for NOTIFY=SUCCESS: the message goes through
+	 * the queue, whose local delivery sends the report (RFC 3461) */
+	bool notify_success;
 	/* for the queue (smtp_queue.c): MAIL's DSN and BODY parameters */
 	bool body_8bit;
 	bool ret_hdrs, ret_full;

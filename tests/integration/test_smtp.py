@@ -281,6 +281,23 @@ def test_recipient_limit_counts_remote_targets(mx):
     mx.wait_log("nrcpt=5001 proto=ESMTP")
 
 
+def test_notify_success_for_a_local_recipient(mx):
+    """NOTIFY=SUCCESS for a local mailbox: the final delivery reports it
+    (RFC 3461), to the sender, once, with Action: delivered."""
+    with smtplib.SMTP("127.0.0.1", mx.ports["smtp"], timeout=20) as s:
+        s.ehlo("client.example.org")
+        s.sendmail(ALICE, [BOB, CAROL], message(subject="report it"),
+                   rcpt_options=["NOTIFY=SUCCESS"])
+    deadline = time.monotonic() + 30
+    reports = []
+    while time.monotonic() < deadline and not reports:
+        reports = [m for m in mailbox_texts(mx, ALICE) if b"Successful Mail Delivery Report" in m]
+        time.sleep(0.1)
+    assert len(reports) == 1
+    assert reports[0].count(b"Action: delivered") == 2
+    assert len(mailbox_files(mx, BOB)) == 1 and len(mailbox_files(mx, CAROL)) == 1
+
+
 def test_alias_and_group_deliver_once_each(mx):
     with smtplib.SMTP("127.0.0.1", mx.ports["smtp"], timeout=20) as s:
         refused = s.sendmail("sender@example.org",
