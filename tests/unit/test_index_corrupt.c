@@ -262,6 +262,16 @@ static void test_open_view_sees_reset(void **state)
 	env_teardown(&e);
 }
 
+/* Writes the finished record rec at the end of v's log (past its synced
+ * mark) and returns where. */
+static off_t log_append_raw(struct index_view *v, const struct textbuf *rec)
+{
+	struct stat st;
+	assert_int_equal(fstat(v->log_fd, &st), 0);
+	assert_int_equal(pwrite(v->log_fd, rec->data, rec->len, st.st_size), (ssize_t)rec->len);
+	return st.st_size;
+}
+
 /* A ROTATE past the synced mark whose target is not there (fsck killed
  * between writing it and raising the mark) sends every writer back to
  * reload: after a few the writer must give up, never write from where the
@@ -275,8 +285,6 @@ static void test_writer_never_writes_short_of_the_end(void **state)
 	env_setup(&e, false);
 	struct mailbox *b = tstore_mailbox(e.u, "INBOX", 0);
 	struct index_view *v = b->view;
-	struct stat st;
-	assert_int_equal(fstat(v->log_fd, &st), 0);
 	struct textbuf rec = TEXTBUF_INIT;
 	size_t start = index_rec_begin(&rec);
 	index_put_u64(&rec, v->log_seq + 1);
@@ -286,7 +294,7 @@ static void test_writer_never_writes_short_of_the_end(void **state)
 	size_t rec_len = rec.len;
 	assert_true(rec_len <= sizeof(written));
 	memcpy(written, rec.data, rec_len);
-	assert_int_equal(pwrite(v->log_fd, rec.data, rec.len, st.st_size), (ssize_t)rec.len);
+	off_t at = log_append_raw(v, &rec);
 	textbuf_free(&rec);
 	mailbox_close(&b);
 
@@ -298,7 +306,7 @@ static void test_writer_never_writes_short_of_the_end(void **state)
 	uint8_t now[256];
 	int fd = openat(e.dir_fd, e.log, O_RDONLY);
 	assert_true(fd >= 0);
-	assert_int_equal(pread(fd, now, rec_len, st.st_size), (ssize_t)rec_len);
+	assert_int_equal(pread(fd, now, rec_len, at), (ssize_t)rec_len);
 	close(fd);
 	if (memcmp(now, written, rec_len) != 0)
 		fail_msg("the append (returned %d) wrote over the ROTATE record", ret);
@@ -327,8 +335,6 @@ static void test_failed_record_leaves_view_alone(void **state)
 	env_setup(&e, false);
 	struct mailbox *b = tstore_mailbox(e.u, "INBOX", 0);
 	struct index_view *v = b->view;
-	struct stat st;
-	assert_int_equal(fstat(v->log_fd, &st), 0);
 	struct textbuf rec = TEXTBUF_INIT;
 	size_t start = index_rec_begin(&rec);
 	struct mail_record m;
@@ -342,8 +348,8 @@ static void test_failed_record_leaves_view_alone(void **state)
 	struct index_state bad = v->state;
 	bad.uidnext += 1; /* but not messages */
 	index_rec_finish(&rec, start, INDEX_REC_APPEND, 0, 1, m.modseq, &bad);
-	assert_int_equal(pwrite(v->log_fd, rec.data, rec.len, st.st_size), (ssize_t)rec.len);
-	assert_int_equal(index_log_mark_synced(v->log_fd, (uint64_t)st.st_size + rec.len, &err), 0);
+	off_t at = log_append_raw(v, &rec);
+	assert_int_equal(index_log_mark_synced(v->log_fd, (uint64_t)at + rec.len, &err), 0);
 	textbuf_free(&rec);
 	size_t first_n = 0;
 	for (int i = 0; i < 3; i++) {
