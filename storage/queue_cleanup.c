@@ -33,8 +33,11 @@ struct sweep {
 static bool old_enough(struct sweep *s, int dir_fd, const char *name)
 {
 	struct stat st;
+	/* max_age 0 means any age: a file made this very moment can have a
+	 * ctime a little ahead of the coarse clock (fine-grained timestamps),
+	 * an age of -1 */
 	return fstatat(dir_fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode) &&
-	       queue_age(&st) >= s->max_age;
+	       (s->max_age <= 0 || queue_age(&st) >= s->max_age);
 }
 
 static int remove_entry(struct sweep *s, int dir_fd, const char *name)
