@@ -170,8 +170,10 @@ bool smtp_conn_may_relay(const struct smtp_conn *sc);
 /* Postfix-style "proto" for logs: SMTP, ESMTP, ESMTPS, ESMTPA, ESMTPSA. */
 const char *smtp_conn_proto(const struct smtp_conn *sc);
 
-/* smtp_queue.c: a transaction with remote recipients goes whole (local
- * mailboxes too) into this node's spool; the queue manager delivers it.
+/* smtp_queue.c: a transaction with remote recipients, or with a local one
+ * that asked NOTIFY=SUCCESS (the queue's delivery reports it), goes whole
+ * (local mailboxes too) into this node's spool; the queue manager
+ * delivers it.
  * At DATA: 1 when the message goes to the queue (t->qwriter is open),
  * 0 when it is local only, <0 on a spool error (*reply filled). */
 int smtp_queue_begin(struct smtp_conn *sc, struct smtp_reply *reply);
