@@ -66,13 +66,19 @@ static int out(struct sendmail_message *m, const void *data, size_t len)
 	return m->set.write(m->set.ctx, data, len) < 0 ? SENDMAIL_MSG_WRITE : SENDMAIL_MSG_OK;
 }
 
-/* The length of the field name at the start of line, 0 if it is no field. */
-static size_t field_name_len(const char *line, size_t len)
+/* The length of the field name at the start of line, 0 if it is no
+ * field; *colon_r: where its colon is (RFC 5322 4.5.3, obsolete syntax:
+ * "Bcc : x" is a field too, whitespace between the name and the colon). */
+static size_t field_name_len(const char *line, size_t len, size_t *colon_r)
 {
 	size_t i = 0;
 	while (i < len && line[i] > ' ' && line[i] < 127 && line[i] != ':')
 		i++;
-	return i > 0 && i < len && line[i] == ':' ? i : 0;
+	size_t name = i;
+	while (i < len && (line[i] == ' ' || line[i] == '\t'))
+		i++;
+	*colon_r = i;
+	return name > 0 && i < len && line[i] == ':' ? name : 0;
 }
 
 static int extract_list(struct sendmail_message *m, const struct textbuf *values)
@@ -167,7 +173,8 @@ static int header_line(struct sendmail_message *m, const char *line, size_t len)
 		}
 		return header_keep(m, line, len);
 	}
-	size_t n = field_name_len(line, len);
+	size_t colon;
+	size_t n = field_name_len(line, len, &colon);
 	if (n == 0)
 		return 1;
 	m->in_field = true;
@@ -189,7 +196,8 @@ static int header_line(struct sendmail_message *m, const char *line, size_t len)
 				return SENDMAIL_MSG_HEADER_TOO_BIG;
 			m->in_wanted = true;
 			m->in_resent = resent;
-			field_value_add(resent ? &m->resent : &m->fields, line + n + 1, len - n - 1);
+			field_value_add(resent ? &m->resent : &m->fields, line + colon + 1,
+					len - colon - 1);
 		}
 	}
 	return header_keep(m, line, len);

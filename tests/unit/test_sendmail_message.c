@@ -83,6 +83,9 @@ static const struct {
 	  "From: x@y\r\nDate: d\r\nMessage-ID: <i>\r\n\r\nb\r\n.\r\nafter\r\n", "" },
 	{ "From: x@y\nDate: d\nMessage-ID: <i>\nBcc: h@x,\n  h2@x\nTo: t@x\n\nb\n", true, true,
 	  "From: x@y\r\nDate: d\r\nMessage-ID: <i>\r\nTo: t@x\r\n\r\nb\r\n", "h@x;h2@x;t@x;" },
+	/* obsolete syntax: whitespace before the colon (RFC 5322 4.5.3) */
+	{ "From: x@y\nDate: d\nMessage-ID: <i>\nBcc : h@x\nTo\t: t@x\n\nb\n", true, true,
+	  "From: x@y\r\nDate: d\r\nMessage-ID: <i>\r\nTo\t: t@x\r\n\r\nb\r\n", "h@x;t@x;" },
 	{ "From: x@y\nDate: d\nMessage-ID: <i>\nTo: t@x\nResent-To: r@x\nCc: \"A, B\" <c@x>, u\n\n", true, true,
 	  "From: x@y\r\nDate: d\r\nMessage-ID: <i>\r\nTo: t@x\r\nResent-To: r@x\r\nCc: \"A, B\" <c@x>, u\r\n\r\n",
 	  "r@x;" },
