@@ -18,6 +18,7 @@
 #include <errno.h>
 #include <event2/event.h>
 #include <event2/thread.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -48,6 +49,9 @@
 
 struct maild {
 	struct node_config *cfg;
+	/* held by a mailctl command while it runs (control thread) and by a
+	 * reload while it swaps cfg (main thread): commands read cfg */
+	pthread_mutex_t cfg_lock;
 	const char *config_path;
 	const char *store_override;
 	const char *user_override;
@@ -277,13 +281,20 @@ static int reload_tls(struct maild *d, const char *why, struct textbuf *out, str
 
 static int control_tls_reload(struct textbuf *out, struct textbuf *err, void *ctx)
 {
-	return reload_tls(ctx, "mailctl", out, err);
+	struct maild *d = ctx;
+	pthread_mutex_lock(&d->cfg_lock);
+	int rc = reload_tls(d, "mailctl", out, err);
+	pthread_mutex_unlock(&d->cfg_lock);
+	return rc;
 }
 
 static int control_handle(int argc, char **argv, struct textbuf *out, struct textbuf *err, void *ctx)
 {
 	struct maild *d = ctx;
-	return commands_run(&d->env, argc, argv, out, err);
+	pthread_mutex_lock(&d->cfg_lock);
+	int rc = commands_run(&d->env, argc, argv, out, err);
+	pthread_mutex_unlock(&d->cfg_lock);
+	return rc;
 }
 
 static void service_tls(const struct node_config *cfg, int i, struct listener_tls *tls)
@@ -396,9 +407,11 @@ static void reload(struct maild *d)
 	memcpy(fresh->services, d->cfg->services, sizeof(fresh->services));
 	for (int i = 0; i < SERVICE_COUNT; i++)
 		fresh->services[i].require_tls = require_tls[i];
+	pthread_mutex_lock(&d->cfg_lock);
 	node_config_free(&d->cfg);
 	d->cfg = fresh;
 	d->env.cfg = fresh;
+	pthread_mutex_unlock(&d->cfg_lock);
 	limits_from_config(fresh, &limits);
 	listener_set_limits(d->listener, &limits);
 	struct auth_settings auth_set;
@@ -551,7 +564,7 @@ static void stop(struct maild *d)
 
 int main(int argc, char **argv)
 {
-	struct maild d = { .lock_fd = -1 };
+	struct maild d = { .lock_fd = -1, .cfg_lock = PTHREAD_MUTEX_INITIALIZER };
 	struct textbuf errors = TEXTBUF_INIT;
 	bool foreground = false, check = false;
 	int rc = 1;

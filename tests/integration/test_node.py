@@ -74,6 +74,32 @@ def test_sighup_reloads_and_survives_a_bad_file(node):
     assert "(limit 77," in node.ctl("status").stdout
 
 
+def test_reloads_while_mailctl_commands_run(node):
+    """SIGHUP swaps the configuration while mailctl commands read it on
+    the control thread: they wait for each other (it was a use after free
+    under ASan). Bounded: 80 commands, a reload every 2 ms meanwhile."""
+    import threading
+    stop = threading.Event()
+
+    def hup():
+        for _ in range(20000):
+            if stop.is_set():
+                return
+            node.signal(signal.SIGHUP)
+            time.sleep(0.002)
+
+    t = threading.Thread(target=hup, daemon=True)
+    t.start()
+    try:
+        for _ in range(40):
+            assert node.ctl("status").returncode == 0
+            assert node.ctl("cert", "list").returncode == 0
+    finally:
+        stop.set()
+        t.join(15)
+    assert node.proc.poll() is None, node.log_text()
+
+
 def test_sigterm_stops_cleanly(node):
     assert node.stop() == 0
     assert "stopped" in node.log_text()
