@@ -21,10 +21,13 @@
 #include "node/commands.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "lib/address.h"
 #include "lib/aliases_file.h"
@@ -251,9 +254,21 @@ int cmd_alias_import(struct command_env *env, int argc, char **argv, struct text
 			return command_fail(err, rc < 0 ? rc : DIRECTORY_E_NODOMAIN, im.domain,
 					    rc < 0 ? NULL : "not a local domain");
 	}
-	FILE *f = fopen(im.file, "r");
+	/* The daemon runs this on its control thread: a FIFO or a device
+	 * (/dev/zero) would hold it for good, so only a regular file will
+	 * do, opened without waiting for a writer. */
+	int fd = open(im.file, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+	struct stat st;
+	if (fd >= 0 && (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))) {
+		close(fd);
+		textbuf_printf(err, "alias import: %s: not a regular file\n", im.file);
+		return 1;
+	}
+	FILE *f = fd >= 0 ? fdopen(fd, "r") : NULL;
 	if (f == NULL) {
 		textbuf_printf(err, "alias import: %s: %s\n", im.file, strerror(errno));
+		if (fd >= 0)
+			close(fd);
 		return 1;
 	}
 	struct aliases_parser p;

@@ -313,6 +313,21 @@ def test_newaliases_from_file(n):
     assert r.returncode == 65
 
 
+def test_alias_import_takes_regular_files_only(node_factory):
+    """maild reads the file on its control thread: a device or a FIFO would
+    hold that thread (and its shutdown) for good."""
+    n = node_factory()
+    n.ctl("domain", "add", "ex.test")
+    fifo = n.base / "fifo"
+    os.mkfifo(fifo)
+    n.start()
+    for path in ("/dev/zero", str(fifo)):
+        r = n.ctl("alias", "import", path, check=False, timeout=20)
+        assert r.returncode == 1 and "not a regular file" in r.stderr, r.stderr
+    assert n.ctl("status").returncode == 0
+    assert n.stop() == 0
+
+
 def test_alias_import_domain_choice(node_factory):
     n = node_factory()
     path = n.base / "aliases"
