@@ -14,6 +14,7 @@
  */
 #include "storage/directory_internal.h"
 
+#include <stdio.h>
 #include <string.h>
 
 struct resolve {
@@ -21,7 +22,8 @@ struct resolve {
 	directory_resolve_cb *cb;
 	void *ctx;
 	const char **error_r;
-	struct dir_strset visited; /* addresses already expanded */
+	struct dir_strset visited; /* "address#depth": expanded, at that depth */
+	struct dir_strset cut;	   /* addresses reached only past the depth limit */
 	struct dir_strset emitted; /* final recipients reported */
 	struct dir_strset local_domains, remote_domains;
 	bool too_deep;
@@ -98,6 +100,18 @@ static int resolve_list(struct resolve *r, const struct textbuf *list, unsigned 
 	return RESOLVE_CONTINUE;
 }
 
+/* Whether text was expanded at depth at most max. */
+static bool expanded_within(const struct resolve *r, const char *text, unsigned max)
+{
+	char key[DIRECTORY_ADDRESS_MAX + 8];
+	for (unsigned d = 0; d <= max && d < DIRECTORY_RESOLVE_DEPTH; d++) {
+		snprintf(key, sizeof(key), "%s#%u", text, d);
+		if (dir_strset_contains(&r->visited, key))
+			return true;
+	}
+	return false;
+}
+
 static int resolve_address(struct resolve *r, const char *text, unsigned depth)
 {
 	struct textbuf list = TEXTBUF_INIT;
@@ -113,12 +127,18 @@ static int resolve_address(struct resolve *r, const char *text, unsigned depth)
 	size_t klen = dir_key(key, DIR_KEY_USER, a.domain, a.local, NULL, false);
 	if ((ret = dirdb_get(r->dir->db, key, klen, NULL, r->error_r)) != 0)
 		return ret < 0 ? ret : resolve_emit(r, text, true);
-	if (dir_strset_add(&r->visited, text) == 0)
+	/* Depth first: an address met first down a long chain is expanded
+	 * again when a shorter path reaches it (its own targets may have been
+	 * cut there), never twice at one depth or deeper (loops end). */
+	if (expanded_within(r, text, depth))
 		return RESOLVE_CONTINUE;
 	if (depth >= DIRECTORY_RESOLVE_DEPTH) {
-		r->too_deep = true;
+		dir_strset_add(&r->cut, text);
 		return RESOLVE_CONTINUE;
 	}
+	char vkey[DIRECTORY_ADDRESS_MAX + 8];
+	snprintf(vkey, sizeof(vkey), "%s#%u", text, depth);
+	dir_strset_add(&r->visited, vkey);
 
 	ret = resolve_collect(r, DIR_KEY_ALIAS, &a, &list);
 	if (ret == 0 && list.len == 0) {
@@ -153,17 +173,23 @@ int directory_resolve(struct directory *dir, const char *address, directory_reso
 	dir_strset_add(&r.local_domains, a.domain);
 	dir_format(&a, text);
 	ret = resolve_address(&r, text, 0);
-	if (ret == RESOLVE_STOP)
-		ret = 1;
-	else if (ret == RESOLVE_CONTINUE && r.emitted.count > 0)
-		ret = 1;
-	else if (ret == RESOLVE_CONTINUE && r.too_deep)
+	/* Too deep: an address cut at the limit that no shorter path
+	 * expanded. Then no part is delivered: the rest could not be told. */
+	for (size_t i = 0; i < r.cut.cap && !r.too_deep; i++)
+		r.too_deep = r.cut.slots[i] != NULL &&
+			     !expanded_within(&r, r.cut.slots[i], DIRECTORY_RESOLVE_DEPTH);
+	if (ret == RESOLVE_CONTINUE && r.too_deep)
 		ret = dir_fail(error_r, DIRECTORY_E_NOTFOUND,
 			       "%s: aliases nested deeper than %d levels", text,
 			       DIRECTORY_RESOLVE_DEPTH);
+	else if (ret == RESOLVE_STOP)
+		ret = 1;
+	else if (ret == RESOLVE_CONTINUE && r.emitted.count > 0)
+		ret = 1;
 	else if (ret == RESOLVE_CONTINUE)
 		ret = dir_fail(error_r, DIRECTORY_E_NOTFOUND, "no such recipient %s", text);
 	dir_strset_free(&r.visited);
+	dir_strset_free(&r.cut);
 	dir_strset_free(&r.emitted);
 	dir_strset_free(&r.local_domains);
 	dir_strset_free(&r.remote_domains);

@@ -603,6 +603,18 @@ static void test_resolve(void **state)
 	group(f->dir, "eg@e.example", (const char *const[]){NULL});
 	alias(f->dir, "@e.example", "boss@e.example");
 	alias(f->dir, "@e.example", "archive@r.example");
+	/* "list" reaches z at once and down a chain of 8 (met first): z is
+	 * expanded all the same; "deep" has a branch too deep and one not */
+	alias(f->dir, "list@d.example", "k1@d.example");
+	alias(f->dir, "list@d.example", "z@d.example");
+	for (int i = 1; i <= 7; i++) {
+		snprintf(a, sizeof(a), "k%d@d.example", i);
+		snprintf(b, sizeof(b), i < 7 ? "k%d@d.example" : "z@d.example", i + 1);
+		alias(f->dir, a, b);
+	}
+	alias(f->dir, "z@d.example", "u2@d.example");
+	alias(f->dir, "deep@d.example", "c0@d.example");
+	alias(f->dir, "deep@d.example", "u3@d.example");
 
 	static const struct {
 		const char *address;
@@ -621,6 +633,8 @@ static void test_resolve(void **state)
 	    {"c2@d.example", 1, "u1@d.example:L"},
 	    {"c1@d.example", DIRECTORY_E_NOTFOUND, ""},
 	    {"c0@d.example", DIRECTORY_E_NOTFOUND, ""},
+	    {"list@d.example", 1, "u2@d.example:L"},
+	    {"deep@d.example", DIRECTORY_E_NOTFOUND, "u3@d.example:L"}, /* none delivered */
 	    {"grp@d.example", 1,
 	     "u1@d.example:L,u2@d.example:L,u3@d.example:L,x@r.example:R,y@r.example:R"},
 	    {"grp2@d.example", 1,
