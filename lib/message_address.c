@@ -238,7 +238,10 @@ static void parse_angle(struct parser *ps, size_t name, size_t *last_comment)
 	ps->i++; /* '<' */
 	if (at_special(ps, '@')) {
 		size_t from = ps->i;
-		while (ps->i < ps->lx->count && !at_special(ps, ':') && !at_special(ps, '>'))
+		/* A route holds no '<' or ';': stopping there keeps a list of
+		 * "<@," from rescanning the rest of the field per address. */
+		while (ps->i < ps->lx->count && !at_special(ps, ':') && !at_special(ps, '>') &&
+		       !at_special(ps, '<') && !at_special(ps, ';'))
 			ps->i++;
 		if (at_special(ps, ':')) {
 			textbuf_truncate(&ps->tmp, 0);
