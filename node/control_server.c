@@ -145,7 +145,7 @@ static int bind_ipc(void *sock, const char *path, const char **error_r)
 
 	unlink(path); /* stale socket of a dead daemon; the node lock proves we are alone */
 	snprintf(endpoint, sizeof(endpoint), "ipc://%s", path);
-	old = umask(007);
+	old = umask(077); /* the service user (and root) only: commands can change anything */
 	rc = zmq_bind(sock, endpoint);
 	umask(old);
 	if (rc < 0) {

@@ -100,6 +100,16 @@ def test_reloads_while_mailctl_commands_run(node):
     assert node.proc.poll() is None, node.log_text()
 
 
+def test_control_sockets_are_for_the_service_user_only(node):
+    """Any mailctl command can change anything: the sockets are 0700 (the
+    service user and root), not open to the service group."""
+    for name in ("control.sock", "events.sock"):
+        path = node.run_dir / name
+        if path.exists():
+            assert path.stat().st_mode & 0o077 == 0, oct(path.stat().st_mode)
+    assert (node.run_dir / "control.sock").exists()
+
+
 def test_sigterm_stops_cleanly(node):
     assert node.stop() == 0
     assert "stopped" in node.log_text()
