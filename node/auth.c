@@ -378,15 +378,27 @@ void auth_finish_ok(struct auth_session *s, int mech, const char *user, struct a
 	out->reason = AUTH_REASON_NONE;
 	out->detail = NULL;
 	out->user = s->user;
-	out->delay_ms = 0;
+	/* While the address or the account has recent failures, the right
+	 * password waits as long as a wrong one would: otherwise a guesser
+	 * that hangs up after the hash time is never slowed, and a quick
+	 * answer tells it it guessed right. */
+	uint64_t now = auth_now_ms(auth);
+	unsigned by_address = auth_throttle_penalty(auth->by_address, s->peer_key, now);
+	unsigned by_account = auth_throttle_penalty(auth->by_account, s->user, now);
+	out->delay_ms = by_address > by_account ? by_address : by_account;
 	if (mech >= 0 && mech < AUTH_MECH_COUNT)
 		atomic_fetch_add(&auth->success[mech], 1);
 	/* The account's failures are forgotten; the address's are not (one
 	 * valid login must not wash away a spraying client's record). */
 	auth_throttle_forget(auth->by_account, s->user);
 	log_name(s->user, name, sizeof(name));
-	log_info("auth", "login user=%s peer=%s mech=%s service=%s conn=%llu", name, s->peer,
-		 out->mechanism, s->service, (unsigned long long)s->conn_id);
+	if (out->delay_ms > 0)
+		log_info("auth", "login user=%s peer=%s mech=%s service=%s conn=%llu delay_ms=%u",
+			 name, s->peer, out->mechanism, s->service, (unsigned long long)s->conn_id,
+			 out->delay_ms);
+	else
+		log_info("auth", "login user=%s peer=%s mech=%s service=%s conn=%llu", name, s->peer,
+			 out->mechanism, s->service, (unsigned long long)s->conn_id);
 }
 
 void auth_finish_fail(struct auth_session *s, int mech, enum auth_reason reason, const char *detail,
@@ -403,10 +415,14 @@ void auth_finish_fail(struct auth_session *s, int mech, enum auth_reason reason,
 	out->user = NULL;
 	/* Guessing earns a delay: per address for anything that looked like
 	 * an attempt, per account for wrong credentials. */
-	if (reason == AUTH_REASON_CREDENTIALS || reason == AUTH_REASON_MALFORMED) {
+	/* A disabled account or a refused authorization identity comes after
+	 * the right credentials: answered at once, it would tell a guesser so. */
+	bool guess = reason == AUTH_REASON_CREDENTIALS || reason == AUTH_REASON_DISABLED ||
+		     reason == AUTH_REASON_AUTHZ;
+	if (guess || reason == AUTH_REASON_MALFORMED) {
 		uint64_t now = auth_now_ms(auth);
 		delay = auth_throttle_failure(auth->by_address, s->peer_key, now);
-		if (reason == AUTH_REASON_CREDENTIALS && s->claimed[0] != '\0') {
+		if (guess && s->claimed[0] != '\0') {
 			unsigned d = auth_throttle_failure(auth->by_account, s->claimed, now);
 			delay = d > delay ? d : delay;
 		}

@@ -127,7 +127,7 @@ static void *pool_worker(void *arg)
 			continue;
 		}
 		h->state = H_DONE;
-		if (h->out.status == AUTH_FAIL && h->out.delay_ms > 0) {
+		if (h->out.delay_ms > 0) { /* a failure's, or a penalty's */
 			struct timeval tv = {.tv_sec = h->out.delay_ms / 1000,
 					     .tv_usec = (h->out.delay_ms % 1000) * 1000};
 			event_add(h->ev, &tv);

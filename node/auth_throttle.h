@@ -48,6 +48,9 @@ unsigned auth_throttle_failure(struct auth_throttle *t, const char *key, uint64_
 void auth_throttle_forget(struct auth_throttle *t, const char *key);
 /* The delay the next failure of key would earn, recording nothing. */
 unsigned auth_throttle_peek(struct auth_throttle *t, const char *key, uint64_t now_ms);
+/* The delay key's recent failures earned (what the last one got), 0 when
+ * it has none: what any answer to it waits, a right password included. */
+unsigned auth_throttle_penalty(struct auth_throttle *t, const char *key, uint64_t now_ms);
 /* Keys with failures still remembered at now_ms (monitoring). */
 size_t auth_throttle_tracked(struct auth_throttle *t, uint64_t now_ms);
 
