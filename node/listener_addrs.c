@@ -204,8 +204,10 @@ int listener_addr_from_sockaddr(const struct sockaddr *sa, socklen_t len,
 			inet_ntop(AF_INET, key_r->bytes, text, sizeof(text));
 			snprintf(peer, peer_size, "%s:%u", text, ntohs(sin6->sin6_port));
 		} else {
+			/* the /64: one host usually owns the whole prefix, as the
+			 * auth throttle also assumes */
 			key_r->family = 6;
-			memcpy(key_r->bytes, &sin6->sin6_addr, 16);
+			memcpy(key_r->bytes, &sin6->sin6_addr, 8);
 			inet_ntop(AF_INET6, &sin6->sin6_addr, text, sizeof(text));
 			snprintf(peer, peer_size, "[%s]:%u", text, ntohs(sin6->sin6_port));
 		}

@@ -519,6 +519,17 @@ static void test_addr_format(void **unused)
 	listener_addr_from_sockaddr((struct sockaddr *)&s4, sizeof(s4), &k4, peer, sizeof(peer));
 	listener_addr_from_sockaddr((struct sockaddr *)&s6, sizeof(s6), &k6, peer, sizeof(peer));
 	assert_memory_equal(&k4, &k6, sizeof(k4));
+	/* IPv6: one key per /64 (one host usually owns the prefix) */
+	struct sockaddr_in6 a = { .sin6_family = AF_INET6 }, b = a, c = a;
+	inet_pton(AF_INET6, "2001:db8:1:2::5", &a.sin6_addr);
+	inet_pton(AF_INET6, "2001:db8:1:2:ffff::9", &b.sin6_addr);
+	inet_pton(AF_INET6, "2001:db8:1:3::5", &c.sin6_addr);
+	struct listener_addr_key ka, kb, kc;
+	listener_addr_from_sockaddr((struct sockaddr *)&a, sizeof(a), &ka, peer, sizeof(peer));
+	listener_addr_from_sockaddr((struct sockaddr *)&b, sizeof(b), &kb, peer, sizeof(peer));
+	listener_addr_from_sockaddr((struct sockaddr *)&c, sizeof(c), &kc, peer, sizeof(peer));
+	assert_memory_equal(&ka, &kb, sizeof(ka));
+	assert_memory_not_equal(&ka, &kc, sizeof(ka));
 }
 
 static void test_bind_errors(void **unused)
