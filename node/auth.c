@@ -10,6 +10,7 @@
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/random.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
@@ -198,6 +199,16 @@ int auth_create(const struct auth_settings *set, struct directory *dir, struct a
 	if (password_hash("unknown user", set->password_scheme, set->password_cost,
 			  auth->dummy_hash, sizeof(auth->dummy_hash), error_r) < 0)
 		goto fail;
+	/* ... and a shared-secret mechanism (SCRAM, CRAM-MD5) runs its whole
+	 * exchange for them against this, failing only at the proof: one that
+	 * stops at once tells which users exist. */
+	uint8_t rnd[16];
+	if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd)) {
+		*error_r = "no random bytes for the dummy secret";
+		goto fail;
+	}
+	for (size_t i = 0; i < sizeof(rnd); i++)
+		snprintf(auth->dummy_secret + 2 * i, 3, "%02x", rnd[i]);
 	*auth_r = auth;
 	return 0;
 fail:

@@ -33,6 +33,7 @@ struct auth {
 	char default_realm[256];
 	bool kerberos;	      /* keytab configured and GSSAPI loaded */
 	char dummy_hash[256]; /* verified against for unknown users: same cost */
+	char dummy_secret[33]; /* random: what a shared-secret mechanism is given for them */
 
 	pthread_mutex_t settings_lock; /* guards the two below */
 	bool offered[AUTH_MECH_COUNT]; /* configured SASL mechanisms */
@@ -67,6 +68,7 @@ struct auth_session {
 	char user[DIRECTORY_ADDRESS_MAX];    /* authenticated */
 	enum auth_reason hook_reason;	     /* set by a hook: beats libsasl2's code */
 	const char *hook_detail;
+	const char *dummy_detail; /* why this attempt was given the dummy secret, for the log */
 	char detail[256]; /* a copy of libsasl2's explanation */
 
 	/* The last directory lookup (holds a secret: wiped when replaced). */

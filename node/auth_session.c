@@ -80,6 +80,7 @@ static void attempt_reset(struct auth_session *s, int mech)
 	s->user[0] = '\0';
 	s->hook_reason = AUTH_REASON_NONE;
 	s->hook_detail = NULL;
+	s->dummy_detail = NULL;
 	textbuf_truncate(&s->challenge, 0);
 	cache_clear(s);
 }
@@ -193,14 +194,13 @@ static int hook_secret(void *ctx, const char *user, const char **secret_r)
 		hook_fail(s, AUTH_REASON_TEMPORARY, "directory error");
 		return -1;
 	}
-	if (ret == 0) {
-		hook_fail(s, AUTH_REASON_CREDENTIALS, "unknown user");
-		return 0;
-	}
-	if (s->cached.secret[0] == '\0') {
+	if (ret == 0 || s->cached.secret[0] == '\0') {
 		hook_fail(s, AUTH_REASON_CREDENTIALS,
-			  "no stored secret (set the password again, shared-secret-auth on)");
-		return 0;
+			  ret == 0 ? "unknown user"
+				   : "no stored secret (set the password again, shared-secret-auth on)");
+		*secret_r = s->auth->dummy_secret; /* the exchange goes on, and fails */
+		s->dummy_detail = s->hook_detail;
+		return 1;
 	}
 	*secret_r = s->cached.secret;
 	return 1;
@@ -334,6 +334,8 @@ static void sasl_outcome(struct auth_session *s, enum sasl_server_result r,
 	}
 	if (s->hook_reason != AUTH_REASON_NONE) {
 		auth_finish_fail(s, s->mech, s->hook_reason, s->hook_detail, out);
+	} else if (s->dummy_detail != NULL) { /* an earlier step's lookup said why */
+		auth_finish_fail(s, s->mech, AUTH_REASON_CREDENTIALS, s->dummy_detail, out);
 	} else {
 		/* libsasl2's text lives in its session, which the end of the
 		 * attempt frees. */
