@@ -7,9 +7,10 @@
  * replacement, skip what it replaces.
  *
  * Quoted-printable keeps every hard line break as it is and never starts
- * a soft-broken line with '-', so no new line can look like a MIME
- * delimiter (a line that starts "--" plus an active boundary); lines that
- * were not delimiters before are not after, since their start is kept.
+ * a line (hard or soft-broken) with '-', so no line of a re-encoded part
+ * can look like a MIME delimiter (a line that starts "--" plus an active
+ * boundary): not even "--b=E9" for a boundary that holds "=E9", which a
+ * hard line "--b\xe9" would become if its start were kept.
  */
 #include "lib/mime_downgrade.h"
 
@@ -64,34 +65,33 @@ static void qp_encode(const unsigned char *p, size_t n, const char *eol, struct 
 {
 	static const char hex[] = "0123456789ABCDEF";
 	size_t col = 0;
-	bool soft_line = false; /* the current line follows a soft break */
 
 	for (size_t i = 0; i < n; i++) {
 		unsigned char c = p[i];
 		if (c == '\n') {
 			textbuf_putc(out, '\n');
 			col = 0;
-			soft_line = false;
 			continue;
 		}
 		if (c == '\r' && i + 1 < n && p[i + 1] == '\n') {
 			textbuf_puts(out, "\r\n");
 			i++;
 			col = 0;
-			soft_line = false;
 			continue;
 		}
 		bool at_eol = i + 1 == n || p[i + 1] == '\n' ||
 			      (p[i + 1] == '\r' && i + 2 < n && p[i + 2] == '\n');
 		bool literal =
 		    (c >= 33 && c <= 126 && c != '=') || ((c == ' ' || c == '\t') && !at_eol);
-		size_t width = literal && !(soft_line && col == 0 && c == '-') ? 1 : 3;
+		/* A '-' starting any line is encoded: no line of the result can
+		 * then be taken for a boundary delimiter, not even one whose
+		 * boundary holds "=XX" as the encoding writes it. */
+		size_t width = literal && !(col == 0 && c == '-') ? 1 : 3;
 		/* leave room for the '=' of a soft break, unless this ends the line */
 		if (col + width > (at_eol ? QP_LINE_MAX : QP_LINE_MAX - 1)) {
 			textbuf_putc(out, '=');
 			textbuf_puts(out, eol);
 			col = 0;
-			soft_line = true;
 			width = literal && c != '-' ? 1 : 3;
 		}
 		if (width == 1) {

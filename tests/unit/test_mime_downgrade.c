@@ -289,6 +289,16 @@ static void test_no_new_delimiters(void **state)
 	assert_non_null(strstr(out, "=\r\n=2D-b--"));
 	free(out);
 	textbuf_free(&m);
+
+	/* a boundary with "=XX" in it: the 8-bit byte a hard line holds
+	 * becomes just that once encoded */
+	textbuf_truncate(&m, 0);
+	textbuf_puts(&m, "Content-Type: multipart/mixed; boundary=\"b=E9\"\r\n\r\n--b=E9\r\n\r\n"
+			 "--b\xe9 not a delimiter\r\n--b=E9\r\n\r\ntwo\r\n--b=E9--\r\n");
+	out = downgrade_checked(m.data, m.len, 0, NULL); /* checks the part tree */
+	assert_non_null(strstr(out, "=2D-b=E9 not a delimiter"));
+	free(out);
+	textbuf_free(&m);
 }
 
 int main(void)
