@@ -279,13 +279,11 @@ static int reload_tls(struct maild *d, const char *why, struct textbuf *out, str
 	return rc;
 }
 
+/* Called by a mailctl command (cert reload, cert import ...), so with
+ * cfg_lock held already. */
 static int control_tls_reload(struct textbuf *out, struct textbuf *err, void *ctx)
 {
-	struct maild *d = ctx;
-	pthread_mutex_lock(&d->cfg_lock);
-	int rc = reload_tls(d, "mailctl", out, err);
-	pthread_mutex_unlock(&d->cfg_lock);
-	return rc;
+	return reload_tls(ctx, "mailctl", out, err);
 }
 
 static int control_handle(int argc, char **argv, struct textbuf *out, struct textbuf *err, void *ctx)
