@@ -203,9 +203,9 @@ void auth_throttle_forget(struct auth_throttle *t, const char *key)
 	pthread_mutex_unlock(lock);
 }
 
-unsigned auth_throttle_peek(struct auth_throttle *t, const char *key, uint64_t now_ms)
+/* key's failures still remembered, capped below the table's maximum. */
+static uint32_t recent_failures(struct auth_throttle *t, const char *key, uint64_t now_ms)
 {
-	unsigned initial = atomic_load(&t->initial_ms), max = atomic_load(&t->max_ms);
 	unsigned forget = atomic_load(&t->forget_ms);
 	pthread_mutex_t *lock;
 	uint64_t h;
@@ -217,28 +217,20 @@ unsigned auth_throttle_peek(struct auth_throttle *t, const char *key, uint64_t n
 		if (set[w].hash == h)
 			failures = entry_failures(&set[w], now_ms, forget);
 	pthread_mutex_unlock(lock);
-	if (failures >= AUTH_THROTTLE_MAX_FAILURES)
-		failures = AUTH_THROTTLE_MAX_FAILURES - 1;
-	return delay_for(failures + 1, initial, max);
+	return failures >= AUTH_THROTTLE_MAX_FAILURES ? AUTH_THROTTLE_MAX_FAILURES - 1 : failures;
+}
+
+unsigned auth_throttle_peek(struct auth_throttle *t, const char *key, uint64_t now_ms)
+{
+	uint32_t failures = recent_failures(t, key, now_ms);
+	return delay_for(failures + 1, atomic_load(&t->initial_ms), atomic_load(&t->max_ms));
 }
 
 unsigned auth_throttle_penalty(struct auth_throttle *t, const char *key, uint64_t now_ms)
 {
-	unsigned initial = atomic_load(&t->initial_ms), max = atomic_load(&t->max_ms);
-	unsigned forget = atomic_load(&t->forget_ms);
-	pthread_mutex_t *lock;
-	uint64_t h;
-	struct throttle_entry *set = throttle_set(t, key, &h, &lock);
-	uint32_t failures = 0;
-
-	pthread_mutex_lock(lock);
-	for (int w = 0; w < THROTTLE_WAYS; w++)
-		if (set[w].hash == h)
-			failures = entry_failures(&set[w], now_ms, forget);
-	pthread_mutex_unlock(lock);
-	if (failures >= AUTH_THROTTLE_MAX_FAILURES)
-		failures = AUTH_THROTTLE_MAX_FAILURES - 1;
-	return failures == 0 ? 0 : delay_for(failures, initial, max);
+	uint32_t failures = recent_failures(t, key, now_ms);
+	return failures == 0 ? 0
+			     : delay_for(failures, atomic_load(&t->initial_ms), atomic_load(&t->max_ms));
 }
 
 size_t auth_throttle_tracked(struct auth_throttle *t, uint64_t now_ms)
