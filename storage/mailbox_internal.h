@@ -114,6 +114,11 @@ int mailbox_claim_recent(struct mailbox *box, const char **error_r);
 /* Absorbs deliveries waiting in new/; cheap (one readdir) when none. */
 int mailbox_absorb(struct mailbox *box, const char **error_r);
 bool mailbox_new_pending(struct mailbox *box);
+/* Adds to *bytes and *msgs the deliveries waiting in box_fd's new/:
+ * charged to quota already, not yet in the index's usage. Entries an
+ * earlier absorb recorded (its absorb set in v) are in that usage and
+ * left out; v NULL (an index too damaged to open): every entry counts. */
+void mailbox_new_usage(int box_fd, const struct index_view *v, uint64_t *bytes, uint64_t *msgs);
 /* fsck, index lock held: the file of record r is missing; when new/ still
  * holds its delivery (same GUID and size) it is linked back (repair).
  * 1 restored (or restorable when !repair), 0 not there, <0 error. */

@@ -214,10 +214,7 @@ void mailbox_levels_prune(struct store_user *user, const char *path)
 	}
 }
 
-/* Sums the deliveries waiting in new/ (charged to quota already, not yet
- * in the index's usage): entries an earlier absorb recorded are in it
- * (v NULL: an index too damaged to open, every entry counts). */
-static void pending_usage(int box_fd, const struct index_view *v, uint64_t *bytes, uint64_t *msgs)
+void mailbox_new_usage(int box_fd, const struct index_view *v, uint64_t *bytes, uint64_t *msgs)
 {
 	DIR *d = store_opendir(box_fd, "new");
 	if (d == NULL)
@@ -268,7 +265,7 @@ static int delete_box(struct store_user *user, int level, const char *name, cons
 		ret = 0;
 	}
 	if (ret == 0 && (ret = store_user_lock(user, STORE_LOCK_COUNTERS, error_r)) == 0) {
-		pending_usage(box_fd, v, &bytes, &msgs);
+		mailbox_new_usage(box_fd, v, &bytes, &msgs);
 		ret = box_to_trash(user, level, name, error_r);
 		if (ret == 0)
 			(void)quota_charge_locked(user, -(int64_t)bytes, -(int64_t)msgs, NULL, NULL, NULL);

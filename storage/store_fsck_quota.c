@@ -15,7 +15,6 @@
  * follows, taking at most one index lock: no deadlock is possible.
  * Appenders of the user wait for the count (a few reads per mailbox).
  */
-#include <dirent.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdlib.h>
@@ -63,29 +62,6 @@ static int by_inode(const void *a, const void *b)
 	return x->lock_ino < y->lock_ino ? -1 : x->lock_ino > y->lock_ino;
 }
 
-/* Deliveries in new/ that the index has not absorbed. */
-static void count_new(int box_fd, const struct index_view *v, uint64_t *bytes, uint64_t *msgs)
-{
-	DIR *d = store_opendir(box_fd, "new");
-	if (d == NULL)
-		return;
-	struct dirent *de;
-	while ((de = readdir(d)) != NULL) {
-		uint8_t guid[16];
-		int64_t date;
-		uint32_t flags;
-		struct stat st;
-		if (de->d_name[0] == '.' || fstatat(dirfd(d), de->d_name, &st, 0) < 0)
-			continue;
-		if (mailbox_new_parse(de->d_name, guid, &date, &flags, NULL) == 0 &&
-		    index_absorb_contains(v, guid))
-			continue;
-		*bytes += (uint64_t)st.st_size;
-		(*msgs)++;
-	}
-	closedir(d);
-}
-
 /* One mailbox, its index lock held. */
 static int count_box(struct fsck *fk, int box_fd, uint64_t *bytes, uint64_t *msgs,
 		     const char **error_r)
@@ -103,7 +79,7 @@ static int count_box(struct fsck *fk, int box_fd, uint64_t *bytes, uint64_t *msg
 	if (ret == 0 && !v->deleted) {
 		*bytes += v->state.bytes;
 		*msgs += v->state.messages;
-		count_new(box_fd, v, bytes, msgs);
+		mailbox_new_usage(box_fd, v, bytes, msgs);
 	}
 	index_view_free(&v);
 	return ret;
