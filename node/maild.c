@@ -49,9 +49,14 @@
 
 struct maild {
 	struct node_config *cfg;
-	/* held by a mailctl command while it runs (control thread) and by a
-	 * reload while it swaps cfg (main thread): commands read cfg */
+	/* A mailctl command (control thread) runs on the configuration it
+	 * found at its start; a reload (main thread) that replaces it then
+	 * retires it instead of freeing it, and the command's end frees it.
+	 * cfg_lock guards the swap and these three, never a whole command. */
 	pthread_mutex_t cfg_lock;
+	bool command_running;
+	const struct node_config *command_cfg; /* the running command's (control thread) */
+	struct node_config *retired;
 	const char *config_path;
 	const char *store_override;
 	const char *user_override;
@@ -130,25 +135,26 @@ static void format_uptime(time_t secs, char *out, size_t size)
 static void status_report(struct textbuf *out, void *ctx)
 {
 	struct maild *d = ctx;
+	const struct node_config *cfg = d->command_cfg; /* a command's: control thread */
 	struct listener_service_stats stats[SERVICE_COUNT];
 	size_t n = listener_stats(d->listener, stats, SERVICE_COUNT);
 	char uptime[48];
 
 	format_uptime(time(NULL) - d->started, uptime, sizeof(uptime));
 	textbuf_printf(out, "clustermail %s\n", CM_VERSION);
-	textbuf_printf(out, "node:        %u\n", d->cfg->node_id);
+	textbuf_printf(out, "node:        %u\n", cfg->node_id);
 	textbuf_printf(out, "pid:         %ld\n", (long)getpid());
 	textbuf_printf(out, "uptime:      %s\n", uptime);
-	textbuf_printf(out, "config:      %s\n", d->cfg->source);
-	textbuf_printf(out, "store:       %s\n", d->cfg->store_dir);
-	textbuf_printf(out, "run dir:     %s\n", d->cfg->run_dir);
+	textbuf_printf(out, "config:      %s\n", cfg->source);
+	textbuf_printf(out, "store:       %s\n", cfg->store_dir);
+	textbuf_printf(out, "run dir:     %s\n", cfg->run_dir);
 	textbuf_printf(out, "connections: %u active (limit %u, %u per address)\n",
-		      listener_active_total(d->listener), d->cfg->server.max_connections,
-		      d->cfg->server.max_connections_per_address);
+		      listener_active_total(d->listener), cfg->server.max_connections,
+		      cfg->server.max_connections_per_address);
 	textbuf_puts(out, "services:\n");
 	for (size_t i = 0; i < n; i++) {
 		int id = node_config_service_id(stats[i].name);
-		const struct node_config_service *svc = id >= 0 ? &d->cfg->services[id] : NULL;
+		const struct node_config_service *svc = id >= 0 ? &cfg->services[id] : NULL;
 		textbuf_printf(out, "  %-11s %s:%d  active=%u accepted=%lu refused=%lu tls=%s%s%s\n",
 			      stats[i].name, stats[i].address, stats[i].port, stats[i].active,
 			      stats[i].accepted, stats[i].refused,
@@ -163,7 +169,7 @@ static void status_report(struct textbuf *out, void *ctx)
 		if (services_engine((enum node_config_service_id)i) == NULL)
 			textbuf_printf(out, "  %-11s not served: its protocol engine is not built yet\n",
 				      node_config_service_name((enum node_config_service_id)i));
-		else if (!d->cfg->services[i].enabled)
+		else if (!cfg->services[i].enabled)
 			textbuf_printf(out, "  %-11s disabled in the configuration\n",
 				      node_config_service_name((enum node_config_service_id)i));
 	if (d->auth != NULL)
@@ -279,8 +285,6 @@ static int reload_tls(struct maild *d, const char *why, struct textbuf *out, str
 	return rc;
 }
 
-/* Called by a mailctl command (cert reload, cert import ...), so with
- * cfg_lock held already. */
 static int control_tls_reload(struct textbuf *out, struct textbuf *err, void *ctx)
 {
 	return reload_tls(ctx, "mailctl", out, err);
@@ -290,7 +294,15 @@ static int control_handle(int argc, char **argv, struct textbuf *out, struct tex
 {
 	struct maild *d = ctx;
 	pthread_mutex_lock(&d->cfg_lock);
-	int rc = commands_run(&d->env, argc, argv, out, err);
+	struct command_env env = d->env;
+	d->command_cfg = env.cfg = d->cfg;
+	d->command_running = true;
+	pthread_mutex_unlock(&d->cfg_lock);
+	int rc = commands_run(&env, argc, argv, out, err);
+	pthread_mutex_lock(&d->cfg_lock);
+	d->command_running = false;
+	d->command_cfg = NULL;
+	node_config_free(&d->retired);
 	pthread_mutex_unlock(&d->cfg_lock);
 	return rc;
 }
@@ -406,9 +418,13 @@ static void reload(struct maild *d)
 	for (int i = 0; i < SERVICE_COUNT; i++)
 		fresh->services[i].require_tls = require_tls[i];
 	pthread_mutex_lock(&d->cfg_lock);
-	node_config_free(&d->cfg);
+	struct node_config *old = d->cfg;
 	d->cfg = fresh;
 	d->env.cfg = fresh;
+	if (d->command_running && old == d->command_cfg)
+		d->retired = old; /* the command's end frees it */
+	else
+		node_config_free(&old);
 	pthread_mutex_unlock(&d->cfg_lock);
 	limits_from_config(fresh, &limits);
 	listener_set_limits(d->listener, &limits);
