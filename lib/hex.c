@@ -45,16 +45,16 @@ void hex_xtext_encode(const char *s, struct textbuf *out)
 	}
 }
 
-static bool upper_hex(unsigned char c)
+static bool xtext_hex(unsigned char c, bool any_case)
 {
-	return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'F');
+	return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'F') || (any_case && c >= 'a' && c <= 'f');
 }
 
-bool hex_xtext_valid(const char *s)
+bool hex_xtext_valid(const char *s, bool any_case)
 {
 	for (const unsigned char *p = (const unsigned char *)s; *p != '\0'; p++) {
 		if (*p == '+') {
-			if (!upper_hex(p[1]) || !upper_hex(p[2]))
+			if (!xtext_hex(p[1], any_case) || !xtext_hex(p[2], any_case))
 				return false;
 			p += 2;
 		} else if (!xtext_literal(*p)) {

@@ -27,7 +27,8 @@ void hex_unescape(const void *in, size_t len, char esc, struct textbuf *out);
  * "=", every other byte "+XX" (uppercase). */
 void hex_xtext_encode(const char *s, struct textbuf *out);
 /* Whether s is xtext as RFC 3461 writes it: printable ASCII, no "=",
- * every "+" followed by two uppercase hex digits. */
-bool hex_xtext_valid(const char *s);
+ * every "+" followed by two uppercase hex digits (any_case: or lowercase,
+ * as a lenient receiver takes them). */
+bool hex_xtext_valid(const char *s, bool any_case);
 
 #endif

@@ -559,7 +559,7 @@ struct smtp_client *smtp_client_new(const struct smtp_client_settings *set,
 	c->ctx = ctx;
 	c->helo_name = dup_or_null(set->helo_name ? set->helo_name : "localhost", &failed);
 	c->sender = dup_or_null(set->sender ? set->sender : "", &failed);
-	if (set->envid != NULL && hex_xtext_valid(set->envid) && set->envid[0] != '\0')
+	if (set->envid != NULL && hex_xtext_valid(set->envid, false) && set->envid[0] != '\0')
 		c->envid = dup_or_null(set->envid, &failed);
 	c->want_starttls = set->starttls;
 	c->tls_active = set->tls_active;
@@ -585,7 +585,7 @@ struct smtp_client *smtp_client_new(const struct smtp_client_settings *set,
 		/* ORCPT and ENVID as they came in may not be valid xtext: such a
 		 * value is left out (both are optional) rather than refused
 		 * downstream with 501 and the recipient bounced. */
-		if (in->orcpt != NULL && hex_xtext_valid(in->orcpt) && strchr(in->orcpt, ';') != NULL)
+		if (in->orcpt != NULL && hex_xtext_valid(in->orcpt, false) && strchr(in->orcpt, ';') != NULL)
 			r->orcpt = dup_or_null(in->orcpt, &failed);
 		if (addr[0] == '\0' || !is_address_safe(addr)) {
 			r->skip = true;

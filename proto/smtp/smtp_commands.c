@@ -9,6 +9,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "lib/hex.h"
 #include "proto/smtp/smtp_path.h"
 #include "proto/smtp/smtp_private.h"
 
@@ -64,18 +65,7 @@ static enum smtp_want cmd_helo(struct smtp_session *s, char *arg, bool ehlo)
 /* RFC 3461 §4: xtext is printable ASCII with "+XX" escapes, no '=' or '+' otherwise. */
 static bool valid_xtext(const char *p, size_t max)
 {
-	if (*p == '\0' || strlen(p) > max)
-		return false;
-	for (; *p; p++) {
-		if (*p == '+') {
-			if (!isxdigit((unsigned char)p[1]) || !isxdigit((unsigned char)p[2]))
-				return false;
-			p += 2;
-		} else if (*p < 33 || *p > 126 || *p == '=') {
-			return false;
-		}
-	}
-	return true;
+	return *p != '\0' && strlen(p) <= max && hex_xtext_valid(p, true);
 }
 
 /* Splits "KEY=VALUE KEY2" parameters; returns -1 after replying on error. */

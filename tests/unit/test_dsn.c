@@ -485,13 +485,14 @@ static void test_orcpt_for(void **state)
 	assert_string_equal(out, "rfc822;team+2Bext@a.test");
 	assert_true(dsn_orcpt_for("\"a b=c\"@a.test", out, sizeof(out)));
 	assert_string_equal(out, "rfc822;\"a+20b+3Dc\"@a.test");
-	assert_true(hex_xtext_valid(out + 7));
+	assert_true(hex_xtext_valid(out + 7, false));
 	assert_false(dsn_orcpt_for("a-rather-long-local-part-that-will-not-fit@example.test", out, 32));
 	assert_string_equal(out, "");
-	assert_false(hex_xtext_valid("a+2b"));
-	assert_false(hex_xtext_valid("a+2"));
-	assert_false(hex_xtext_valid("a=b"));
-	assert_true(hex_xtext_valid("a+2B!~"));
+	assert_false(hex_xtext_valid("a+2b", false));
+	assert_true(hex_xtext_valid("a+2b", true));
+	assert_false(hex_xtext_valid("a+2", true));
+	assert_false(hex_xtext_valid("a=b", true));
+	assert_true(hex_xtext_valid("a+2B!~", false));
 }
 
 int main(void)
