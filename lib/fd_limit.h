@@ -7,9 +7,8 @@
 #ifndef CM_LIB_FD_LIMIT_H
 #define CM_LIB_FD_LIMIT_H
 
-/* Raises RLIMIT_NOFILE's soft limit to its hard limit. Returns the soft
- * limit now in force (the old one if it could not be raised), or -1 when
- * it cannot be read. */
-long fd_limit_raise(void);
+/* Raises RLIMIT_NOFILE's soft limit to its hard limit; where that is
+ * refused, the limit stays as it was. */
+void fd_limit_raise(void);
 
 #endif

@@ -409,7 +409,7 @@ int main(int argc, char **argv)
 	int i;
 
 	umask(027); /* the same file modes on the store as maild */
-	(void)fd_limit_raise();
+	fd_limit_raise();
 	for (i = 1; i < argc && argv[i][0] == '-'; i++) {
 		if (strcmp(argv[i], "-c") == 0 && i + 1 < argc)
 			config_path = argv[++i];

@@ -617,7 +617,7 @@ int main(int argc, char **argv)
 		return rc;
 	}
 	umask(027); /* store files: service user rw, its group r, nobody else */
-	(void)fd_limit_raise();
+	fd_limit_raise();
 	if (!foreground && daemonize_start() < 0) {
 		fprintf(stderr, "maild: cannot start in the background: %s\n", strerror(errno));
 		return 1;
