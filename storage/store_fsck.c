@@ -104,10 +104,23 @@ static int fsck_levels(struct fsck *fk, struct store_user *u, int fd, const char
 static int fsck_user(struct fsck *fk, const char *address, const char **error_r)
 {
 	struct store_user *u;
-	int ret = store_user_open(fk->store, address, &u, error_r);
+	bool inbox_missing;
+	int ret = store_user_open_existing(fk->store, address, &inbox_missing, &u, error_r);
 	if (ret < 0)
 		return ret;
 	fk->address = u->address;
+	if (inbox_missing) {
+		fsck_problem(fk, NULL, STORE_FSCK_LEFTOVER, fk->repair,
+			     "INBOX missing: an interrupted creation");
+		bool no_boxes = u->box_fd < 0;
+		if (fk->repair || no_boxes)
+			store_user_close(&u);
+		if (fk->repair && (ret = store_user_open(fk->store, address, &u, error_r)) < 0)
+			return ret;
+		if (u == NULL)
+			return 0;
+		fk->address = u->address;
+	}
 	fk->bytes = fk->messages = 0;
 	fk->uncountable = false;
 	if ((ret = store_user_lock(u, STORE_LOCK_HIERARCHY, error_r)) < 0) {

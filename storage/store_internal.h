@@ -118,6 +118,11 @@ int store_tmp_dir(struct store *store, unsigned *slot_r, const char **error_r);
  * the current time, kept in <user>/counters. */
 int store_user_next_uidvalidity(struct store_user *user, uint32_t *uidvalidity_r,
 				const char **error_r);
+/* Opens a user's mail directory without creating anything (what fsck's
+ * dry run needs): STORE_E_NOTFOUND without one; box_fd is -1 when box/ is
+ * missing, and *inbox_missing_r says whether INBOX is. */
+int store_user_open_existing(struct store *store, const char *address, bool *inbox_missing_r,
+			     struct store_user **user_r, const char **error_r);
 int store_user_lock(struct store_user *user, unsigned slot, const char **error_r);
 void store_user_unlock(struct store_user *user, unsigned slot);
 

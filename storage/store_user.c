@@ -57,8 +57,11 @@ static int open_or_create_path(int dir_fd, const char *rel)
 	return store_open_dir(dir_fd, buf);
 }
 
-int store_user_open(struct store *store, const char *address, struct store_user **user_r,
-		    const char **error_r)
+/* Opens the user's directories, creating them when create is set;
+ * without it a missing directory is STORE_E_NOTFOUND and a missing box/
+ * leaves box_fd at -1. */
+static int user_open(struct store *store, const char *address, bool create,
+		     struct store_user **user_r, const char **error_r)
 {
 	struct store_user *u = calloc(1, sizeof(*u));
 	if (u == NULL)
@@ -71,16 +74,34 @@ int store_user_open(struct store *store, const char *address, struct store_user 
 		u->path = strdup(textbuf_str(&path));
 		if (u->path == NULL)
 			abort();
-		u->dir_fd = open_or_create_path(store->mail_fd, u->path);
-		if (u->dir_fd < 0 || store_mkdirat(u->dir_fd, "box") < 0 ||
-		    (u->box_fd = store_open_dir(u->dir_fd, "box")) < 0)
+		u->dir_fd = create ? open_or_create_path(store->mail_fd, u->path)
+				   : store_open_dir(store->mail_fd, u->path);
+		if (u->dir_fd < 0 && !create && errno == ENOENT)
+			ret = store_fail(error_r, STORE_E_NOTFOUND, "no mail directory for %s", u->address);
+		else if (u->dir_fd < 0 || (create && store_mkdirat(u->dir_fd, "box") < 0) ||
+			 ((u->box_fd = store_open_dir(u->dir_fd, "box")) < 0 && (create || errno != ENOENT)))
 			ret = store_fail_errno(error_r, false, "open mail directory of", u->address);
 	}
 	textbuf_free(&path);
 	if (ret == 0)
 		ret = store_lockfile_open(u->dir_fd, "lock", &u->lock, error_r);
+	if (ret < 0) {
+		store_user_close(&u);
+		return ret;
+	}
+	*user_r = u;
+	return 0;
+}
+
+int store_user_open(struct store *store, const char *address, struct store_user **user_r,
+		    const char **error_r)
+{
+	struct store_user *u;
+	int ret = user_open(store, address, true, &u, error_r);
+	if (ret < 0)
+		return ret;
 	struct stat st;
-	if (ret == 0 && fstatat(u->box_fd, "INBOX/.box", &st, AT_SYMLINK_NOFOLLOW) < 0) {
+	if (fstatat(u->box_fd, "INBOX/.box", &st, AT_SYMLINK_NOFOLLOW) < 0) {
 		if (errno != ENOENT) {
 			ret = store_fail_errno(error_r, false, "stat INBOX of", u->address);
 		} else if ((ret = store_user_lock(u, STORE_LOCK_HIERARCHY, error_r)) == 0) {
@@ -95,6 +116,19 @@ int store_user_open(struct store *store, const char *address, struct store_user 
 		return ret;
 	}
 	*user_r = u;
+	return 0;
+}
+
+int store_user_open_existing(struct store *store, const char *address, bool *inbox_missing_r,
+			     struct store_user **user_r, const char **error_r)
+{
+	int ret = user_open(store, address, false, user_r, error_r);
+	if (ret < 0)
+		return ret;
+	struct stat st;
+	*inbox_missing_r = (*user_r)->box_fd < 0 ||
+			   (fstatat((*user_r)->box_fd, "INBOX/.box", &st, AT_SYMLINK_NOFOLLOW) < 0 &&
+			    errno == ENOENT);
 	return 0;
 }
 

@@ -261,6 +261,37 @@ static void test_damaged_mailbox_directories(void **state)
 	tstore_rmrf(&root);
 }
 
+/* A dry run changes nothing: no directory for an address without mail,
+ * no INBOX where one is missing (reported; --repair makes it). */
+static void test_dry_run_creates_nothing(void **state)
+{
+	(void)state;
+	char *root = tstore_mkdtemp();
+	struct store *s = tstore_open(root, 0);
+	const char *err;
+	struct report r;
+	assert_int_equal(store_fsck(s, "nobody@example.com", false, NULL, &err), STORE_E_NOTFOUND);
+	assert_int_equal(store_fsck(s, "nobody@example.com", true, NULL, &err), STORE_E_NOTFOUND);
+	char path[512];
+	struct stat st;
+	snprintf(path, sizeof(path), "%s/mail/example.com", root);
+	assert_int_equal(stat(path, &st), -1);
+
+	struct store_user *u = tstore_user(s, "ann@example.com");
+	int box = dup(u->box_fd);
+	store_user_close(&u);
+	assert_int_equal(renameat(box, "INBOX", box, "Gone"), 0);
+	assert_int_equal(run_fsck(s, "ann@example.com", false, &r), 1);
+	assert_int_equal(r.counts[STORE_FSCK_LEFTOVER], 1);
+	assert_int_equal(fstatat(box, "INBOX", &st, 0), -1);
+	assert_int_equal(run_fsck(s, "ann@example.com", true, &r), 1);
+	assert_int_equal(fstatat(box, "INBOX/.box", &st, 0), 0);
+	assert_int_equal(run_fsck(s, "ann@example.com", false, &r), 0);
+	close(box);
+	store_close(&s);
+	tstore_rmrf(&root);
+}
+
 /* A deletion that died after its DELETED record: fsck finishes it. */
 static void test_half_deleted(void **state)
 {
@@ -384,6 +415,7 @@ int main(void)
 		cmocka_unit_test(test_tmp_age_is_not_the_message_date),
 		cmocka_unit_test(test_missing_file),
 		cmocka_unit_test(test_damaged_mailbox_directories),
+		cmocka_unit_test(test_dry_run_creates_nothing),
 		cmocka_unit_test(test_half_deleted),
 		cmocka_unit_test(test_quota_exact_while_active),
 	};
