@@ -132,16 +132,32 @@ int index_pending_help(struct index_view *v, uint64_t from, uint64_t to, struct 
 }
 
 int index_pending_drop(struct index_view *v, struct index_pending *p, struct textbuf *buf,
-		       const char **error_r)
+		       uint64_t *bytes_r, uint64_t *count_r, const char **error_r)
 {
-	if (uidset_empty(&p->dropped))
-		return 0;
-	textbuf_truncate(buf, 0);
-	size_t start = index_rec_begin(buf);
-	for (size_t i = 0; i < p->dropped.n; i++)
-		index_put_range(buf, p->dropped.r[i].first, p->dropped.r[i].last);
-	return index_view_write(v, buf, start, INDEX_REC_EXPUNGE, 0, (uint32_t)p->dropped.n,
-				v->state.highestmodseq + 1, NULL, error_r);
+	*bytes_r = *count_r = 0;
+	struct uidset live = UIDSET_INIT;
+	for (size_t r = 0; r < p->dropped.n; r++)
+		for (size_t i = index_lower_bound(v, p->dropped.r[r].first);
+		     i < v->n_recs && v->recs[i].uid <= p->dropped.r[r].last; i++) {
+			if (v->recs[i].flags & INDEX_DEAD)
+				continue; /* dropped before by a helper that died before resolving */
+			uidset_add(&live, v->recs[i].uid);
+			*bytes_r += v->recs[i].size;
+			(*count_r)++;
+		}
+	int ret = 0;
+	if (!uidset_empty(&live)) {
+		textbuf_truncate(buf, 0);
+		size_t start = index_rec_begin(buf);
+		for (size_t i = 0; i < live.n; i++)
+			index_put_range(buf, live.r[i].first, live.r[i].last);
+		ret = index_view_write(v, buf, start, INDEX_REC_EXPUNGE, 0, (uint32_t)live.n,
+				       v->state.highestmodseq + 1, NULL, error_r);
+	}
+	uidset_free(&live);
+	if (ret < 0)
+		*bytes_r = *count_r = 0;
+	return ret;
 }
 
 int index_rec_resolve(int log_fd, uint64_t off, uint32_t size, const char **error_r)

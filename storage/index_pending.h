@@ -8,7 +8,9 @@
  *                          it for resolving, and collect in dropped the
  *                          UIDs whose file is missing or short. 0 or TEMP.
  *   index_pending_drop     under the lock, in a full view: one EXPUNGE
- *                          record for the dropped UIDs (none: nothing).
+ *                          record for the dropped UIDs still in the view
+ *                          (none: nothing), and their bytes and count, for
+ *                          the caller to give back to the quota.
  *   index_pending_resolve  after the drop (if any) is durable and marked
  *                          synced: writes the resolve words.
  *   index_rec_resolve      one resolve word (the writer, after its round).
@@ -39,7 +41,7 @@ struct index_pending {
 int index_pending_help(struct index_view *v, uint64_t from, uint64_t to, struct index_pending *p,
 		       const char **error_r);
 int index_pending_drop(struct index_view *v, struct index_pending *p, struct textbuf *buf,
-		       const char **error_r);
+		       uint64_t *bytes_r, uint64_t *count_r, const char **error_r);
 /* The records are in p's log, wherever the view is now. */
 int index_pending_resolve(const struct index_pending *p, const char **error_r);
 /* A reader has been stopped at the same unresolved record this long: its

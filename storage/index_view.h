@@ -173,9 +173,10 @@ int index_view_write(struct index_view *v, struct textbuf *buf, size_t start, ui
 		     const struct index_state *proposed, const char **error_r);
 /* Makes records that crashed writers left past the synced mark visible:
  * lock, refresh (cutting a torn tail), help unresolved PENDING records
- * (full views: dropping those whose files did not survive), unlock, group
+ * (full views: dropping those whose files did not survive, and giving
+ * their usage back to user's quota in the same lock hold), unlock, group
  * commit, mark, resolve. */
-int index_view_settle(struct index_view *v, const char **error_r);
+int index_view_settle(struct index_view *v, struct store_user *user, const char **error_r);
 /* After unlocking: group commit of the log and extra_fds, then the
  * resolve word of this writer's PENDING record (if any), then the synced
  * mark. Also triggers a snapshot rewrite when the log has grown. */

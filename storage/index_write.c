@@ -23,6 +23,7 @@
 
 #include "storage/index_pending.h"
 #include "storage/index_view.h"
+#include "storage/quota_usage.h"
 #include "storage/store_internal.h"
 #include "storage/store_lock.h"
 #include "storage/store_sync.h"
@@ -141,7 +142,7 @@ int index_view_durable(struct index_view *v, const int *extra_fds, size_t n_extr
 	return 0;
 }
 
-int index_view_settle(struct index_view *v, const char **error_r)
+int index_view_settle(struct index_view *v, struct store_user *user, const char **error_r)
 {
 	uint64_t synced;
 	struct stat st;
@@ -161,8 +162,13 @@ int index_view_settle(struct index_view *v, const char **error_r)
 	if (v->log_seq != seq)
 		from = INDEX_LOG_HEADER_SIZE;
 	ret = index_pending_help(v, from, v->log_pos, &p, error_r);
-	if (ret == 0 && v->full)
-		ret = index_pending_drop(v, &p, &buf, error_r);
+	if (ret == 0 && v->full) {
+		uint64_t bytes, count;
+		ret = index_pending_drop(v, &p, &buf, &bytes, &count, error_r);
+		/* The append charged them; a failed word is fsck's to recount. */
+		if (ret == 0 && count > 0)
+			(void)quota_charge(user, -(int64_t)bytes, -(int64_t)count, NULL, NULL, NULL);
+	}
 	else if (ret == 0 && !uidset_empty(&p.dropped))
 		p.n = 0; /* a light view cannot expunge: leave them to a full one */
 	index_view_unlock(v);

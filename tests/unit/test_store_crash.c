@@ -261,6 +261,12 @@ static void window_case(enum window_file what)
 		assert_null(mailbox_lookup(again, 2));
 		assert_int_equal(tstore_append(s, again, "third\r\n", 0, NULL), 3);
 	}
+	/* The dropped message's charge was given back with its expunge. */
+	struct store_quota_usage q;
+	assert_int_equal(store_quota_get(u, &q, &err), 0);
+	assert_int_equal(q.messages, 2);
+	assert_int_equal(q.bytes, strlen("first\r\n") + strlen(what == FILE_INTACT
+				   ? "second, never acknowledged\r\n" : "third\r\n"));
 	assert_int_equal(mailbox_sync(reader, NULL, NULL, &err), 0);
 	mailbox_get_status(reader, &rs);
 	assert_int_equal(rs.messages, 2);
