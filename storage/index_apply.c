@@ -24,6 +24,16 @@ void index_view_init(struct index_view *v, bool full)
 	v->state.highestmodseq = 1;
 }
 
+void index_view_init_like(struct index_view *nv, const struct index_view *v)
+{
+	index_view_init(nv, v->full);
+	nv->store = v->store;
+	nv->dir_fd = v->dir_fd;
+	nv->lock = v->lock;
+	nv->dry_run = v->dry_run;
+	nv->quota_user = v->quota_user;
+}
+
 void index_view_clear(struct index_view *v)
 {
 	free(v->recs);

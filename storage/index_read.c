@@ -227,10 +227,7 @@ int index_load(struct index_view *v, const char **error_r)
 			break;
 		/* A rotation overtook us: start again from a clean view. */
 		struct index_view fresh;
-		index_view_init(&fresh, v->full);
-		fresh.store = v->store;
-		fresh.dir_fd = v->dir_fd;
-		fresh.lock = v->lock;
+		index_view_init_like(&fresh, v);
 		close(v->log_fd);
 		index_view_clear(v);
 		*v = fresh;

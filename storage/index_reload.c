@@ -63,10 +63,7 @@ int index_view_reload(struct index_view *v, const char **error_r)
 	struct index_view *nv = malloc(sizeof(*nv));
 	if (nv == NULL)
 		abort();
-	index_view_init(nv, v->full);
-	nv->store = v->store;
-	nv->dir_fd = v->dir_fd;
-	nv->lock = v->lock;
+	index_view_init_like(nv, v);
 	int ret = index_load(nv, error_r);
 	if (ret == 0 && nv->uidvalidity != v->uidvalidity)
 		ret = store_fail(error_r, STORE_E_CORRUPT,

@@ -57,6 +57,7 @@ struct index_view {
 	bool broken;                  /* a write failed: reload before anything else */
 	uint64_t torn_bytes;          /* torn log tail this view cut (fsck reports it) */
 	bool dry_run;                 /* fsck without repair: find torn tails, do not cut */
+	struct store_user *quota_user; /* set by the opener: whose usage a drop gives back */
 
 	/* position */
 	uint32_t uidvalidity;
@@ -95,6 +96,9 @@ struct index_view {
 
 /* Empty state for a view (used before loading). */
 void index_view_init(struct index_view *v, bool full);
+/* The same, keeping what v's opener set (store, directory, lock, dry run,
+ * quota user): for a view that replaces v. */
+void index_view_init_like(struct index_view *nv, const struct index_view *v);
 void index_view_clear(struct index_view *v);
 /* Applies one decoded record. verify=true: the result must equal the
  * record's state block (CORRUPT otherwise); verify=false (the writer
@@ -174,9 +178,9 @@ int index_view_write(struct index_view *v, struct textbuf *buf, size_t start, ui
 /* Makes records that crashed writers left past the synced mark visible:
  * lock, refresh (cutting a torn tail), help unresolved PENDING records
  * (full views: dropping those whose files did not survive, and giving
- * their usage back to user's quota in the same lock hold), unlock, group
- * commit, mark, resolve. */
-int index_view_settle(struct index_view *v, struct store_user *user, const char **error_r);
+ * their usage back to quota_user's quota in the same lock hold), unlock,
+ * group commit, mark, resolve. */
+int index_view_settle(struct index_view *v, const char **error_r);
 /* After unlocking: group commit of the log and extra_fds, then the
  * resolve word of this writer's PENDING record (if any), then the synced
  * mark. Also triggers a snapshot rewrite when the log has grown. */

@@ -131,18 +131,24 @@ int index_view_durable(struct index_view *v, const int *extra_fds, size_t n_extr
 		/* The change is durable already; a failed rewrite is retried
 		 * by the next writer. A light view (appends, deliveries) has no
 		 * records to write a snapshot from: a full one is loaded for the
-		 * occasion, which the log's growth since the last one pays for. */
+		 * occasion, which the log's growth since the last one pays for,
+		 * and settled first like any full open: a rotation cannot carry
+		 * a PENDING record whose files are lost, and left to a full
+		 * session's open every append would load the index again. */
 		struct index_view *full = NULL;
-		if (v->full)
+		if (v->full) {
 			(void)index_rotate(v, &ignored);
-		else if (index_view_open(v->store, v->dir_fd, true, &full, &ignored) == 0)
-			(void)index_rotate(full, &ignored);
+		} else if (index_view_open(v->store, v->dir_fd, true, &full, &ignored) == 0) {
+			full->quota_user = v->quota_user;
+			if (index_view_settle(full, &ignored) == 0)
+				(void)index_rotate(full, &ignored);
+		}
 		index_view_free(&full);
 	}
 	return 0;
 }
 
-int index_view_settle(struct index_view *v, struct store_user *user, const char **error_r)
+int index_view_settle(struct index_view *v, const char **error_r)
 {
 	uint64_t synced;
 	struct stat st;
@@ -166,8 +172,8 @@ int index_view_settle(struct index_view *v, struct store_user *user, const char 
 		uint64_t bytes, count;
 		ret = index_pending_drop(v, &p, &buf, &bytes, &count, error_r);
 		/* The append charged them; a failed word is fsck's to recount. */
-		if (ret == 0 && count > 0)
-			(void)quota_charge(user, -(int64_t)bytes, -(int64_t)count, NULL, NULL, NULL);
+		if (ret == 0 && count > 0 && v->quota_user != NULL)
+			(void)quota_charge(v->quota_user, -(int64_t)bytes, -(int64_t)count, NULL, NULL, NULL);
 	}
 	else if (ret == 0 && !uidset_empty(&p.dropped))
 		p.n = 0; /* a light view cannot expunge: leave them to a full one */

@@ -80,10 +80,12 @@ int mailbox_open(struct store_user *user, const char *name, unsigned flags,
 	ret = mailbox_open_fds(box, dir_fd, error_r);
 	if (ret == 0)
 		ret = index_view_open(box->store, dir_fd, full, &box->view, error_r);
+	if (ret == 0)
+		box->view->quota_user = user;
 	if (ret == 0 && box->view->deleted)
 		ret = store_fail(error_r, STORE_E_NOTFOUND, "the mailbox was deleted");
 	if (ret == 0 && full)
-		ret = index_view_settle(box->view, box->user, error_r);
+		ret = index_view_settle(box->view, error_r);
 	if (ret == 0)
 		ret = mailbox_absorb(box, error_r);
 	if (ret == 0)
@@ -200,7 +202,7 @@ int mailbox_sync(struct mailbox *box, const struct mailbox_sync_ops *ops, void *
 	if (ret == 0)
 		ret = index_view_refresh(box->view, error_r);
 	if (ret == 0 && index_pending_stuck(box->view))
-		ret = index_view_settle(box->view, box->user, error_r);
+		ret = index_view_settle(box->view, error_r);
 	if (ret == 0)
 		ret = mailbox_claim_recent(box, error_r);
 	if (ret < 0)

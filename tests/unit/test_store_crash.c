@@ -29,6 +29,7 @@
 #include <sys/wait.h>
 
 #include "storage/index_pending.h"
+#include "storage/mailbox_internal.h"
 #include "storage/store_internal.h"
 #include "tests/unit/test_store_workload.h"
 
@@ -337,6 +338,41 @@ static void test_stuck_record_helped_by_session(void **state)
 	tstore_rmrf(&root);
 }
 
+/* A mailbox only appended to (no full open settles it) whose log wants a
+ * rotation while a lost PENDING append blocks it: the appender's rotation
+ * settles first (drops, gives the usage back) instead of failing, and
+ * loading the whole index again, on every append. */
+static void test_rotation_by_appender_settles_lost_append(void **state)
+{
+	(void)state;
+	char *root = tstore_mkdtemp();
+	struct store *s = tstore_open(root, 1024);
+	struct store_user *u = tstore_user(s, WINDOW_USER);
+	struct mailbox *b = tstore_mailbox(u, "INBOX", MAILBOX_OPEN_APPEND_ONLY);
+	assert_int_equal(tstore_append(s, b, "first\r\n", 0, NULL), 1);
+	append_and_die_in_round(root, "second\r\n");
+	char path[1024];
+	snprintf(path, sizeof(path), "%s/mail/%s/box/INBOX/.box/msg/0/2", root, u->path);
+	assert_int_equal(unlink(path), 0);
+	for (int i = 0; i < 20; i++)
+		assert_int_equal(tstore_append(s, b, "more\r\n", 0, NULL), 3 + i);
+	mailbox_close(&b);
+	const char *err = NULL;
+	struct store_quota_usage q;
+	assert_int_equal(store_quota_get(u, &q, &err), 0);
+	assert_int_equal(q.messages, 21);
+	assert_int_equal(q.bytes, strlen("first\r\n") + 20 * strlen("more\r\n"));
+	b = tstore_mailbox(u, "INBOX", 0);
+	assert_true(b->view->log_seq > 1); /* rotated */
+	assert_null(mailbox_lookup(b, 2));
+	mailbox_close(&b);
+	store_user_close(&u);
+	struct store_fsck_callbacks show = { NULL, print_problem, NULL };
+	assert_int_equal(store_fsck(s, NULL, false, &show, &err), 0);
+	store_close(&s);
+	tstore_rmrf(&root);
+}
+
 int main(int argc, char **argv)
 {
 	for (int i = 1; i + 1 < argc; i++)
@@ -347,6 +383,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_kill_in_round_file_lost),
 		cmocka_unit_test(test_kill_in_round_file_short),
 		cmocka_unit_test(test_stuck_record_helped_by_session),
+		cmocka_unit_test(test_rotation_by_appender_settles_lost_append),
 		cmocka_unit_test(test_kill_writers),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
