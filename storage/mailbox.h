@@ -261,7 +261,9 @@ int mailbox_msg_read(struct mailbox *box, uint32_t uid, uint64_t offset, void *b
  * gets the message file's descriptor and size and appends the blob to
  * out. format_version names the blob format: a blob written with another
  * version is rebuilt. The blob is derived data: it is written without
- * fsync and rebuilt whenever it is missing or fails its checksum.
+ * fsync and rebuilt whenever it is missing, fails its checksum, or was
+ * written for another message (it carries the message's GUID). Needs a
+ * full view (STORE_E_INVALID otherwise).
  */
 typedef int mail_cache_build_fn(int fd, uint64_t size, struct textbuf *out, void *ctx);
 int mailbox_cache_get(struct mailbox *box, uint32_t uid, uint32_t format_version,

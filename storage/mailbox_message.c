@@ -5,9 +5,12 @@
  * one delivery to many users) are hard links to the same inode.
  *
  * The parsed-metadata cache lives next to a message as <uid>.cache:
- * magic, format version, length, CRC-32C, blob. It is derived data, so it
- * is written (temporary name, rename) without fsync and simply rebuilt
- * when missing, stale or damaged.
+ * magic, format version, length, CRC-32C, the message's GUID, blob. It is
+ * derived data, so it is written (temporary name, rename) without fsync
+ * and simply rebuilt when missing, stale or damaged. The GUID ties it to
+ * its message: a COPY that died between its links and its record leaves
+ * a blob past UIDNEXT, and the message later placed at that UID must not
+ * be described by it.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -21,8 +24,8 @@
 #include "storage/mailbox_internal.h"
 #include "storage/store_crc.h"
 
-#define CACHE_MAGIC 0x31434d43u /* "CMC1" */
-#define CACHE_HEADER 16
+#define CACHE_MAGIC 0x32434d43u /* "CMC2" */
+#define CACHE_HEADER 32
 #define CACHE_MAX (16u * 1024 * 1024)
 
 void mailbox_msg_name(uint32_t uid, char *out, size_t size)
@@ -195,7 +198,7 @@ int mailbox_msg_read(struct mailbox *box, uint32_t uid, uint64_t offset, void *b
 
 /* Reads a valid cache blob for format_version into blob; 1 found, 0 not. */
 static int cache_read(struct mailbox *box, const char *name, uint32_t format_version,
-		      struct textbuf *blob)
+		      const uint8_t guid[16], struct textbuf *blob)
 {
 	struct textbuf raw = TEXTBUF_INIT;
 	int found = 0;
@@ -204,7 +207,7 @@ static int cache_read(struct mailbox *box, const char *name, uint32_t format_ver
 		const uint8_t *p = (const uint8_t *)raw.data;
 		uint32_t len = index_le32(p + 8);
 		if (index_le32(p) == CACHE_MAGIC && index_le32(p + 4) == format_version &&
-		    len == raw.len - CACHE_HEADER &&
+		    len == raw.len - CACHE_HEADER && memcmp(p + 16, guid, 16) == 0 &&
 		    index_le32(p + 12) == store_crc32c(0, p + CACHE_HEADER, len)) {
 			textbuf_append(blob, p + CACHE_HEADER, len);
 			found = 1;
@@ -215,13 +218,14 @@ static int cache_read(struct mailbox *box, const char *name, uint32_t format_ver
 }
 
 static void cache_write(struct mailbox *box, const char *name, uint32_t format_version,
-			const char *blob, size_t len)
+			const uint8_t guid[16], const char *blob, size_t len)
 {
 	uint8_t hdr[CACHE_HEADER];
 	index_set_le32(hdr, CACHE_MAGIC);
 	index_set_le32(hdr + 4, format_version);
 	index_set_le32(hdr + 8, (uint32_t)len);
 	index_set_le32(hdr + 12, store_crc32c(0, blob, len));
+	memcpy(hdr + 16, guid, 16);
 	char tmp[64];
 	uint8_t rnd[4];
 	char hex[9];
@@ -241,10 +245,17 @@ int mailbox_cache_get(struct mailbox *box, uint32_t uid, uint32_t format_version
 		      mail_cache_build_fn *build, void *ctx, struct textbuf *blob_r,
 		      const char **error_r)
 {
+	if (!box->view->full)
+		return store_fail(error_r, STORE_E_INVALID, "the metadata cache needs a full view");
+	const struct mail_record *rec = mailbox_lookup(box, uid);
+	if (rec == NULL)
+		return store_fail(error_r, STORE_E_NOTFOUND, "no message with UID %u", uid);
+	uint8_t guid[16];
+	memcpy(guid, rec->guid, sizeof(guid));
 	char name[48];
 	mailbox_msg_name(uid, name, sizeof(name));
 	strcat(name, ".cache");
-	if (cache_read(box, name, format_version, blob_r))
+	if (cache_read(box, name, format_version, guid, blob_r))
 		return 0;
 	int fd;
 	uint64_t size;
@@ -257,6 +268,6 @@ int mailbox_cache_get(struct mailbox *box, uint32_t uid, uint32_t format_version
 	if (ret < 0)
 		return store_fail(error_r, STORE_E_TEMP, "building the metadata cache failed");
 	if (blob_r->len - start <= CACHE_MAX)
-		cache_write(box, name, format_version, blob_r->data + start, blob_r->len - start);
+		cache_write(box, name, format_version, guid, blob_r->data + start, blob_r->len - start);
 	return 0;
 }

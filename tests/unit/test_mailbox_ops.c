@@ -430,13 +430,44 @@ static void test_cache_hook(void **state)
 	snprintf(name, sizeof(name), "0/%u.cache", uid);
 	int fd = openat(f->b->msg_fd, name, O_WRONLY);
 	assert_true(fd >= 0);
-	assert_int_equal(pwrite(fd, "X", 1, 20), 1);
+	assert_int_equal(pwrite(fd, "X", 1, 40), 1);
 	close(fd);
 	textbuf_truncate(&blob, 0);
 	assert_int_equal(mailbox_cache_get(f->b, uid, 2, build_blob, &calls, &blob, &err), 0);
 	assert_int_equal(calls, 3);
 	assert_string_equal(textbuf_str(&blob), "size=18 first=Subject:");
 	textbuf_free(&blob);
+}
+
+/* A COPY that died after linking its files but before its record leaves
+ * a message and its blob past the destination's UIDNEXT; the message
+ * later placed at that UID is described by its own metadata. */
+static void test_cache_of_orphan_not_reused(void **state)
+{
+	struct fixture *f = *state;
+	const char *err;
+	uint32_t uid = tstore_append(f->s, f->b, "Subject: OLD message\r\n\r\n", 0, NULL);
+	int calls = 0;
+	struct textbuf blob = TEXTBUF_INIT;
+	assert_int_equal(mailbox_cache_get(f->b, uid, 1, build_blob, &calls, &blob, &err), 0);
+	assert_int_equal(mailbox_create(f->u, "Other", 0, &err), 0);
+	struct mailbox *o = tstore_mailbox(f->u, "Other", 0);
+	assert_int_equal(mkdirat(o->msg_fd, "0", 0700), 0);
+	char name[32], cache[32];
+	snprintf(name, sizeof(name), "0/%u", uid);
+	snprintf(cache, sizeof(cache), "0/%u.cache", uid);
+	assert_int_equal(linkat(f->b->msg_fd, name, o->msg_fd, "0/1", 0), 0);
+	assert_int_equal(linkat(f->b->msg_fd, cache, o->msg_fd, "0/1.cache", 0), 0);
+	assert_int_equal(tstore_append(f->s, o, "Subject: NEW\r\n\r\n", 0, NULL), 1);
+	textbuf_truncate(&blob, 0);
+	assert_int_equal(mailbox_cache_get(o, 1, 1, build_blob, &calls, &blob, &err), 0);
+	assert_int_equal(calls, 2);
+	assert_string_equal(textbuf_str(&blob), "size=16 first=Subject:");
+	textbuf_truncate(&blob, 0);
+	assert_int_equal(mailbox_cache_get(o, 1, 1, build_blob, &calls, &blob, &err), 0);
+	assert_int_equal(calls, 2); /* its own blob is kept */
+	textbuf_free(&blob);
+	mailbox_close(&o);
 }
 
 static void test_status_and_rotation(void **state)
@@ -618,6 +649,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_two_sessions_sync, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_copy_move, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cache_hook, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_cache_of_orphan_not_reused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_status_and_rotation, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_quota, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_copy_move_quota, setup, teardown),
