@@ -189,12 +189,18 @@ int mailbox_copy(struct mailbox *src, const struct uidset *uids, struct mailbox 
 {
 	if (!src->view->full)
 		return store_fail(error_r, STORE_E_INVALID, "COPY needs a full source view");
+	/* The copies carry the flags as they are now, not as this session
+	 * last synced them: a MOVE would otherwise lose another session's
+	 * change for good. Refreshing keeps the changes for the session's
+	 * next sync. */
+	int ret = index_view_refresh(src->view, error_r);
+	if (ret < 0)
+		return ret;
 	struct copy_plan p;
 	memset(&p, 0, sizeof(p));
 	plan_collect(src, uids, &p);
 	struct uidset src_done = UIDSET_INIT, dst_done = UIDSET_INIT;
 	const struct store_quota_limit *limit = move && same_user(src, dst) ? NULL : quota;
-	int ret = 0;
 	if (p.n > 0) {
 		ret = index_view_lock(dst->view, error_r);
 		uint64_t pos0 = dst->view->log_pos;

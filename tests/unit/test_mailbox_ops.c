@@ -470,6 +470,44 @@ static void test_cache_of_orphan_not_reused(void **state)
 	mailbox_close(&o);
 }
 
+/* Another session's flag change since this session's last sync travels
+ * with COPY and MOVE (a MOVE would lose it for good). */
+static void test_copy_move_carry_current_flags(void **state)
+{
+	struct fixture *f = *state;
+	const char *err;
+	tstore_append(f->s, f->b, "Subject: a\r\n\r\n", 0, NULL);
+	tstore_append(f->s, f->b, "Subject: b\r\n\r\n", 0, NULL);
+	assert_int_equal(mailbox_create(f->u, "Archive", 0, &err), 0);
+	struct mailbox *other = tstore_mailbox(f->u, "INBOX", 0);
+	struct uidset both = UIDSET_INIT;
+	uidset_add_range(&both, 1, 2);
+	struct mail_flags_update upd = { MAIL_FLAGS_ADD, MAIL_FLAGGED | MAIL_SEEN, NULL, 0, 0 };
+	uint64_t modseq = 0;
+	assert_int_equal(mailbox_store(other, &both, &upd, NULL, &modseq, &err), 0);
+	mailbox_close(&other);
+	struct mailbox *dst = tstore_mailbox(f->u, "Archive", MAILBOX_OPEN_APPEND_ONLY);
+	struct uidset one = UIDSET_INIT;
+	uidset_add(&one, 1);
+	assert_int_equal(mailbox_copy(f->b, &one, dst, false, NULL, NULL, NULL, &err), 0);
+	uidset_clear(&one);
+	uidset_add(&one, 2);
+	assert_int_equal(mailbox_copy(f->b, &one, dst, true, NULL, NULL, NULL, &err), 0);
+	mailbox_close(&dst);
+	dst = tstore_mailbox(f->u, "Archive", MAILBOX_OPEN_READONLY);
+	for (uint32_t uid = 1; uid <= 2; uid++) {
+		const struct mail_record *r = mailbox_lookup(dst, uid);
+		assert_non_null(r);
+		assert_int_equal(r->flags & MAIL_FLAGS_MASK, MAIL_FLAGGED | MAIL_SEEN);
+	}
+	struct mailbox_status st;
+	mailbox_get_status(dst, &st);
+	assert_int_equal(st.unseen, 0);
+	mailbox_close(&dst);
+	uidset_free(&one);
+	uidset_free(&both);
+}
+
 static void test_status_and_rotation(void **state)
 {
 	struct fixture *f = *state;
@@ -649,6 +687,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_two_sessions_sync, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_copy_move, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cache_hook, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_copy_move_carry_current_flags, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cache_of_orphan_not_reused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_status_and_rotation, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_quota, setup, teardown),
