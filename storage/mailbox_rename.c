@@ -86,26 +86,26 @@ static int subtree_fits(int level_fd, char *to, const char **error_r)
 	return ret;
 }
 
-static int rename_inbox(struct store_user *user, const char *to_path, const char *to,
-			const char **error_r)
+/* RFC 3501: renaming INBOX moves its messages to the new mailbox and
+ * leaves INBOX where it is, empty. A MOVE of every message does that so
+ * that sessions with INBOX selected see the messages expunged (renaming
+ * the directory took their views along with it, silently, and their
+ * appends went to the new name) and deliveries in flight still land in
+ * INBOX. Hard links: no message data is copied. */
+static int rename_inbox(struct store_user *user, const char *to, const char **error_r)
 {
-	int from = mailbox_level_open(user->box_fd, "INBOX", false);
-	if (from < 0)
-		return store_fail_errno(error_r, true, "open mailbox", "INBOX");
-	int dest = mailbox_level_open(user->box_fd, to_path, true);
-	int ret = 0;
-	if (dest < 0) {
-		ret = store_fail_errno(error_r, false, "create mailbox", to);
-	} else if (renameat(from, ".box", dest, ".box") < 0) {
-		ret = store_fail_errno(error_r, true, "rename", "INBOX");
-	} else {
-		fsync(from);
-		fsync(dest);
-		ret = mailbox_create_locked(user, "INBOX", 0, error_r);
-	}
-	if (dest >= 0)
-		close(dest);
-	close(from);
+	int ret = mailbox_create_locked(user, to, 0, error_r);
+	if (ret < 0)
+		return ret;
+	struct mailbox *inbox = NULL, *dest = NULL;
+	struct uidset all = UIDSET_INIT;
+	uidset_add_range(&all, 1, UINT32_MAX);
+	if ((ret = mailbox_open(user, "INBOX", MAILBOX_OPEN_READONLY, &inbox, error_r)) == 0 &&
+	    (ret = mailbox_open(user, to, MAILBOX_OPEN_APPEND_ONLY, &dest, error_r)) == 0)
+		ret = mailbox_copy(inbox, &all, dest, true, NULL, NULL, NULL, error_r);
+	mailbox_close(&dest);
+	mailbox_close(&inbox);
+	uidset_free(&all);
 	return ret;
 }
 
@@ -163,7 +163,7 @@ int mailbox_rename(struct store_user *user, const char *from, const char *to,
 	    (ret = store_user_lock(user, STORE_LOCK_HIERARCHY, error_r)) == 0) {
 		ret = clear_target(user, textbuf_str(&tp), t, error_r);
 		if (ret == 0 && mailbox_name_is_inbox(f))
-			ret = rename_inbox(user, textbuf_str(&tp), t, error_r);
+			ret = rename_inbox(user, t, error_r);
 		else if (ret == 0)
 			ret = rename_tree(user, textbuf_str(&fp), f, textbuf_str(&tp), t, error_r);
 		store_user_unlock(user, STORE_LOCK_HIERARCHY);

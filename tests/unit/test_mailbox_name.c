@@ -238,20 +238,32 @@ static void test_rename_inbox_and_uidvalidity(void **state)
 	struct store_user *u = tstore_user(s, "bob@example.com");
 	const char *err;
 	struct mailbox *b = tstore_mailbox(u, "INBOX", 0);
-	tstore_append(s, b, "Subject: one\r\n\r\n1\r\n", 0, NULL);
+	tstore_append(s, b, "Subject: one\r\n\r\n1\r\n", MAIL_SEEN, NULL);
 	struct mailbox_status st0, st1, st2;
 	mailbox_get_status(b, &st0);
-	mailbox_close(&b);
 	assert_int_equal(mailbox_create(u, "INBOX/child", 0, &err), 0);
 	assert_int_equal(mailbox_rename(u, "INBOX", "Old", &err), 0);
-	/* The messages moved with their UIDVALIDITY; INBOX is new and empty. */
+	/* The messages moved to a new mailbox; INBOX stayed, empty. */
 	assert_int_equal(mailbox_status(u, "Old", &st1, &err), 0);
 	assert_int_equal(st1.messages, 1);
-	assert_int_equal(st1.uidvalidity, st0.uidvalidity);
+	assert_int_equal(st1.unseen, 0);
+	assert_true(st1.uidvalidity > st0.uidvalidity);
 	assert_int_equal(mailbox_status(u, "INBOX", &st2, &err), 0);
 	assert_int_equal(st2.messages, 0);
-	assert_true(st2.uidvalidity > st0.uidvalidity);
+	assert_int_equal(st2.uidvalidity, st0.uidvalidity);
+	assert_int_equal(st2.uidnext, st0.uidnext);
 	assert_int_equal(mailbox_status(u, "INBOX/child", &st2, &err), 0);
+	/* A session with INBOX selected sees the message expunged, and its
+	 * appends still go to INBOX. */
+	assert_int_equal(mailbox_sync(b, NULL, NULL, &err), 0);
+	mailbox_get_status(b, &st2);
+	assert_int_equal(st2.messages, 0);
+	assert_int_equal(tstore_append(s, b, "Subject: two\r\n\r\n2\r\n", 0, NULL), 2);
+	mailbox_close(&b);
+	assert_int_equal(mailbox_status(u, "INBOX", &st2, &err), 0);
+	assert_int_equal(st2.messages, 1);
+	assert_int_equal(mailbox_status(u, "Old", &st1, &err), 0);
+	assert_int_equal(st1.messages, 1);
 	/* Delete and re-create: a new UIDVALIDITY. */
 	assert_int_equal(mailbox_delete(u, "Old", &err), 0);
 	assert_int_equal(mailbox_create(u, "Old", 0, &err), 0);
