@@ -192,9 +192,10 @@ int mailbox_append(struct mailbox *box, struct mail_append *msgs, size_t n,
 
 /*
  * STORE: flags and keywords with MODSEQ. Messages in uids that no longer
- * exist are ignored. unchanged_since != 0 applies CONDSTORE: messages
- * whose MODSEQ is higher are left alone and added to failed_r (may be
- * NULL). Messages whose flags actually change get a new MODSEQ, returned
+ * exist are ignored. conditional applies CONDSTORE's UNCHANGEDSINCE:
+ * messages whose MODSEQ is higher than unchanged_since are left alone and
+ * added to failed_r (may be NULL); UNCHANGEDSINCE 0 fails for every
+ * message (RFC 7162 3.1.3: MODSEQs start at 1). Messages whose flags actually change get a new MODSEQ, returned
  * in *modseq_r (0 when nothing changed). LIMIT when a new keyword does
  * not fit the keyword table; INVALID for a malformed keyword.
  */
@@ -209,6 +210,7 @@ struct mail_flags_update {
 	const char *const *keywords;
 	size_t n_keywords;
 	uint64_t unchanged_since;
+	bool conditional;           /* UNCHANGEDSINCE given */
 };
 int mailbox_store(struct mailbox *box, const struct uidset *uids,
 		  const struct mail_flags_update *upd, struct uidset *failed_r, uint64_t *modseq_r,

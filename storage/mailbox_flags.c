@@ -100,7 +100,7 @@ static void store_select(struct index_view *v, const struct uidset *uids,
 		for (size_t i = index_lower_bound(v, uids->r[r].first);
 		     i < v->n_recs && v->recs[i].uid <= uids->r[r].last; i++) {
 			const struct mail_record *m = &v->recs[i];
-			if (upd->unchanged_since != 0 && m->modseq > upd->unchanged_since) {
+			if (upd->conditional && m->modseq > upd->unchanged_since) {
 				if (failed_r != NULL)
 					uidset_add(failed_r, m->uid);
 				continue;

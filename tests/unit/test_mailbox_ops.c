@@ -153,7 +153,9 @@ static void test_store_table(void **state)
 		uint32_t flags;
 		const char *kw;
 		const char *uids;
-		uint64_t unchanged_since; /* 0 = none; 1 = "the MODSEQ before this step" */
+		/* 0 = none; 1 = "the MODSEQ before this step"; 2 = before the
+		 * previous step; 3 = UNCHANGEDSINCE 0 */
+		uint64_t unchanged_since;
 		const char *want;         /* flags of UIDs 1..4 after the step */
 		const char *failed;
 		bool modseq_changes;
@@ -168,6 +170,7 @@ static void test_store_table(void **state)
 		{ MAIL_FLAGS_ADD, MAIL_DELETED, NULL, "2,4", 1, "3 2a 36 2a", "", true },
 		{ MAIL_FLAGS_REMOVE, MAIL_SEEN | MAIL_DELETED, NULL, "1:9", 2, "2 2a 36 2a", "2,4", true },
 		{ MAIL_FLAGS_REMOVE, MAIL_DELETED, NULL, "7:9", 0, "2 2a 36 2a", "", false },
+		{ MAIL_FLAGS_ADD, MAIL_SEEN, NULL, "1:4", 3, "2 2a 36 2a", "1:4", false },
 	};
 	const char *err;
 	for (int i = 0; i < 4; i++)
@@ -184,6 +187,7 @@ static void test_store_table(void **state)
 		const char *kw[1] = { steps[i].kw };
 		struct mail_flags_update upd = { .op = steps[i].op, .flags = steps[i].flags, .keywords = kw,
 						 .n_keywords = steps[i].kw != NULL };
+		upd.conditional = steps[i].unchanged_since != 0;
 		if (steps[i].unchanged_since == 1)
 			upd.unchanged_since = st.highestmodseq;
 		else if (steps[i].unchanged_since == 2)
@@ -482,7 +486,7 @@ static void test_copy_move_carry_current_flags(void **state)
 	struct mailbox *other = tstore_mailbox(f->u, "INBOX", 0);
 	struct uidset both = UIDSET_INIT;
 	uidset_add_range(&both, 1, 2);
-	struct mail_flags_update upd = { MAIL_FLAGS_ADD, MAIL_FLAGGED | MAIL_SEEN, NULL, 0, 0 };
+	struct mail_flags_update upd = { .op = MAIL_FLAGS_ADD, .flags = MAIL_FLAGGED | MAIL_SEEN };
 	uint64_t modseq = 0;
 	assert_int_equal(mailbox_store(other, &both, &upd, NULL, &modseq, &err), 0);
 	mailbox_close(&other);

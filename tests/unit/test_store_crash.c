@@ -200,7 +200,7 @@ static void flag_seen(struct mailbox *b, uint32_t uid)
 {
 	struct uidset one = UIDSET_INIT;
 	uidset_add(&one, uid);
-	struct mail_flags_update upd = { MAIL_FLAGS_ADD, MAIL_SEEN, NULL, 0, 0 };
+	struct mail_flags_update upd = { .op = MAIL_FLAGS_ADD, .flags = MAIL_SEEN };
 	const char *err = NULL;
 	uint64_t modseq = 0;
 	if (mailbox_store(b, &one, &upd, NULL, &modseq, &err) != 0)
