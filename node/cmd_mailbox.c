@@ -89,8 +89,10 @@ static int print_mailbox(const struct mailbox_info *info, void *p)
 			       info->subscribed ? " subscribed" : "");
 		return 0;
 	}
-	if (mailbox_status(ctx->user, info->name, &st, &error) < 0)
+	if (mailbox_status(ctx->user, info->name, &st, &error) < 0) {
 		textbuf_printf(ctx->out, "%s\t?\t?\t?\tstatus unavailable: %s\n", info->name, error ? error : "");
+		return 0;
+	}
 	size_format(st.bytes, size, sizeof(size));
 	textbuf_printf(ctx->out, "%s\t%u\t%u\t%s\t%s", info->name, st.messages, st.unseen, size,
 		       info->subscribed ? "subscribed" : "");
@@ -180,12 +182,15 @@ static int quota_user(const struct directory_user *u, void *p)
 	if (ctx->over_percent > 0 && (u->quota_bytes == 0 || percent < ctx->over_percent))
 		return 0;
 	size_format(usage.bytes, used, sizeof(used));
-	if (u->quota_bytes)
+	char share[16] = "-"; /* no limit, no share of it */
+	if (u->quota_bytes) {
 		size_format(u->quota_bytes, limit, sizeof(limit));
-	else
+		snprintf(share, sizeof(share), "%u%%", percent);
+	} else {
 		snprintf(limit, sizeof(limit), "unlimited");
-	textbuf_printf(ctx->out, "%s\t%s\t%s\t%s%u%%\t%llu messages\n", u->address, used, limit,
-		       u->quota_bytes ? "" : "-", percent, (unsigned long long)usage.messages);
+	}
+	textbuf_printf(ctx->out, "%s\t%s\t%s\t%s\t%llu messages\n", u->address, used, limit, share,
+		       (unsigned long long)usage.messages);
 	ctx->listed++;
 	return 0;
 }

@@ -223,7 +223,8 @@ static int start_store(struct maild *d, const char **error_r)
 {
 	char node[16];
 	snprintf(node, sizeof(node), "node%u", d->cfg->node_id);
-	struct store_options opts = { .node_id = node };
+	struct store_options opts;
+	node_config_store_options(d->cfg, node, &opts);
 	if (store_open(d->cfg->store_dir, &opts, &d->store, error_r) < 0 ||
 	    job_pool_new(d->cfg->server.store_threads, &d->jobs, error_r) < 0 ||
 	    smtp_policy_new(&d->cfg->smtp, &d->smtp_policy, error_r) < 0)
@@ -376,6 +377,43 @@ static int start_tls(struct maild *d, const char **error_r)
 	return 0;
 }
 
+/* Settings the running parts took at start and cannot take again: each
+ * changed one is named in a warning and keeps its running value, so that
+ * the configuration maild reports is the one it runs. */
+static void keep_restart_only(struct node_config *fresh, const struct node_config *run)
+{
+	struct {
+		const char *name;
+		bool changed;
+	} groups[] = {
+		{ "log", memcmp(&fresh->log, &run->log, sizeof(run->log)) != 0 },
+		{ "queue", memcmp(&fresh->queue, &run->queue, sizeof(run->queue)) != 0 },
+		{ "smtp.max_message_size", fresh->smtp.max_message_size != run->smtp.max_message_size },
+		{ "smtp.max_recipients", fresh->smtp.max_recipients != run->smtp.max_recipients },
+		{ "server.store_threads", fresh->server.store_threads != run->server.store_threads },
+		{ "auth.threads", fresh->auth_threads != run->auth_threads },
+		{ "auth.hostname", strcmp(fresh->auth.hostname, run->auth.hostname) != 0 },
+		{ "auth.kerberos_keytab",
+		  strcmp(fresh->auth.kerberos_keytab, run->auth.kerberos_keytab) != 0 },
+		{ "auth.kerberos_default_realm",
+		  strcmp(fresh->auth.kerberos_default_realm, run->auth.kerberos_default_realm) != 0 },
+	};
+	for (size_t i = 0; i < sizeof(groups) / sizeof(groups[0]); i++)
+		if (groups[i].changed)
+			log_warning("config", "%s changes only on restart; keeping the running value",
+				    groups[i].name);
+	fresh->log = run->log;
+	fresh->queue = run->queue;
+	fresh->smtp.max_message_size = run->smtp.max_message_size;
+	fresh->smtp.max_recipients = run->smtp.max_recipients;
+	fresh->server.store_threads = run->server.store_threads;
+	fresh->auth_threads = run->auth_threads;
+	memcpy(fresh->auth.hostname, run->auth.hostname, sizeof(run->auth.hostname));
+	memcpy(fresh->auth.kerberos_keytab, run->auth.kerberos_keytab, sizeof(run->auth.kerberos_keytab));
+	memcpy(fresh->auth.kerberos_default_realm, run->auth.kerberos_default_realm,
+	       sizeof(run->auth.kerberos_default_realm));
+}
+
 static void reload(struct maild *d)
 {
 	struct node_config *fresh = NULL;
@@ -400,20 +438,24 @@ static void reload(struct maild *d)
 	}
 	if (fresh->node_id != d->cfg->node_id || strcmp(fresh->store_dir, d->cfg->store_dir) != 0 ||
 	    strcmp(fresh->run_dir, d->cfg->run_dir) != 0 || strcmp(fresh->user, d->cfg->user) != 0 ||
-	    fresh->server.threads != d->cfg->server.threads)
-		log_warning("config", "node_id, store, run_dir, user and server.threads change only on restart");
+	    fresh->server.threads != d->cfg->server.threads ||
+	    fresh->storage.fsync_each != d->cfg->storage.fsync_each ||
+	    fresh->storage.reader_locks != d->cfg->storage.reader_locks)
+		log_warning("config", "node_id, store, run_dir, user, server.threads and storage change only on restart");
 	for (int i = 0; i < SERVICE_COUNT; i++)
 		if (fresh->services[i].port != d->cfg->services[i].port ||
 		    fresh->services[i].enabled != d->cfg->services[i].enabled ||
 		    strcmp(fresh->services[i].address, d->cfg->services[i].address) != 0)
 			log_warning("config", "service=%s: listening address changes only on restart",
 				    fresh->services[i].name);
+	keep_restart_only(fresh, d->cfg);
 	/* Keep what cannot change live, take the rest. */
 	fresh->node_id = d->cfg->node_id;
 	memcpy(fresh->store_dir, d->cfg->store_dir, sizeof(fresh->store_dir));
 	memcpy(fresh->run_dir, d->cfg->run_dir, sizeof(fresh->run_dir));
 	memcpy(fresh->user, d->cfg->user, sizeof(fresh->user));
 	fresh->server.threads = d->cfg->server.threads;
+	fresh->storage = d->cfg->storage;
 	memcpy(fresh->services, d->cfg->services, sizeof(fresh->services));
 	for (int i = 0; i < SERVICE_COUNT; i++)
 		fresh->services[i].require_tls = require_tls[i];
@@ -444,8 +486,8 @@ static void reload(struct maild *d)
 	if (d->smtp_policy != NULL)
 		smtp_policy_configure(d->smtp_policy, &fresh->smtp);
 	reload_tls(d, "SIGHUP", NULL, NULL);
-	log_info("config", "reloaded %s: log level %d, max_connections=%u per_address=%u", fresh->source,
-		 fresh->log.level, fresh->server.max_connections, fresh->server.max_connections_per_address);
+	log_info("config", "reloaded %s: max_connections=%u per_address=%u", fresh->source,
+		 fresh->server.max_connections, fresh->server.max_connections_per_address);
 	control_publish(d->control, "node", "event=reload config=%s", fresh->source);
 }
 

@@ -484,6 +484,23 @@ static void load_bool(struct load_ctx *ctx, const config_setting_t *g, const cha
 		*out = config_setting_get_bool(s);
 }
 
+static void load_storage(struct load_ctx *ctx, const config_setting_t *g)
+{
+	static const char *const keys[] = { "sync", "reader_locks", NULL };
+	struct node_config *cfg = ctx->cfg;
+	char buf[16];
+	const config_setting_t *s;
+
+	check_keys(ctx, g, keys, "storage");
+	if ((s = get_string(ctx, g, "sync", buf, sizeof(buf))) != NULL) {
+		if (strcmp(buf, "syncfs") == 0 || strcmp(buf, "fsync") == 0)
+			cfg->storage.fsync_each = strcmp(buf, "fsync") == 0;
+		else
+			load_error(ctx, s, "storage.sync '%s' is not one of syncfs, fsync", buf);
+	}
+	load_bool(ctx, g, "reader_locks", &cfg->storage.reader_locks);
+}
+
 static void load_tls(struct load_ctx *ctx, const config_setting_t *g)
 {
 	static const char *const keys[] = { "min_protocol", "ciphers", "ciphersuites", "groups",
@@ -689,7 +706,8 @@ static void load_smtp(struct load_ctx *ctx, const config_setting_t *g)
 static void load_root(struct load_ctx *ctx, const config_setting_t *root)
 {
 	static const char *const keys[] = { "node_id", "store", "run_dir", "user", "hostname", "log",
-		"server", "control", "password", "tls", "auth", "smtp", "queue", "services", NULL };
+		"server", "storage", "control", "password", "tls", "auth", "smtp", "queue", "services",
+		NULL };
 	static const char *const control_keys[] = { "tcp", NULL };
 	struct node_config *cfg = ctx->cfg;
 	const config_setting_t *g;
@@ -708,6 +726,8 @@ static void load_root(struct load_ctx *ctx, const config_setting_t *root)
 		load_queue(ctx, g);
 	if ((g = member(ctx, root, "server", CONFIG_TYPE_GROUP)) != NULL)
 		load_server(ctx, g);
+	if ((g = member(ctx, root, "storage", CONFIG_TYPE_GROUP)) != NULL)
+		load_storage(ctx, g);
 	if ((g = member(ctx, root, "control", CONFIG_TYPE_GROUP)) != NULL) {
 		const config_setting_t *s;
 		check_keys(ctx, g, control_keys, "control");
@@ -786,6 +806,16 @@ int node_config_set_store(struct node_config *cfg, const char *dir, struct textb
 void node_config_set_user(struct node_config *cfg, const char *user)
 {
 	snprintf(cfg->user, sizeof(cfg->user), "%s", user);
+}
+
+void node_config_store_options(const struct node_config *cfg, const char *node_id,
+			       struct store_options *o)
+{
+	*o = (struct store_options){
+		.node_id = node_id,
+		.sync_mode = cfg->storage.fsync_each ? STORE_SYNC_FILES : STORE_SYNC_SYNCFS,
+		.reader_locks = cfg->storage.reader_locks,
+	};
 }
 
 void node_config_free(struct node_config **cfg)

@@ -17,6 +17,7 @@
 #include "node/listener.h"
 #include "node/log.h"
 #include "node/tls.h"
+#include "storage/store.h"
 
 enum node_config_service_id {
 	SERVICE_SMTP,
@@ -75,6 +76,10 @@ struct node_config {
 	char user[64];           /* service user when started as root */
 	char hostname[256];      /* this node's name in greetings and Received: (default: gethostname) */
 	struct node_config_smtp smtp;
+	struct {
+		bool fsync_each;    /* "fsync": per-file fsync() rounds instead of syncfs() */
+		bool reader_locks;  /* readers lock the index log (NFS) */
+	} storage;
 	struct node_config_queue {
 		unsigned max_lifetime;	  /* seconds a message may stay queued (5 days) */
 		unsigned delay_warning;	  /* seconds before a delay notice, 0 = none (4 h) */
@@ -132,6 +137,10 @@ int node_config_load(const char *path, struct node_config **cfg_r, struct textbu
 void node_config_free(struct node_config **cfg);
 /* --store on the command line wins over the file. 0 or -1 (errors). */
 int node_config_set_store(struct node_config *cfg, const char *dir, struct textbuf *errors);
+/* The mail store's options from the storage settings; node_id names the
+ * opener's temporary area (kept by reference). */
+void node_config_store_options(const struct node_config *cfg, const char *node_id,
+			       struct store_options *o);
 /* --user on the command line wins over the file. */
 void node_config_set_user(struct node_config *cfg, const char *user);
 const char *node_config_service_name(enum node_config_service_id id);

@@ -223,7 +223,8 @@ static int become_service_user(const struct node_config *cfg)
 static int open_store(const struct node_config *cfg, struct store **store_r)
 {
 	/* sendmail writes no mailbox files: one temporary-area name for all */
-	struct store_options opts = { .node_id = "sendmail" };
+	struct store_options opts;
+	node_config_store_options(cfg, "sendmail", &opts);
 	const char *error = NULL;
 	int rc = become_service_user(cfg);
 	if (rc != 0)

@@ -62,6 +62,26 @@ def test_second_daemon_same_node_is_refused(node, node_factory):
     assert node.ctl("status").returncode == 0
 
 
+def test_reload_names_restart_only_settings(node):
+    """A changed setting the running parts cannot take is named in a warning
+    and keeps its running value; the rest is taken."""
+    node.write_config('smtp = { max_message_size = "5M"; };\n'
+                      'storage = { sync = "fsync"; reader_locks = true; };\n',
+                      max_connections=66)
+    node.signal(signal.SIGHUP)
+    node.wait_log("max_connections=66")
+    log = node.log_text()
+    assert "smtp.max_message_size changes only on restart; keeping the running value" in log
+    assert "storage change only on restart" in log
+    assert "(limit 66," in node.ctl("status").stdout
+
+
+def test_storage_settings_are_checked(workdir):
+    conf = workdir / "bad.conf"
+    conf.write_text('storage = { sync = "sometimes"; };\n')
+    r = subprocess.run([MAILD, "-c", str(conf), "--check-config"], capture_output=True, text=True)
+    assert r.returncode == 1 and "storage.sync 'sometimes' is not one of syncfs, fsync" in r.stderr
+
 def test_sighup_reloads_and_survives_a_bad_file(node):
     node.write_config(max_connections=77)
     node.signal(signal.SIGHUP)
