@@ -229,6 +229,9 @@ static int start_store(struct maild *d, const char **error_r)
 	    job_pool_new(d->cfg->server.store_threads, &d->jobs, error_r) < 0 ||
 	    smtp_policy_new(&d->cfg->smtp, &d->smtp_policy, error_r) < 0)
 		return -1;
+	log_info("store", "opened %s: sync=%s reader_locks=%s store_threads=%u", d->cfg->store_dir,
+		 opts.sync_mode == STORE_SYNC_FILES ? "fsync" : "syncfs", opts.reader_locks ? "yes" : "no",
+		 d->cfg->server.store_threads);
 	d->svc_env = (struct service_env){
 		.node_id = d->cfg->node_id,
 		.dir = d->dir,

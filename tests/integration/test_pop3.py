@@ -239,6 +239,27 @@ def test_user_pass_capa_stat_list_retr_top(pnode):
                      rf"size={octets} messages=3 ", pnode.log_text())
 
 
+
+def test_fsync_rounds_and_reader_locks(node_factory):
+    """The store's other commit and read modes (storage.sync = fsync, for
+    filesystems where syncfs() is no barrier; reader_locks, for NFS) serve
+    the same mail."""
+    n = node_factory(extra='storage = { sync = "fsync"; reader_locks = true; };\n')
+    setup_store(n)
+    n.start()
+    n.wait_log("[store] opened ")
+    assert "sync=fsync reader_locks=yes" in n.log_text()
+    for i in range(1, 4):
+        assert deliver(n, USER, message(i)) == "smtp"
+    p = pop(n)
+    assert p.stat()[0] == 3
+    assert sorted(subjects(p).values()) == ["test 1", "test 2", "test 3"]
+    p.dele(2)
+    assert p.quit().startswith(b"+OK")
+    p = pop(n)
+    assert sorted(subjects(p).values()) == ["test 1", "test 3"]
+    p.quit()
+
 def test_retr_is_byte_exact_with_dot_stuffing(pnode):
     body = (b"." * 3 + b"\r\n.\r\n..\r\nx\r\n" + b"a" * 998 + b"\r\n" + b".\r\n" * 5 +
             b"end without dots\r\n")
