@@ -94,10 +94,38 @@ static void listener_set_port(struct sockaddr_storage *ss, int port)
 		((struct sockaddr_in *)ss)->sin_port = htons((uint16_t)port);
 }
 
+/* SO_REUSEPORT would let another process of the same user (a second
+ * maild started by mistake) join our sockets and silently take a share of
+ * the connections: a plain bind of the port first fails while anyone
+ * listens there, ours included, so each side refuses the other. */
+static int listener_port_free(struct listener *l, const struct listener_service *svc,
+			      const struct sockaddr_storage *ss, socklen_t len)
+{
+	int one = 1;
+	int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return 0; /* the real bind reports it */
+	(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (ss->ss_family == AF_INET6)
+		(void)setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+	int ret = 0;
+	if (bind(fd, (const struct sockaddr *)ss, len) < 0 && errno == EADDRINUSE) {
+		const char *fmt = ss->ss_family == AF_INET6 ? "service %s: bind [%s]:%d: %s"
+							    : "service %s: bind %s:%d: %s";
+		snprintf(l->error, sizeof(l->error), fmt, svc->name, svc->address, svc->port,
+			 strerror(EADDRINUSE));
+		ret = -1;
+	}
+	close(fd);
+	return ret;
+}
+
 /* Binds svc once per worker; the first socket decides the port. */
 static int listener_bind_service(struct listener *l, struct listener_service *svc,
 				 struct sockaddr_storage *ss, socklen_t len)
 {
+	if (svc->port != 0 && listener_port_free(l, svc, ss, len) < 0)
+		return -1;
 	for (unsigned i = 0; i < l->n_workers; i++) {
 		struct listener_socket *ls = &svc->sockets[i];
 		int fd;

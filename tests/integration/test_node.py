@@ -82,6 +82,18 @@ def test_storage_settings_are_checked(workdir):
     r = subprocess.run([MAILD, "-c", str(conf), "--check-config"], capture_output=True, text=True)
     assert r.returncode == 1 and "storage.sync 'sometimes' is not one of syncfs, fsync" in r.stderr
 
+
+def test_second_daemon_on_the_same_ports_is_refused(node, node_factory, workdir):
+    """Another maild (another store, another node id) configured with ports
+    this one serves must not share them through SO_REUSEPORT."""
+    other = node_factory(node_id=2, store=workdir / "other-store", name="other")
+    other.ports = dict(node.ports)
+    other.write_config()
+    other.start(wait=False)
+    assert other.proc.wait(20) == 1
+    assert "Address already in use" in other.log_text()
+    assert node.ctl("status").returncode == 0
+
 def test_sighup_reloads_and_survives_a_bad_file(node):
     node.write_config(max_connections=77)
     node.signal(signal.SIGHUP)
