@@ -14,7 +14,8 @@
  *               Address literals ("[1.2.3.4]") are refused.
  * No source routes ("@a,@b:u@d"), one '@' only, 7-bit only. Surrounding
  * whitespace and one pair of angle brackets are removed; the result is
- * lowercased. Nothing here allocates or does I/O.
+ * lowercased (address_parse_cased keeps the local part's case). Nothing
+ * here allocates or does I/O.
  */
 #include "lib/address.h"
 
@@ -121,8 +122,10 @@ static int domain_check(const char *p, const char *end, char *out, size_t out_si
 	return 0;
 }
 
-/* Validates the dot-atom local part in [p, end) into out (lowercased). */
-static int local_check(const char *p, const char *end, char *out, const char **error_r)
+/* Validates the dot-atom local part in [p, end) into out (lowercased
+ * unless keep_case). */
+static int local_check(const char *p, const char *end, bool keep_case, char *out,
+		       const char **error_r)
 {
 	size_t len = (size_t)(end - p);
 
@@ -147,14 +150,14 @@ static int local_check(const char *p, const char *end, char *out, const char **e
 			*error_r = "invalid character in local part";
 			return -1;
 		}
-		out[i] = address_lower(c);
+		out[i] = keep_case ? c : address_lower(c);
 	}
 	out[len] = '\0';
 	return 0;
 }
 
-int address_parse(const char *text, bool allow_catchall, struct address *addr_r,
-		  const char **error_r)
+static int parse(const char *text, bool allow_catchall, bool keep_case, struct address *addr_r,
+		 const char **error_r)
 {
 	const char *dummy;
 	if (error_r == NULL)
@@ -201,13 +204,25 @@ int address_parse(const char *text, bool allow_catchall, struct address *addr_r,
 		*error_r = "empty local part";
 		return -1;
 	}
-	if (local_check(start, at, addr_r->local, error_r) < 0 ||
+	if (local_check(start, at, keep_case, addr_r->local, error_r) < 0 ||
 	    domain_check(at + 1, end, addr_r->domain, sizeof(addr_r->domain), error_r) < 0) {
 		addr_r->local[0] = '\0';
 		addr_r->domain[0] = '\0';
 		return -1;
 	}
 	return 0;
+}
+
+int address_parse(const char *text, bool allow_catchall, struct address *addr_r,
+		  const char **error_r)
+{
+	return parse(text, allow_catchall, false, addr_r, error_r);
+}
+
+int address_parse_cased(const char *text, bool allow_catchall, struct address *addr_r,
+			const char **error_r)
+{
+	return parse(text, allow_catchall, true, addr_r, error_r);
 }
 
 int domain_normalize(const char *text, char *out, size_t out_size, const char **error_r)

@@ -23,6 +23,11 @@ struct address {
  * Returns 0, or -1 with *error_r set to a static explanation. */
 int address_parse(const char *text, bool allow_catchall, struct address *addr_r,
 		  const char **error_r);
+/* The same checks, with the local part kept as written (the domain is
+ * still lowercased): RFC 5321 leaves a local part's case to its domain,
+ * so an address to hand on to another domain keeps it. */
+int address_parse_cased(const char *text, bool allow_catchall, struct address *addr_r,
+			const char **error_r);
 /* Validates and lowercases a domain name into out (ADDRESS_DOMAIN_MAX+1). */
 int domain_normalize(const char *text, char *out, size_t out_size, const char **error_r);
 /* Writes "local@domain" (or "@domain") into out; returns 0, -1 if too small. */

@@ -136,6 +136,39 @@ void dir_format(const struct address *a, char *out)
 	(void)address_format(a, out, DIRECTORY_ADDRESS_MAX);
 }
 
+int dir_parse_target(const char *target, struct address *a_r, char *text, char *as_written,
+		     const char **error_r)
+{
+	int ret = dir_parse_address(target, false, a_r, error_r);
+	if (ret < 0)
+		return ret;
+	dir_format(a_r, text);
+	struct address cased;
+	as_written[0] = '\0';
+	if (address_parse_cased(target, false, &cased, NULL) == 0) {
+		dir_format(&cased, as_written);
+		if (strcmp(as_written, text) == 0)
+			as_written[0] = '\0';
+	}
+	return DIRECTORY_OK;
+}
+
+void dir_target_text(const char *tail, size_t tail_len, const char *val, size_t vlen, char *out)
+{
+	snprintf(out, DIRECTORY_ADDRESS_MAX, "%.*s", (int)tail_len, tail);
+	if (vlen == 0 || vlen >= DIRECTORY_ADDRESS_MAX || memchr(val, '\0', vlen) != NULL)
+		return;
+	char written[DIRECTORY_ADDRESS_MAX], norm[DIRECTORY_ADDRESS_MAX];
+	memcpy(written, val, vlen);
+	written[vlen] = '\0';
+	struct address a;
+	if (address_parse(written, false, &a, NULL) < 0)
+		return;
+	dir_format(&a, norm);
+	if (strcmp(norm, out) == 0)
+		memcpy(out, written, vlen + 1);
+}
+
 int dir_domain_local(struct directory *dir, const char *domain, const char **error_r)
 {
 	char key[DIR_KEY_MAX];

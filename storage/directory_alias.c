@@ -8,7 +8,9 @@
  * and each member one empty-valued key M<domain>\0<local>\0<member>.
  * Targets and members are normalised addresses, local or remote; they are
  * not required to exist (mail to them is resolved when it arrives), which
- * keeps deletes of users from having to search every alias and group.
+ * keeps deletes of users from having to search every alias and group. A
+ * key's value is empty, or the target as written when its local part has
+ * capitals (dir_parse_target): mail to another domain keeps them.
  */
 #include "storage/directory_internal.h"
 
@@ -21,14 +23,14 @@ int directory_alias_add(struct directory *dir, const char *source, const char *t
 			const char **error_r)
 {
 	struct address src, dst;
-	char key[DIR_KEY_MAX], src_text[DIRECTORY_ADDRESS_MAX], dst_text[DIRECTORY_ADDRESS_MAX];
+	char key[DIR_KEY_MAX], src_text[DIRECTORY_ADDRESS_MAX], dst_text[DIRECTORY_ADDRESS_MAX],
+	    written[DIRECTORY_ADDRESS_MAX];
 	int ret;
 
 	if ((ret = dir_parse_address(source, true, &src, error_r)) < 0 ||
-	    (ret = dir_parse_address(target, false, &dst, error_r)) < 0)
+	    (ret = dir_parse_target(target, &dst, dst_text, written, error_r)) < 0)
 		return ret;
 	dir_format(&src, src_text);
-	dir_format(&dst, dst_text);
 	if (strcmp(src_text, dst_text) == 0)
 		return dir_fail(error_r, DIRECTORY_E_INVALID, "alias %s points to itself",
 				src_text);
@@ -50,7 +52,7 @@ int directory_alias_add(struct directory *dir, const char *source, const char *t
 			ret = dir_fail(error_r, DIRECTORY_E_EXISTS, "alias %s -> %s already exists",
 				       src_text, dst_text);
 		else if (ret == 0)
-			ret = dirdb_put(dir->db, key, klen, "", 0, error_r);
+			ret = dirdb_put(dir->db, key, klen, written, strlen(written), error_r);
 	}
 	dir_write_end(dir, ret == DIRECTORY_OK);
 	return ret;
@@ -115,12 +117,10 @@ static int alias_list_cb(const char *key, size_t klen, const char *val, size_t v
 	const char *rest;
 	size_t rest_len;
 
-	(void)val, (void)vlen;
 	if (dir_key_split(key, klen, &a, &rest, &rest_len) < 0 || rest == NULL || rest_len == 0 ||
 	    rest_len >= sizeof(target) || memchr(rest, '\0', rest_len) != NULL)
 		return dir_fail_static(lc->error_r, DIRECTORY_E_CORRUPT, "malformed alias key");
-	memcpy(target, rest, rest_len);
-	target[rest_len] = '\0';
+	dir_target_text(rest, rest_len, val, vlen, target);
 	dir_format(&a, source);
 	return lc->cb(source, target, lc->ctx);
 }
@@ -294,17 +294,16 @@ int directory_group_list(struct directory *dir, const char *domain, directory_gr
 
 /* Parses group and member and builds the member key; checks the group. */
 static int member_key(struct directory *dir, const char *group, const char *member, char *key,
-		      size_t *klen_r, char *member_text, const char **error_r)
+		      size_t *klen_r, char *member_text, char *written, const char **error_r)
 {
 	struct address g, m;
 	char group_text[DIRECTORY_ADDRESS_MAX];
 	int ret;
 
 	if ((ret = dir_parse_address(group, false, &g, error_r)) < 0 ||
-	    (ret = dir_parse_address(member, false, &m, error_r)) < 0)
+	    (ret = dir_parse_target(member, &m, member_text, written, error_r)) < 0)
 		return ret;
 	dir_format(&g, group_text);
-	dir_format(&m, member_text);
 	if (strcmp(group_text, member_text) == 0)
 		return dir_fail(error_r, DIRECTORY_E_INVALID, "group %s cannot contain itself",
 				group_text);
@@ -317,19 +316,19 @@ static int member_key(struct directory *dir, const char *group, const char *memb
 int directory_group_member_add(struct directory *dir, const char *group, const char *member,
 			       const char **error_r)
 {
-	char key[DIR_KEY_MAX], member_text[DIRECTORY_ADDRESS_MAX];
+	char key[DIR_KEY_MAX], member_text[DIRECTORY_ADDRESS_MAX], written[DIRECTORY_ADDRESS_MAX];
 	size_t klen;
 	int ret;
 
 	if ((ret = dir_write_begin(dir, error_r)) < 0)
 		return ret;
-	ret = member_key(dir, group, member, key, &klen, member_text, error_r);
+	ret = member_key(dir, group, member, key, &klen, member_text, written, error_r);
 	if (ret == DIRECTORY_OK)
 		ret = dirdb_get(dir->db, key, klen, NULL, error_r);
 	if (ret > 0)
 		ret = dir_fail(error_r, DIRECTORY_E_EXISTS, "%s is already a member", member_text);
 	else if (ret == 0)
-		ret = dirdb_put(dir->db, key, klen, "", 0, error_r);
+		ret = dirdb_put(dir->db, key, klen, written, strlen(written), error_r);
 	dir_write_end(dir, ret == DIRECTORY_OK);
 	return ret;
 }
@@ -337,13 +336,13 @@ int directory_group_member_add(struct directory *dir, const char *group, const c
 int directory_group_member_del(struct directory *dir, const char *group, const char *member,
 			       const char **error_r)
 {
-	char key[DIR_KEY_MAX], member_text[DIRECTORY_ADDRESS_MAX];
+	char key[DIR_KEY_MAX], member_text[DIRECTORY_ADDRESS_MAX], written[DIRECTORY_ADDRESS_MAX];
 	size_t klen;
 	int ret;
 
 	if ((ret = dir_write_begin(dir, error_r)) < 0)
 		return ret;
-	ret = member_key(dir, group, member, key, &klen, member_text, error_r);
+	ret = member_key(dir, group, member, key, &klen, member_text, written, error_r);
 	if (ret == DIRECTORY_OK)
 		ret = dirdb_get(dir->db, key, klen, NULL, error_r);
 	if (ret == 0)
@@ -362,12 +361,10 @@ static int member_list_cb(const char *key, size_t klen, const char *val, size_t 
 	const char *rest;
 	size_t rest_len;
 
-	(void)val, (void)vlen;
 	if (dir_key_split(key, klen, &a, &rest, &rest_len) < 0 || rest == NULL || rest_len == 0 ||
 	    rest_len >= sizeof(member) || memchr(rest, '\0', rest_len) != NULL)
 		return dir_fail_static(lc->error_r, DIRECTORY_E_CORRUPT, "malformed member key");
-	memcpy(member, rest, rest_len);
-	member[rest_len] = '\0';
+	dir_target_text(rest, rest_len, val, vlen, member);
 	return lc->name_cb(member, lc->ctx);
 }
 

@@ -69,6 +69,17 @@ int dir_parse_address(const char *text, bool allow_catchall, struct address *a_r
 int dir_parse_domain(const char *text, char *out, const char **error_r);
 /* Address as "local@domain" (or "@domain") into out (DIRECTORY_ADDRESS_MAX). */
 void dir_format(const struct address *a, char *out);
+/* An alias target or group member: its key form (lowercased) in a_r and
+ * text, and in as_written the same address with its local part's case as
+ * given, or "" when that is the key form. The key form finds, dedupes and
+ * deletes; as_written, stored as the key's value, is what mail to another
+ * domain is sent to. */
+int dir_parse_target(const char *target, struct address *a_r, char *text, char *as_written,
+		     const char **error_r);
+/* The address a target key stands for: its value when that is the key's
+ * address as written (tail: the key form), else the key form; into out
+ * (DIRECTORY_ADDRESS_MAX). */
+void dir_target_text(const char *tail, size_t tail_len, const char *val, size_t vlen, char *out);
 
 /* 1 when domain (normalised) is local, 0 if not, <0 error. */
 int dir_domain_local(struct directory *dir, const char *domain, const char **error_r);

@@ -38,17 +38,18 @@ struct collect_ctx {
 	const char **error_r;
 };
 
-/* Appends the key's tail after the prefix (an address) plus a NUL. */
+/* Appends the target a key stands for (as written) plus a NUL. */
 static int collect_cb(const char *key, size_t klen, const char *val, size_t vlen, void *ctx)
 {
 	struct collect_ctx *cc = ctx;
 	size_t len = klen - cc->plen;
+	char target[DIRECTORY_ADDRESS_MAX];
 
-	(void)val, (void)vlen;
 	if (len == 0 || len >= DIRECTORY_ADDRESS_MAX || memchr(key + cc->plen, '\0', len) != NULL)
 		return dir_fail_static(cc->error_r, DIRECTORY_E_CORRUPT,
 				       "malformed alias or member key");
-	textbuf_append(cc->out, key + cc->plen, len);
+	dir_target_text(key + cc->plen, len, val, vlen, target);
+	textbuf_puts(cc->out, target);
 	textbuf_putc(cc->out, '\0');
 	return 0;
 }
@@ -122,8 +123,13 @@ static int resolve_address(struct resolve *r, const char *text, unsigned depth)
 	if (address_parse(text, false, &a, NULL) < 0)
 		return dir_fail(r->error_r, DIRECTORY_E_CORRUPT,
 				"stored target '%s' is not an address", text);
+	/* Another domain gets the address as written; ours are looked up,
+	 * deduplicated and delivered in their key form. */
 	if ((ret = resolve_domain_local(r, a.domain)) <= 0)
 		return ret < 0 ? ret : resolve_emit(r, text, false);
+	char norm[DIRECTORY_ADDRESS_MAX];
+	dir_format(&a, norm);
+	text = norm;
 	size_t klen = dir_key(key, DIR_KEY_USER, a.domain, a.local, NULL, false);
 	if ((ret = dirdb_get(r->dir->db, key, klen, NULL, r->error_r)) != 0)
 		return ret < 0 ? ret : resolve_emit(r, text, true);

@@ -2,12 +2,15 @@
  * libFuzzer harness for lib/address.c: whatever the input, parsing never
  * reads or writes out of bounds, and an accepted address is normalised
  * (lowercase, within the length limits) and a fixed point of
- * parse(format(parse(x))). Same for domain_normalize.
+ * parse(format(parse(x))). address_parse_cased accepts exactly the same
+ * inputs and differs only in the local part's case. Same for
+ * domain_normalize.
  */
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "lib/address.h"
 
@@ -33,14 +36,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	text[size] = '\0';
 
 	for (int catchall = 0; catchall < 2; catchall++) {
-		struct address a, b;
+		struct address a, b, c;
 		const char *error = NULL;
 		char formatted[ADDRESS_LOCAL_MAX + 1 + ADDRESS_DOMAIN_MAX + 1];
+		int cased = address_parse_cased(text, catchall, &c, NULL);
 		if (address_parse(text, catchall, &a, &error) < 0) {
-			if (error == NULL || a.local[0] != '\0' || a.domain[0] != '\0')
+			if (error == NULL || a.local[0] != '\0' || a.domain[0] != '\0' || cased == 0)
 				abort();
 			continue;
 		}
+		if (cased < 0 || strcasecmp(a.local, c.local) != 0 || strcmp(a.domain, c.domain) != 0)
+			abort();
 		check_normalised(a.local, ADDRESS_LOCAL_MAX);
 		check_normalised(a.domain, ADDRESS_DOMAIN_MAX);
 		if ((a.local[0] == '\0' && !catchall) || a.domain[0] == '\0')

@@ -317,12 +317,12 @@ static void test_aliases(void **state)
 		const char *domain, *source, *want;
 	} lists[] = {
 	    {NULL, "sales@example.com",
-	     "sales@example.com>ann@example.com,sales@example.com>bob@remote.example,sales@example."
+	     "sales@example.com>ann@example.com,sales@example.com>Bob@remote.example,sales@example."
 	     "com>carol@example.org"},
 	    {NULL, "@example.com", "@example.com>ann@example.com"},
 	    {"example.org", NULL, "@example.org>sales@example.com"},
 	    {NULL, NULL,
-	     "@example.com>ann@example.com,sales@example.com>ann@example.com,sales@example.com>bob@"
+	     "@example.com>ann@example.com,sales@example.com>ann@example.com,sales@example.com>Bob@"
 	     "remote.example,"
 	     "sales@example.com>carol@example.org,@example.org>sales@example.com"},
 	    {NULL, "nobody@example.com", ""},
@@ -395,7 +395,7 @@ static void test_groups(void **state)
 			 DIRECTORY_E_NOTFOUND);
 	assert_int_equal(
 	    directory_group_members(f->dir, "staff@example.com", list_names, &sb, NULL), 0);
-	assert_string_equal(textbuf_str(&sb), "ann@example.com,bob@remote.example");
+	assert_string_equal(textbuf_str(&sb), "ann@example.com,Bob@remote.example");
 	assert_int_equal(directory_group_members(f->dir, "x@example.com", list_names, &sb, NULL),
 			 DIRECTORY_E_NOTFOUND);
 	assert_int_equal(
@@ -615,6 +615,12 @@ static void test_resolve(void **state)
 	alias(f->dir, "z@d.example", "u2@d.example");
 	alias(f->dir, "deep@d.example", "c0@d.example");
 	alias(f->dir, "deep@d.example", "u3@d.example");
+	/* Another domain's local part keeps its case; ours are key form. */
+	alias(f->dir, "cased@d.example", "<First.Last@R.Example>");
+	alias(f->dir, "cased@d.example", "U1@D.example");
+	assert_int_equal(directory_alias_add(f->dir, "cased@d.example", "first.last@r.example", NULL),
+			 DIRECTORY_E_EXISTS);
+	group(f->dir, "cgrp@d.example", (const char *const[]){"Mixed@r.example", "U2@d.example", NULL});
 
 	static const struct {
 		const char *address;
@@ -642,6 +648,8 @@ static void test_resolve(void **state)
 	    {"boss@e.example", 1, "boss@e.example:L"},
 	    {"anyone@e.example", 1, "archive@r.example:R,boss@e.example:L"},
 	    {"eg@e.example", DIRECTORY_E_NOTFOUND, ""},
+	    {"cased@d.example", 1, "First.Last@r.example:R,u1@d.example:L"},
+	    {"cgrp@d.example", 1, "Mixed@r.example:R,u2@d.example:L"},
 	    {"unknown@d.example", DIRECTORY_E_NOTFOUND, ""},
 	    {"someone@r.example", 0, ""},
 	    {"bad@@d.example", DIRECTORY_E_INVALID, ""},
@@ -667,6 +675,14 @@ static void test_resolve(void **state)
 	struct recipients r = {.count = 0, .stop_with = 1};
 	assert_int_equal(directory_resolve(f->dir, "team@d.example", collect_recipient, &r, NULL),
 			 1);
+	assert_int_equal(r.count, 1);
+	/* Deleting by the key form removes the target written with capitals. */
+	assert_int_equal(directory_alias_del(f->dir, "cased@d.example", "first.last@r.example", NULL),
+			 DIRECTORY_OK);
+	assert_int_equal(directory_group_member_del(f->dir, "cgrp@d.example", "mixed@R.example", NULL),
+			 DIRECTORY_OK);
+	r = (struct recipients){.count = 0};
+	assert_int_equal(directory_resolve(f->dir, "cgrp@d.example", collect_recipient, &r, NULL), 1);
 	assert_int_equal(r.count, 1);
 	r = (struct recipients){.count = 0, .stop_with = -42};
 	assert_int_equal(directory_resolve(f->dir, "team@d.example", collect_recipient, &r, NULL),
