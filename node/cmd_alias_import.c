@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -65,7 +66,9 @@ static void parse_error(unsigned line, const char *message, void *ctx)
 }
 
 /* name or name@domain into a normalised address in out. 0 or -1 (error_r). */
-static int qualify(const char *name, const char *domain, char *out, size_t size,
+/* name, qualified with domain when it has none; a target keeps its local
+ * part's case (storage/directory_alias.c says why). */
+static int qualify(const char *name, const char *domain, bool target, char *out, size_t size,
 		   const char **error_r)
 {
 	char text[DIRECTORY_ADDRESS_MAX + 8];
@@ -77,7 +80,8 @@ static int qualify(const char *name, const char *domain, char *out, size_t size,
 		*error_r = "too long";
 		return -1;
 	}
-	if (address_parse(text, false, &a, error_r) < 0)
+	if ((target ? address_parse_cased(text, false, &a, error_r)
+		    : address_parse(text, false, &a, error_r)) < 0)
 		return -1;
 	return address_format(&a, out, size) < 0 ? (*error_r = "too long", -1) : 0;
 }
@@ -87,12 +91,14 @@ struct target_list {
 	size_t n;
 };
 
-static bool target_list_has(const struct target_list *l, const char *a)
+/* The entry of l that is a (any case), or NULL. Targets differing only in
+ * case are one target for the directory, written two ways. */
+static const char *target_list_find(const struct target_list *l, const char *a)
 {
 	for (size_t i = 0; i < l->n; i++)
-		if (strcmp(l->addr[i], a) == 0)
-			return true;
-	return false;
+		if (strcasecmp(l->addr[i], a) == 0)
+			return l->addr[i];
+	return NULL;
 }
 
 static int collect_target(const char *source, const char *target, void *ctx)
@@ -125,8 +131,15 @@ static int replace_targets(struct alias_import *im, unsigned line, const char *s
 	rc = 0;
 	*existed_r = have.n > 0;
 	for (size_t i = 0; i < want->n && rc == 0; i++) {
-		if (target_list_has(&have, want->addr[i]))
+		const char *had = target_list_find(&have, want->addr[i]);
+		if (had != NULL && strcmp(had, want->addr[i]) == 0)
 			continue;
+		/* Written differently now: the new spelling replaces the old. */
+		if (had != NULL && (rc = directory_alias_del(dir, source, had, &error)) < 0) {
+			import_warn(im, line, "alias %s -> %s: %s", source, had,
+				    error ? error : directory_strerror(rc));
+			break;
+		}
 		rc = directory_alias_add(dir, source, want->addr[i], &error);
 		if (rc < 0)
 			import_warn(im, line, "alias %s -> %s: %s", source, want->addr[i],
@@ -135,7 +148,7 @@ static int replace_targets(struct alias_import *im, unsigned line, const char *s
 			*changed_r = true;
 	}
 	for (size_t i = 0; i < have.n && rc == 0; i++) {
-		if (target_list_has(want, have.addr[i]))
+		if (target_list_find(want, have.addr[i]) != NULL)
 			continue;
 		rc = directory_alias_del(dir, source, have.addr[i], &error);
 		if (rc < 0)
@@ -158,7 +171,7 @@ static int import_entry(const struct aliases_entry *e, void *ctx)
 
 	if (want.addr == NULL)
 		return -1;
-	if (qualify(e->name, im->domain, source, sizeof(source), &error) < 0) {
+	if (qualify(e->name, im->domain, false, source, sizeof(source), &error) < 0) {
 		import_warn(im, e->line, "alias %s: %s; skipped", e->name, error);
 		im->skipped++;
 		goto out;
@@ -172,16 +185,16 @@ static int import_entry(const struct aliases_entry *e, void *ctx)
 				    e->name, aliases_target_kind_name(t->kind), t->value);
 			continue;
 		}
-		if (qualify(t->value, im->domain, addr, sizeof(addr), &error) < 0) {
+		if (qualify(t->value, im->domain, true, addr, sizeof(addr), &error) < 0) {
 			import_warn(im, e->line, "alias %s: target %s: %s; target skipped", e->name,
 				    t->value, error);
 			continue;
 		}
-		if (strcmp(addr, source) == 0) {
+		if (strcasecmp(addr, source) == 0) {
 			import_warn(im, e->line, "alias %s: points to itself; target skipped", e->name);
 			continue;
 		}
-		if (!target_list_has(&want, addr))
+		if (target_list_find(&want, addr) == NULL)
 			snprintf(want.addr[want.n++], DIRECTORY_ADDRESS_MAX, "%s", addr);
 	}
 	if (want.n == 0) {

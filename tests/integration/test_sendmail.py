@@ -309,6 +309,13 @@ def test_newaliases_from_file(n):
     r = run(n, "-bi", f"-oA{path}")
     assert r.returncode == 0 and "imported 1 (1 updated, 0 unchanged)" in r.stdout.decode()
     assert n.ctl("alias", "list", "root@ex.test").stdout == "root@ex.test\tcarol@ex.test\n"
+    # another domain's local part keeps its case; a change of case is taken
+    for written in ("Bob.Smith@Example.ORG", "bob.smith@example.org"):
+        path.write_text(f"root: {written}\n")
+        r = run(n, "-bi", f"-oA{path}")
+        assert r.returncode == 0 and "(1 updated, 0 unchanged)" in r.stdout.decode(), r.stderr
+        want = written.split("@")[0] + "@example.org"
+        assert n.ctl("resolve", "root@ex.test").stdout == f"{want}\tremote\n"
     r = run(n, "-oA", str(n.base / "missing"), prog=str(BIN / "newaliases"))
     assert r.returncode == 65
 
