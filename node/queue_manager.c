@@ -228,13 +228,14 @@ static void qm_scan_work(void *arg)
 	}
 	/* Leftovers of writers that died (temporary files, data without an
 	 * envelope, torn commits), a day old: no writer takes that long. */
-	if (sc->cleanup) {
-		int removed = queue_cleanup(sc->qm->spool, QM_LEFTOVER_AGE, &error);
+	for (int i = 0; sc->cleanup && i < 2; i++) {
+		struct queue *q = i == 0 ? sc->qm->spool : sc->qm->maildrop;
+		int removed = queue_cleanup(q, QM_LEFTOVER_AGE, &error);
 		if (removed > 0)
 			log_notice("queue", "spool %s: removed %d leftovers of interrupted writers",
-				   queue_name(sc->qm->spool), removed);
+				   queue_name(q), removed);
 		else if (removed < 0)
-			log_warning("queue", "cleaning the spool %s: %s", queue_name(sc->qm->spool),
+			log_warning("queue", "cleaning the spool %s: %s", queue_name(q),
 				    error ? error : "failed");
 	}
 }

@@ -378,6 +378,38 @@ static void test_torn_commits_and_cleanup(void **state)
 	queue_close(&q);
 }
 
+/* The maildrop has no lock holder, so any node cleans it without one: a
+ * dead sendmail's temporary file and data a pickup left (its envelope
+ * already moved) go; a message waiting to be picked up stays. */
+static void test_maildrop_cleanup_without_lock(void **state)
+{
+	struct fixture *f = *state;
+	struct queue *drop = tqueue_open(f->s, "maildrop");
+	struct queue *spool = tqueue_open(f->s, "1");
+	const char *err = NULL;
+	assert_int_equal(queue_lock(spool, &err), 0);
+	assert_int_equal(tqueue_commit(drop, "waiting", &err), 0);
+	assert_int_equal(tqueue_commit(drop, "moved", &err), 0);
+	char path[1200], to[1200];
+	snprintf(path, sizeof(path), "%s/env/moved", queue_path(drop));
+	snprintf(to, sizeof(to), "%s/env/moved", queue_path(spool));
+	assert_int_equal(rename(path, to), 0);
+	snprintf(path, sizeof(path), "%s/data/moved", queue_path(drop));
+	snprintf(to, sizeof(to), "%s/data/moved", queue_path(spool));
+	assert_int_equal(link(path, to), 0);
+	snprintf(path, sizeof(path), "%s/tmp/d-0123456789abcdef", queue_path(drop));
+	tstore_write_file(path, "partial", 7);
+	assert_int_equal(queue_cleanup(drop, 3600, &err), 0);
+	assert_int_equal(queue_cleanup(drop, 0, &err), 2);
+	assert_int_equal(tqueue_count(drop, "tmp"), 0);
+	assert_int_equal(tqueue_count(drop, "data"), 1);
+	tqueue_check(drop, "waiting");
+	tqueue_check(spool, "moved");
+	assert_int_equal(queue_cleanup(spool, 0, &err), 0);
+	queue_close(&drop);
+	queue_close(&spool);
+}
+
 /* Child side of the lock test: exit status says which check failed. */
 static int child_try_lock(const char *root, pid_t parent, bool expect_locked)
 {
@@ -525,6 +557,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_update_remove, setup_files, teardown),
 	    cmocka_unit_test_setup_teardown(test_move, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_maildrop_race, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_maildrop_cleanup_without_lock, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_torn_commits_and_cleanup, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_lock_between_processes, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_concurrent_commits, setup, teardown),
