@@ -86,6 +86,25 @@ static void outbound_free(struct outbound *o)
 	free(o);
 }
 
+/* A server that greets with 5xx refuses to talk at all, not to take the
+ * mail: like Postfix (smtp_skip_5xx_greeting), the next host is tried,
+ * and after the last the recipients wait (4xx) instead of bouncing. */
+static void outbound_soften_refusal(struct outbound *o)
+{
+	for (size_t i = 0; i < o->req.nrcpt; i++) {
+		struct smtp_client_reply *r = &o->replies[i];
+		if (r->code / 100 != 5)
+			continue;
+		char text[sizeof(r->text)];
+		snprintf(text, sizeof(text), "host refused to talk to me: %d %.*s", r->code,
+			 (int)(sizeof(text) - 40), r->text);
+		snprintf(r->text, sizeof(r->text), "%s", text);
+		r->code -= 100;
+		if (r->enhanced[0] == '5')
+			r->enhanced[0] = '4';
+	}
+}
+
 /* Every recipient with a 4xx (or no answer) may go to the next host. */
 static bool outbound_worth_next_host(const struct outbound *o)
 {
@@ -110,6 +129,8 @@ static void outbound_finish_cb(evutil_socket_t fd, short what, void *arg)
 	}
 	bool tls = o->tls;
 	bool dsn = o->client != NULL && (smtp_client_extensions(o->client) & SMTP_EXT_DSN);
+	if (o->client != NULL && !smtp_client_greeted(o->client))
+		outbound_soften_refusal(o);
 	outbound_drop_connection(o);
 	if (outbound_worth_next_host(o) && o->host + 1 < o->req.route->n) {
 		o->host++;

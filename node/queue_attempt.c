@@ -13,9 +13,23 @@
  *     envelope is rewritten with the verdicts and the next attempt time,
  *     or removed when no recipient is pending.
  *
+ * Verdicts are written as they come, not only at the end: after the local
+ * deliveries when remote sessions follow, and after each session while
+ * others are still running (a checkpoint: a copy of the envelope written
+ * on a job thread, one at a time, the finish waiting for it). A session
+ * may take many minutes; a crash meanwhile would otherwise deliver the
+ * recipients that already have their copy again (Postfix marks each
+ * recipient done in the queue file as soon as it is).
+ *
  * Recipient verdicts: 2xx delivered, 5xx failed (bounced), anything else
  * stays pending with its reason; a pending recipient older than
  * queue.max_lifetime fails with 4.4.7.
+ *
+ * Next attempt: the backoff once any recipient was tried. Only when every
+ * group still pending just waited for a connection slot does the message
+ * come back a second later without counting a try; when some waited and
+ * others were tried (say a 4xx), at most QM_SLOT_RETRY later, so that a
+ * server that said "later" is not asked again every second.
  */
 #include <event2/event.h>
 #include <stdio.h>
@@ -33,6 +47,7 @@
 
 #define QM_MAX_HOPS 50
 #define QM_HOPS_SCAN 65536
+#define QM_SLOT_RETRY 60
 
 struct qm_group {
 	char nexthop[256];
@@ -58,6 +73,11 @@ struct qm_attempt {
 	bool held;
 	bool cancelled;
 	bool outbound; /* in phase 2: sessions may be in flight */
+	bool tried;    /* some recipient got a verdict (or a session ran) */
+	bool checkpointing;   /* a copy of the envelope is being written */
+	bool checkpoint_again; /* verdicts came in meanwhile: write again */
+	bool finish_waiting;  /* the finish waits for the checkpoint */
+	struct queue_envelope snapshot;
 	struct qm_group *groups;
 	size_t ngroups;
 	unsigned outstanding;
@@ -183,7 +203,11 @@ static void qm_prepare_work(void *arg)
 		return;
 	}
 	bool *local = NULL;
+	size_t pending_before, pending_after, delivered, failed;
+	queue_envelope_count(&a->env, &pending_before, &delivered, &failed);
 	ret = qm_local_deliver(qm, &a->env, a->data_fd, &local);
+	queue_envelope_count(&a->env, &pending_after, &delivered, &failed);
+	bool local_verdicts = pending_after != pending_before;
 	for (size_t i = 0; ret == 0 && i < a->env.nrcpt; i++) {
 		struct queue_rcpt *r = &a->env.rcpts[i];
 		if (r->state != QUEUE_RCPT_PENDING || local[i])
@@ -196,21 +220,32 @@ static void qm_prepare_work(void *arg)
 		snprintf(a->error, sizeof(a->error), "out of memory");
 		return;
 	}
+	bool sessions = false;
 	for (size_t i = 0; i < a->ngroups; i++) {
 		struct qm_group *g = &a->groups[i];
 		outbound_route_resolve(qm->resolver, qm->cfg.connect_timeout, g->nexthop,
 				       (uint16_t)qm->cfg.port, &g->route);
-		if (g->route.result == OUTBOUND_DNS_OK)
+		if (g->route.result == OUTBOUND_DNS_OK) {
+			sessions = true;
 			continue;
+		}
+		a->tried = true;
 		for (size_t j = 0; j < g->n; j++)
 			qm_set_rcpt(&a->env.rcpts[g->rcpt[j]],
 				    g->route.result == OUTBOUND_DNS_PERM ? QUEUE_RCPT_FAILED
 									 : QUEUE_RCPT_PENDING,
 				    g->route.status, NULL, g->route.reason);
 	}
+	a->tried |= local_verdicts;
+	/* The local copies are made: recorded before the sessions, which may
+	 * take minutes. A failure only leaves the old state, as before. */
+	if (local_verdicts && sessions && queue_envelope_update(qm->spool, &a->env, &error) < 0)
+		log_warning("queue", "id=%s cannot record the local deliveries yet: %s", a->id,
+			    error ? error : "failed");
 }
 
 static void qm_finish(struct qm_attempt *a);
+static void qm_checkpoint(struct qm_attempt *a);
 
 static void qm_outbound_done(void *ctx, const struct smtp_client_reply *replies,
 			     const char *remote, bool tls, bool dsn)
@@ -246,6 +281,55 @@ static void qm_outbound_done(void *ctx, const struct smtp_client_reply *replies,
 	}
 	if (--a->outstanding == 0)
 		qm_finish(a);
+	else
+		qm_checkpoint(a);
+}
+
+static void qm_checkpoint_work(void *arg)
+{
+	struct qm_attempt *a = arg;
+	const char *error = NULL;
+	if (queue_envelope_update(a->qm->spool, &a->snapshot, &error) < 0)
+		log_warning("queue", "id=%s cannot record the verdicts so far: %s", a->id,
+			    error ? error : "failed");
+}
+
+static void qm_checkpoint_done(void *arg, bool cancelled)
+{
+	struct qm_attempt *a = arg;
+	(void)cancelled;
+	queue_envelope_clear(&a->snapshot);
+	a->checkpointing = false;
+	if (a->finish_waiting) {
+		a->finish_waiting = false;
+		qm_finish(a);
+	} else if (a->checkpoint_again) {
+		qm_checkpoint(a);
+	}
+}
+
+/* Writes a copy of the envelope as it is now (the loop keeps changing the
+ * original); one at a time, the latest state last. */
+static void qm_checkpoint(struct qm_attempt *a)
+{
+	if (a->checkpointing) {
+		a->checkpoint_again = true;
+		return;
+	}
+	a->checkpoint_again = false;
+	a->snapshot = a->env;
+	a->snapshot.rcpts = malloc(a->env.nrcpt * sizeof(*a->env.rcpts));
+	if (a->snapshot.rcpts == NULL) {
+		memset(&a->snapshot, 0, sizeof(a->snapshot));
+		return; /* the finish records everything */
+	}
+	memcpy(a->snapshot.rcpts, a->env.rcpts, a->env.nrcpt * sizeof(*a->env.rcpts));
+	a->checkpointing = true;
+	if (job_submit(a->qm->env->jobs, a->qm->base, qm_checkpoint_work, qm_checkpoint_done, a) ==
+	    NULL) {
+		queue_envelope_clear(&a->snapshot);
+		a->checkpointing = false;
+	}
 }
 
 static void qm_start_outbound(struct qm_attempt *a)
@@ -301,6 +385,7 @@ static void qm_start_outbound(struct qm_attempt *a)
 			g->waiting = true;
 			continue;
 		}
+		a->tried = true;
 		a->outstanding++;
 	}
 	if (a->outstanding == 0)
@@ -396,7 +481,8 @@ static void qm_finish_work(void *arg)
 		log_warning("queue", "id=%s to=<%s> dsn=4.4.7 status=expired (%s)", a->id,
 			    r->address, reason);
 	}
-	if (!waiting || a->cancelled)
+	bool only_waited = waiting && !a->tried && !a->cancelled;
+	if (!only_waited)
 		a->env.attempts++;
 	bool notified = qm_notify(qm, &a->env, a->data_fd, now) == 0;
 	queue_envelope_count(&a->env, &pending, &delivered, &failed);
@@ -410,12 +496,15 @@ static void qm_finish_work(void *arg)
 			return;
 		}
 	} else {
-		a->env.next_attempt =
-		    waiting && !a->cancelled ? now + 1 : now + qm_backoff(qm, a->env.attempts);
+		int64_t backoff = qm_backoff(qm, a->env.attempts);
+		a->env.next_attempt = only_waited ? now + 1
+				      : waiting && !a->cancelled && backoff > QM_SLOT_RETRY
+					  ? now + QM_SLOT_RETRY
+					  : now + backoff;
 		ret = queue_envelope_update(qm->spool, &a->env, &error);
 		if (ret == 0) {
 			a->next_attempt = a->env.next_attempt;
-			if (!waiting)
+			if (!only_waited)
 				log_info("queue",
 					 "id=%s deferred: pending=%zu delivered=%zu failed=%zu "
 					 "attempts=%u next_in=%llds",
@@ -434,6 +523,10 @@ static void qm_finish_work(void *arg)
 static void qm_finish(struct qm_attempt *a)
 {
 	a->outbound = false;
+	if (a->checkpointing) {
+		a->finish_waiting = true;
+		return;
+	}
 	if (job_submit(a->qm->env->jobs, a->qm->base, qm_finish_work, qm_attempt_finish_done, a) ==
 	    NULL) {
 		log_error("queue", "id=%s out of memory finishing the attempt", a->id);

@@ -638,6 +638,8 @@ static void qm_control_store(struct qm_control *c)
 				env.next_attempt = 0;
 			else
 				env.hold = c->op == QM_HOLD;
+			if (c->op == QM_RELEASE) /* held no more, and due now */
+				env.next_attempt = 0;
 			ret = queue_envelope_update(qm->spool, &env, &error);
 		}
 		queue_envelope_clear(&env);
@@ -701,6 +703,8 @@ static void qm_control_loop(struct qm_control *c)
 				e->next_attempt = 0;
 			else if (c->ret == 0)
 				e->hold = c->op == QM_HOLD;
+			if (c->ret == 0 && c->op == QM_RELEASE)
+				e->next_attempt = 0;
 		} else if (c->ret == 0 && c->op != QM_DELETE) {
 			pthread_mutex_lock(&qm->lock);
 			qm->rescan = true; /* queued meanwhile: the scan reads it */

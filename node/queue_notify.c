@@ -141,7 +141,11 @@ static void qm_dsn_rcpt(const struct queue_rcpt *r, int64_t until, struct dsn_rc
 	*d = (struct dsn_rcpt){
 	    .address = r->address,
 	    .orcpt = r->orcpt[0] != '\0' ? r->orcpt : NULL,
-	    .status = r->status[0] != '\0' ? r->status : "5.0.0",
+	    /* not tried yet (held, or waiting for a connection slot): a delay
+	     * report must not carry a permanent status */
+	    .status = r->status[0] != '\0'		  ? r->status
+		      : r->state == QUEUE_RCPT_FAILED ? "5.0.0"
+						      : "4.0.0",
 	    .remote_mta = r->remote_mta[0] != '\0' ? r->remote_mta : NULL,
 	    .relayed = r->remote_mta[0] != '\0', /* sent on (one that reports was told to) */
 	    .diagnostic = r->reason[0] != '\0' ? r->reason : NULL,

@@ -75,6 +75,7 @@ struct smtp_client {
 	unsigned ext, new_ext; /* announced; being read from an EHLO reply */
 	uint64_t size_limit, new_size_limit;
 	bool tls_started;
+	bool greeted;              /* the server said 220 */
 	const char *stage;
 
 	bool pipelined;
@@ -383,6 +384,7 @@ static enum smtp_client_want on_reply(struct smtp_client *c, const struct smtp_c
 	switch (c->phase) {
 	case PHASE_GREETING:
 		if (r->code == 220) {
+			c->greeted = true;
 			send_ehlo(c);
 			return SMTP_CLIENT_WANT_INPUT;
 		}
@@ -519,6 +521,11 @@ enum smtp_client_want smtp_client_abort(struct smtp_client *c, int code, const c
 const char *smtp_client_stage(const struct smtp_client *c)
 {
 	return c->stage;
+}
+
+bool smtp_client_greeted(const struct smtp_client *c)
+{
+	return c->greeted;
 }
 
 unsigned smtp_client_extensions(const struct smtp_client *c)

@@ -150,6 +150,9 @@ enum smtp_client_want smtp_client_abort(struct smtp_client *c, int code, const c
  * "HELO", "STARTTLS", "MAIL FROM", "RCPT TO", "DATA", "message body"
  * (while streaming), "end of data", "QUIT". */
 const char *smtp_client_stage(const struct smtp_client *c);
+/* Whether the server greeted with 220 (false: no greeting yet, or one
+ * that refused the session). */
+bool smtp_client_greeted(const struct smtp_client *c);
 unsigned smtp_client_extensions(const struct smtp_client *c);
 bool smtp_client_tls(const struct smtp_client *c);
 /* Per recipient, in the order of settings->rcpts; valid after WANT_DONE. */
