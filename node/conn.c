@@ -277,7 +277,8 @@ void conn_event_cb(struct bufferevent *bev, short what, void *arg)
 		int err = EVUTIL_SOCKET_ERROR();
 		if (!c->closing)
 			c->reason = "error";
-		log_info("listener", "socket error id=%llu: %s", (unsigned long long)c->info.id,
+		log_info("listener", "socket error id=%llu service=%s peer=%s: %s",
+			 (unsigned long long)c->info.id, c->info.service, c->info.peer,
 			 evutil_socket_error_to_string(err));
 		c->closing = true;
 		conn_finalize_later(c);

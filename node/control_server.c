@@ -190,6 +190,11 @@ int control_server_start(const char *run_dir, const char *tcp_endpoint, unsigned
 	}
 	zmq_setsockopt(srv->rep, ZMQ_LINGER, &linger, sizeof(linger));
 	zmq_setsockopt(srv->pub, ZMQ_LINGER, &linger, sizeof(linger));
+	/* libzmq takes in a whole frame before we see it: a peer announcing a
+	 * huge one is dropped at the limit, not buffered (control.tcp has no
+	 * authentication of its own). */
+	int64_t max_frame = CONTROL_MAX_FRAME;
+	zmq_setsockopt(srv->rep, ZMQ_MAXMSGSIZE, &max_frame, sizeof(max_frame));
 	if (bind_ipc(srv->rep, srv->ctl_path, error_r) < 0 ||
 	    bind_ipc(srv->pub, srv->ev_path, error_r) < 0)
 		goto fail;

@@ -100,9 +100,15 @@ static void listener_worker_stop_accepting(struct listener_worker *w)
 	if (w->draining)
 		return;
 	w->draining = true;
+	/* Closed, not only disabled: a socket left listening completes new
+	 * handshakes that nobody answers until the process exits; closed, the
+	 * kernel refuses them and clients go to another node at once. */
 	for (struct listener_service *svc = w->l->services; svc != NULL; svc = svc->next) {
-		evconnlistener_disable(svc->sockets[w->index].evl);
-		event_del(svc->sockets[w->index].retry);
+		struct listener_socket *ls = &svc->sockets[w->index];
+		event_del(ls->retry);
+		if (ls->evl != NULL)
+			evconnlistener_free(ls->evl);
+		ls->evl = NULL;
 	}
 }
 
@@ -161,6 +167,11 @@ static void listener_free_contents(struct listener *l)
 			event_free(w->ev_drain);
 		if (w->ev_stop != NULL)
 			event_free(w->ev_stop);
+		/* Completions of store jobs that ended after the loop did (their
+		 * connections were closed by force): their callbacks log and
+		 * free what the job carried. */
+		if (w->base != NULL)
+			event_base_loop(w->base, EVLOOP_NONBLOCK);
 		if (w->base != NULL)
 			event_base_free(w->base);
 		pthread_mutex_destroy(&w->sessions_lock);

@@ -46,7 +46,7 @@ static void listener_accept_retry_cb(evutil_socket_t fd, short what, void *arg)
 	struct listener_socket *ls = arg;
 	(void)fd;
 	(void)what;
-	if (!ls->w->draining)
+	if (!ls->w->draining && ls->evl != NULL)
 		evconnlistener_enable(ls->evl);
 }
 

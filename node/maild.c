@@ -669,6 +669,10 @@ int main(int argc, char **argv)
 	}
 	log_init("maild", d.cfg->node_id);
 	install_fatal_handlers();
+	/* A SIGHUP (log rotation, a certificate deployment) before the loop
+	 * handles it or during the drain after it must not kill the node:
+	 * libevent puts this disposition back when its handler goes. */
+	signal(SIGHUP, SIG_IGN);
 	if (apply_logging(d.cfg, foreground) < 0) {
 		daemonize_failed("cannot configure logging");
 		goto out;

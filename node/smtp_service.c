@@ -160,7 +160,8 @@ static void smtp_start_tls(struct smtp_conn *sc)
 /* Acts on w without pumping. */
 static void smtp_conn_handle(struct smtp_conn *sc, enum smtp_want w)
 {
-	if (sc->shutdown_pending && w != SMTP_WANT_COMMIT && w != SMTP_WANT_CLOSE) {
+	if (sc->shutdown_pending && w != SMTP_WANT_COMMIT && w != SMTP_WANT_CLOSE &&
+	    !smtp_session_in_data(sc->sess)) {
 		sc->shutdown_pending = false;
 		w = smtp_session_shutdown(sc->sess);
 	}
@@ -463,8 +464,10 @@ static void smtp_shutdown(struct conn *c, void *state)
 		smtp_close_now(sc);
 		return;
 	}
-	if (sc->want == SMTP_WANT_COMMIT) {
-		sc->shutdown_pending = true; /* 421 after the commit's reply */
+	if (sc->want == SMTP_WANT_COMMIT || smtp_session_in_data(sc->sess)) {
+		/* 421 after the message's reply: a transfer under way may end
+		 * within the drain time (the drain's end closes it otherwise) */
+		sc->shutdown_pending = true;
 		return;
 	}
 	smtp_conn_handle(sc, smtp_session_shutdown(sc->sess));

@@ -158,6 +158,9 @@ enum smtp_want smtp_session_shutdown(struct smtp_session *s);
 /* For Received: headers and logs. */
 const char *smtp_session_helo(const struct smtp_session *s);   /* "" before HELO/EHLO */
 bool smtp_session_esmtp(const struct smtp_session *s);          /* EHLO rather than HELO */
+/* From DATA (or the first BDAT) until the message is answered: a drain
+ * lets such a transfer finish rather than throw it away. */
+bool smtp_session_in_data(const struct smtp_session *s);
 const char *smtp_session_user(const struct smtp_session *s);    /* NULL unless authenticated */
 
 #endif

@@ -412,6 +412,11 @@ const char *smtp_session_helo(const struct smtp_session *s)
 	return s->helo;
 }
 
+bool smtp_session_in_data(const struct smtp_session *s)
+{
+	return s->data_started;
+}
+
 bool smtp_session_esmtp(const struct smtp_session *s)
 {
 	return s->esmtp;
