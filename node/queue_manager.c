@@ -598,10 +598,13 @@ static void qm_adopt(struct qm_control *c)
 		ret = queue_lock(a.from, &error);
 	if (ret == 0)
 		ret = queue_list(a.from, qm_adopt_one, &a, &error);
-	/* Whatever is left are torn commits that no client was ever told
-	 * about: with the lock free, no process of that node writes there. */
+	/* What is left a day old are torn commits that no client was ever
+	 * told about. Not younger: SMTP sessions of that node commit without
+	 * the spool's lock (a maild starting again, its queue manager waiting
+	 * for the lock we hold), and a commit between its data and its
+	 * envelope must keep its data. */
 	if (ret == 0)
-		queue_cleanup(a.from, 0, &error);
+		queue_cleanup(a.from, QM_LEFTOVER_AGE, &error);
 	queue_close(&a.from);
 	if (ret < 0) {
 		snprintf(c->error, sizeof(c->error), "spool %s: %s", c->id,
