@@ -135,31 +135,50 @@ static bool password_hash_char(char c)
 	       c == '.' || c == '/' || c == '$' || c == '=' || c == ',';
 }
 
-/* bcrypt: "$2b$" two-digit cost "$" then 22 salt + 31 hash characters. */
+/* bcrypt: "$2b$" two-digit cost 04..31 "$" then 22 salt + 31 hash
+ * characters. */
 static bool password_is_bcrypt(const char *s, size_t len)
 {
 	if (len != 60 || s[3] != '$' || s[6] != '$')
 		return false;
 	if (s[4] < '0' || s[4] > '3' || s[5] < '0' || s[5] > '9')
 		return false;
-	return strchr(s + 7, '$') == NULL;
+	int cost = (s[4] - '0') * 10 + (s[5] - '0');
+	return cost >= 4 && cost <= 31 && strchr(s + 7, '$') == NULL;
 }
 
-bool password_is_hash(const char *s)
+/* SHA-crypt's optional "rounds=N$" (N 1000..999999999, libxcrypt refuses
+ * other values): true when absent or well-formed. */
+static bool password_rounds_ok(const char *s)
+{
+	if (strncmp(s + 3, "rounds=", 7) != 0)
+		return true;
+	const char *p = s + 10;
+	unsigned long n = 0;
+	size_t digits = 0;
+	for (; *p >= '0' && *p <= '9' && digits < 10; p++, digits++)
+		n = n * 10 + (unsigned long)(*p - '0');
+	return digits > 0 && *p == '$' && n >= 1000 && n <= 999999999UL;
+}
+
+bool password_has_hash_prefix(const char *s)
 {
 	static const char *const prefixes[] = {"$y$", "$gy$", "$7$",  "$6$",
 					       "$5$", "$2b$", "$2y$", "$2a$"};
 	if (s == NULL)
 		return false;
+	for (size_t i = 0; i < sizeof(prefixes) / sizeof(prefixes[0]); i++)
+		if (strncmp(s, prefixes[i], strlen(prefixes[i])) == 0)
+			return true;
+	return false;
+}
+
+bool password_is_hash(const char *s)
+{
+	if (!password_has_hash_prefix(s))
+		return false;
 	size_t len = strnlen(s, PASSWORD_HASH_MAX);
 	if (len >= PASSWORD_HASH_MAX)
-		return false;
-	size_t i;
-	for (i = 0; i < sizeof(prefixes) / sizeof(prefixes[0]); i++) {
-		if (strncmp(s, prefixes[i], strlen(prefixes[i])) == 0)
-			break;
-	}
-	if (i == sizeof(prefixes) / sizeof(prefixes[0]))
 		return false;
 	for (size_t j = 0; j < len; j++) {
 		if (!password_hash_char(s[j]))
@@ -168,12 +187,18 @@ bool password_is_hash(const char *s)
 	if (s[1] == '2')
 		return password_is_bcrypt(s, len);
 
-	/* "$id$[params$]salt$hash": the hash part of every supported
-	 * scheme is at least 43 characters of crypt base64. */
+	/* "$id$[params$]salt$hash": the hash part has the exact length its
+	 * scheme writes (SHA-512 86 characters of crypt base64, the others
+	 * 43), so that a hash cut off (a narrow export column) is refused
+	 * rather than stored as a password nobody can ever enter. Verifying
+	 * with crypt(3) would cost a full hashing per imported user. */
 	size_t dollars = 0;
 	for (size_t j = 0; j < len; j++)
 		dollars += s[j] == '$';
 	const char *last = strrchr(s, '$');
-	return dollars >= 3 && strlen(last + 1) >= 43 && strchr(last + 1, '=') == NULL &&
+	size_t want = strncmp(s, "$6$", 3) == 0 ? 86 : 43;
+	if ((s[1] == '5' || s[1] == '6') && !password_rounds_ok(s))
+		return false;
+	return dollars >= 3 && strlen(last + 1) == want && strchr(last + 1, '=') == NULL &&
 	       strchr(last + 1, ',') == NULL && last[-1] != '$';
 }

@@ -26,8 +26,12 @@ int password_hash(const char *plain, enum password_scheme scheme, unsigned long 
 		  char *out, size_t out_size, const char **error_r);
 /* 1 match, 0 mismatch (or unusable hash); constant-time comparison. */
 int password_verify(const char *plain, const char *hash);
-/* True when s already looks like a crypt(3) hash we can verify
- * ($y$, $gy$, $7$, $6$, $5$, $2b$, $2y$, $2a$) with a plausible shape. */
+/* Whether s starts like a hash of a supported scheme ("$6$", "$y$", ...),
+ * usable or not: an import takes such a field for a hash, never for a
+ * plaintext password (a cut-off hash must not become a password). */
+bool password_has_hash_prefix(const char *s);
+/* True when s is a crypt(3) hash we can verify ($y$, $gy$, $7$, $6$, $5$,
+ * $2b$, $2y$, $2a$) of the exact shape its scheme writes. */
 bool password_is_hash(const char *s);
 
 #endif

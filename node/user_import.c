@@ -120,8 +120,10 @@ static void hash_batch(struct import_state *st, unsigned threads)
 		pthread_join(tids[t], NULL);
 }
 
-/* Parses one line into rec; returns 1 for a record, 0 to skip silently, -1 bad. */
-static int parse_line(char *line, unsigned lineno, struct import_record *rec)
+/* Parses one line into rec; returns 1 for a record, 0 to skip silently
+ * (blank, comment), 2 for the header, -1 bad. first: no other line but
+ * blanks and comments came before (the header may only be that one). */
+static int parse_line(char *line, unsigned lineno, bool first, struct import_record *rec)
 {
 	char *f[4];
 	int n;
@@ -134,8 +136,8 @@ static int parse_line(char *line, unsigned lineno, struct import_record *rec)
 		return 0;
 	n = csv_split(p, f, 4);
 	if (n == 2 || n == 3) {
-		if (lineno == 1 && strcmp(f[0], "address") == 0)
-			return 0; /* header */
+		if (first && strcmp(f[0], "address") == 0)
+			return 2;
 		if (strlen(f[0]) >= sizeof(rec->address) || strlen(f[1]) >= sizeof(rec->secret) ||
 		    (n == 3 && strlen(f[2]) >= sizeof(rec->quota)) || f[1][0] == '\0') {
 			fprintf(stderr, "line %u: field too long or empty password\n", lineno);
@@ -147,6 +149,12 @@ static int parse_line(char *line, unsigned lineno, struct import_record *rec)
 		snprintf(rec->secret, sizeof(rec->secret), "%s", f[1]);
 		snprintf(rec->quota, sizeof(rec->quota), "%s", n == 3 && f[2][0] ? f[2] : "0");
 		rec->needs_hash = !password_is_hash(rec->secret);
+		if (rec->needs_hash && password_has_hash_prefix(rec->secret)) {
+			fprintf(stderr, "line %u: %s: the password looks like a crypt(3) hash but "
+				"is not a usable one (cut off?); skipped\n", lineno, rec->address);
+			explicit_bzero(p, strlen(p));
+			return -1;
+		}
 		explicit_bzero(p, strlen(p));
 		return 1;
 	}
@@ -253,6 +261,7 @@ int user_import_run(const char *path, enum password_scheme scheme, unsigned long
 	FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "r");
 	char line[IMPORT_LINE_MAX];
 	unsigned lineno = 0;
+	bool first_line = true;
 	int exit_code = 0;
 	struct stat sb;
 
@@ -285,8 +294,10 @@ int user_import_run(const char *path, enum password_scheme scheme, unsigned long
 				st.read++;
 				continue;
 			}
-			int r = parse_line(line, lineno, &st.recs[st.n]);
-			if (r == 0)
+			int r = parse_line(line, lineno, first_line, &st.recs[st.n]);
+			if (r != 0)
+				first_line = false;
+			if (r == 0 || r == 2)
 				continue;
 			st.read++;
 			if (r < 0) {

@@ -170,6 +170,16 @@ static void test_is_hash(void **state)
 	    {"$2b$12$R9h/cIPz0gi.URNNX3kh2OPST9/PgBkqquzi.Ss7KIUgO2t0jWMU", false}, /* 59 chars */
 	    {"$2b$1$R9h/cIPz0gi.URNNX3kh2OPST9/PgBkqquzi.Ss7KIUgO2t0jWMUWx", false},
 	    {"$2b$12$R9h/cIPz0gi.URNNX3kh2O$ST9/PgBkqquzi.Ss7KIUgO2t0jWMUW", false},
+	    /* ones crypt(3) can never verify: a SHA-512 hash cut off, a
+	     * SHA-512 setting with a SHA-256 length, bcrypt costs out of
+	     * 4..31, malformed rounds */
+	    {"$6$t2BurI0OaTLzRvYt$SuXXLGMeQ49VV4p5XvUpsAhDFy/lGrk/lUx/SsmrVIO", false},
+	    {"$6$saltsalt$X3DX6M94c7o.9agCG9G317fhZg9SqC.5i5rd.RhAtQ7", false},
+	    {"$2b$39$R9h/cIPz0gi.URNNX3kh2OPST9/PgBkqquzi.Ss7KIUgO2t0jWMUW", false},
+	    {"$2b$00$R9h/cIPz0gi.URNNX3kh2OPST9/PgBkqquzi.Ss7KIUgO2t0jWMUW", false},
+	    {"$5$rounds=zz$saltsalt$X3DX6M94c7o.9agCG9G317fhZg9SqC.5i5rd.RhAtQ7", false},
+	    {"$5$rounds=999$saltsalt$X3DX6M94c7o.9agCG9G317fhZg9SqC.5i5rd.RhAtQ7", false},
+	    {"$5$rounds=5000$saltsalt$X3DX6M94c7o.9agCG9G317fhZg9SqC.5i5rd.RhAtQ7", true},
 	    {NULL, false},
 	};
 	(void)state;
