@@ -106,6 +106,15 @@ int directory_domain_by_realm(struct directory *dir, const char *realm, char *do
 		ret = DIRECTORY_OK;
 	}
 	textbuf_free(&val);
+	/* The index is only a pointer: a stale one (its domain gone, or its
+	 * record lost the realm) maps nothing, and the next domain that takes
+	 * the realm overwrites it. */
+	struct directory_domain d;
+	if (ret == DIRECTORY_OK && (domain_read(dir, domain_out, &d, NULL) != DIRECTORY_OK ||
+				    strcmp(d.kerberos_realm, realm) != 0)) {
+		domain_out[0] = '\0';
+		ret = dir_fail(error_r, DIRECTORY_E_NOTFOUND, "no domain maps realm %s", realm);
+	}
 	return ret;
 }
 

@@ -302,8 +302,10 @@ int directory_batch_user_add(struct directory_batch *b, struct directory_user *u
 	if (dir_strset_contains(&b->names, u->address))
 		return dir_fail(error_r, DIRECTORY_E_EXISTS, "%s appears twice in the batch",
 				u->address);
-	if (b->count == 0)
+	if (b->count == 0) { /* what an earlier refused add checked may be stale */
 		b->generation = batch_generation(b->dir);
+		b->last_domain[0] = '\0';
+	}
 	if ((ret = batch_check(b, &a, error_r)) < 0)
 		return ret;
 	if (u->secret[0] != '\0' && !dir_strset_contains(&b->secret_domains, a.domain)) {

@@ -247,6 +247,49 @@ static void test_corrupt_index(void **state)
 	assert_int_equal(directory_domain_del(f->dir, "example.test", true, &error), DIRECTORY_OK);
 }
 
+/* A realm key its domain does not back (the domain record was damaged
+ * and the domain deleted: its realm key stayed) maps nothing, and another
+ * domain may take the realm. */
+static void test_stale_realm_key(void **state)
+{
+	struct fixture *f = *state;
+	char domain[DIRECTORY_DOMAIN_MAX];
+	assert_int_equal(directory_domain_add(f->dir, "a.example", NULL), DIRECTORY_OK);
+	set_domain(f->dir, "a.example", false, "CORP.EXAMPLE");
+	assert_int_equal(directory_domain_add(f->dir, "b.example", NULL), DIRECTORY_OK);
+	assert_int_equal(dirdb_put(directory_db(f->dir), "Da.example", 10, "\x01\x44\xff", 3, NULL),
+			 0);
+	assert_int_equal(directory_domain_del(f->dir, "a.example", false, NULL), DIRECTORY_OK);
+	assert_int_equal(directory_domain_add(f->dir, "a.example", NULL), DIRECTORY_OK);
+	assert_int_equal(directory_domain_by_realm(f->dir, "CORP.EXAMPLE", domain, NULL),
+			 DIRECTORY_E_NOTFOUND);
+	set_domain(f->dir, "b.example", false, "CORP.EXAMPLE");
+	assert_int_equal(directory_domain_by_realm(f->dir, "CORP.EXAMPLE", domain, NULL),
+			 DIRECTORY_OK);
+	assert_string_equal(domain, "b.example");
+}
+
+/* A batch whose first add was refused checks the domain again later: it
+ * may have been deleted in between. */
+static void test_batch_rechecks_domain_after_refused_add(void **state)
+{
+	struct fixture *f = *state;
+	assert_int_equal(directory_domain_add(f->dir, "a.example", NULL), DIRECTORY_OK);
+	struct directory_user x = make_user("x@a.example", "");
+	assert_int_equal(directory_user_add(f->dir, &x, NULL), DIRECTORY_OK);
+	struct directory_batch *b = directory_batch_begin(f->dir);
+	assert_non_null(b);
+	x = make_user("x@a.example", "");
+	assert_int_equal(directory_batch_user_add(b, &x, NULL), DIRECTORY_E_EXISTS);
+	assert_int_equal(directory_domain_del(f->dir, "a.example", true, NULL), DIRECTORY_OK);
+	struct directory_user y = make_user("y@a.example", "");
+	assert_true(directory_batch_user_add(b, &y, NULL) < 0);
+	(void)directory_batch_commit(b, NULL);
+	directory_batch_free(&b);
+	struct directory_user got;
+	assert_true(directory_user_get(f->dir, "y@a.example", &got, NULL) < 0);
+}
+
 static void test_record_fields(void **state)
 {
 	struct textbuf rec = TEXTBUF_INIT, old = TEXTBUF_INIT;
@@ -290,6 +333,9 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_batch_secrets, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_domain_del_cleans_index, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_corrupt_index, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_stale_realm_key, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_batch_rechecks_domain_after_refused_add, setup,
+					    teardown),
 	    cmocka_unit_test(test_record_fields),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
