@@ -88,7 +88,7 @@ static int qualify(const char *name, const char *domain, bool target, char *out,
 
 struct target_list {
 	char (*addr)[DIRECTORY_ADDRESS_MAX];
-	size_t n;
+	size_t n, cap;
 };
 
 /* The entry of l that is a (any case), or NULL. Targets differing only in
@@ -101,12 +101,20 @@ static const char *target_list_find(const struct target_list *l, const char *a)
 	return NULL;
 }
 
+/* Every stored target, however many (mailctl alias add has no cap): the
+ * ones a file entry does not name must all be found to be removed. */
 static int collect_target(const char *source, const char *target, void *ctx)
 {
 	struct target_list *l = ctx;
 	(void)source;
-	if (l->n == ALIASES_TARGETS_MAX)
-		return 0; /* more than a file entry can hold: the rest are stale anyway */
+	if (l->n == l->cap) {
+		size_t cap = l->cap * 2;
+		void *grown = realloc(l->addr, cap * DIRECTORY_ADDRESS_MAX);
+		if (grown == NULL)
+			return DIRECTORY_E_IO; /* not -1: that is NOTFOUND */
+		l->addr = grown;
+		l->cap = cap;
+	}
 	snprintf(l->addr[l->n++], DIRECTORY_ADDRESS_MAX, "%s", target);
 	return 0;
 }
@@ -116,7 +124,8 @@ static int replace_targets(struct alias_import *im, unsigned line, const char *s
 			   const struct target_list *want, bool *existed_r, bool *changed_r)
 {
 	struct directory *dir = im->env->dir;
-	struct target_list have = { calloc(ALIASES_TARGETS_MAX, DIRECTORY_ADDRESS_MAX), 0 };
+	struct target_list have = { calloc(ALIASES_TARGETS_MAX, DIRECTORY_ADDRESS_MAX), 0,
+				    ALIASES_TARGETS_MAX };
 	const char *error = NULL;
 	int rc = 0;
 
@@ -166,7 +175,8 @@ static int import_entry(const struct aliases_entry *e, void *ctx)
 {
 	struct alias_import *im = ctx;
 	char source[DIRECTORY_ADDRESS_MAX];
-	struct target_list want = { calloc(ALIASES_TARGETS_MAX, DIRECTORY_ADDRESS_MAX), 0 };
+	struct target_list want = { calloc(ALIASES_TARGETS_MAX, DIRECTORY_ADDRESS_MAX), 0,
+				    ALIASES_TARGETS_MAX };
 	const char *error = NULL;
 
 	if (want.addr == NULL)

@@ -359,3 +359,19 @@ def test_alias_import_domain_choice(node_factory):
     assert n.ctl("alias", "list", "info@zz.test").stdout == "info@zz.test\tother@zz.test\n"
     r = n.ctl("alias", "import", "aliases", check=False)
     assert r.returncode == 2 and "absolute path" in r.stderr
+
+
+def test_alias_import_replaces_more_targets_than_a_file_entry_holds(node_factory):
+    """An alias given more than 1,000 targets by `mailctl alias add` is made
+    exactly the file's targets by an import (the ones beyond 1,000 were
+    never seen, so never removed, and a wanted one among them failed)."""
+    n = node_factory()
+    n.ctl("domain", "add", "ex.test")
+    targets = [f"t{i}@remote.test" for i in range(1002)]
+    n.ctl("alias", "add", "big@ex.test", *targets)
+    path = n.base / "aliases"
+    path.write_text("big: zzz@remote.test, t1001@remote.test\n")
+    r = n.ctl("alias", "import", str(path), "--domain", "ex.test")
+    assert "imported 1 (1 updated, 0 unchanged), skipped 0" in r.stdout, r.stdout + r.stderr
+    assert n.ctl("alias", "list", "big@ex.test").stdout == (
+        "big@ex.test\tt1001@remote.test\nbig@ex.test\tzzz@remote.test\n")
