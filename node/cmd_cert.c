@@ -600,13 +600,11 @@ static int cert_del(struct command_env *env, const char *name, struct textbuf *o
 	return 0;
 }
 
-int cmd_cert(struct command_env *env, int argc, char **argv, struct textbuf *out,
-	     struct textbuf *err)
+/* The changing subcommands, under the store's certificate lock. */
+static int cert_change(struct command_env *env, int argc, char **argv, struct textbuf *out,
+		       struct textbuf *err)
 {
-	const char *sub = argc >= 2 ? argv[1] : "";
-
-	if (strcmp(sub, "list") == 0 && argc == 2)
-		return cert_list(env, out, err);
+	const char *sub = argv[1];
 	if (strcmp(sub, "generate") == 0 && argc >= 3)
 		return cert_generate(env, argc, argv, out, err);
 	if (strcmp(sub, "csr") == 0 && argc >= 3)
@@ -619,6 +617,31 @@ int cmd_cert(struct command_env *env, int argc, char **argv, struct textbuf *out
 		return cert_assign(env, argc, argv, false, out, err);
 	if (strcmp(sub, "del") == 0 && argc == 3)
 		return cert_del(env, argv[2], out, err);
+	return -1;
+}
+
+int cmd_cert(struct command_env *env, int argc, char **argv, struct textbuf *out,
+	     struct textbuf *err)
+{
+	const char *sub = argc >= 2 ? argv[1] : "";
+	const char *error = NULL;
+
+	if (strcmp(sub, "list") == 0 && argc == 2)
+		return cert_list(env, out, err);
+	static const char *const changing[] = { "generate", "csr", "import-pem", "assign",
+						"unassign", "del" };
+	for (size_t i = 0; i < sizeof(changing) / sizeof(changing[0]); i++) {
+		if (strcmp(sub, changing[i]) != 0)
+			continue;
+		int lock = tls_store_lock(store(env), true, &error);
+		if (lock < 0)
+			return fail(err, "cert", error);
+		int rc = cert_change(env, argc, argv, out, err);
+		tls_store_unlock(lock);
+		if (rc >= 0)
+			return rc;
+		break;
+	}
 	if (strcmp(sub, "reload") == 0 && argc == 2) {
 		if (env->tls_reload == NULL) {
 			textbuf_puts(err,

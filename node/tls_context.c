@@ -603,10 +603,14 @@ int tls_server_reload(struct tls_server *ts, struct textbuf *summary, struct tex
 	pthread_mutex_unlock(&ts->lock);
 
 	struct tls_generation *g = NULL;
+	int lock = -1;
 	if (tls_settings_check(&s, &error) < 0)
+		textbuf_printf(errors, "%s\n", error);
+	else if ((lock = tls_store_lock(ts->store_dir, false, &error)) < 0)
 		textbuf_printf(errors, "%s\n", error);
 	else
 		g = generation_build(ts, &s, errors);
+	tls_store_unlock(lock);
 	if (g == NULL) {
 		pthread_mutex_unlock(&ts->reload_lock);
 		return -1;

@@ -18,7 +18,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "lib/address.h"
@@ -120,9 +122,15 @@ static int sync_dir(const char *dir, const char **error_r)
 static int write_atomic(const char *path, const void *data, size_t len, mode_t mode,
 			const char **error_r)
 {
+	/* Unique among every writer of the shared store (pids repeat across
+	 * nodes and containers), and never opened twice. */
 	char tmp[1300];
-	snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", path, (long)getpid());
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode);
+	unsigned char rnd[6];
+	if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
+		return store_fail(error_r, "no randomness for a temporary name");
+	snprintf(tmp, sizeof(tmp), "%s.tmp.%ld.%02x%02x%02x%02x%02x%02x", path, (long)getpid(),
+		 rnd[0], rnd[1], rnd[2], rnd[3], rnd[4], rnd[5]);
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode);
 	if (fd < 0)
 		return store_fail(error_r, "cannot create %s: %s", tmp, strerror(errno));
 	/* the umask may have taken bits away; never added any */
@@ -212,6 +220,34 @@ static int checked_path(const char *store_dir, enum tls_store_kind kind, const c
 	if (tls_store_path(store_dir, kind, name, out, size) < 0)
 		return store_fail(error_r, "store path too long");
 	return 0;
+}
+
+int tls_store_lock(const char *store_dir, bool exclusive, const char **error_r)
+{
+	if (make_dirs(store_dir, NULL, error_r) < 0)
+		return -1;
+	char path[1200];
+	snprintf(path, sizeof(path), "%s/tls/.lock", store_dir);
+	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0640);
+	if (fd < 0)
+		return store_fail(error_r, "cannot open %s: %s", path, strerror(errno));
+	/* An open file description's lock: threads of one process exclude
+	 * each other too, and closing another descriptor never drops it. */
+	struct flock fl = { .l_type = (short)(exclusive ? F_WRLCK : F_RDLCK), .l_whence = SEEK_SET };
+	while (fcntl(fd, F_OFD_SETLKW, &fl) < 0) {
+		if (errno == EINTR)
+			continue;
+		int err = errno;
+		close(fd);
+		return store_fail(error_r, "cannot lock %s: %s", path, strerror(err));
+	}
+	return fd;
+}
+
+void tls_store_unlock(int fd)
+{
+	if (fd >= 0)
+		close(fd);
 }
 
 int tls_store_read(const char *store_dir, enum tls_store_kind kind, const char *name,

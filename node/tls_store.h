@@ -49,6 +49,13 @@ bool tls_store_name_valid(const char *name);
 /* The path of one file; 0, or -1 when it does not fit. */
 int tls_store_path(const char *store_dir, enum tls_store_kind kind, const char *name, char *out,
 		   size_t size);
+/* <store>/tls/.lock: exclusive around every change of the certificates
+ * or the assignments (mailctl on any node, offline or through maild),
+ * shared around reading them for a reload, so that no change is lost to
+ * another and no reader sees a new key beside an old certificate.
+ * Returns the descriptor to pass to tls_store_unlock, or -1. */
+int tls_store_lock(const char *store_dir, bool exclusive, const char **error_r);
+void tls_store_unlock(int fd);
 /* Reads one file into data (replacing its contents). 1 read, 0 absent, -1 error. */
 int tls_store_read(const char *store_dir, enum tls_store_kind kind, const char *name,
 		   struct textbuf *data, const char **error_r);

@@ -279,3 +279,30 @@ def test_check_config_shows_tls(node_factory, workdir):
     bad.write_text('tls = { ciphers = "NOT-A-CIPHER"; };\n')
     r = subprocess.run([MAILD, "-c", str(bad), "--check-config"], capture_output=True, text=True)
     assert r.returncode == 1 and f"{bad}:1: tls: tls.ciphers" in r.stderr, r.stderr
+
+
+def test_concurrent_cert_commands_lose_nothing(node_factory):
+    """mailctl processes changing the certificates at once (offline, or on
+    several nodes of one store) take the store's certificate lock: every
+    assignment stays, and a key always matches its certificate."""
+    from conftest import MAILCTL
+    n = node_factory()
+    n.ctl("cert", "generate", "c1", "--names", "a.example.org", "--key", "p256")
+    base = [MAILCTL, "-c", str(n.config), "cert"]
+    procs = [subprocess.Popen(base + ["assign", "c1", f"d{i}.example.org"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+             for i in range(16)]
+    procs += [subprocess.Popen(base + ["generate", "c1", "--names", "a.example.org",
+                                       "--key", "p256", "--force"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+              for _ in range(4)]
+    assert [p.wait(60) for p in procs] == [0] * len(procs)
+    lines = (n.store / "tls" / "assignments").read_text().splitlines()
+    assert sorted(l for l in lines if l.startswith("domain ")) == sorted(
+        f"domain d{i}.example.org c1" for i in range(16))
+    certs = n.store / "tls" / "certs"
+    pub = lambda args: subprocess.run(["openssl", *args], capture_output=True,  # noqa: E731
+                                      check=True).stdout
+    assert pub(["pkey", "-in", str(certs / "c1.key"), "-pubout"]) == pub(
+        ["x509", "-in", str(certs / "c1.crt"), "-pubkey", "-noout"])
+    assert not [p.name for p in certs.iterdir() if ".tmp." in p.name]
