@@ -610,6 +610,23 @@ static int check_validity(X509 *x, size_t i, time_t now, struct textbuf *notes,
 	return 0;
 }
 
+int tls_cert_check_usable(STACK_OF(X509) *certs, EVP_PKEY *key, const char **error_r)
+{
+	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+	if (ctx == NULL)
+		return tls_fail(error_r, "out of memory");
+	SSL_CTX_set_security_level(ctx, TLS_SECURITY_LEVEL);
+	int rc = 0;
+	if (SSL_CTX_use_certificate(ctx, sk_X509_value(certs, 0)) != 1 ||
+	    SSL_CTX_use_PrivateKey(ctx, key) != 1)
+		rc = tls_fail(error_r, "maild could not serve this certificate");
+	for (int i = 1; rc == 0 && i < sk_X509_num(certs); i++)
+		if (SSL_CTX_add1_chain_cert(ctx, sk_X509_value(certs, i)) != 1)
+			rc = tls_fail(error_r, "maild could not send chain certificate %d", i + 1);
+	SSL_CTX_free(ctx);
+	return rc;
+}
+
 int tls_cert_check_import(const char *cert_pem, size_t cert_len, const char *key_pem,
 			  size_t key_len, const char *chain_pem, size_t chain_len, time_t now,
 			  struct textbuf *leaf_r, struct textbuf *chain_r, struct textbuf *key_r,
@@ -666,6 +683,8 @@ int tls_cert_check_import(const char *cert_pem, size_t cert_len, const char *key
 			goto out;
 		}
 	}
+	if (tls_cert_check_usable(certs, key, error_r) < 0)
+		goto out;
 	if (n > 1 && X509_self_signed(sk_X509_value(certs, (int)n - 1), 0) == 1)
 		textbuf_puts(notes, "note: the chain ends in a self-signed root; clients have "
 				    "their own copy, so it is sent but not needed\n");

@@ -258,7 +258,7 @@ static SSL_CTX *ctx_new(const struct tls_settings *s, const char **error_r)
 		tls_fail(error_r, "cannot create a TLS context");
 		return NULL;
 	}
-	SSL_CTX_set_security_level(ctx, 2);
+	SSL_CTX_set_security_level(ctx, TLS_SECURITY_LEVEL);
 	if (SSL_CTX_set_min_proto_version(
 		ctx, s->min_protocol == TLS_PROTOCOL_1_3 ? TLS1_3_VERSION : TLS1_2_VERSION) != 1) {
 		tls_fail(error_r, "cannot set the minimum protocol");

@@ -17,6 +17,14 @@
 
 /* Always returns -1. */
 int tls_fail(const char **error_r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* OpenSSL's security level of every server context: no SHA-1 signatures,
+ * RSA and DH of 2048 bits at least, anywhere in a chain. */
+#define TLS_SECURITY_LEVEL 2
+/* Whether a server context at TLS_SECURITY_LEVEL takes leaf, key and
+ * chain (certs 1.. of the stack): what an import must know before it
+ * stores what maild would then refuse to load. */
+int tls_cert_check_usable(STACK_OF(X509) *certs, EVP_PKEY *key, const char **error_r);
 /* Every certificate in pem, in order; -1 unless there is at least one.
  * The caller frees with sk_X509_pop_free(certs, X509_free). */
 int tls_pem_read_certs(const char *pem, size_t len, STACK_OF(X509) * *certs_r,

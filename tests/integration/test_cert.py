@@ -173,6 +173,16 @@ def test_import_checks(node_factory, workdir):
     n.ctl("cert", "import", "leaf2", str(full), str(leaf_key))
     assert "  chain:      1 intermediate\n" in n.ctl("cert", "list").stdout
 
+    # a leaf signed with SHA-1: maild's contexts (security level 2) would
+    # refuse to load it, and with it every certificate, so the import does
+    (workdir / "sha1.ext").write_text("subjectAltName=DNS:leaf.example.test\n")
+    openssl("x509", "-req", "-in", str(workdir / "leaf.csr"), "-CA", str(root), "-CAkey",
+            str(root_key), "-CAcreateserial", "-days", "30", "-sha1", "-extfile",
+            str(workdir / "sha1.ext"), "-out", str(workdir / "sha1.pem"))
+    r = n.ctl("cert", "import", "weak", str(workdir / "sha1.pem"), str(leaf_key), check=False)
+    assert r.returncode == 1 and "maild could not serve this certificate" in r.stderr, r.stderr
+    assert not (certs_dir(n) / "weak.crt").exists()
+
     # (expired certificates: tests/unit/test_tls.c, openssl 3.0 cannot backdate)
 
     # unreadable, missing and encrypted input, read on the client side
