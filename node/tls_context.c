@@ -227,6 +227,55 @@ out:
 
 static SSL_CTX *domain_lookup(const struct tls_generation *g, const char *host);
 
+/* The first host_name of a ClientHello's server_name extension into
+ * host (at most 255 bytes, no NUL); false when there is none. */
+static bool hello_server_name(SSL *ssl, char host[256])
+{
+	const unsigned char *p;
+	size_t len;
+	if (SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_server_name, &p, &len) != 1 || len < 2)
+		return false;
+	size_t list = ((size_t)p[0] << 8) | p[1];
+	if (list > len - 2)
+		return false;
+	for (size_t i = 2; i + 3 <= 2 + list;) {
+		unsigned type = p[i];
+		size_t n = ((size_t)p[i + 1] << 8) | p[i + 2];
+		if (i + 3 + n > 2 + list)
+			return false;
+		if (type == TLSEXT_NAMETYPE_host_name) {
+			if (n == 0 || n > 255 || memchr(p + i + 3, '\0', n) != NULL)
+				return false;
+			memcpy(host, p + i + 3, n);
+			host[n] = '\0';
+			return true;
+		}
+		i += 3 + n;
+	}
+	return false;
+}
+
+/* Chooses the certificate before the ClientHello's extensions are
+ * processed, so that a session or ticket is looked up in the chosen
+ * certificate's context: each has its own session id context (the
+ * certificate's fingerprint), and a session made for one certificate is
+ * not resumed under another's name (the servername callback comes too
+ * late for that: the PSK extension is already processed). */
+static int hello_cb(SSL *ssl, int *alert, void *arg)
+{
+	(void)arg;
+	char host[256];
+	struct tls_generation *g = SSL_get_ex_data(ssl, ssl_gen_index);
+	if (g == NULL || !hello_server_name(ssl, host))
+		return SSL_CLIENT_HELLO_SUCCESS;
+	SSL_CTX *ctx = domain_lookup(g, host);
+	if (ctx != NULL && ctx != SSL_get_SSL_CTX(ssl) && SSL_set_SSL_CTX(ssl, ctx) == NULL) {
+		*alert = SSL_AD_INTERNAL_ERROR;
+		return SSL_CLIENT_HELLO_ERROR;
+	}
+	return SSL_CLIENT_HELLO_SUCCESS;
+}
+
 static int sni_cb(SSL *ssl, int *alert, void *arg)
 {
 	(void)alert;
@@ -299,6 +348,7 @@ static SSL_CTX *ctx_new(const struct tls_settings *s, const char **error_r)
 	SSL_CTX_set_timeout(ctx, s->session_timeout);
 	if (s->ticket_key_rotation > 0)
 		SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, ticket_cb);
+	SSL_CTX_set_client_hello_cb(ctx, hello_cb, NULL);
 	SSL_CTX_set_tlsext_servername_callback(ctx, sni_cb);
 	if (s->request_client_certificate)
 		SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, verify_any);
@@ -340,6 +390,15 @@ static SSL_CTX *ctx_for_cert(const struct tls_settings *s, const char *store_dir
 	if (SSL_CTX_use_certificate(ctx, sk_X509_value(certs, 0)) != 1 ||
 	    SSL_CTX_use_PrivateKey(ctx, key) != 1 || SSL_CTX_check_private_key(ctx) != 1) {
 		tls_fail(error_r, "certificate '%s' cannot be used", name);
+		goto fail;
+	}
+	/* Sessions are the certificate's: one resumed under another name
+	 * would skip the authentication of that name (hello_cb). */
+	unsigned char fp[EVP_MAX_MD_SIZE];
+	unsigned int fp_len = 0;
+	if (X509_digest(sk_X509_value(certs, 0), EVP_sha256(), fp, &fp_len) != 1 ||
+	    SSL_CTX_set_session_id_context(ctx, fp, fp_len) != 1) {
+		tls_fail(error_r, "certificate '%s': no session context", name);
 		goto fail;
 	}
 	/* a certificate file that carries its chain, then the chain file */

@@ -134,6 +134,34 @@ def test_s_client_session_resumption(server, workdir, flag):
     server.wait_log("resumed=yes")
 
 
+@pytest.mark.parametrize("version", [ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3])
+def test_session_is_not_resumed_under_another_certificate(server, version):
+    """A session made with one certificate (SNI mail.example.test: main) is
+    not resumed by a client asking for a name another certificate serves
+    (other.test): that would skip the authentication of that name."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    ctx.minimum_version = ctx.maximum_version = version
+
+    def connect(sni, session=None):
+        t = ctx.wrap_socket(socket.create_connection(("127.0.0.1", server.implicit), timeout=20),
+                            server_hostname=sni, session=session)
+        t.sendall(b"INFO\r\n")
+        info = read_line(t)
+        return t, info
+
+    t, info = connect("mail.example.test")
+    assert "cert=main" in info, info
+    session = t.session
+    t.close()
+    t, info = connect("mail.other.test", session)
+    assert "cert=other" in info and not t.session_reused, info
+    t.close()
+    t, info = connect("mail.example.test", session)
+    assert t.session_reused and "cert=main" in info, info
+    t.close()
+
 def read_line(sock):
     data = b""
     while not data.endswith(b"\n"):
