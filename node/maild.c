@@ -488,7 +488,11 @@ static void reload(struct maild *d)
 	tls_server_set_settings(d->tls, &fresh->tls);
 	if (d->smtp_policy != NULL)
 		smtp_policy_configure(d->smtp_policy, &fresh->smtp);
-	reload_tls(d, "SIGHUP", NULL, NULL);
+	/* TLS settings live in the contexts of a certificate set: refused,
+	 * the running set keeps the old ones, and says so */
+	if (reload_tls(d, "SIGHUP", NULL, NULL) < 0)
+		log_warning("config", "tls settings not applied: the certificates were refused; "
+			    "they take effect with the next certificate reload that succeeds");
 	log_info("config", "reloaded %s: max_connections=%u per_address=%u", fresh->source,
 		 fresh->server.max_connections, fresh->server.max_connections_per_address);
 	control_publish(d->control, "node", "event=reload config=%s", fresh->source);

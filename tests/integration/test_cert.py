@@ -316,3 +316,19 @@ def test_concurrent_cert_commands_lose_nothing(node_factory):
     assert pub(["pkey", "-in", str(certs / "c1.key"), "-pubout"]) == pub(
         ["x509", "-in", str(certs / "c1.crt"), "-pubkey", "-noout"])
     assert not [p.name for p in certs.iterdir() if ".tmp." in p.name]
+
+
+def test_sighup_with_refused_certificates_says_tls_settings_wait(node_factory):
+    """The TLS settings live in the certificate set: when a SIGHUP's
+    certificate reload is refused, the running set keeps the old settings,
+    and the log says so instead of only 'reloaded'."""
+    import signal as sig
+    n = node_factory()
+    n.ctl("cert", "generate", "main", "--names", "mail.example.test")
+    n.ctl("cert", "assign", "main", "--default")
+    n.start()
+    (certs_dir(n) / "main.crt").write_text("not a certificate\n")
+    n.write_config('tls = { min_protocol = "TLSv1.3"; };\n')
+    n.signal(sig.SIGHUP)
+    n.wait_log("[config] reloaded")
+    assert "tls settings not applied: the certificates were refused" in n.log_text()
