@@ -136,6 +136,37 @@ static void test_deliver_into_folder_and_sync(void **state)
 	store_user_close(&u);
 }
 
+/* Deliveries within one second get their UIDs in the order they arrived
+ * (they were ordered by their random GUIDs after the date). */
+static void test_absorb_keeps_arrival_order(void **state)
+{
+	struct fixture *f = *state;
+	const char *err;
+	struct store_user *u = tstore_user(f->s, "ordo@example.com");
+	for (int i = 0; i < 8; i++) {
+		char text[64];
+		snprintf(text, sizeof(text), "Subject: n%d\r\n\r\nbody\r\n", i);
+		struct store_rcpt r;
+		memset(&r, 0, sizeof(r));
+		r.address = "ordo@example.com";
+		struct mail_writer *w = tstore_writer(f->s, text);
+		assert_int_equal(store_deliver(f->s, &w, NULL, &r, 1, &err), 0);
+		assert_int_equal(r.result, 0);
+		usleep(25000); /* past the filesystem's timestamp granularity */
+	}
+	struct mailbox *b = tstore_mailbox(u, "INBOX", MAILBOX_OPEN_READONLY);
+	for (uint32_t uid = 1; uid <= 8; uid++) {
+		char buf[16], want[16];
+		size_t n = 0;
+		assert_int_equal(mailbox_msg_read(b, uid, 0, buf, 11, &n, &err), 0);
+		buf[n] = '\0';
+		snprintf(want, sizeof(want), "Subject: n%u", uid - 1);
+		assert_string_equal(buf, want);
+	}
+	mailbox_close(&b);
+	store_user_close(&u);
+}
+
 /* The crash windows of absorption, recreated by hand. */
 static void test_absorb_leftovers(void **state)
 {
@@ -459,6 +490,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_deliver_many, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_deliver_into_folder_and_sync, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_absorb_leftovers, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_absorb_keeps_arrival_order, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_absorbed_link_lost, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_delete_gives_back_exact_usage, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_deliver_quota_warning, setup, teardown),
