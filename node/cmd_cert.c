@@ -600,7 +600,8 @@ static int cert_del(struct command_env *env, const char *name, struct textbuf *o
 	return 0;
 }
 
-/* The changing subcommands, under the store's certificate lock. */
+/* The changing subcommands, under the store's certificate lock; -1 for
+ * none of them. */
 static int cert_change(struct command_env *env, int argc, char **argv, struct textbuf *out,
 		       struct textbuf *err)
 {
@@ -628,20 +629,6 @@ int cmd_cert(struct command_env *env, int argc, char **argv, struct textbuf *out
 
 	if (strcmp(sub, "list") == 0 && argc == 2)
 		return cert_list(env, out, err);
-	static const char *const changing[] = { "generate", "csr", "import-pem", "assign",
-						"unassign", "del" };
-	for (size_t i = 0; i < sizeof(changing) / sizeof(changing[0]); i++) {
-		if (strcmp(sub, changing[i]) != 0)
-			continue;
-		int lock = tls_store_lock(store(env), true, &error);
-		if (lock < 0)
-			return fail(err, "cert", error);
-		int rc = cert_change(env, argc, argv, out, err);
-		tls_store_unlock(lock);
-		if (rc >= 0)
-			return rc;
-		break;
-	}
 	if (strcmp(sub, "reload") == 0 && argc == 2) {
 		if (env->tls_reload == NULL) {
 			textbuf_puts(err,
@@ -650,6 +637,15 @@ int cmd_cert(struct command_env *env, int argc, char **argv, struct textbuf *out
 			return 1;
 		}
 		return env->tls_reload(out, err, env->ctx) < 0 ? 1 : 0;
+	}
+	if (argc >= 2) {
+		int lock = tls_store_lock(store(env), true, &error);
+		if (lock < 0)
+			return fail(err, "cert", error);
+		int rc = cert_change(env, argc, argv, out, err);
+		tls_store_unlock(lock);
+		if (rc >= 0)
+			return rc;
 	}
 	textbuf_puts(
 	    err, "usage: mailctl cert list|generate|csr|import|assign|unassign|del|reload ...\n");

@@ -610,19 +610,30 @@ static int check_validity(X509 *x, size_t i, time_t now, struct textbuf *notes,
 	return 0;
 }
 
+int tls_ctx_use_cert(SSL_CTX *ctx, STACK_OF(X509) *certs, STACK_OF(X509) *more, EVP_PKEY *key)
+{
+	if (SSL_CTX_use_certificate(ctx, sk_X509_value(certs, 0)) != 1 ||
+	    SSL_CTX_use_PrivateKey(ctx, key) != 1 || SSL_CTX_check_private_key(ctx) != 1)
+		return -1;
+	for (int i = 1; i < sk_X509_num(certs); i++)
+		if (SSL_CTX_add1_chain_cert(ctx, sk_X509_value(certs, i)) != 1)
+			return -2;
+	for (int i = 0; more != NULL && i < sk_X509_num(more); i++)
+		if (SSL_CTX_add1_chain_cert(ctx, sk_X509_value(more, i)) != 1)
+			return -2;
+	return 0;
+}
+
 int tls_cert_check_usable(STACK_OF(X509) *certs, EVP_PKEY *key, const char **error_r)
 {
 	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
 	if (ctx == NULL)
 		return tls_fail(error_r, "out of memory");
 	SSL_CTX_set_security_level(ctx, TLS_SECURITY_LEVEL);
-	int rc = 0;
-	if (SSL_CTX_use_certificate(ctx, sk_X509_value(certs, 0)) != 1 ||
-	    SSL_CTX_use_PrivateKey(ctx, key) != 1)
-		rc = tls_fail(error_r, "maild could not serve this certificate");
-	for (int i = 1; rc == 0 && i < sk_X509_num(certs); i++)
-		if (SSL_CTX_add1_chain_cert(ctx, sk_X509_value(certs, i)) != 1)
-			rc = tls_fail(error_r, "maild could not send chain certificate %d", i + 1);
+	int used = tls_ctx_use_cert(ctx, certs, NULL, key);
+	int rc = used == 0 ? 0
+		 : used == -1 ? tls_fail(error_r, "maild could not serve this certificate")
+			      : tls_fail(error_r, "maild could not send its chain");
 	SSL_CTX_free(ctx);
 	return rc;
 }

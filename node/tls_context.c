@@ -387,9 +387,13 @@ static SSL_CTX *ctx_for_cert(const struct tls_settings *s, const char *store_dir
 	ctx = ctx_new(s, error_r);
 	if (ctx == NULL)
 		goto out;
-	if (SSL_CTX_use_certificate(ctx, sk_X509_value(certs, 0)) != 1 ||
-	    SSL_CTX_use_PrivateKey(ctx, key) != 1 || SSL_CTX_check_private_key(ctx) != 1) {
-		tls_fail(error_r, "certificate '%s' cannot be used", name);
+	/* a certificate file that carries its chain, then the chain file */
+	int used = tls_ctx_use_cert(ctx, certs, more, key);
+	if (used < 0) {
+		if (used == -1)
+			tls_fail(error_r, "certificate '%s' cannot be used", name);
+		else
+			tls_fail(error_r, "certificate '%s': cannot use its chain", name);
 		goto fail;
 	}
 	/* Sessions are the certificate's: one resumed under another name
@@ -401,16 +405,7 @@ static SSL_CTX *ctx_for_cert(const struct tls_settings *s, const char *store_dir
 		tls_fail(error_r, "certificate '%s': no session context", name);
 		goto fail;
 	}
-	/* a certificate file that carries its chain, then the chain file */
-	for (int i = 1; i < sk_X509_num(certs); i++)
-		if (SSL_CTX_add1_chain_cert(ctx, sk_X509_value(certs, i)) != 1)
-			goto chain_fail;
-	for (int i = 0; more != NULL && i < sk_X509_num(more); i++)
-		if (SSL_CTX_add1_chain_cert(ctx, sk_X509_value(more, i)) != 1)
-			goto chain_fail;
 	goto out;
-chain_fail:
-	tls_fail(error_r, "certificate '%s': cannot use its chain", name);
 fail:
 	SSL_CTX_free(ctx);
 	ctx = NULL;

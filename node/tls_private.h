@@ -21,6 +21,11 @@ int tls_fail(const char **error_r, const char *fmt, ...) __attribute__((format(p
 /* OpenSSL's security level of every server context: no SHA-1 signatures,
  * RSA and DH of 2048 bits at least, anywhere in a chain. */
 #define TLS_SECURITY_LEVEL 2
+/* Puts a certificate into ctx: the leaf (certs[0]) with key, then as its
+ * chain certs[1..] and more[..] (either may be NULL). 0, -1 when the leaf
+ * or key is refused, -2 when a chain certificate is; OpenSSL's reason is
+ * left on its error queue for tls_fail. */
+int tls_ctx_use_cert(SSL_CTX *ctx, STACK_OF(X509) *certs, STACK_OF(X509) *more, EVP_PKEY *key);
 /* Whether a server context at TLS_SECURITY_LEVEL takes leaf, key and
  * chain (certs 1.. of the stack): what an import must know before it
  * stores what maild would then refuse to load. */

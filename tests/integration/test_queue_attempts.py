@@ -105,6 +105,13 @@ def send(node, to, subject):
         s.sendmail(ALICE, to, message(subject, to=", ".join(to)))
 
 
+def hold_the_only_slot(node, stalling_sink):
+    """A message that takes the one connection slot of the stalling
+    sink's destination (y.test) and keeps it."""
+    send(node, ["carol@y.test"], "holds y")
+    wait_for(lambda: stalling_sink.sessions == 1, what="y's slot taken")
+
+
 def queue_id(node, line_pattern):
     m = wait_for(lambda: re.search(line_pattern, node.log_text()), what=line_pattern)
     return m.group(1)
@@ -165,8 +172,7 @@ def test_busy_destination_does_not_make_a_deferral_hot(node_factory):
                         f'"y.test [127.0.0.1]:{sy.port}"]; destination_concurrency = 1; '
                         "min_backoff = 300; max_backoff = 4000; connect_timeout = 5; "
                         "command_timeout = 120;")
-        send(a, ["carol@y.test"], "holds y")
-        wait_for(lambda: sy.sessions == 1, what="y's slot taken")
+        hold_the_only_slot(a, sy)
         send(a, ["dave@x.test", "erin@y.test"], "x and y")
         wait_for(lambda: sx.sessions == 1, what="the first try of x")
         time.sleep(6)
@@ -183,8 +189,7 @@ def test_delay_report_for_a_recipient_never_tried_is_transient(node_factory):
         a = sender_node(node_factory, f'transport = ["y.test [127.0.0.1]:{sy.port}"]; '
                         "destination_concurrency = 1; delay_warning = 2; min_backoff = 300; "
                         "connect_timeout = 5; command_timeout = 120;")
-        send(a, ["carol@y.test"], "holds y")
-        wait_for(lambda: sy.sessions == 1, what="y's slot taken")
+        hold_the_only_slot(a, sy)
         send(a, ["erin@y.test"], "waits for y")
         notice = wait_for(lambda: with_subject(a, ALICE, "Delayed Mail"), timeout=20,
                           what="the delay notice")[0].decode()
