@@ -5,7 +5,8 @@
  * keywords are mapped by name into the destination's table, quota is
  * charged, each file is linked to its new UID and one APPEND record is
  * written; after the group commit the source messages of a MOVE are
- * expunged. A crash between the two leaves the messages in both
+ * expunged, and flag changes made to them meanwhile are carried over to
+ * the copies. A crash between the two leaves the messages in both
  * mailboxes, never in neither.
  *
  * Quota: a COPY, or a MOVE to another user, is checked against and
@@ -25,6 +26,7 @@
 
 struct copy_plan {
 	struct mail_record *m;   /* source records (copied out of the view) */
+	uint32_t *dst_uid;       /* each one's copy, 0 when not copied */
 	size_t n;
 	int kw_map[MAILBOX_KEYWORDS_MAX];
 };
@@ -41,9 +43,11 @@ static int plan_collect(struct mailbox *src, const struct uidset *uids, struct c
 			if (p->n == cap) {
 				cap = cap ? cap * 2 : 64;
 				p->m = realloc(p->m, cap * sizeof(*p->m));
-				if (p->m == NULL)
+				p->dst_uid = realloc(p->dst_uid, cap * sizeof(*p->dst_uid));
+				if (p->m == NULL || p->dst_uid == NULL)
 					abort();
 			}
+			p->dst_uid[p->n] = 0;
 			p->m[p->n++] = v->recs[i];
 		}
 	}
@@ -159,6 +163,7 @@ static int copy_locked(struct mailbox *src, struct mailbox *dst, struct copy_pla
 		m.modseq = modseq;
 		m.keywords = map_keywords(p, p->m[i].keywords);
 		index_put_msg(&dst->buf, &m);
+		p->dst_uid[i] = m.uid;
 		uidset_add(src_done, p->m[i].uid);
 		uidset_add(dst_done, m.uid);
 		copied_bytes += m.size;
@@ -173,6 +178,7 @@ static int copy_locked(struct mailbox *src, struct mailbox *dst, struct copy_pla
 	if (ret < 0) {
 		uidset_clear(src_done);
 		uidset_clear(dst_done);
+		memset(p->dst_uid, 0, p->n * sizeof(*p->dst_uid));
 		copied_bytes = 0;
 		count = 0;
 	}
@@ -181,6 +187,66 @@ static int copy_locked(struct mailbox *src, struct mailbox *dst, struct copy_pla
 		(void)quota_charge(dst->user, -(int64_t)(bytes - copied_bytes),
 				   -(int64_t)(p->n - count), NULL, NULL, NULL);
 	return ret;
+}
+
+/* Applies to dst's copy the flags and keywords that from lacks and to
+ * has (op ADD), or the reverse (op REMOVE); keyword names from src. */
+static void carry_op(struct mailbox *src, struct mailbox *dst, uint32_t dst_uid,
+		     enum mail_flags_op op, const struct mail_record *from,
+		     const struct mail_record *to)
+{
+	const char *names[MAILBOX_KEYWORDS_MAX];
+	size_t n = 0;
+	uint64_t kw = to->keywords & ~from->keywords;
+	for (unsigned b = 0; b < MAILBOX_KEYWORDS_MAX; b++)
+		if ((kw & ((uint64_t)1 << b)) && src->view->keywords[b] != NULL)
+			names[n++] = src->view->keywords[b];
+	struct mail_flags_update upd = { .op = op,
+					 .flags = to->flags & ~from->flags & MAIL_FLAGS_MASK,
+					 .keywords = names,
+					 .n_keywords = n };
+	if (upd.flags == 0 && n == 0)
+		return;
+	struct uidset one = UIDSET_INIT;
+	uidset_add(&one, dst_uid);
+	(void)mailbox_store(dst, &one, &upd, NULL, NULL, NULL);
+	uidset_free(&one);
+}
+
+/* The source of a MOVE is not locked between its copy and its expunge:
+ * a flag change another session records on a moved message in between
+ * (the copy's group commit is in between) would leave with the removed
+ * message. The expunge saw each message's last state; what changed
+ * since the copy is applied to the copy, as the same additions and
+ * removals, so that it merges with any change made to the copy itself.
+ * Best effort after the MOVE has succeeded: an I/O error here leaves
+ * the copy with the flags it was made with. */
+static void move_carry_changes(struct mailbox *src, struct mailbox *dst, const struct copy_plan *p,
+			       const struct mail_record *gone, size_t n_gone)
+{
+	struct index_view *light = NULL;
+	size_t i = 0;
+	for (size_t g = 0; g < n_gone; g++) {
+		while (i < p->n && p->m[i].uid < gone[g].uid)
+			i++;
+		if (i == p->n || p->m[i].uid != gone[g].uid || p->dst_uid[i] == 0 ||
+		    gone[g].modseq == p->m[i].modseq)
+			continue;
+		if (!dst->view->full) { /* STORE needs the copy's record */
+			struct index_view *full;
+			if (index_view_open(dst->store, dst->dir_fd, true, &full, NULL) < 0)
+				return;
+			full->quota_user = dst->user;
+			light = dst->view;
+			dst->view = full;
+		}
+		carry_op(src, dst, p->dst_uid[i], MAIL_FLAGS_ADD, &p->m[i], &gone[g]);
+		carry_op(src, dst, p->dst_uid[i], MAIL_FLAGS_REMOVE, &gone[g], &p->m[i]);
+	}
+	if (light != NULL) {
+		index_view_free(&dst->view);
+		dst->view = light;
+	}
 }
 
 int mailbox_copy(struct mailbox *src, const struct uidset *uids, struct mailbox *dst, bool move,
@@ -211,8 +277,14 @@ int mailbox_copy(struct mailbox *src, const struct uidset *uids, struct mailbox 
 				ret = mailbox_durable(dst, error_r);
 		}
 	}
-	if (ret == 0 && move && !uidset_empty(&src_done))
-		ret = mailbox_expunge(src, &src_done, true, NULL, error_r);
+	if (ret == 0 && move && !uidset_empty(&src_done)) {
+		struct mail_record *gone = NULL;
+		size_t n_gone = 0;
+		ret = mailbox_expunge_records(src, &src_done, true, NULL, &gone, &n_gone, error_r);
+		if (ret == 0)
+			move_carry_changes(src, dst, &p, gone, n_gone);
+		free(gone);
+	}
 	if (ret == 0 && src_uids_r != NULL)
 		for (size_t r = 0; r < src_done.n; r++)
 			uidset_add_range(src_uids_r, src_done.r[r].first, src_done.r[r].last);
@@ -222,5 +294,6 @@ int mailbox_copy(struct mailbox *src, const struct uidset *uids, struct mailbox 
 	uidset_free(&src_done);
 	uidset_free(&dst_done);
 	free(p.m);
+	free(p.dst_uid);
 	return ret;
 }

@@ -10,6 +10,7 @@
  * index_view.h) to answer VANISHED (EARLIER).
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -28,8 +29,9 @@ void mailbox_unlink_messages(struct mailbox *box, const struct uidset *uids)
 	}
 }
 
-int mailbox_expunge(struct mailbox *box, const struct uidset *uids, bool any_flags,
-		    struct uidset *expunged_r, const char **error_r)
+int mailbox_expunge_records(struct mailbox *box, const struct uidset *uids, bool any_flags,
+			    struct uidset *expunged_r, struct mail_record **gone_r,
+			    size_t *n_gone_r, const char **error_r)
 {
 	struct index_view *v = box->view;
 	if (!v->full)
@@ -39,6 +41,7 @@ int mailbox_expunge(struct mailbox *box, const struct uidset *uids, bool any_fla
 		return ret;
 	struct uidset gone = UIDSET_INIT;
 	uint64_t bytes = 0;
+	size_t cap = 0;
 	struct uid_range all = { 1, UINT32_MAX };
 	const struct uid_range *ranges = uids != NULL ? uids->r : &all;
 	size_t n_ranges = uids != NULL ? uids->n : 1;
@@ -50,6 +53,15 @@ int mailbox_expunge(struct mailbox *box, const struct uidset *uids, bool any_fla
 				continue;
 			uidset_add(&gone, m->uid);
 			bytes += m->size;
+			if (gone_r != NULL) {
+				if (*n_gone_r == cap) {
+					cap = cap ? cap * 2 : 16;
+					*gone_r = realloc(*gone_r, cap * sizeof(**gone_r));
+					if (*gone_r == NULL)
+						abort();
+				}
+				(*gone_r)[(*n_gone_r)++] = *m;
+			}
 		}
 	}
 	uint64_t count = uidset_count(&gone);
@@ -76,6 +88,12 @@ int mailbox_expunge(struct mailbox *box, const struct uidset *uids, bool any_fla
 	}
 	uidset_free(&gone);
 	return ret;
+}
+
+int mailbox_expunge(struct mailbox *box, const struct uidset *uids, bool any_flags,
+		    struct uidset *expunged_r, const char **error_r)
+{
+	return mailbox_expunge_records(box, uids, any_flags, expunged_r, NULL, NULL, error_r);
 }
 
 int mailbox_vanished_since(const struct mailbox *box, uint64_t modseq, struct uidset *uids_r,

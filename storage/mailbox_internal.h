@@ -167,5 +167,10 @@ int mailbox_keywords_check(const char *const *names, size_t n, const char **erro
 
 /* Removes message files (and cache blobs) after an expunge is durable. */
 void mailbox_unlink_messages(struct mailbox *box, const struct uidset *uids);
+/* mailbox_expunge, also giving the removed messages' records as the
+ * expunge found them under the lock (*gone_r: malloc'd, UID order). */
+int mailbox_expunge_records(struct mailbox *box, const struct uidset *uids, bool any_flags,
+			    struct uidset *expunged_r, struct mail_record **gone_r,
+			    size_t *n_gone_r, const char **error_r);
 
 #endif
