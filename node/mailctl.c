@@ -90,6 +90,7 @@ static int open_offline(struct mailctl *m, bool need_dir, bool need_store, struc
 		snprintf(node, sizeof(node), "mailctl%ld", (long)getpid());
 		struct store_options opts;
 		node_config_store_options(m->cfg, node, &opts);
+		opts.transient = true;
 		rc = store_open(m->cfg->store_dir, &opts, &m->store, &error);
 		if (rc < 0) {
 			textbuf_printf(err, "mailctl: cannot open the mail store in %s: %s\n", m->cfg->store_dir,

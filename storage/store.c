@@ -81,10 +81,21 @@ void store_close(struct store **sp)
 	if (s == NULL)
 		return;
 	*sp = NULL;
-	for (unsigned i = 0; i < STORE_TMP_SLOTS; i++)
-		if (s->tmp_slot_fd[i] >= 0)
-			close(s->tmp_slot_fd[i]);
+	for (unsigned i = 0; i < STORE_TMP_SLOTS; i++) {
+		if (s->tmp_slot_fd[i] < 0)
+			continue;
+		close(s->tmp_slot_fd[i]);
+		char name[16];
+		snprintf(name, sizeof(name), "%u", i);
+		if (s->opts.transient) /* fails, as it should, when something was left */
+			(void)unlinkat(s->tmp_fd, name, AT_REMOVEDIR);
+	}
 	close(s->tmp_fd);
+	int dot_fd = s->opts.transient ? store_open_dir(s->mail_fd, ".tmp") : -1;
+	if (dot_fd >= 0) {
+		(void)unlinkat(dot_fd, s->node_id, AT_REMOVEDIR);
+		close(dot_fd);
+	}
 	close(s->mail_fd);
 	store_sync_destroy(&s->sync);
 	pthread_mutex_destroy(&s->tmp_lock);

@@ -69,6 +69,10 @@ struct store_options {
 	 * bytes (or a quarter of the snapshot, whichever is larger);
 	 * 0 = 256 KiB. Tests use small values. */
 	uint32_t rotate_bytes;
+	/* A one-shot process under a node id of its own (mailctl): its
+	 * temporary area is removed at close when empty, not kept for the
+	 * next run. */
+	bool transient;
 };
 
 struct store;

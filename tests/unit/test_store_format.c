@@ -9,7 +9,9 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <limits.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <cmocka.h>
 
@@ -17,6 +19,7 @@
 #include "storage/index_view.h"
 #include "storage/mail_uidset.h"
 #include "storage/store.h"
+#include "tests/unit/test_store_helpers.h"
 
 static void test_uidset_table(void **state)
 {
@@ -290,6 +293,30 @@ static void test_replay_semantics(void **state)
 	textbuf_free(&img);
 }
 
+/* A transient store (mailctl: a node id per run) removes its temporary
+ * area at close when nothing was left in it; a node keeps its own. */
+static void test_transient_tmp_area(void **state)
+{
+	(void)state;
+	char *root = tstore_mkdtemp();
+	for (int transient = 0; transient < 2; transient++) {
+		const char *id = transient ? "once" : "node";
+		struct store_options o = { .transient = transient };
+		struct store *s = NULL;
+		const char *err = NULL;
+		o.node_id = id;
+		assert_int_equal(store_open(root, &o, &s, &err), 0);
+		struct mail_writer *w = tstore_writer(s, "Subject: x\r\n\r\n");
+		mail_writer_abort(&w);
+		store_close(&s);
+		char path[PATH_MAX];
+		struct stat st;
+		snprintf(path, sizeof(path), "%s/mail/.tmp/%s", root, id);
+		assert_int_equal(stat(path, &st) == 0, !transient);
+	}
+	tstore_rmrf(&root);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -301,6 +328,7 @@ int main(void)
 		cmocka_unit_test(test_log_header),
 		cmocka_unit_test(test_keyword_valid),
 		cmocka_unit_test(test_replay_semantics),
+		cmocka_unit_test(test_transient_tmp_area),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
