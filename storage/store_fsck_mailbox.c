@@ -10,7 +10,8 @@
  *               a crashed append/absorb (whose delivery is still in new/):
  *               removed; so are cache blobs without a message
  *   new/        entries already absorbed (named in the absorb set, or the
- *               same inode as a message file) are removed after a commit;
+ *               same inode as a message file that has a record) are
+ *               removed after a commit;
  *               the rest are pending deliveries and count towards quota;
  *               a file with a name the store never writes is renamed so
  *               that it is absorbed, never deleted
@@ -32,14 +33,14 @@
 #include "storage/store_lock.h"
 
 /* Records vs files. Returns the UIDs whose files are missing. */
-static void check_messages(struct fsck *fk, struct mailbox *box, const struct fsck_files *files,
+static void check_messages(struct fsck *fk, struct mailbox *box, struct fsck_files *files,
 			   struct uidset *missing)
 {
 	struct index_view *v = box->view;
 	size_t i = 0, j = 0;
 	while (i < v->n_recs || j < files->n) {
 		const struct mail_record *r = i < v->n_recs ? &v->recs[i] : NULL;
-		const struct fsck_file *f = j < files->n ? &files->f[j] : NULL;
+		struct fsck_file *f = j < files->n ? &files->f[j] : NULL;
 		if (f == NULL || (r != NULL && r->uid < f->uid)) {
 			const char *err = NULL;
 			int back = mailbox_absorb_restore(box, r, fk->repair, &err);
@@ -58,6 +59,7 @@ static void check_messages(struct fsck *fk, struct mailbox *box, const struct fs
 		} else if (r == NULL || f->uid < r->uid) {
 			fsck_problem(fk, box->name, STORE_FSCK_ORPHAN_FILE, fk->repair,
 				     "file for UID %u (UIDNEXT %u) has no record", f->uid, v->state.uidnext);
+			f->orphan = true;
 			if (fk->repair) {
 				struct uid_range one = { f->uid, f->uid };
 				struct uidset s = { &one, 1, 1 };
@@ -132,10 +134,13 @@ static void check_box_dir(struct fsck *fk, struct mailbox *box)
 	closedir(d);
 }
 
+/* An orphan sharing a new/ entry's inode is an absorber that died between
+ * its link and its record: the entry is still the delivery, not a
+ * leftover. */
 static bool ino_is_message(const struct fsck_files *files, ino_t ino)
 {
 	for (size_t i = 0; i < files->n; i++)
-		if (files->f[i].ino == ino)
+		if (files->f[i].ino == ino && !files->f[i].orphan)
 			return true;
 	return false;
 }

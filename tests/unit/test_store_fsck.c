@@ -6,6 +6,7 @@
  * another thread appends, delivers and expunges. A clean store has no
  * problems, also when every user is walked.
  */
+#include <dirent.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -261,6 +262,56 @@ static void test_damaged_mailbox_directories(void **state)
 	tstore_rmrf(&root);
 }
 
+/* An absorber killed between linking a delivery from new/ to its UID and
+ * writing the record: the link is an orphan, the new/ entry (same inode)
+ * is still the acknowledged delivery. fsck removes the orphan and keeps
+ * the entry, which the next open absorbs. */
+static void test_absorber_killed_before_its_record(void **state)
+{
+	(void)state;
+	char *root = tstore_mkdtemp();
+	struct store *s = tstore_open(root, 0);
+	const char *err;
+	struct store_user *u = tstore_user(s, "kim@example.com");
+	struct mailbox *b = tstore_mailbox(u, "INBOX", 0);
+	tstore_append(s, b, "Subject: one\r\n\r\nx\r\n", 0, NULL);
+	int box = dup(b->dir_fd), new_fd = dup(b->new_fd);
+	mailbox_close(&b);
+	struct store_rcpt rc;
+	memset(&rc, 0, sizeof(rc));
+	rc.address = "kim@example.com";
+	struct mail_writer *w = tstore_writer(s, "Subject: delivered\r\n\r\nacknowledged\r\n");
+	assert_int_equal(store_deliver(s, &w, NULL, &rc, 1, &err), 0);
+	assert_int_equal(rc.result, 0);
+	DIR *d = fdopendir(dup(new_fd));
+	struct dirent *de;
+	char entry[300] = "";
+	while ((de = readdir(d)) != NULL)
+		if (de->d_name[0] != '.')
+			snprintf(entry, sizeof(entry), "%s", de->d_name);
+	closedir(d);
+	assert_true(entry[0] != '\0');
+	assert_int_equal(linkat(new_fd, entry, box, "msg/0/2", 0), 0); /* the absorber's link */
+
+	struct report r;
+	assert_int_equal(run_fsck(s, "kim@example.com", true, &r), 1);
+	assert_int_equal(r.counts[STORE_FSCK_ORPHAN_FILE], 1);
+	assert_int_equal(r.counts[STORE_FSCK_LEFTOVER], 0);
+	struct stat st;
+	assert_int_equal(fstatat(new_fd, entry, &st, 0), 0);
+	b = tstore_mailbox(u, "INBOX", 0);
+	struct mailbox_status ms;
+	mailbox_get_status(b, &ms);
+	assert_int_equal(ms.messages, 2);
+	mailbox_close(&b);
+	assert_int_equal(run_fsck(s, "kim@example.com", false, &r), 0);
+	close(new_fd);
+	close(box);
+	store_user_close(&u);
+	store_close(&s);
+	tstore_rmrf(&root);
+}
+
 /* A dry run changes nothing: no directory for an address without mail,
  * no INBOX where one is missing (reported; --repair makes it). */
 static void test_dry_run_creates_nothing(void **state)
@@ -415,6 +466,7 @@ int main(void)
 		cmocka_unit_test(test_tmp_age_is_not_the_message_date),
 		cmocka_unit_test(test_missing_file),
 		cmocka_unit_test(test_damaged_mailbox_directories),
+		cmocka_unit_test(test_absorber_killed_before_its_record),
 		cmocka_unit_test(test_dry_run_creates_nothing),
 		cmocka_unit_test(test_half_deleted),
 		cmocka_unit_test(test_quota_exact_while_active),
