@@ -5,10 +5,13 @@
  * The synced mark (8 bytes at INDEX_LOG_SYNCED_OFFSET, outside the header
  * checksum) is where readers stop. A writer raises it only after a group
  * commit covered its record, so a reader never applies a record that is
- * not durable. Two writers raising it at once may leave the lower of
- * their values (a read-compare-write without a lock); that only delays
- * readers until the next commit raises it again, and a full open repairs
- * a mark left behind by a crash (index_read.c).
+ * not durable. Writers raise it after their commit, without the index
+ * lock, so its read-compare-write holds an open-file-description lock on
+ * the mark's 8 bytes: a late raise must not write a lower value over the
+ * mark of a rotation, after which no commit ever raises that log's mark
+ * again (readers would stop before the ROTATE record for good). A writer
+ * that finds a ROTATE past the mark (its rotator died before marking)
+ * marks it (index_read.c).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -95,22 +98,55 @@ int index_log_synced(int fd, uint64_t *synced_r, const char **error_r)
 	return 0;
 }
 
-int index_log_mark_synced(int fd, uint64_t end, const char **error_r)
+/* Where the filesystem has no OFD locks (EINVAL), the mark goes unlocked,
+ * as it did before they were used. */
+static int mark_lock(int fd, short type, const char **error_r)
 {
-	uint64_t cur = 0;
-	int ret = index_log_synced(fd, &cur, error_r);
-	if (ret < 0)
-		return ret;
-	if (cur >= end)
-		return 0;
-	return index_log_set_synced(fd, end, error_r);
+	struct flock fl = { .l_type = type, .l_whence = SEEK_SET,
+			    .l_start = INDEX_LOG_SYNCED_OFFSET, .l_len = 8 };
+	while (fcntl(fd, F_OFD_SETLKW, &fl) < 0) {
+		if (errno == EINVAL)
+			return 0;
+		if (errno != EINTR)
+			return store_fail_errno(error_r, false, "lock", "synced mark");
+	}
+	return 0;
 }
 
-int index_log_set_synced(int fd, uint64_t end, const char **error_r)
+static void mark_unlock(int fd)
+{
+	struct flock fl = { .l_type = F_UNLCK, .l_whence = SEEK_SET,
+			    .l_start = INDEX_LOG_SYNCED_OFFSET, .l_len = 8 };
+	(void)fcntl(fd, F_OFD_SETLK, &fl);
+}
+
+static int write_mark(int fd, uint64_t end, const char **error_r)
 {
 	uint8_t b[8];
 	index_set_le64(b, end);
 	if (store_pwrite_full(fd, b, sizeof(b), INDEX_LOG_SYNCED_OFFSET) < 0)
 		return store_fail_errno(error_r, false, "write", "synced mark");
 	return 0;
+}
+
+int index_log_mark_synced(int fd, uint64_t end, const char **error_r)
+{
+	int ret = mark_lock(fd, F_WRLCK, error_r);
+	if (ret < 0)
+		return ret;
+	uint64_t cur = 0;
+	ret = index_log_synced(fd, &cur, error_r);
+	if (ret == 0 && cur < end)
+		ret = write_mark(fd, end, error_r);
+	mark_unlock(fd);
+	return ret;
+}
+
+int index_log_set_synced(int fd, uint64_t end, const char **error_r)
+{
+	int ret = mark_lock(fd, F_WRLCK, error_r);
+	if (ret == 0)
+		ret = write_mark(fd, end, error_r);
+	mark_unlock(fd);
+	return ret;
 }

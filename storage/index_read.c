@@ -54,7 +54,24 @@ static bool tail_is_torn(uint64_t off, enum index_decode dec, const uint8_t *p, 
 	return size >= INDEX_REC_HEADER_SIZE && off + size == file_end;
 }
 
-static int follow_rotation(struct index_view *v, const struct index_rec *rec,
+/* A ROTATE past its log's synced mark: the rotator died (or its fsync
+ * failed) before marking it. Writers follow it, but readers stop before
+ * it, and no commit to this log will ever raise its mark again: the
+ * writer that finds it (under the index lock) makes it durable and marks
+ * it. fsck's dry run only reports it. */
+static int mark_rotation(struct index_view *v, const char **error_r)
+{
+	v->rotation_unmarked = true;
+	if (v->dry_run)
+		return 0;
+	if (fsync(v->log_fd) < 0)
+		return store_fail_errno(error_r, false, "fsync", "index log");
+	return index_log_mark_synced(v->log_fd, v->log_pos, error_r);
+}
+
+/* unmarked: the ROTATE lies past its log's mark (marked here, once its
+ * target is known good). */
+static int follow_rotation(struct index_view *v, const struct index_rec *rec, bool unmarked,
 			   const char **error_r)
 {
 	uint64_t seq, off;
@@ -71,6 +88,10 @@ static int follow_rotation(struct index_view *v, const struct index_rec *rec,
 	if (h.uidvalidity != v->uidvalidity || seq <= v->log_seq) {
 		close(fd);
 		return store_fail(error_r, STORE_E_CORRUPT, "rotation to a foreign log");
+	}
+	if (unmarked && (ret = mark_rotation(v, error_r)) < 0) {
+		close(fd);
+		return ret;
 	}
 	close(v->log_fd);
 	v->log_fd = fd;
@@ -128,7 +149,8 @@ static int read_range(struct index_view *v, uint64_t limit, uint64_t synced, uin
 				k += rec.size;
 				v->log_pos += rec.size;
 				if (rec.type == INDEX_REC_ROTATE)
-					return follow_rotation(v, &rec, error_r);
+					return follow_rotation(v, &rec, writer && v->log_pos > synced,
+							       error_r);
 				continue;
 			}
 			if (dec == INDEX_DECODE_SHORT && (uint64_t)want < avail) {

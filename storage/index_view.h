@@ -56,6 +56,7 @@ struct index_view {
 	bool locked;                  /* this view holds the index lock */
 	bool broken;                  /* a write failed: reload before anything else */
 	uint64_t torn_bytes;          /* torn log tail this view cut (fsck reports it) */
+	bool rotation_unmarked;       /* a writer read found a ROTATE past its log's mark */
 	bool dry_run;                 /* fsck without repair: find torn tails, do not cut */
 	struct store_user *quota_user; /* set by the opener: whose usage a drop gives back */
 

@@ -263,6 +263,11 @@ static int check_locked(struct fsck *fk, struct store_user *u, struct mailbox *b
 		fsck_problem(fk, box->name, STORE_FSCK_TORN_LOG, fk->repair,
 			     "%" PRIu64 " bytes of an interrupted write at the end of log.%" PRIu64,
 			     v->torn_bytes, v->log_seq);
+	if (v->rotation_unmarked) {
+		fsck_problem(fk, box->name, STORE_FSCK_UNSYNCED, fk->repair,
+			     "a rotation record past the synced mark of an earlier log");
+		*dirty = true;
+	}
 	uint64_t synced;
 	struct stat st;
 	if (index_log_synced(v->log_fd, &synced, error_r) == 0 && fstat(v->log_fd, &st) == 0 &&
