@@ -9,9 +9,9 @@
  *   msg/        files no record refers to are orphans of an expunge or of
  *               a crashed append/absorb (whose delivery is still in new/):
  *               removed; so are cache blobs without a message
- *   new/        entries already absorbed (named in the absorb set, or the
- *               same inode as a message file that has a record) are
- *               removed after a commit;
+ *   new/        entries already absorbed (named in the absorb set; after
+ *               a rebuild that lost it, the same inode as a message file
+ *               that has a record) are removed after a commit;
  *               the rest are pending deliveries and count towards quota;
  *               a file with a name the store never writes is renamed so
  *               that it is absorbed, never deleted
@@ -134,9 +134,11 @@ static void check_box_dir(struct fsck *fk, struct mailbox *box)
 	closedir(d);
 }
 
-/* An orphan sharing a new/ entry's inode is an absorber that died between
- * its link and its record: the entry is still the delivery, not a
- * leftover. */
+/* Only where a rebuild lost the absorb set: an entry sharing its inode
+ * with a message that has a record was absorbed. Otherwise the set alone
+ * decides, as for every absorber: a COPY can share a pending entry's
+ * inode (one delivery naming two mailboxes of a user), and an orphan
+ * sharing it is an absorber that died between its link and its record. */
 static bool ino_is_message(const struct fsck_files *files, ino_t ino)
 {
 	for (size_t i = 0; i < files->n; i++)
@@ -147,7 +149,8 @@ static bool ino_is_message(const struct fsck_files *files, ino_t ino)
 
 /* new/: leftovers to remove (after a commit) and pending deliveries. */
 static void check_new(struct fsck *fk, struct mailbox *box, const struct fsck_files *files,
-		      struct textbuf *leftovers, uint64_t *bytes, uint64_t *msgs)
+		      bool absorb_set_lost, struct textbuf *leftovers, uint64_t *bytes,
+		      uint64_t *msgs)
 {
 	DIR *d = store_opendir(box->new_fd, ".");
 	if (d == NULL)
@@ -169,7 +172,8 @@ static void check_new(struct fsck *fk, struct mailbox *box, const struct fsck_fi
 			(void)mailbox_new_name(guid, st.st_mtime, 0, NULL, 0, proper);
 			if (fk->repair)
 				renameat(dirfd(d), n, dirfd(d), proper);
-		} else if (index_absorb_contains(box->view, guid) || ino_is_message(files, st.st_ino)) {
+		} else if (index_absorb_contains(box->view, guid) ||
+			   (absorb_set_lost && ino_is_message(files, st.st_ino))) {
 			fsck_problem(fk, box->name, STORE_FSCK_LEFTOVER, fk->repair, "new/%s: already absorbed", n);
 			textbuf_append(leftovers, n, strlen(n) + 1);
 			continue;
@@ -235,7 +239,7 @@ static int check_pending(struct fsck *fk, struct mailbox *box, struct index_pend
 
 static int check_locked(struct fsck *fk, struct store_user *u, struct mailbox *box,
 			struct fsck_files *files, struct index_pending *pend, bool *dirty,
-			const char **error_r)
+			bool *absorb_set_lost, const char **error_r)
 {
 	const char *why = NULL;
 	int ret = load_view(fk, box, &why);
@@ -248,6 +252,7 @@ static int check_locked(struct fsck *fk, struct store_user *u, struct mailbox *b
 		index_view_free(&box->view);
 		if (fk->repair && (ret = fsck_rebuild(fk, u, box->dir_fd, files, &changed, error_r)) < 0)
 			return ret;
+		*absorb_set_lost = changed;
 		fsck_problem(fk, box->name, STORE_FSCK_CORRUPT_INDEX, fk->repair, "%s%s", detail,
 			     !fk->repair ? "" : changed ? ": rebuilt with a new UIDVALIDITY" : ": rebuilt");
 		if (!fk->repair)
@@ -308,7 +313,7 @@ int fsck_mailbox(struct fsck *fk, struct store_user *u, const char *name, int le
 	memset(&files, 0, sizeof(files));
 	struct textbuf leftovers = TEXTBUF_INIT;
 	uint64_t pend_bytes = 0, pend_msgs = 0;
-	bool dirty = false, deleted = false;
+	bool dirty = false, deleted = false, absorb_set_lost = false;
 	struct index_pending pend = INDEX_PENDING_INIT;
 	static const char *const subdirs[] = {"new", "msg"};
 	for (size_t i = 0; i < 2; i++) {
@@ -326,11 +331,13 @@ int fsck_mailbox(struct fsck *fk, struct store_user *u, const char *name, int le
 	if (ret == 0 && (ret = store_lock(lf, STORE_LOCK_INDEX, true, true, error_r)) > 0) {
 		ret = fsck_scan_messages(fk, name, box.msg_fd, &files, error_r);
 		if (ret == 0)
-			ret = check_locked(fk, u, &box, &files, &pend, &dirty, error_r);
+			ret = check_locked(fk, u, &box, &files, &pend, &dirty, &absorb_set_lost,
+					   error_r);
 		if (ret == 0 && box.view->deleted)
 			deleted = true;
 		else if (ret == 0)
-			check_new(fk, &box, &files, &leftovers, &pend_bytes, &pend_msgs);
+			check_new(fk, &box, &files, absorb_set_lost, &leftovers, &pend_bytes,
+				  &pend_msgs);
 		if (box.view != NULL)
 			box.view->locked = false;
 		store_unlock(lf, STORE_LOCK_INDEX);

@@ -312,6 +312,48 @@ static void test_absorber_killed_before_its_record(void **state)
 	tstore_rmrf(&root);
 }
 
+/* One delivery naming INBOX and Sub of one user; INBOX absorbs it and a
+ * COPY puts it into Sub before Sub absorbs its own: Sub's entry shares the
+ * copy's inode but is still a pending delivery (not in Sub's absorb set). */
+static void test_pending_entry_sharing_a_copy(void **state)
+{
+	(void)state;
+	char *root = tstore_mkdtemp();
+	struct store *s = tstore_open(root, 0);
+	const char *err;
+	struct store_user *u = tstore_user(s, "kim@example.com");
+	assert_int_equal(mailbox_create(u, "Sub", 0, &err), 0);
+	struct store_rcpt rc[2];
+	memset(rc, 0, sizeof(rc));
+	rc[0].address = rc[1].address = "kim@example.com";
+	rc[1].mailbox = "Sub";
+	struct mailbox *sub = tstore_mailbox(u, "Sub", MAILBOX_OPEN_APPEND_ONLY); /* before */
+	struct mail_writer *w = tstore_writer(s, "Subject: both\r\n\r\nx\r\n");
+	assert_int_equal(store_deliver(s, &w, NULL, rc, 2, &err), 0);
+	assert_int_equal(rc[0].result, 0);
+	assert_int_equal(rc[1].result, 0);
+	struct mailbox *inbox = tstore_mailbox(u, "INBOX", 0);
+	struct uidset one = UIDSET_INIT;
+	uidset_add(&one, 1);
+	assert_int_equal(mailbox_copy(inbox, &one, sub, false, NULL, NULL, NULL, &err), 0);
+	uidset_free(&one);
+	mailbox_close(&sub);
+	mailbox_close(&inbox);
+
+	struct report r;
+	run_fsck(s, "kim@example.com", true, &r);
+	assert_int_equal(r.counts[STORE_FSCK_LEFTOVER], 0);
+	sub = tstore_mailbox(u, "Sub", 0);
+	struct mailbox_status ms;
+	mailbox_get_status(sub, &ms);
+	assert_int_equal(ms.messages, 2);
+	mailbox_close(&sub);
+	assert_int_equal(run_fsck(s, "kim@example.com", false, &r), 0);
+	store_user_close(&u);
+	store_close(&s);
+	tstore_rmrf(&root);
+}
+
 /* A dry run changes nothing: no directory for an address without mail,
  * no INBOX where one is missing (reported; --repair makes it). */
 static void test_dry_run_creates_nothing(void **state)
@@ -467,6 +509,7 @@ int main(void)
 		cmocka_unit_test(test_missing_file),
 		cmocka_unit_test(test_damaged_mailbox_directories),
 		cmocka_unit_test(test_absorber_killed_before_its_record),
+		cmocka_unit_test(test_pending_entry_sharing_a_copy),
 		cmocka_unit_test(test_dry_run_creates_nothing),
 		cmocka_unit_test(test_half_deleted),
 		cmocka_unit_test(test_quota_exact_while_active),
