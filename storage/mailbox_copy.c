@@ -11,9 +11,10 @@
  *
  * Quota: a COPY, or a MOVE to another user, is checked against and
  * charged to dst's user (the source's usage drops with the expunge); a
- * MOVE within one user changes nothing, so it charges nothing and its
- * expunge gives nothing back. (A crash between the copy and the expunge
- * of such a move leaves the messages counted once; fsck recounts.)
+ * MOVE within one user is not checked against the limit (its usage does
+ * not grow: the copies are charged and the expunge gives them back). A
+ * crash between the copy and the expunge leaves the messages in both
+ * mailboxes, counted twice, as they are.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -183,7 +184,7 @@ static int copy_locked(struct mailbox *src, struct mailbox *dst, struct copy_pla
 		count = 0;
 	}
 	/* Give back what was charged for messages that were not copied. */
-	if (bytes > copied_bytes)
+	if (count < p->n)
 		(void)quota_charge(dst->user, -(int64_t)(bytes - copied_bytes),
 				   -(int64_t)(p->n - count), NULL, NULL, NULL);
 	return ret;

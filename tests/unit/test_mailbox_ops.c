@@ -681,6 +681,27 @@ static void test_copy_move_quota(void **state)
 	uidset_free(&du);
 }
 
+/* A message that is gone by the time the COPY links it is given back to
+ * the quota, its count too when it has no bytes. */
+static void test_copy_gives_back_what_it_skipped(void **state)
+{
+	struct fixture *f = *state;
+	const char *err;
+	tstore_append(f->s, f->b, "", 0, NULL);
+	assert_usage(f->u, 0, 1);
+	assert_int_equal(unlinkat(f->b->msg_fd, "0/1", 0), 0); /* expunged meanwhile */
+	assert_int_equal(mailbox_create(f->u, "Archive", 0, &err), 0);
+	struct mailbox *arch = tstore_mailbox(f->u, "Archive", 0);
+	struct uidset one = UIDSET_INIT, du = UIDSET_INIT;
+	uidset_add(&one, 1);
+	assert_int_equal(mailbox_copy(f->b, &one, arch, false, NULL, NULL, &du, &err), 0);
+	assert_true(uidset_empty(&du));
+	assert_usage(f->u, 0, 1);
+	mailbox_close(&arch);
+	uidset_free(&one);
+	uidset_free(&du);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -696,6 +717,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_status_and_rotation, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_quota, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_copy_move_quota, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_copy_gives_back_what_it_skipped, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
