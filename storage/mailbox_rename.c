@@ -155,7 +155,9 @@ int mailbox_rename(struct store_user *user, const char *from, const char *to,
 		return ret;
 	if (strcmp(f, t) == 0 || mailbox_name_is_inbox(t))
 		return store_fail(error_r, STORE_E_EXISTS, "mailbox %s exists", t);
-	if (mailbox_name_is_below(t, f))
+	/* Renaming INBOX moves only its messages, so INBOX/Old is fine (the
+	 * Cyrus habit of archiving INBOX under itself). */
+	if (!mailbox_name_is_inbox(f) && mailbox_name_is_below(t, f))
 		return store_fail(error_r, STORE_E_INVALID, "cannot move %s into itself", f);
 	struct textbuf fp = TEXTBUF_INIT, tp = TEXTBUF_INIT;
 	if ((ret = mailbox_name_to_path(f, &fp, error_r)) == 0 &&

@@ -270,6 +270,13 @@ static void test_rename_inbox_and_uidvalidity(void **state)
 	assert_int_equal(mailbox_status(u, "Old", &st2, &err), 0);
 	assert_true(st2.uidvalidity > st1.uidvalidity);
 	assert_int_equal(st2.messages, 0);
+	/* INBOX renamed below itself: only its messages move. */
+	assert_int_equal(mailbox_rename(u, "INBOX", "INBOX/Old", &err), 0);
+	assert_int_equal(mailbox_status(u, "INBOX/Old", &st2, &err), 0);
+	assert_int_equal(st2.messages, 1);
+	assert_int_equal(mailbox_status(u, "INBOX", &st2, &err), 0);
+	assert_int_equal(st2.messages, 0);
+	assert_int_equal(mailbox_status(u, "INBOX/child", &st2, &err), 0);
 	store_user_close(&u);
 	store_close(&s);
 	tstore_rmrf(&root);
