@@ -164,20 +164,16 @@ struct quota_ctx {
 static int quota_user(const struct directory_user *u, void *p)
 {
 	struct quota_ctx *ctx = p;
-	struct store_user *user = NULL;
 	struct store_quota_usage usage;
 	const char *error = NULL;
 	char used[32], limit[32];
 
 	ctx->users++;
-	if (store_user_open(ctx->env->store, u->address, &user, &error) < 0 ||
-	    store_quota_get(user, &usage, &error) < 0) {
+	if (store_quota_peek(ctx->env->store, u->address, &usage, &error) < 0) {
 		textbuf_printf(ctx->err, "%s: %s\n", u->address, error ? error : "quota unavailable");
 		ctx->failed++;
-		store_user_close(&user);
 		return 0;
 	}
-	store_user_close(&user);
 	unsigned percent = u->quota_bytes ? (unsigned)(usage.bytes * 100 / u->quota_bytes) : 0;
 	if (ctx->over_percent > 0 && (u->quota_bytes == 0 || percent < ctx->over_percent))
 		return 0;
@@ -238,10 +234,20 @@ static const char *const fsck_problems[] = {
 	[STORE_FSCK_UNCHECKED] = "not checked",
 };
 
+struct fsck_report {
+	struct textbuf *out;
+	unsigned repaired, open; /* problems mended; left for the operator */
+};
+
 static void fsck_problem(const char *address, const char *mailbox, enum store_fsck_problem p,
 			 const char *detail, bool repaired, void *ctx)
 {
-	textbuf_printf(ctx, "%s\t%s\t%s\t%s\t%s\n", address ? address : "-", mailbox ? mailbox : "-",
+	struct fsck_report *r = ctx;
+	if (repaired)
+		r->repaired++;
+	else
+		r->open++;
+	textbuf_printf(r->out, "%s\t%s\t%s\t%s\t%s\n", address ? address : "-", mailbox ? mailbox : "-",
 		       (size_t)p < sizeof(fsck_problems) / sizeof(fsck_problems[0]) && fsck_problems[p]
 			       ? fsck_problems[p] : "problem",
 		       repaired ? "repaired" : "found", detail ? detail : "");
@@ -264,13 +270,28 @@ int cmd_fsck(struct command_env *env, int argc, char **argv, struct textbuf *out
 		textbuf_puts(err, "the mail store is not open\n");
 		return 1;
 	}
-	struct store_fsck_callbacks cb = { .problem = fsck_problem, .ctx = out };
+	struct fsck_report r = { .out = out };
+	struct store_fsck_callbacks cb = { .problem = fsck_problem, .ctx = &r };
 	int found = store_fsck(env->store, address, repair, &cb, &error);
+	struct directory_user u;
+	if (found == STORE_E_NOTFOUND && address != NULL &&
+	    directory_user_get(env->dir, address, &u, NULL) == 0) {
+		/* an account that has had no mail yet: nothing to check */
+		textbuf_printf(out, "# fsck: 0 problems (%s has no mail yet)\n", u.address);
+		return 0;
+	}
 	if (found < 0)
 		return store_fail(err, found, "fsck", error);
-	textbuf_printf(out, "# fsck%s: %d problem%s%s\n", address ? "" : " (all users)", found,
-		       found == 1 ? "" : "s", found == 0 ? "" : repair ? " repaired" : " found (run with --repair)");
+	textbuf_printf(out, "# fsck%s: %d problem%s", address ? "" : " (all users)", found,
+		       found == 1 ? "" : "s");
+	if (found > 0 && !repair)
+		textbuf_puts(out, " found (run with --repair)");
+	else if (found > 0)
+		textbuf_printf(out, ": %u repaired, %u left for the operator", r.repaired, r.open);
+	textbuf_puts(out, "\n");
 	if (found > 0)
-		command_event(env, "op=fsck user=%s problems=%d repair=%d", address ? address : "*", found, repair);
-	return found > 0 && !repair ? 1 : 0;
+		command_event(env, "op=fsck user=%s problems=%d repaired=%u left=%u repair=%d",
+			      address ? address : "*", found, r.repaired, r.open, repair);
+	/* 0: clean, or all repaired; 1: something needs the operator */
+	return (found > 0 && !repair) || r.open > 0 ? 1 : 0;
 }

@@ -201,3 +201,26 @@ int store_quota_get(struct store_user *user, struct store_quota_usage *usage_r,
 	usage_r->messages = c.messages;
 	return 0;
 }
+
+int store_quota_peek(struct store *store, const char *address, struct store_quota_usage *usage_r,
+		     const char **error_r)
+{
+	memset(usage_r, 0, sizeof(*usage_r));
+	struct store_user *u = NULL;
+	bool inbox_missing;
+	int ret = store_user_open_existing(store, address, &inbox_missing, &u, error_r);
+	if (ret == STORE_E_NOTFOUND)
+		return 0; /* no mail directory: nothing used */
+	if (ret < 0)
+		return ret;
+	int fd = openat(u->dir_fd, COUNTERS_NAME, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	struct quota_counters c;
+	if (fd < 0 && errno != ENOENT)
+		ret = store_fail_errno(error_r, false, "open", COUNTERS_NAME);
+	else if (fd >= 0 && (ret = counters_pread(fd, &c, error_r)) == 0)
+		*usage_r = (struct store_quota_usage){ c.bytes, c.messages };
+	if (fd >= 0)
+		close(fd);
+	store_user_close(&u);
+	return ret;
+}

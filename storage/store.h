@@ -120,6 +120,10 @@ struct store_quota_usage {
 
 int store_quota_get(struct store_user *user, struct store_quota_usage *usage_r,
 		    const char **error_r);
+/* The same by address, creating nothing (a report over every account):
+ * no mail directory yet is no usage. */
+int store_quota_peek(struct store *store, const char *address, struct store_quota_usage *usage_r,
+		     const char **error_r);
 
 /*
  * A message being written into the store. Create one, write the bytes

@@ -40,9 +40,30 @@ def test_quota_report_and_fsck(node):
     assert "a@ex.test\t0\t1M\t0%\t0 messages" in out
     assert "b@ex.test\t0\tunlimited\t-\t0 messages" in out
     assert out[-1] == "# 2 users, 2 listed, 0 unavailable"
+    # a report reads usage; it makes no mail directory for b (no mail yet)
+    assert not (node.store / "mail" / "ex.test").exists()
     assert node.ctl("quota", "report", "--over", "50").stdout.splitlines() == [
         "# 2 users, 0 listed, 0 unavailable"]
     r = node.ctl("fsck")
     assert r.stdout.strip().endswith("0 problems")
     r = node.ctl("fsck", "a@ex.test", "--repair")
-    assert "0 problems" in r.stdout
+    assert "0 problems (a@ex.test has no mail yet)" in r.stdout
+    r = node.ctl("fsck", "typo@ex.test", check=False)
+    assert r.returncode == 1 and "typo@ex.test" in r.stderr
+
+
+def test_fsck_exit_code_when_left_for_the_operator(node):
+    """--repair exits 1 when a problem is one fsck does not change by
+    itself (an entry it does not know), and says so."""
+    user(node)
+    node.ctl("mailbox", "create", "a@ex.test", "Work")
+    boxes = list((node.store / "mail" / "ex.test").glob("*/a/box/Work/.box"))
+    assert len(boxes) == 1
+    (boxes[0] / "stray").write_text("x")
+    r = node.ctl("fsck", "a@ex.test", "--repair", check=False)
+    assert r.returncode == 1, r.stdout
+    assert "unexpected entry\tfound" in r.stdout
+    assert r.stdout.strip().endswith("1 problem: 0 repaired, 1 left for the operator")
+    (boxes[0] / "stray").unlink()
+    r = node.ctl("fsck", "a@ex.test", "--repair")
+    assert r.stdout.strip().endswith("0 problems")

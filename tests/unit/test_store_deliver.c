@@ -14,6 +14,7 @@
 
 #include <cmocka.h>
 #include <dirent.h>
+#include <sys/stat.h>
 
 #include "storage/mailbox_internal.h"
 #include "tests/unit/test_store_helpers.h"
@@ -343,6 +344,31 @@ static void test_deliver_quota_warning(void **state)
 	assert_false(warned[3]);
 }
 
+/* Peeking at a user's usage (quota report) creates nothing for an address
+ * that has no mail yet, and reads what deliveries charged. */
+static void test_quota_peek(void **state)
+{
+	struct fixture *f = *state;
+	const char *err;
+	struct store_quota_usage q = { 1, 1 };
+	assert_int_equal(store_quota_peek(f->s, "gil@example.com", &q, &err), 0);
+	assert_int_equal(q.bytes, 0);
+	assert_int_equal(q.messages, 0);
+	char path[1024];
+	struct stat st;
+	snprintf(path, sizeof(path), "%s/mail/example.com", f->root);
+	assert_int_equal(stat(path, &st), -1);
+	struct store_rcpt r;
+	memset(&r, 0, sizeof(r));
+	r.address = "gil@example.com";
+	struct mail_writer *w = tstore_writer(f->s, msg);
+	assert_int_equal(store_deliver(f->s, &w, NULL, &r, 1, &err), 0);
+	assert_int_equal(r.result, 0);
+	assert_int_equal(store_quota_peek(f->s, "GIL@example.com", &q, &err), 0);
+	assert_int_equal(q.bytes, strlen(msg));
+	assert_int_equal(q.messages, 1);
+}
+
 /* A mailbox named twice in one delivery holds one copy, charged once: the
  * second naming is not refused by a quota the first one just filled. */
 static void test_deliver_twice_at_quota(void **state)
@@ -494,6 +520,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_absorbed_link_lost, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_delete_gives_back_exact_usage, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_deliver_quota_warning, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_quota_peek, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_deliver_twice_at_quota, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_deliver_keywords, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_user_delete, setup, teardown),
