@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <strings.h>
 
 #include "lib/size.h"
@@ -237,7 +238,30 @@ static const char *const fsck_problems[] = {
 struct fsck_report {
 	struct textbuf *out;
 	unsigned repaired, open; /* problems mended; left for the operator */
+	unsigned users, boxes;
+	char user[320];          /* the user being checked */
+	time_t shown;            /* when progress was last shown */
+	bool printed;
 };
+
+/* mailctl on a terminal: a line rewritten at most once a second. */
+static void fsck_progress(const char *address, const char *mailbox, void *ctx)
+{
+	struct fsck_report *r = ctx;
+	(void)mailbox;
+	r->boxes++;
+	if (address != NULL && strcmp(address, r->user) != 0) {
+		snprintf(r->user, sizeof(r->user), "%s", address);
+		r->users++;
+	}
+	time_t now = time(NULL);
+	if (now == r->shown)
+		return;
+	r->shown = now;
+	r->printed = true;
+	fprintf(stderr, "\rfsck: %u users, %u mailboxes checked ", r->users, r->boxes);
+	fflush(stderr);
+}
 
 static void fsck_problem(const char *address, const char *mailbox, enum store_fsck_problem p,
 			 const char *detail, bool repaired, void *ctx)
@@ -270,9 +294,13 @@ int cmd_fsck(struct command_env *env, int argc, char **argv, struct textbuf *out
 		textbuf_puts(err, "the mail store is not open\n");
 		return 1;
 	}
-	struct fsck_report r = { .out = out };
+	struct fsck_report r = { .out = out, .shown = time(NULL) };
 	struct store_fsck_callbacks cb = { .problem = fsck_problem, .ctx = &r };
+	if (env->progress)
+		cb.progress = fsck_progress;
 	int found = store_fsck(env->store, address, repair, &cb, &error);
+	if (r.printed)
+		fputs("\r\033[K", stderr);
 	struct directory_user u;
 	if (found == STORE_E_NOTFOUND && address != NULL &&
 	    directory_user_get(env->dir, address, &u, NULL) == 0) {

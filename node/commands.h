@@ -18,6 +18,7 @@
 #ifndef CM_NODE_COMMANDS_H
 #define CM_NODE_COMMANDS_H
 
+#include <stdbool.h>
 #include "lib/textbuf.h"
 
 struct node_config;
@@ -30,6 +31,8 @@ struct command_env {
 	const struct node_config *cfg;
 	struct directory *dir;
 	struct store *store;      /* the mail store (mailbox, quota, fsck) */
+	/* mailctl on a terminal: long commands show progress on stderr. */
+	bool progress;
 	/* Daemon only (NULL offline): fills `status` output. */
 	void (*status)(struct textbuf *out, void *ctx);
 	/* Daemon only (NULL offline): publishes a live event. */

@@ -3,15 +3,17 @@
  *
  *   mailctl [-c FILE] [--store DIR] [--user NAME] COMMAND ...
  *
- * When a maild serves this store's run directory, every command goes to it
- * over the control socket; otherwise mailctl works offline, opening the
- * store itself (as the service user when run by root). The client side
+ * When a maild serves this store's run directory, commands go to it over
+ * the control socket (except fsck and the quota report, see submit());
+ * otherwise mailctl works offline, opening the store itself (as the
+ * service user when run by root). The client side
  * owns what must not cross the socket or block the daemon: reading and
  * hashing passwords, CSV import, progress display, following events, and
  * reading the files of `cert import` (as the invoking user: the daemon
  * runs as another one and may not even see them).
  */
 #include <errno.h>
+#include <ftw.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,11 +39,24 @@
 struct mailctl {
 	struct node_config *cfg;
 	bool online;
-	struct directory *dir; /* offline only, opened on first use */
+	struct directory *dir; /* offline (or a long read-only run), on first use */
 	struct store *store;   /* offline only, for the store commands */
 	bool dropped;          /* offline: already the service user */
+	char secondary[1200];  /* the directory opened as a reader: its folder */
 	struct command_env env;
 };
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)ftw;
+	return flag == FTW_DP ? rmdir(path) : unlink(path);
+}
+
+static void remove_folder(const char *path)
+{
+	(void)nftw(path, remove_entry, 8, FTW_DEPTH | FTW_PHYS);
+}
 
 static void usage(FILE *f)
 {
@@ -52,8 +67,11 @@ static void usage(FILE *f)
 }
 
 /* need_dir false: commands that only touch files on the store (cert)
- * run without taking the directory. */
-static int open_offline(struct mailctl *m, bool need_dir, bool need_store, struct textbuf *err)
+ * run without taking the directory. beside_maild: maild holds the
+ * directory; it is read as a RocksDB secondary (a folder of its own in
+ * the run directory, removed at exit). */
+static int open_offline(struct mailctl *m, bool need_dir, bool need_store, bool beside_maild,
+			struct textbuf *err)
 {
 	char node[32];
 	struct service_identity id;
@@ -73,7 +91,14 @@ static int open_offline(struct mailctl *m, bool need_dir, bool need_store, struc
 	if (!need_dir)
 		return 0;
 	snprintf(path, sizeof(path), "%s/directory", m->cfg->store_dir);
-	int rc = m->dir != NULL ? 0 : directory_open(path, DIRECTORY_WRITER, NULL, &m->dir, &error);
+	int rc = 0;
+	if (m->dir == NULL && beside_maild) {
+		snprintf(m->secondary, sizeof(m->secondary), "%s/mailctl-%ld.directory",
+			 m->cfg->run_dir, (long)getpid());
+		rc = directory_open(path, DIRECTORY_READER, m->secondary, &m->dir, &error);
+	} else if (m->dir == NULL) {
+		rc = directory_open(path, DIRECTORY_WRITER, NULL, &m->dir, &error);
+	}
 	if (rc == DIRECTORY_E_LOCKED) {
 		textbuf_printf(err, "mailctl: the directory of %s is held by a maild whose control socket "
 			      "is not in %s; run mailctl with that node's configuration (-c)\n",
@@ -107,14 +132,20 @@ static int submit(int argc, char **argv, struct textbuf *out, struct textbuf *er
 {
 	struct mailctl *m = ctx;
 
-	if (m->online) {
+	/* fsck and the quota report read every user: through maild they would
+	 * hold its control socket (one command at a time) for as long as they
+	 * take, past the client's timeout. They run here, beside maild, as
+	 * another node would (the store is made for that). */
+	bool long_read = argc >= 1 && (strcmp(argv[0], "fsck") == 0 || strcmp(argv[0], "quota") == 0);
+	if (m->online && !long_read) {
 		int rc = control_call(m->cfg->run_dir, argc, argv, CONTROL_TIMEOUT_MS, out, err);
 		return rc < 0 ? 1 : rc;
 	}
 	bool store_cmd = argc >= 1 && (strcmp(argv[0], "mailbox") == 0 || strcmp(argv[0], "quota") == 0 ||
 				       strcmp(argv[0], "fsck") == 0 || strcmp(argv[0], "queue") == 0);
-	if (open_offline(m, argc < 1 || strcmp(argv[0], "cert") != 0, store_cmd, err) < 0)
+	if (open_offline(m, argc < 1 || strcmp(argv[0], "cert") != 0, store_cmd, m->online, err) < 0)
 		return 1;
+	m->env.progress = isatty(STDERR_FILENO) == 1;
 	return commands_run(&m->env, argc, argv, out, err);
 }
 
@@ -449,6 +480,8 @@ int main(int argc, char **argv)
 		store_close(&m.store);
 	if (m.dir != NULL)
 		directory_close(&m.dir);
+	if (m.secondary[0] != '\0')
+		remove_folder(m.secondary);
 	node_config_free(&m.cfg);
 	textbuf_free(&errors);
 	return rc;

@@ -95,8 +95,11 @@ class Node:
             time.sleep(0.1)
         raise AssertionError(f"maild not ready in {timeout}s:\n{self.log_text()}")
 
+    def ctl_argv(self, *args):
+        return [MAILCTL, "-c", str(self.config), *args]
+
     def ctl(self, *args, input=None, check=True, timeout=120):
-        r = subprocess.run([MAILCTL, "-c", str(self.config), *args], input=input,
+        r = subprocess.run(self.ctl_argv(*args), input=input,
                            capture_output=True, text=True, timeout=timeout)
         for marker in ("Sanitizer", "runtime error:"):
             assert marker not in r.stderr, r.stderr

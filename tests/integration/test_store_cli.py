@@ -1,5 +1,8 @@
 """mailctl's store commands (mailbox, quota, fsck), through maild and
 offline."""
+import fcntl
+import subprocess
+
 import pytest
 
 
@@ -67,3 +70,28 @@ def test_fsck_exit_code_when_left_for_the_operator(node):
     (boxes[0] / "stray").unlink()
     r = node.ctl("fsck", "a@ex.test", "--repair")
     assert r.stdout.strip().endswith("0 problems")
+
+
+def test_fsck_beside_maild_does_not_hold_its_control_socket(node):
+    """fsck runs in mailctl even when maild is up: a slow one (here it
+    waits for a user's lock another process holds) leaves every other
+    mailctl command answered, and finishes once the lock is free."""
+    user(node)
+    node.ctl("mailbox", "create", "a@ex.test", "Work")
+    locks = list((node.store / "mail" / "ex.test").glob("*/a/lock"))
+    assert len(locks) == 1
+    with open(locks[0], "r+b") as held:
+        fcntl.lockf(held, fcntl.LOCK_EX)
+        fsck = subprocess.Popen(node.ctl_argv("fsck", "a@ex.test"), stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        try:
+            r = subprocess.run(node.ctl_argv("domain", "list"), capture_output=True, text=True,
+                               timeout=10)
+            assert r.returncode == 0 and "ex.test" in r.stdout
+            assert fsck.poll() is None  # still waiting for the lock
+        finally:
+            fcntl.lockf(held, fcntl.LOCK_UN)
+        out, err = fsck.communicate(timeout=30)
+    assert fsck.returncode == 0, err
+    assert out.strip().endswith("0 problems")
+    assert not list(node.run_dir.glob("mailctl-*"))  # its directory reader's folder
