@@ -22,33 +22,6 @@
 #include "storage/mailbox_internal.h"
 #include "tests/unit/test_store_helpers.h"
 
-struct report {
-	int unsynced;
-	int repaired;
-};
-
-static void on_problem(const char *address, const char *mailbox, enum store_fsck_problem p,
-		       const char *detail, bool repaired, void *ctx)
-{
-	struct report *r = ctx;
-	(void)address;
-	(void)mailbox;
-	(void)detail;
-	r->unsynced += p == STORE_FSCK_UNSYNCED;
-	r->repaired += repaired;
-}
-
-static int run_fsck(struct store *s, bool repair, struct report *r)
-{
-	memset(r, 0, sizeof(*r));
-	struct store_fsck_callbacks cb = { NULL, on_problem, r };
-	const char *err = NULL;
-	int n = store_fsck(s, "kim@example.com", repair, &cb, &err);
-	if (n < 0)
-		fail_msg("store_fsck: %d %s", n, err);
-	return n;
-}
-
 /* What index_rotate has done when killed inside its fsync of the old log:
  * the next log exists, the ROTATE record is in the old one, unmarked. */
 static void rotate_killed_before_mark(struct store *s, struct mailbox *box)
@@ -83,9 +56,9 @@ static void test_killed_rotation_does_not_strand_readers(void **state)
 	struct mailbox *r = tstore_mailbox(u, "INBOX", MAILBOX_OPEN_READONLY);
 	rotate_killed_before_mark(s, w);
 
-	struct report rep;
-	assert_int_equal(run_fsck(s, false, &rep), 1);
-	assert_int_equal(rep.unsynced, 1);
+	struct tstore_fsck_report rep;
+	assert_int_equal(tstore_fsck(s, "kim@example.com", false, &rep), 1);
+	assert_int_equal(rep.counts[STORE_FSCK_UNSYNCED], 1);
 	assert_int_equal(rep.repaired, 0);
 
 	for (int i = 3; i <= 5; i++)
@@ -98,7 +71,7 @@ static void test_killed_rotation_does_not_strand_readers(void **state)
 	assert_int_equal(mailbox_status(u, "INBOX", &st, &err), 0);
 	assert_int_equal(st.messages, 5);
 	assert_int_equal(st.uidnext, 6);
-	assert_int_equal(run_fsck(s, false, &rep), 0);
+	assert_int_equal(tstore_fsck(s, "kim@example.com", false, &rep), 0);
 	mailbox_close(&r);
 	mailbox_close(&w);
 	store_user_close(&u);
@@ -118,11 +91,11 @@ static void test_fsck_marks_killed_rotation(void **state)
 	struct mailbox *r = tstore_mailbox(u, "INBOX", MAILBOX_OPEN_READONLY);
 	rotate_killed_before_mark(s, w);
 	mailbox_close(&w);
-	struct report rep;
-	assert_int_equal(run_fsck(s, true, &rep), 1);
-	assert_int_equal(rep.unsynced, 1);
+	struct tstore_fsck_report rep;
+	assert_int_equal(tstore_fsck(s, "kim@example.com", true, &rep), 1);
+	assert_int_equal(rep.counts[STORE_FSCK_UNSYNCED], 1);
 	assert_int_equal(rep.repaired, 1);
-	assert_int_equal(run_fsck(s, false, &rep), 0);
+	assert_int_equal(tstore_fsck(s, "kim@example.com", false, &rep), 0);
 	/* The reader can follow the rotation now. */
 	w = tstore_mailbox(u, "INBOX", MAILBOX_OPEN_APPEND_ONLY);
 	tstore_append(s, w, "Subject: 2\r\n\r\nx\r\n", 0, NULL);

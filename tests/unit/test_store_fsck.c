@@ -20,42 +20,6 @@
 #include "storage/quota_usage.h"
 #include "tests/unit/test_store_helpers.h"
 
-struct report {
-	int counts[STORE_FSCK_KINDS];
-	int repaired;
-	int progress;
-};
-
-static void on_problem(const char *address, const char *mailbox, enum store_fsck_problem p,
-		       const char *detail, bool repaired, void *ctx)
-{
-	struct report *r = ctx;
-	(void)address;
-	(void)mailbox;
-	(void)detail;
-	r->counts[p]++;
-	r->repaired += repaired;
-}
-
-static void on_progress(const char *address, const char *mailbox, void *ctx)
-{
-	struct report *r = ctx;
-	(void)address;
-	(void)mailbox;
-	r->progress++;
-}
-
-static int run_fsck(struct store *s, const char *addr, bool repair, struct report *r)
-{
-	memset(r, 0, sizeof(*r));
-	struct store_fsck_callbacks cb = { on_progress, on_problem, r };
-	const char *err = NULL;
-	int n = store_fsck(s, addr, repair, &cb, &err);
-	if (n < 0)
-		fail_msg("store_fsck: %d %s", n, err);
-	return n;
-}
-
 static void test_clean(void **state)
 {
 	(void)state;
@@ -74,10 +38,10 @@ static void test_clean(void **state)
 		mailbox_close(&b);
 		store_user_close(&u);
 	}
-	struct report r;
-	assert_int_equal(run_fsck(s, NULL, false, &r), 0);
+	struct tstore_fsck_report r;
+	assert_int_equal(tstore_fsck(s, NULL, false, &r), 0);
 	assert_int_equal(r.progress, 6); /* INBOX and Work/Projects of 3 users */
-	assert_int_equal(run_fsck(s, "user1@example.net", true, &r), 0);
+	assert_int_equal(tstore_fsck(s, "user1@example.net", true, &r), 0);
 	store_close(&s);
 	tstore_rmrf(&root);
 }
@@ -125,18 +89,18 @@ static void test_leftovers(void **state)
 	assert_int_equal(quota_set(u, 1, 1000, &err), 0);
 	mailbox_close(&b);
 
-	struct report r;
-	int found = run_fsck(s, "kim@example.com", false, &r);
+	struct tstore_fsck_report r;
+	int found = tstore_fsck(s, "kim@example.com", false, &r);
 	assert_int_equal(r.counts[STORE_FSCK_ORPHAN_FILE], 3);
 	assert_int_equal(r.counts[STORE_FSCK_LEFTOVER], 5);
 	assert_int_equal(r.counts[STORE_FSCK_BAD_NAME], 2);
 	assert_int_equal(r.counts[STORE_FSCK_QUOTA], 1);
 	assert_int_equal(r.repaired, 0);
-	assert_int_equal(run_fsck(s, "kim@example.com", false, &r), found); /* nothing changed */
-	assert_int_equal(run_fsck(s, "kim@example.com", true, &r), found);
+	assert_int_equal(tstore_fsck(s, "kim@example.com", false, &r), found); /* nothing changed */
+	assert_int_equal(tstore_fsck(s, "kim@example.com", true, &r), found);
 	/* The bad name in msg/ stays (the store never deletes what it does
 	 * not understand); the rest is gone. */
-	assert_int_equal(run_fsck(s, "kim@example.com", false, &r), 1);
+	assert_int_equal(tstore_fsck(s, "kim@example.com", false, &r), 1);
 	assert_int_equal(r.counts[STORE_FSCK_BAD_NAME], 1);
 
 	b = tstore_mailbox(u, "INBOX", 0);
@@ -172,8 +136,8 @@ static void test_tmp_age_is_not_the_message_date(void **state)
 	struct timespec old[2] = { { 631152000, 0 }, { 631152000, 0 } }; /* 1990 */
 	assert_int_equal(futimens(fd, old), 0);
 	close(fd);
-	struct report r;
-	assert_int_equal(run_fsck(s, NULL, true, &r), 0);
+	struct tstore_fsck_report r;
+	assert_int_equal(tstore_fsck(s, NULL, true, &r), 0);
 	struct stat st;
 	assert_int_equal(stat(path, &st), 0);
 	store_close(&s);
@@ -192,8 +156,8 @@ static void test_missing_file(void **state)
 	assert_int_equal(unlinkat(b->msg_fd, "0/2", 0), 0);
 	struct mailbox_status st0;
 	mailbox_get_status(b, &st0);
-	struct report r;
-	assert_int_equal(run_fsck(s, "lee@example.com", true, &r), 2); /* missing + quota */
+	struct tstore_fsck_report r;
+	assert_int_equal(tstore_fsck(s, "lee@example.com", true, &r), 2); /* missing + quota */
 	assert_int_equal(r.counts[STORE_FSCK_MISSING_FILE], 1);
 	const char *err;
 	assert_int_equal(mailbox_sync(b, NULL, NULL, &err), 0);
@@ -202,7 +166,7 @@ static void test_missing_file(void **state)
 	mailbox_get_status(b, &st);
 	assert_int_equal(st.messages, 2);
 	assert_int_equal(st.uidvalidity, st0.uidvalidity);
-	assert_int_equal(run_fsck(s, "lee@example.com", false, &r), 0);
+	assert_int_equal(tstore_fsck(s, "lee@example.com", false, &r), 0);
 	mailbox_close(&b);
 	store_user_close(&u);
 	store_close(&s);
@@ -224,10 +188,10 @@ static void test_damaged_mailbox_directories(void **state)
 	tstore_append(s, b, "Subject: m\r\n\r\nx\r\n", 0, NULL);
 	assert_int_equal(unlinkat(b->dir_fd, "new", AT_REMOVEDIR), 0);
 	mailbox_close(&b);
-	struct report r;
-	assert_int_equal(run_fsck(s, "amy@example.com", true, &r), 1);
+	struct tstore_fsck_report r;
+	assert_int_equal(tstore_fsck(s, "amy@example.com", true, &r), 1);
 	assert_int_equal(r.counts[STORE_FSCK_MISSING_FILE], 1);
-	assert_int_equal(run_fsck(s, "amy@example.com", false, &r), 0);
+	assert_int_equal(tstore_fsck(s, "amy@example.com", false, &r), 0);
 	struct store_rcpt rc;
 	memset(&rc, 0, sizeof(rc));
 	rc.address = "amy@example.com";
@@ -251,7 +215,7 @@ static void test_damaged_mailbox_directories(void **state)
 	assert_int_equal(unlinkat(zb->msg_fd, "0/1", 0), 0);
 	mailbox_close(&zb);
 	memset(&r, 0, sizeof(r));
-	struct store_fsck_callbacks cb = { on_progress, on_problem, &r };
+	struct store_fsck_callbacks cb = { tstore_fsck_on_progress, tstore_fsck_on_problem, &r };
 	assert_true(store_fsck(s, NULL, false, &cb, &err) < 0);
 	assert_non_null(strstr(err, "amy@example.com"));
 	assert_int_equal(r.counts[STORE_FSCK_UNCHECKED], 1);
@@ -293,8 +257,8 @@ static void test_absorber_killed_before_its_record(void **state)
 	assert_true(entry[0] != '\0');
 	assert_int_equal(linkat(new_fd, entry, box, "msg/0/2", 0), 0); /* the absorber's link */
 
-	struct report r;
-	assert_int_equal(run_fsck(s, "kim@example.com", true, &r), 1);
+	struct tstore_fsck_report r;
+	assert_int_equal(tstore_fsck(s, "kim@example.com", true, &r), 1);
 	assert_int_equal(r.counts[STORE_FSCK_ORPHAN_FILE], 1);
 	assert_int_equal(r.counts[STORE_FSCK_LEFTOVER], 0);
 	struct stat st;
@@ -304,7 +268,7 @@ static void test_absorber_killed_before_its_record(void **state)
 	mailbox_get_status(b, &ms);
 	assert_int_equal(ms.messages, 2);
 	mailbox_close(&b);
-	assert_int_equal(run_fsck(s, "kim@example.com", false, &r), 0);
+	assert_int_equal(tstore_fsck(s, "kim@example.com", false, &r), 0);
 	close(new_fd);
 	close(box);
 	store_user_close(&u);
@@ -340,15 +304,15 @@ static void test_pending_entry_sharing_a_copy(void **state)
 	mailbox_close(&sub);
 	mailbox_close(&inbox);
 
-	struct report r;
-	run_fsck(s, "kim@example.com", true, &r);
+	struct tstore_fsck_report r;
+	tstore_fsck(s, "kim@example.com", true, &r);
 	assert_int_equal(r.counts[STORE_FSCK_LEFTOVER], 0);
 	sub = tstore_mailbox(u, "Sub", 0);
 	struct mailbox_status ms;
 	mailbox_get_status(sub, &ms);
 	assert_int_equal(ms.messages, 2);
 	mailbox_close(&sub);
-	assert_int_equal(run_fsck(s, "kim@example.com", false, &r), 0);
+	assert_int_equal(tstore_fsck(s, "kim@example.com", false, &r), 0);
 	store_user_close(&u);
 	store_close(&s);
 	tstore_rmrf(&root);
@@ -362,7 +326,7 @@ static void test_dry_run_creates_nothing(void **state)
 	char *root = tstore_mkdtemp();
 	struct store *s = tstore_open(root, 0);
 	const char *err;
-	struct report r;
+	struct tstore_fsck_report r;
 	assert_int_equal(store_fsck(s, "nobody@example.com", false, NULL, &err), STORE_E_NOTFOUND);
 	assert_int_equal(store_fsck(s, "nobody@example.com", true, NULL, &err), STORE_E_NOTFOUND);
 	char path[512];
@@ -374,12 +338,12 @@ static void test_dry_run_creates_nothing(void **state)
 	int box = dup(u->box_fd);
 	store_user_close(&u);
 	assert_int_equal(renameat(box, "INBOX", box, "Gone"), 0);
-	assert_int_equal(run_fsck(s, "ann@example.com", false, &r), 1);
+	assert_int_equal(tstore_fsck(s, "ann@example.com", false, &r), 1);
 	assert_int_equal(r.counts[STORE_FSCK_LEFTOVER], 1);
 	assert_int_equal(fstatat(box, "INBOX", &st, 0), -1);
-	assert_int_equal(run_fsck(s, "ann@example.com", true, &r), 1);
+	assert_int_equal(tstore_fsck(s, "ann@example.com", true, &r), 1);
 	assert_int_equal(fstatat(box, "INBOX/.box", &st, 0), 0);
-	assert_int_equal(run_fsck(s, "ann@example.com", false, &r), 0);
+	assert_int_equal(tstore_fsck(s, "ann@example.com", false, &r), 0);
 	close(box);
 	store_close(&s);
 	tstore_rmrf(&root);
@@ -405,11 +369,11 @@ static void test_half_deleted(void **state)
 	mailbox_close(&b);
 	struct mailbox *gone;
 	assert_int_equal(mailbox_open(u, "Old", 0, &gone, &err), STORE_E_NOTFOUND);
-	struct report r;
-	assert_int_equal(run_fsck(s, "max@example.com", true, &r), 2); /* leftover + quota */
+	struct tstore_fsck_report r;
+	assert_int_equal(tstore_fsck(s, "max@example.com", true, &r), 2); /* leftover + quota */
 	assert_int_equal(mailbox_open(u, "Old", 0, &gone, &err), STORE_E_INVALID); /* level left */
 	assert_int_equal(mailbox_create(u, "Old", 0, &err), 0);
-	assert_int_equal(run_fsck(s, "max@example.com", false, &r), 0);
+	assert_int_equal(tstore_fsck(s, "max@example.com", false, &r), 0);
 	/* Creating over a half-deleted mailbox finishes the deletion first. */
 	b = tstore_mailbox(u, "Old", 0);
 	tstore_append(s, b, "y", 0, NULL);
@@ -480,8 +444,8 @@ static void test_quota_exact_while_active(void **state)
 	assert_int_equal(pthread_create(&t, NULL, busy_user, &a), 0);
 	int quota_reports = 0, runs = 0;
 	for (; runs < 40 || a.ops < 20; runs++) {
-		struct report r;
-		run_fsck(s, "busy@example.net", true, &r);
+		struct tstore_fsck_report r;
+		tstore_fsck(s, "busy@example.net", true, &r);
 		quota_reports += r.counts[STORE_FSCK_QUOTA];
 		usleep(1000);
 	}
@@ -490,8 +454,8 @@ static void test_quota_exact_while_active(void **state)
 	if (quota_reports != 0)
 		fail_msg("%d of %d fsck runs during %ld operations saw a quota difference",
 			 quota_reports, runs, a.ops);
-	struct report r;
-	assert_int_equal(run_fsck(s, "busy@example.net", false, &r), 0);
+	struct tstore_fsck_report r;
+	assert_int_equal(tstore_fsck(s, "busy@example.net", false, &r), 0);
 	struct store_quota_usage q;
 	assert_int_equal(store_quota_get(u, &q, &err), 0);
 	assert_true(q.messages > 0);

@@ -138,4 +138,45 @@ static inline size_t tstore_read_file(const char *path, char **data_r)
 	return (size_t)st.st_size;
 }
 
+/* fsck's findings counted by kind (and how many were repaired), and its
+ * progress calls. */
+struct tstore_fsck_report {
+	int counts[STORE_FSCK_KINDS];
+	int repaired;
+	int progress;
+};
+
+static inline void tstore_fsck_on_problem(const char *address, const char *mailbox,
+					  enum store_fsck_problem p, const char *detail,
+					  bool repaired, void *ctx)
+{
+	struct tstore_fsck_report *r = ctx;
+	(void)address;
+	(void)mailbox;
+	(void)detail;
+	r->counts[p]++;
+	r->repaired += repaired;
+}
+
+static inline void tstore_fsck_on_progress(const char *address, const char *mailbox, void *ctx)
+{
+	struct tstore_fsck_report *r = ctx;
+	(void)address;
+	(void)mailbox;
+	r->progress++;
+}
+
+/* fsck of addr (NULL: every user); fails the test on an error. */
+static inline int tstore_fsck(struct store *s, const char *addr, bool repair,
+			      struct tstore_fsck_report *r)
+{
+	memset(r, 0, sizeof(*r));
+	struct store_fsck_callbacks cb = { tstore_fsck_on_progress, tstore_fsck_on_problem, r };
+	const char *err = NULL;
+	int n = store_fsck(s, addr, repair, &cb, &err);
+	if (n < 0)
+		fail_msg("store_fsck: %d %s", n, err);
+	return n;
+}
+
 #endif
