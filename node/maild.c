@@ -241,6 +241,7 @@ static int start_store(struct maild *d, const char **error_r)
 		.auth_ctx = d->auth_pool,
 		.smtp_max_message_size = d->cfg->smtp.max_message_size,
 		.smtp_max_recipients = d->cfg->smtp.max_recipients,
+		.quota_warning = d->cfg->queue.quota_warning,
 		.smtp_policy = d->smtp_policy,
 		.publish = service_event,
 		.publish_ctx = d,

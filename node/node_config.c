@@ -182,6 +182,7 @@ static void node_config_defaults(struct node_config *cfg)
 	cfg->queue = (struct node_config_queue){
 	    .max_lifetime = 5 * 86400,
 	    .delay_warning = 4 * 3600,
+	    .quota_warning = 90,
 	    .min_backoff = 300,
 	    .max_backoff = 4000,
 	    .max_deliveries = 20,
@@ -351,13 +352,14 @@ static void load_queue(struct load_ctx *ctx, const config_setting_t *g)
 		"max_lifetime", "delay_warning", "min_backoff", "max_backoff", "max_deliveries",
 		"destination_concurrency", "connect_timeout", "command_timeout", "port",
 		"bounce_size_limit", "starttls", "notify_postmaster", "relayhost", "postmaster",
-		"archive", "transport", NULL };
+		"archive", "transport", "quota_warning", NULL };
 	struct node_config_queue *q = &ctx->cfg->queue;
 	const config_setting_t *s;
 
 	check_keys(ctx, g, keys, "queue");
 	get_uint(ctx, g, "max_lifetime", 1, 100 * 86400, &q->max_lifetime);
 	get_uint(ctx, g, "delay_warning", 0, 100 * 86400, &q->delay_warning);
+	get_uint(ctx, g, "quota_warning", 0, 100, &q->quota_warning);
 	get_uint(ctx, g, "min_backoff", 1, 86400, &q->min_backoff);
 	get_uint(ctx, g, "max_backoff", 1, 86400, &q->max_backoff);
 	get_uint(ctx, g, "max_deliveries", 1, 10000, &q->max_deliveries);

@@ -91,6 +91,7 @@ struct node_config {
 		unsigned command_timeout; /* seconds per reply */
 		unsigned port;		  /* SMTP port of the hosts found by MX lookup (25) */
 		unsigned bounce_size_limit; /* bytes of the original returned in a bounce */
+		unsigned quota_warning;	  /* % of a quota whose crossing a delivery logs, 0 = none */
 		bool starttls;		  /* opportunistic STARTTLS */
 		bool notify_postmaster;	  /* postmaster gets a copy of bounces (headers only) */
 		char relayhost[256];	  /* "" = MX; "[host]:port" or "domain" */

@@ -228,6 +228,7 @@ int qm_local_deliver(struct queue_manager *qm, struct queue_envelope *env, int d
 		sr[n].result = STORE_E_TEMP;
 		if (directory_user_get(qm->env->dir, r->address, &u, NULL) == 0)
 			sr[n].quota.bytes = u.quota_bytes;
+		sr[n].quota.warn_percent = qm->env->quota_warning;
 		idx[n++] = i;
 	}
 	if (ret == 0)
@@ -264,12 +265,12 @@ int qm_local_deliver(struct queue_manager *qm, struct queue_envelope *env, int d
 		}
 		r->remote_mta[0] = '\0';
 		log_msg(res == STORE_OK ? LOG_INFO : LOG_WARNING, "queue",
-			"id=%s to=<%s> relay=local dsn=%s status=%s (%s)", env->id, r->address,
+			"id=%s to=<%s> relay=local dsn=%s status=%s (%s)%s", env->id, r->address,
 			r->status,
 			r->state == QUEUE_RCPT_DELIVERED ? "sent"
 			: r->state == QUEUE_RCPT_FAILED	 ? "bounced"
 							 : "deferred",
-			r->reason);
+			r->reason, res == STORE_OK && sr[k].quota_warning ? " quota_warning=yes" : "");
 	}
 	free(sr);
 	free(idx);

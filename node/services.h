@@ -36,6 +36,7 @@ struct service_env {
 	void *auth_ctx;
 	uint64_t smtp_max_message_size;
 	unsigned smtp_max_recipients;
+	unsigned quota_warning;           /* queue.quota_warning: percent, 0 = none */
 	struct smtp_policy *smtp_policy; /* relay, DNSBL, rates (node/smtp_policy.h); NULL: none */
 	/* live events ("delivery", ...); any thread */
 	void (*publish)(const char *topic, const char *text, void *ctx);

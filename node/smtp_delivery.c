@@ -171,6 +171,7 @@ static int smtp_commit_rcpts(struct smtp_commit *cm, struct smtp_txn *t)
 	for (size_t i = 0; i < n; i++) {
 		cm->rcpts[i].address = cm->mailboxes[i].address;
 		cm->rcpts[i].quota.bytes = cm->mailboxes[i].quota_bytes;
+		cm->rcpts[i].quota.warn_percent = cm->env->quota_warning;
 		cm->rcpts[i].result = STORE_E_TEMP;
 	}
 	return 0;
@@ -365,6 +366,8 @@ void smtp_delivery_commit(void *ctx, bool accepted)
 		return;
 	}
 	struct smtp_commit *cm = calloc(1, sizeof(*cm));
+	if (cm != NULL)
+		cm->env = sc->env;
 	if (cm == NULL || t->writer == NULL || smtp_txn_add_archive(sc) < 0 ||
 	    smtp_commit_rcpts(cm, t) < 0) {
 		if (cm != NULL)
@@ -374,7 +377,6 @@ void smtp_delivery_commit(void *ctx, bool accepted)
 		return;
 	}
 	cm->sc = sc;
-	cm->env = sc->env;
 	cm->writer = t->writer;
 	t->writer = NULL;
 	cm->size = mail_writer_size(cm->writer);

@@ -362,6 +362,29 @@ def test_quota_at_rcpt_and_after_data(mx):
     assert len(mailbox_files(mx, BOB)) == 1
 
 
+def test_quota_warning_logged_once_when_crossed(mx):
+    """queue.quota_warning (90% by default): the delivery that takes a
+    user's usage across it says so in its log line; the ones before and
+    after it do not. The crossing one goes through the queue (a remote
+    recipient beside the local one), the others straight to the store."""
+    erin = f"erin@{DOMAIN}"
+    mx.ctl("user", "add", erin, "--random-password", "--quota", "10K")
+    for n, size in enumerate((5000, 3800, 10)):
+        rcpts = [erin, f"fwd@{DOMAIN}"] if n == 1 else [erin]
+        with smtplib.SMTP("127.0.0.1", mx.ports["smtp"], timeout=20) as s:
+            assert s.sendmail("sender@example.org", rcpts,
+                              message(subject=f"q{n}", body="x" * size + "\r\n")) == {}
+        mx.wait_log(f"to=<{erin}> relay=local" if n == 1 else f"to=<{erin}> status=delivered")
+    used = sum(f.stat().st_size for f in mailbox_files(mx, erin))
+    assert 9216 <= used < 10240  # across 90% of 10K
+    log = mx.log_text().splitlines()
+    direct = [ln for ln in log if f"to=<{erin}> status=delivered" in ln]
+    queued = [ln for ln in log if f"to=<{erin}> relay=local" in ln]
+    assert len(direct) == 2 and len(queued) == 1, log
+    assert not any(ln.endswith("quota_warning=yes") for ln in direct), direct
+    assert "status=sent" in queued[0] and queued[0].endswith(" quota_warning=yes"), queued
+
+
 def test_size_limits(mx):
     with smtplib.SMTP("127.0.0.1", mx.ports["smtp"], timeout=20) as s:
         s.ehlo("client.example.org")
