@@ -158,7 +158,14 @@ static bool box_deleted(struct store_user *user, int level)
 	if (box_fd < 0)
 		return false;
 	struct index_view *v = NULL;
-	bool deleted = index_view_open(user->store, box_fd, false, &v, NULL) == 0 && v->deleted;
+	bool deleted = false;
+	if (index_view_open(user->store, box_fd, false, &v, NULL) == 0) {
+		/* A DELETED record past the synced mark (its deleter died before
+		 * marking it) is seen only by reading to the end, under the lock. */
+		if (!v->deleted && index_view_lock(v, NULL) == 0)
+			index_view_unlock(v);
+		deleted = v->deleted;
+	}
 	index_view_free(&v);
 	close(box_fd);
 	return deleted && box_to_trash(user, level, "deleted mailbox", NULL) == 0;

@@ -13,6 +13,8 @@
 
 #include <cmocka.h>
 
+#include "storage/index_format.h"
+#include "storage/mailbox_internal.h"
 #include "storage/mailbox_name.h"
 #include "tests/unit/test_store_helpers.h"
 
@@ -310,6 +312,39 @@ static void test_names_stay_inside(void **state)
 	tstore_rmrf(&root);
 }
 
+/* A deletion killed between its DELETED record and the synced mark: the
+ * name can be created again (the deletion is finished first). */
+static void test_create_over_unmarked_deletion(void **state)
+{
+	(void)state;
+	char *root = tstore_mkdtemp();
+	struct store *s = tstore_open(root, 0);
+	struct store_user *u = tstore_user(s, "kim@example.com");
+	const char *err = NULL;
+	assert_int_equal(mailbox_create(u, "Old", 0, &err), 0);
+	struct mailbox *b = tstore_mailbox(u, "Old", 0);
+	tstore_append(s, b, "Subject: 1\r\n\r\nx\r\n", 0, NULL);
+	struct index_view *v = NULL;
+	assert_int_equal(index_view_open(s, b->dir_fd, false, &v, &err), 0);
+	mailbox_close(&b);
+	assert_int_equal(index_view_lock(v, &err), 0);
+	struct textbuf rec = TEXTBUF_INIT;
+	size_t start = index_rec_begin(&rec);
+	assert_int_equal(index_view_write(v, &rec, start, INDEX_REC_DELETED, 0, 0, 0, NULL, &err), 0);
+	textbuf_free(&rec);
+	index_view_unlock(v);
+	index_view_free(&v); /* killed before index_view_durable */
+	assert_int_equal(mailbox_create(u, "Old", 0, &err), 0);
+	struct mailbox_status st;
+	assert_int_equal(mailbox_status(u, "Old", &st, &err), 0);
+	assert_int_equal(st.messages, 0);
+	b = tstore_mailbox(u, "Old", 0);
+	mailbox_close(&b);
+	store_user_close(&u);
+	store_close(&s);
+	tstore_rmrf(&root);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -320,6 +355,7 @@ int main(void)
 		cmocka_unit_test(test_rename_keeps_children_within_limits),
 		cmocka_unit_test(test_rename_inbox_and_uidvalidity),
 		cmocka_unit_test(test_names_stay_inside),
+		cmocka_unit_test(test_create_over_unmarked_deletion),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
