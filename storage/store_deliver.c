@@ -19,6 +19,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +32,8 @@
 #include "storage/store_sync.h"
 
 #define DELIVER_LINKS_PER_FILE 16000
+/* deliver_one: the mailbox was named before in this delivery (no fd). */
+#define DELIVERED_BEFORE INT_MIN
 
 struct deliver_src {
 	char name[STORE_GUID_HEX + 16];  /* the temporary file links are made from */
@@ -112,10 +115,28 @@ static int charge_and_link(struct store_user *user, struct mail_writer *w,
 	return ret;
 }
 
+/* Whether dir is one of the new/ directories earlier recipients of this
+ * delivery got the message in (the same mailbox named twice). Asked of
+ * the directories, not of the entry: an absorb may have taken the entry
+ * out of new/ meanwhile. */
+static bool delivered_here_before(int dir, const int *earlier, size_t n)
+{
+	struct stat a, b;
+	if (fstat(dir, &a) < 0)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (earlier[i] >= 0 && fstat(earlier[i], &b) == 0 && a.st_dev == b.st_dev &&
+		    a.st_ino == b.st_ino)
+			return true;
+	return false;
+}
+
 /* Links the message into one recipient's mailbox; returns the new/ fd
- * (to sync) or <0 with the recipient's result set. */
+ * (to sync) or <0 with the recipient's result set. earlier: the new/ fds
+ * of the recipients before it (-1 where they failed). */
 static int deliver_one(struct store *store, struct mail_writer *w, struct deliver_src *src,
-		       const char *new_name, struct store_rcpt *r)
+		       const char *new_name, struct store_rcpt *r, const int *earlier,
+		       size_t n_earlier)
 {
 	const char *err = NULL;
 	struct store_user *user = NULL;
@@ -132,6 +153,13 @@ static int deliver_one(struct store *store, struct mail_writer *w, struct delive
 	if (box_fd >= 0)
 		close(box_fd);
 	r->quota_warning = false;
+	if (ret == 0 && delivered_here_before(new_fd, earlier, n_earlier)) {
+		close(new_fd); /* one copy, one charge, one sync */
+		store_user_close(&user);
+		r->result = STORE_OK;
+		r->error[0] = '\0';
+		return DELIVERED_BEFORE;
+	}
 	if (ret == 0)
 		ret = charge_and_link(user, w, src, new_fd, new_name, r, &err);
 	if (ret == 1) /* already there: one copy, one charge */
@@ -201,7 +229,7 @@ int store_deliver(struct store *store, struct mail_writer **wp, const struct sto
 	struct deliver_src src = { .links = 0, .copies = 0 };
 	memcpy(src.name, w->name, sizeof(w->name));
 	for (size_t i = 0; i < n; i++) {
-		fds[i + 1] = deliver_one(store, w, &src, new_name, &rcpts[i]);
+		fds[i + 1] = deliver_one(store, w, &src, new_name, &rcpts[i], fds + 1, i);
 		if (fds[i + 1] >= 0)
 			delivered++;
 	}
@@ -215,8 +243,13 @@ int store_deliver(struct store *store, struct mail_writer **wp, const struct sto
 				sync_fds[k++] = fds[i];
 		ret = store_sync_wait(store->sync, sync_fds, k, error_r);
 		free(sync_fds);
-		if (ret < 0)
+		if (ret < 0) {
 			deliver_undo(store, w, new_name, rcpts, fds + 1, n);
+			for (size_t i = 0; i < n; i++)
+				if (fds[i + 1] == DELIVERED_BEFORE)
+					rcpt_fail(&rcpts[i], STORE_E_TEMP,
+						  "the store could not make the message durable");
+		}
 	}
 	for (size_t i = 1; i <= n; i++)
 		if (fds[i] >= 0)
