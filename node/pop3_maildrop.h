@@ -19,10 +19,11 @@
  * see new UIDLs and fetch again, which is the safe direction).
  *
  * Sizes: the stored message size in octets. Messages arrive by SMTP with
- * CRLF line ends (the DATA decoder refuses bare LF), so this is exactly
- * what RETR sends before dot-stuffing, as RFC 1939 asks. A message stored
- * with bare LF (written by another path) is sent with CRLF and is then
- * longer than reported by one octet per bare LF.
+ * CRLF line ends and an ended last line (DATA refuses bare LF; BDAT stores
+ * it as CRLF), so this is exactly what RETR sends before dot-stuffing, as
+ * RFC 1939 asks. A message stored with bare LF (written by another path)
+ * is sent with CRLF and is then longer than reported by one octet per bare
+ * LF (two more without a final line end).
  *
  * Threads: open and commit touch the disk (index reads and writes, lock
  * waits, fsync) and run on the job pool; read runs on the connection's

@@ -212,7 +212,7 @@ static enum smtp_want cmd_rcpt(struct smtp_session *s, char *arg)
 	return smtp_count_error(s);
 }
 
-static void refuse(struct smtp_session *s, int code, const char *enhanced, const char *text)
+void smtp_refuse(struct smtp_session *s, int code, const char *enhanced, const char *text)
 {
 	s->refusal.code = code;
 	snprintf(s->refusal.enhanced, sizeof(s->refusal.enhanced), "%s", enhanced);
@@ -225,17 +225,17 @@ static void refuse(struct smtp_session *s, int code, const char *enhanced, const
 static bool start_message(struct smtp_session *s)
 {
 	if (!s->have_mail) {
-		refuse(s, 503, "5.5.1", "Error: need MAIL command");
+		smtp_refuse(s, 503, "5.5.1", "Error: need MAIL command");
 		return false;
 	}
 	if (s->rcpt_count == 0) {
-		refuse(s, 554, "5.5.1", "Error: no valid recipients");
+		smtp_refuse(s, 554, "5.5.1", "Error: no valid recipients");
 		return false;
 	}
 	struct smtp_reply reply = { 0 };
 	s->be->data_begin(s->ctx, &reply);
 	if (reply.code != 0 && reply.code / 100 != 3 && reply.code / 100 != 2) {
-		refuse(s, reply.code, reply.enhanced ? reply.enhanced : reply.code / 100 == 4 ? "4.0.0" : "5.0.0",
+		smtp_refuse(s, reply.code, reply.enhanced ? reply.enhanced : reply.code / 100 == 4 ? "4.0.0" : "5.0.0",
 		       reply.text ? reply.text : "Error");
 		return false;
 	}
@@ -248,7 +248,7 @@ static enum smtp_want cmd_data(struct smtp_session *s, const char *arg)
 {
 	if (arg != NULL)
 		return smtp_bad_command(s, 501, "5.5.4", "Syntax: DATA");
-	if (s->data_started)
+	if (s->data_started || s->bdat_failed)
 		return smtp_bad_command(s, 503, "5.5.1", "Error: BDAT transfer in progress");
 	if (!start_message(s))
 		return smtp_bad_command(s, s->refusal.code, s->refusal.enhanced, s->refusal.text);
@@ -273,8 +273,12 @@ static enum smtp_want cmd_bdat(struct smtp_session *s, char *arg)
 	s->bdat_left = strtoull(arg, NULL, 10);
 	s->bdat_last = last != NULL;
 	s->phase = SMTP_PHASE_BDAT;
-	if (!s->data_started)
-		start_message(s); /* refused: its octets are still read and dropped (RFC 3030 §3) */
+	/* Refused: its octets, and those of every later chunk of this
+	 * transaction, are read and dropped, each chunk answered with the
+	 * refusal (RFC 3030 §3: a pipelining client has sent them already;
+	 * taking a later chunk as a new message would store a truncated one). */
+	if (!s->data_started && !s->bdat_failed && !start_message(s))
+		s->bdat_failed = s->have_mail; /* without MAIL there is no stream to fail */
 	return SMTP_WANT_INPUT;
 }
 

@@ -50,6 +50,10 @@ struct smtp_session {
 	struct smtp_data decoder;
 	uint64_t bdat_left;
 	bool bdat_last;
+	bool bdat_failed;      /* this transaction's BDAT stream was refused or failed */
+	bool bdat_cr;          /* the last BDAT octet was a CR */
+	bool bdat_line_open;   /* BDAT octets since the last LF */
+	uint64_t bdat_received; /* octets of the chunks so far, as sent */
 	/* why a message could not start (replied when its BDAT octets are read) */
 	struct {
 		int code;
@@ -65,6 +69,8 @@ void smtp_replyf(struct smtp_session *s, int code, const char *enhanced, const c
 void smtp_reply_backend(struct smtp_session *s, const struct smtp_reply *r, int def_code,
 			const char *def_enhanced, const char *def_text);
 enum smtp_want smtp_close(struct smtp_session *s);
+/* Records why a message could not start or go on (s->refusal). */
+void smtp_refuse(struct smtp_session *s, int code, const char *enhanced, const char *text);
 enum smtp_want smtp_bad_command(struct smtp_session *s, int code, const char *enhanced, const char *text);
 /* Counts one error (a bad command, a refused recipient); past
  * SMTP_MAX_BAD_COMMANDS since the last accepted message: 421 and close. */

@@ -132,6 +132,10 @@ void smtp_transaction_reset(struct smtp_session *s)
 	s->data_write_failed = false;
 	s->bdat_left = 0;
 	s->bdat_last = false;
+	s->bdat_failed = false;
+	s->bdat_cr = false;
+	s->bdat_line_open = false;
+	s->bdat_received = 0;
 }
 
 enum smtp_want smtp_begin_auth(struct smtp_session *s, const struct smtp_auth_request *req)
@@ -157,6 +161,9 @@ void smtp_data_bytes(struct smtp_session *s, const char *data, size_t len)
 enum smtp_want smtp_data_finished(struct smtp_session *s)
 {
 	bool bare = s->phase == SMTP_PHASE_DATA && s->decoder.bare_line_end;
+
+	if (s->phase == SMTP_PHASE_BDAT && s->bdat_line_open)
+		smtp_data_bytes(s, "\r\n", 2); /* the last line's end, as DATA's always has */
 
 	s->phase = SMTP_PHASE_COMMAND;
 	if (bare || s->data_too_big || s->data_write_failed) {
@@ -233,24 +240,64 @@ static size_t run_data(struct smtp_session *s, const char *data, size_t len)
 	return used;
 }
 
+/* BDAT octets as stored: a bare LF becomes CRLF (as Postfix reads it: a
+ * line end), so that stored messages have CRLF line ends whatever the
+ * command, and what POP3 sends is what it counted. A bare CR is content,
+ * as everywhere. out holds 2 * len. */
+static size_t bdat_normalize(struct smtp_session *s, const char *in, size_t len, char *out)
+{
+	size_t o = 0;
+	for (size_t i = 0; i < len; i++) {
+		if (in[i] == '\n' && !s->bdat_cr)
+			out[o++] = '\r';
+		out[o++] = in[i];
+		s->bdat_cr = in[i] == '\r';
+		s->bdat_line_open = in[i] != '\n';
+	}
+	return o;
+}
+
+/* The chunk that pushed the message over the size limit, or could not be
+ * written, fails the transaction now rather than at BDAT LAST: the client
+ * hears it at once, and the rest of its chunks are dropped. */
+static void bdat_fail_message(struct smtp_session *s)
+{
+	s->be->data_commit(s->ctx, false);
+	s->data_started = false;
+	s->bdat_failed = true;
+	if (s->data_too_big)
+		smtp_refuse(s, 552, "5.3.4", "Message size exceeds fixed maximum message size");
+	else
+		smtp_refuse(s, 451, "4.3.0", "Error: local problem writing the message, try again later");
+}
+
 static size_t run_bdat(struct smtp_session *s, const char *data, size_t len)
 {
+	char out[2 * SMTP_DATA_PIECE];
 	size_t take = (uint64_t)len < s->bdat_left ? len : (size_t)s->bdat_left;
+	if (take > SMTP_DATA_PIECE)
+		take = SMTP_DATA_PIECE;
 
-	smtp_data_bytes(s, data, take);
+	if (s->data_started)
+		smtp_data_bytes(s, out, bdat_normalize(s, data, take, out));
 	s->bdat_left -= take;
+	s->bdat_received += take;
 	if (s->bdat_left == 0) {
+		if (s->data_started && !s->bdat_last && (s->data_too_big || s->data_write_failed))
+			bdat_fail_message(s);
 		if (!s->data_started) {
-			/* the chunk was refused when its command came: answer now,
-			 * after its octets, so replies stay in order */
+			/* refused when its command came (or by the chunk before):
+			 * answered now, after its octets, so replies stay in order */
 			s->phase = SMTP_PHASE_COMMAND;
 			s->want = smtp_bad_command(s, s->refusal.code, s->refusal.enhanced, s->refusal.text);
+			if (s->bdat_last && s->want == SMTP_WANT_INPUT)
+				smtp_transaction_reset(s);
 		} else if (s->bdat_last) {
 			s->want = smtp_data_finished(s);
 		} else {
 			s->phase = SMTP_PHASE_COMMAND;
 			smtp_replyf(s, 250, "2.0.0", "Ok: %llu octets received",
-				    (unsigned long long)s->data_size);
+				    (unsigned long long)s->bdat_received);
 		}
 	}
 	return take;

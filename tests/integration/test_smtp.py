@@ -564,7 +564,7 @@ def test_bdat_chunks(mx):
     assert r.command("MAIL FROM:<sender@example.org>").startswith("250")
     assert r.command(f"RCPT TO:<{ALICE}>").startswith("250")
     part1 = b"Subject: chunked\r\n\r\nline one\r\n"
-    part2 = b".leading dot kept as is\r\nbare\nLF is data in BDAT\r\n"
+    part2 = b".leading dot kept as is\r\nbare\nLF ends a line, stored as CRLF\r\nno end"
     r.send(b"BDAT %d\r\n" % len(part1) + part1)
     assert r.reply()[0] == f"250 2.0.0 Ok: {len(part1)} octets received"
     r.send(b"BDAT %d LAST\r\n" % len(part2) + part2)
@@ -575,7 +575,9 @@ def test_bdat_chunks(mx):
     assert r.reply()[0] == "503 5.5.1 Error: need MAIL command"
     assert r.command("QUIT") == "221 2.0.0 Bye"
     [stored] = mailbox_texts(mx, ALICE)
-    assert stored.endswith(b"\r\n\r\n" + part1.split(b"\r\n\r\n")[1] + part2)
+    # a bare LF becomes CRLF, and the last line gets its end, as with DATA
+    assert stored.endswith(b"\r\n\r\n" + part1.split(b"\r\n\r\n")[1] +
+                           part2.replace(b"bare\n", b"bare\r\n") + b"\r\n")
     assert f"id {qid}".encode() in stored
 
 

@@ -26,7 +26,7 @@ struct fake {
 	struct textbuf log;      /* backend calls, for envelope checks */
 	struct smtp_session *s;
 	int commits_ok, commits_dropped;
-	bool fail_data_begin;
+	int fail_data_begin;     /* data_begin refuses this many times */
 	struct smtp_auth_request last;
 	char last_resp[128];
 	bool abort_seen;
@@ -65,8 +65,10 @@ static void f_data_begin(void *ctx, struct smtp_reply *r)
 {
 	struct fake *f = ctx;
 	textbuf_truncate(&f->message, 0);
-	if (f->fail_data_begin)
+	if (f->fail_data_begin > 0) {
+		f->fail_data_begin--;
 		*r = (struct smtp_reply){ 451, "4.3.0", "Spool unavailable" };
+	}
 }
 
 static int f_data_write(void *ctx, const void *d, size_t n)
@@ -166,6 +168,8 @@ struct transcript {
 	const char *message; /* bytes the backend must have, or NULL */
 };
 
+#define X60 "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+#define X600 X60 X60 X60 X60 X60 X60 X60 X60 X60 X60
 #define GREETING "220 mx.example.test ESMTP clustermail\r\n"
 #define EHLO_REPLY "250-mx.example.test\r\n250-PIPELINING\r\n250-SIZE 1000\r\n250-8BITMIME\r\n" \
 	"250-ENHANCEDSTATUSCODES\r\n250-STARTTLS\r\n250-AUTH PLAIN LOGIN\r\n250-DSN\r\n250 CHUNKING\r\n"
@@ -242,7 +246,20 @@ static const struct transcript transcripts[] = {
 	  GREETING EHLO_REPLY "250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n250 2.0.0 Ok: 7 octets received\r\n"
 	  "250 2.0.0 Ok: 7 octets received\r\n250 2.0.0 Ok: queued as 4AbC9\r\n"
 	  "503 5.5.1 Error: need MAIL command\r\n221 2.0.0 Bye\r\n",
-	  "A\r\n.\r\nBend" },
+	  "A\r\n.\r\nBend\r\n" /* the last line ended, as DATA's always is */ },
+	{ "BDAT line ends",
+	  "EHLO c\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<u@example.test>\r\nBDAT 7\r\na\nb\r\nc\rBDAT 3 LAST\r\n\nd\n"
+	  "QUIT\r\n",
+	  GREETING EHLO_REPLY "250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n250 2.0.0 Ok: 7 octets received\r\n"
+	  "250 2.0.0 Ok: queued as 4AbC9\r\n221 2.0.0 Bye\r\n",
+	  "a\r\nb\r\nc\r\nd\r\n" /* a bare LF ends a line (stored as CRLF) */ },
+	{ "BDAT chunk over the size limit",
+	  "EHLO c\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<u@example.test>\r\nBDAT 600\r\n" X600 "BDAT 600\r\n" X600
+	  "BDAT 3 LAST\r\nabcMAIL FROM:<a@b.test>\r\nQUIT\r\n",
+	  GREETING EHLO_REPLY "250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n250 2.0.0 Ok: 600 octets received\r\n"
+	  "552 5.3.4 Message size exceeds fixed maximum message size\r\n"
+	  "552 5.3.4 Message size exceeds fixed maximum message size\r\n"
+	  "250 2.1.0 Ok\r\n221 2.0.0 Bye\r\n", NULL },
 	{ "AUTH",
 	  "AUTH PLAIN AGFsaWNlAHB3\r\nEHLO c\r\nAUTH CRAM-MD5\r\nAUTH PLAIN AGJhZA==\r\nAUTH PLAIN\r\n*\r\n"
 	  "AUTH PLAIN !!!\r\nAUTH PLAIN weak\r\n"
@@ -367,9 +384,22 @@ static void test_dropped_and_refused_messages_are_discarded(void **state)
 	finish(&f);
 
 	start(&f, &set);
-	f.fail_data_begin = true;
+	f.fail_data_begin = 1;
 	drives(&f, "EHLO c\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<u@example.test>\r\nDATA\r\nQUIT\r\n");
 	assert_non_null(strstr(textbuf_str(&f.out), "451 4.3.0 Spool unavailable\r\n221 2.0.0 Bye"));
+	finish(&f);
+
+	/* A refused first chunk fails the transaction's later chunks too (a
+	 * pipelining client sent them already): no truncated message is
+	 * taken, and BDAT LAST ends the transaction. */
+	start(&f, &set);
+	f.fail_data_begin = 1;
+	drives(&f, "EHLO c\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<u@example.test>\r\n"
+		   "BDAT 6\r\nHELLO BDAT 5 LAST\r\nWORLDDATA\r\nMAIL FROM:<a@b.test>\r\nQUIT\r\n");
+	assert_non_null(strstr(textbuf_str(&f.out),
+			       "250 2.1.5 Ok\r\n451 4.3.0 Spool unavailable\r\n451 4.3.0 Spool unavailable\r\n"
+			       "503 5.5.1 Error: need MAIL command\r\n250 2.1.0 Ok\r\n221 2.0.0 Bye"));
+	assert_int_equal(f.commits_ok, 0);
 	finish(&f);
 }
 
