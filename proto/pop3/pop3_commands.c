@@ -108,6 +108,7 @@ enum pop3_want pop3_cmd_authorization(struct pop3_session *s, const char *cmd, c
 		    strlen(arg) > POP3_USER_MAX)
 			return pop3_bad_command(s, "APOP digest must be 32 hex digits");
 		snprintf(s->user, sizeof(s->user), "%s", arg);
+		s->user_given = false; /* a PASS pairs with the USER right before it only */
 		struct pop3_auth_request req = { .kind = POP3_AUTH_APOP, .user = s->user, .secret = digest,
 						 .timestamp = s->set.apop_timestamp };
 		return pop3_begin_auth(s, &req);
@@ -133,6 +134,7 @@ enum pop3_want pop3_cmd_authorization(struct pop3_session *s, const char *cmd, c
 		struct pop3_auth_request req = { .kind = POP3_AUTH_SASL_START, .mechanism = arg,
 						 .response = ir == NULL ? NULL : strcmp(ir, "=") == 0 ? "" : ir };
 		s->in_sasl = true;
+		s->user_given = false;
 		return pop3_begin_auth(s, &req);
 	}
 	if (strcasecmp(cmd, "STLS") == 0) {

@@ -242,6 +242,11 @@ static const struct transcript transcripts[] = {
 	  "+OK mx.example.test POP3 server ready <1896.697170952@dbc.mtview.ca.us>\r\n"
 	  "-ERR [AUTH] Authentication failed\r\n+OK Logged in, 2 messages\r\n"
 	  "+OK mx.example.test POP3 server signing off (0 messages deleted)\r\n", true },
+	{ "PASS pairs with the USER just before it", "USER alice\r\nAPOP sam 00000000000000000000000000000000\r\n"
+	  "PASS secret pw\r\nQUIT\r\n",
+	  "+OK mx.example.test POP3 server ready <1896.697170952@dbc.mtview.ca.us>\r\n"
+	  "+OK\r\n-ERR [AUTH] Authentication failed\r\n-ERR USER first\r\n"
+	  "+OK mx.example.test POP3 server signing off\r\n", true },
 	{ "APOP malformed", "APOP alice short\r\nAPOP\r\nQUIT\r\n",
 	  "+OK mx.example.test POP3 server ready <1896.697170952@dbc.mtview.ca.us>\r\n"
 	  "-ERR APOP digest must be 32 hex digits\r\n-ERR APOP needs a name and a digest\r\n"
