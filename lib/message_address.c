@@ -11,6 +11,7 @@ enum tok_type { T_WORD, T_LITERAL, T_COMMENT, T_SPECIAL };
 struct tok {
 	enum tok_type type;
 	char special;
+	bool gap;        /* white space or a comment came before it */
 	size_t off, len; /* text in the lexer buffer */
 };
 
@@ -47,7 +48,7 @@ static bool is_special(unsigned char ch)
 	return ch != '\0' && strchr("()<>[]:;@\\,.\"", ch) != NULL;
 }
 
-static void tok_add(struct lexed *lx, enum tok_type type, char special, size_t off)
+static void tok_add(struct lexed *lx, enum tok_type type, char special, bool gap, size_t off)
 {
 	if (lx->count == lx->cap) {
 		lx->cap = lx->cap ? lx->cap * 2 : 16;
@@ -56,6 +57,7 @@ static void tok_add(struct lexed *lx, enum tok_type type, char special, size_t o
 	struct tok *t = &lx->toks[lx->count++];
 	t->type = type;
 	t->special = special;
+	t->gap = gap;
 	t->off = off;
 	t->len = lx->text.len - off;
 }
@@ -64,11 +66,15 @@ static void lex(struct lexed *lx, const void *value, size_t len)
 {
 	struct rfc822_cursor c;
 	rfc822_cursor_init(&c, value, len);
+	bool after_comment = false;
 	for (;;) {
+		const unsigned char *before = c.p;
 		while (c.p < c.end && (rfc822_is_wsp(*c.p) || *c.p == '\r' || *c.p == '\n'))
 			c.p++;
 		if (c.p >= c.end)
 			break;
+		bool gap = c.p != before || after_comment;
+		after_comment = *c.p == '(';
 		size_t off = lx->text.len;
 		unsigned char ch = *c.p;
 		if (ch == '(') {
@@ -95,23 +101,23 @@ static void lex(struct lexed *lx, const void *value, size_t len)
 			textbuf_append(&lx->text, textbuf_str(&comment), comment.len);
 			textbuf_free(&comment);
 			c.p = p;
-			tok_add(lx, T_COMMENT, 0, off);
+			tok_add(lx, T_COMMENT, 0, gap, off);
 		} else if (ch == '"') {
 			rfc822_read_quoted(&c, &lx->text);
-			tok_add(lx, T_WORD, 0, off);
+			tok_add(lx, T_WORD, 0, gap, off);
 		} else if (ch == '[') {
 			rfc822_read_domain_literal(&c, &lx->text);
-			tok_add(lx, T_LITERAL, 0, off);
+			tok_add(lx, T_LITERAL, 0, gap, off);
 		} else if (is_special(ch)) {
 			c.p++;
-			tok_add(lx, T_SPECIAL, (char)ch, off);
+			tok_add(lx, T_SPECIAL, (char)ch, gap, off);
 		} else {
 			const unsigned char *s = c.p;
 			while (c.p < c.end && !is_special(*c.p) && !rfc822_is_wsp(*c.p) &&
 			       *c.p != '\r' && *c.p != '\n')
 				c.p++;
 			textbuf_append(&lx->text, s, (size_t)(c.p - s));
-			tok_add(lx, T_WORD, 0, off);
+			tok_add(lx, T_WORD, 0, gap, off);
 		}
 	}
 }
@@ -151,26 +157,23 @@ static void emit(struct builder *b, size_t name, size_t adl, size_t mailbox, siz
 	b->addrs[b->count++] = (struct out_addr){name, adl, mailbox, host};
 }
 
-/* Words and dots of a phrase as a display name: words joined by one space,
- * dots attached to the word before. */
+/* Words and dots of a phrase as a display name, as written: one space
+ * where the field had white space or a comment between them, none
+ * elsewhere ("J.R.R. Tolkien" stays so; Dovecot and Cyrus alike). */
 static void phrase_text(const struct parser *ps, size_t from, size_t to, struct textbuf *out)
 {
-	bool first = true;
 	for (size_t k = from; k < to; k++) {
 		const struct tok *t = &ps->lx->toks[k];
-		if (t->type == T_WORD) {
-			if (!first && out->len > 0 && out->data[out->len - 1] != ' ')
-				textbuf_putc(out, ' ');
-			textbuf_append(out, tok_text(ps, t), t->len);
-			first = false;
-		} else if (t->type == T_SPECIAL && t->special == '.') {
-			textbuf_putc(out, '.');
+		bool dot = t->type == T_SPECIAL && t->special == '.';
+		if (t->type != T_WORD && !dot)
+			continue;
+		if (t->gap && out->len > 0)
 			textbuf_putc(out, ' ');
-		}
+		if (dot)
+			textbuf_putc(out, '.');
+		else
+			textbuf_append(out, tok_text(ps, t), t->len);
 	}
-	/* A dot-space at the end or doubled spaces are trimmed. */
-	while (out->len > 0 && out->data[out->len - 1] == ' ')
-		textbuf_truncate(out, out->len - 1);
 }
 
 /* Words and dots concatenated as they are (a local part or domain). */
@@ -283,6 +286,15 @@ static void parse_angle(struct parser *ps, size_t name, size_t *last_comment)
 	emit(ps->b, name, adl, mailbox, host);
 }
 
+/* After an address, anything up to the next ',' (or a group's ';') is
+ * junk, not another address: "<a@b> Extra Junk" is one address, as in
+ * Dovecot, not a second one made of the words. */
+static void skip_junk(struct parser *ps, bool in_group)
+{
+	while (ps->i < ps->lx->count && !at_special(ps, ',') && !(in_group && at_special(ps, ';')))
+		ps->i++;
+}
+
 /* One mailbox (or a group when allowed). */
 static void parse_address(struct parser *ps, bool in_group)
 {
@@ -321,6 +333,8 @@ static void parse_address(struct parser *ps, bool in_group)
 			parse_address(ps, true);
 			if (ps->i == before)
 				ps->i++;
+			else
+				skip_junk(ps, true);
 		}
 		if (at_special(ps, ';'))
 			ps->i++;
@@ -339,9 +353,15 @@ static void parse_address(struct parser *ps, bool in_group)
 		return;
 	}
 	if (have_phrase) {
-		/* A bare word list without '@': a mailbox without a domain. */
+		/* Bare words without '@': the first (dotted) word is a mailbox
+		 * without a domain; what follows it is junk, skipped by the
+		 * caller ("undisclosed recipients" names "undisclosed"). */
+		size_t word_end = from + 1;
+		while (word_end < phrase_end && !ps->lx->toks[word_end].gap &&
+		       ps->lx->toks[word_end].type != T_COMMENT)
+			word_end++;
 		textbuf_truncate(&ps->tmp, 0);
-		dotted_text(ps, from, phrase_end, &ps->tmp);
+		dotted_text(ps, from, word_end, &ps->tmp);
 		size_t mailbox = str_add(ps->b, textbuf_str(&ps->tmp), ps->tmp.len);
 		emit(ps->b, NONE, NONE, mailbox, str_add(ps->b, "", 0));
 		return;
@@ -371,6 +391,8 @@ void message_address_list_parse(struct message_arena *arena, const void *value, 
 		parse_address(&ps, false);
 		if (ps.i == before)
 			ps.i++;
+		else
+			skip_junk(&ps, false);
 	}
 
 	list_r->count = 0;

@@ -85,9 +85,17 @@ static void test_address_lists(void **state)
 	    {"x@y (a)(b)", "b|NIL|x|y"},
 	    {"caf\xc3\xa9 <u@h\xc3\xa9.example>", "caf\xc3\xa9|NIL|u|h\xc3\xa9.example"},
 	    {"@host.only", "NIL|NIL||host.only"},
-	    {">@<,;:", "NIL|NIL||;NIL|NIL||"},
+	    {">@<,;:", "NIL|NIL||"},
+	    /* display names as written; junk after an address is not another */
+	    {"J.R.R. Tolkien <jrr@x.test>", "J.R.R. Tolkien|NIL|jrr|x.test"},
+	    {"John Q.Public <j@x.test>", "John Q.Public|NIL|j|x.test"},
+	    {"John (the) Smith <j@x>", "John Smith|NIL|j|x"},
+	    {"<a@b> Extra Junk, c@d", "NIL|NIL|a|b;NIL|NIL|c|d"},
+	    {"john.doe@example.com <john.doe@example.com>", "NIL|NIL|john.doe|example.com"},
+	    {"undisclosed recipients", "NIL|NIL|undisclosed|"},
+	    {"G: <a@b> junk, c@d; e@f, g@h", "NIL|NIL|G|NIL;NIL|NIL|a|b;NIL|NIL|c|d;NIL|NIL|NIL|NIL;NIL|NIL|g|h"},
 	    {": a@b;", "NIL|NIL|a|b"},
-	    {"a:b:c@d;", "NIL|NIL|a|NIL;NIL|NIL|b|;NIL|NIL|c|d;NIL|NIL|NIL|NIL"},
+	    {"a:b:c@d;", "NIL|NIL|a|NIL;NIL|NIL|b|;NIL|NIL|NIL|NIL"}, /* no nested groups */
 	    {"x@y\r\n\t(folded comment)", "folded comment|NIL|x|y"},
 	};
 	(void)state;
