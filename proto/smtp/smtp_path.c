@@ -159,12 +159,33 @@ int smtp_path_parse(const char *text, bool allow_null, bool allow_postmaster, ch
 		*error_r = "local part longer than 64 octets";
 		return -1;
 	}
-	size_t len = (size_t)(end - local);
+	/* RFC 5321 4.1.2: a quoted local part that could be a dot-string is
+	 * the same mailbox; it is given unquoted ("alice"@x is alice@x). */
+	char plain[65];
+	size_t plain_len = 0;
+	if (flags & SMTP_PATH_QUOTED_LOCAL) {
+		for (const char *q = local + 1; q < at - 1; q++) {
+			if (*q == '\\')
+				q++;
+			plain[plain_len++] = *q;
+		}
+		plain[plain_len] = '\0';
+		const char *e = plain_len > 0 ? parse_dot_string(plain) : NULL;
+		if (e != NULL && *e == '\0') {
+			flags &= ~SMTP_PATH_QUOTED_LOCAL;
+			local = plain;
+		} else {
+			plain_len = 0;
+		}
+	}
+	size_t local_len = plain_len > 0 ? plain_len : (size_t)(at - local);
+	size_t len = local_len + (size_t)(end - at);
 	if (len + 1 > mailbox_size) {
 		*error_r = "path too long";
 		return -1;
 	}
-	memcpy(mailbox_r, local, len);
+	memcpy(mailbox_r, local, local_len);
+	memcpy(mailbox_r + local_len, at, (size_t)(end - at));
 	mailbox_r[len] = '\0';
 	*flags_r = flags;
 	*rest_r = end + 1;

@@ -540,6 +540,11 @@ static const struct {
 	{ "<postmaster>", 0, "postmaster", 0, "" },
 	{ "<@r1.test,@r2.test:a@b.test>", 0, "a@b.test", SMTP_PATH_SOURCE_ROUTE, "" },
 	{ "<\"john doe\"@b.test>", 0, "\"john doe\"@b.test", SMTP_PATH_QUOTED_LOCAL, "" },
+	/* a quoted local part that could be a dot-string is the same mailbox */
+	{ "<\"alice\"@b.test>", 0, "alice@b.test", 0, "" },
+	{ "<\"a\\.b\"@b.test> SIZE=1", 0, "a.b@b.test", 0, " SIZE=1" },
+	{ "<\"a..b\"@b.test>", 0, "\"a..b\"@b.test", SMTP_PATH_QUOTED_LOCAL, "" },
+	{ "<\"\"@b.test>", 0, "\"\"@b.test", SMTP_PATH_QUOTED_LOCAL, "" },
 	{ "<a@[192.0.2.1]>", 0, "a@[192.0.2.1]", SMTP_PATH_ADDRESS_LITERAL, "" },
 	{ "a@b.test", -1, NULL, 0, NULL },
 	{ "<a@b..test>", -1, NULL, 0, NULL },
