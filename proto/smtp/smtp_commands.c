@@ -88,8 +88,23 @@ static int next_param(char **cursor, char **key_r, char **value_r)
 	return 1;
 }
 
+/* RFC 1869 / 3461: a parameter given twice is an error (which one would
+ * count?). Returns true when key was seen before in this command. */
+static bool repeated(unsigned *seen, const char *key, const char *const *keys)
+{
+	for (unsigned i = 0; keys[i] != NULL; i++)
+		if (strcasecmp(key, keys[i]) == 0) {
+			bool again = *seen & (1u << i);
+			*seen |= 1u << i;
+			return again;
+		}
+	return false;
+}
+
 static enum smtp_want cmd_mail(struct smtp_session *s, char *arg)
 {
+	static const char *const keys[] = { "SIZE", "BODY", "RET", "ENVID", "AUTH", NULL };
+	unsigned seen = 0;
 	struct smtp_mail_params params = { 0 };
 	char path[SMTP_PATH_MAX + 1], *key, *value, *rest;
 	const char *error;
@@ -110,6 +125,8 @@ static enum smtp_want cmd_mail(struct smtp_session *s, char *arg)
 	for (int r; (r = next_param(&rest, &key, &value)) > 0;) {
 		if (!s->esmtp)
 			return smtp_bad_command(s, 555, "5.5.4", "Parameters need EHLO");
+		if (repeated(&seen, key, keys))
+			return smtp_bad_command(s, 501, "5.5.4", "Duplicate parameter");
 		if (strcasecmp(key, "SIZE") == 0 && value && strspn(value, "0123456789") == strlen(value) &&
 		    strlen(value) > 0 && strlen(value) <= 19) {
 			params.size = strtoull(value, NULL, 10);
@@ -147,8 +164,10 @@ static int parse_notify(const char *value, unsigned *notify_r)
 {
 	char buf[64];
 	unsigned bits = 0;
-	if (strlen(value) >= sizeof(buf))
-		return -1;
+	size_t len = strlen(value);
+	if (len == 0 || len >= sizeof(buf) || value[0] == ',' || value[len - 1] == ',' ||
+	    strstr(value, ",,") != NULL)
+		return -1; /* an empty item */
 	snprintf(buf, sizeof(buf), "%s", value);
 	for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
 		if (strcasecmp(tok, "NEVER") == 0)
@@ -169,8 +188,23 @@ static int parse_notify(const char *value, unsigned *notify_r)
 	return 0;
 }
 
+/* ORCPT=addr-type;xtext, addr-type an atom (RFC 3461 4.2). */
+static bool valid_orcpt(const char *value)
+{
+	const char *semi = strchr(value, ';');
+	size_t type_len = semi != NULL ? (size_t)(semi - value) : 0;
+	if (type_len == 0 || strlen(value) > SMTP_ORCPT_VALUE_MAX)
+		return false;
+	for (size_t i = 0; i < type_len; i++)
+		if (!isalnum((unsigned char)value[i]) && value[i] != '-')
+			return false;
+	return valid_xtext(semi + 1, SMTP_ORCPT_VALUE_MAX);
+}
+
 static enum smtp_want cmd_rcpt(struct smtp_session *s, char *arg)
 {
+	static const char *const keys[] = { "NOTIFY", "ORCPT", NULL };
+	unsigned seen = 0;
 	struct smtp_rcpt_params params = { 0 };
 	char path[SMTP_PATH_MAX + 1], *key, *value, *rest;
 	const char *error;
@@ -185,11 +219,12 @@ static enum smtp_want cmd_rcpt(struct smtp_session *s, char *arg)
 	if (*rest != '\0' && *rest != ' ')
 		return smtp_bad_command(s, 501, "5.5.4", "Syntax: RCPT TO:<address> [parameters]");
 	for (int r; (r = next_param(&rest, &key, &value)) > 0;) {
+		if (repeated(&seen, key, keys))
+			return smtp_bad_command(s, 501, "5.5.4", "Duplicate parameter");
 		if (s->esmtp && s->set.dsn && strcasecmp(key, "NOTIFY") == 0 && value &&
 		    parse_notify(value, &params.notify) == 0)
 			continue;
-		if (s->esmtp && s->set.dsn && strcasecmp(key, "ORCPT") == 0 && value && strchr(value, ';') &&
-		    strlen(value) <= SMTP_ORCPT_VALUE_MAX && valid_xtext(strchr(value, ';') + 1, SMTP_ORCPT_VALUE_MAX)) {
+		if (s->esmtp && s->set.dsn && strcasecmp(key, "ORCPT") == 0 && value && valid_orcpt(value)) {
 			params.orcpt = value;
 			continue;
 		}

@@ -205,6 +205,18 @@ static const struct transcript transcripts[] = {
 	  "555 5.5.4 Unsupported option or malformed parameter\r\n554 5.7.1 Sender rejected\r\n"
 	  "250 2.1.0 Ok\r\n555 5.5.4 Unsupported option or malformed parameter\r\n250 2.1.5 Ok\r\n"
 	  "501 5.1.3 malformed domain\r\n221 2.0.0 Bye\r\n", NULL },
+	{ "DSN and size parameters checked strictly",
+	  "EHLO c\r\nMAIL FROM:<a@b.test> SIZE=10 SIZE=20\r\nMAIL FROM:<a@b.test> RET=FULL ret=HDRS\r\n"
+	  "MAIL FROM:<a@b.test>\r\nRCPT TO:<u@example.test> NOTIFY=SUCCESS,,DELAY\r\n"
+	  "RCPT TO:<u@example.test> NOTIFY=DELAY,\r\nRCPT TO:<u@example.test> ORCPT=;u@example.test\r\n"
+	  "RCPT TO:<u@example.test> ORCPT=rfc 822;u\r\n"
+	  "RCPT TO:<u@example.test> NOTIFY=DELAY NOTIFY=NEVER\r\nRCPT TO:<u@example.test> NOTIFY=DELAY\r\nQUIT\r\n",
+	  GREETING EHLO_REPLY "501 5.5.4 Duplicate parameter\r\n501 5.5.4 Duplicate parameter\r\n"
+	  "250 2.1.0 Ok\r\n555 5.5.4 Unsupported option or malformed parameter\r\n"
+	  "555 5.5.4 Unsupported option or malformed parameter\r\n"
+	  "555 5.5.4 Unsupported option or malformed parameter\r\n"
+	  "555 5.5.4 Unsupported option or malformed parameter\r\n"
+	  "501 5.5.4 Duplicate parameter\r\n250 2.1.5 Ok\r\n221 2.0.0 Bye\r\n", NULL },
 	{ "recipient limit and misc commands",
 	  "EHLO c\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<u1@example.test>\r\nRCPT TO:<u2@example.test>\r\n"
 	  "RCPT TO:<u3@example.test>\r\nRCPT TO:<u4@example.test>\r\nVRFY u1\r\nEXPN list\r\nHELP\r\nNOOP\r\n"
