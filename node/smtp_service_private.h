@@ -121,6 +121,7 @@ struct smtp_conn {
 	struct smtp_queued *queued; /* the spool commit in flight, or NULL */
 	struct job *job;
 	char mechanisms[256]; /* what EHLO offers now */
+	char mechanisms_tls[256]; /* what it would offer with TLS */
 	char reply_text[512]; /* a RCPT refusal, until the engine sent it */
 	/* client policy (smtp_policy.h): taken at accept, kept for the
 	 * connection's life */

@@ -128,6 +128,9 @@ struct smtp_backend {
 struct smtp_settings {
 	const char *hostname;
 	const char *sasl_mechanisms;  /* for EHLO AUTH, already filtered for this connection */
+	/* What AUTH would offer once TLS is up (asked for before it: 538,
+	 * anything else 504); NULL = the same as now. */
+	const char *sasl_mechanisms_tls;
 	uint64_t max_message_size;    /* 0 = no limit advertised or enforced */
 	unsigned max_recipients;      /* per transaction */
 	bool tls_active;

@@ -13,15 +13,20 @@
 #include "proto/smtp/smtp_path.h"
 #include "proto/smtp/smtp_private.h"
 
-static bool offered(const struct smtp_session *s, const char *mech)
+static bool in_list(const char *list, const char *mech)
 {
 	size_t n = strlen(mech);
-	if (n == 0)
+	if (n == 0 || list == NULL)
 		return false;
-	for (const char *p = s->set.sasl_mechanisms; (p = strstr(p, mech)) != NULL; p += n)
-		if ((p == s->set.sasl_mechanisms || p[-1] == ' ') && (p[n] == ' ' || p[n] == '\0'))
+	for (const char *p = list; (p = strstr(p, mech)) != NULL; p += n)
+		if ((p == list || p[-1] == ' ') && (p[n] == ' ' || p[n] == '\0'))
 			return true;
 	return false;
+}
+
+static bool offered(const struct smtp_session *s, const char *mech)
+{
+	return in_list(s->set.sasl_mechanisms, mech);
 }
 
 static enum smtp_want cmd_helo(struct smtp_session *s, char *arg, bool ehlo)
@@ -333,7 +338,7 @@ static enum smtp_want cmd_auth(struct smtp_session *s, char *arg)
 	for (char *p = arg; *p; p++)
 		*p = (char)toupper((unsigned char)*p);
 	if (!offered(s, arg)) {
-		if (!s->set.tls_active && !s->set.plaintext_auth_allowed)
+		if (!s->set.tls_active && in_list(s->set.sasl_mechanisms_tls, arg))
 			return smtp_bad_command(s, 538, "5.7.11", "Encryption required for requested authentication mechanism");
 		return smtp_bad_command(s, 504, "5.5.4", "Unrecognized authentication type");
 	}

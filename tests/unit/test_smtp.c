@@ -345,11 +345,14 @@ static void test_plaintext_auth_refused_before_tls(void **state)
 	(void)state;
 	set.plaintext_auth_allowed = false;
 	set.sasl_mechanisms = "";
+	set.sasl_mechanisms_tls = "PLAIN LOGIN";
 	start(&f, &set);
-	drives(&f, "EHLO c\r\nAUTH PLAIN AGFsaWNlAHB3\r\n");
+	drives(&f, "EHLO c\r\nAUTH PLAIN AGFsaWNlAHB3\r\nAUTH FOO\r\n");
 	const char *o = textbuf_str(&f.out);
 	assert_null(strstr(o, "AUTH"));
-	assert_non_null(strstr(o, "538 5.7.11 Encryption required for requested authentication mechanism\r\n"));
+	/* a mechanism TLS would allow: 538; one that does not exist: 504 */
+	assert_non_null(strstr(o, "538 5.7.11 Encryption required for requested authentication mechanism\r\n"
+				  "504 5.5.4 Unrecognized authentication type\r\n"));
 	finish(&f);
 }
 
