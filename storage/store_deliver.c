@@ -48,16 +48,13 @@ static int rcpt_fail(struct store_rcpt *r, int code, const char *msg)
 	return code;
 }
 
-/* Links the message into new_fd/new_name: 0, 1 when this recipient has
- * it already (EEXIST), <0 on error. */
+/* Links the message into new_fd/new_name: 0 or <0. */
 static int link_from(struct mail_writer *w, struct deliver_src *src, int new_fd,
 		     const char *new_name, const char **error_r)
 {
 	int r = -1;
 	if (src->links < DELIVER_LINKS_PER_FILE) {
 		r = linkat(w->dir_fd, src->name, new_fd, new_name, 0);
-		if (r < 0 && errno == EEXIST)
-			return 1;
 		if (r < 0 && errno != EMLINK)
 			return store_fail_errno(error_r, false, "link into", "new/");
 	}
@@ -73,7 +70,7 @@ static int link_from(struct mail_writer *w, struct deliver_src *src, int new_fd,
 		memcpy(src->name, next, sizeof(next));
 		src->links = 0;
 		if (linkat(w->dir_fd, src->name, new_fd, new_name, 0) < 0)
-			return errno == EEXIST ? 1 : store_fail_errno(error_r, false, "link into", "new/");
+			return store_fail_errno(error_r, false, "link into", "new/");
 	}
 	src->links++;
 	return 0;
@@ -81,8 +78,8 @@ static int link_from(struct mail_writer *w, struct deliver_src *src, int new_fd,
 
 /* Charges the recipient and links the message, both under the counters
  * lock, so that fsck's recount (which holds it) sees both or neither
- * (quota_charge() would take and drop that lock itself). 0, 1 when the
- * recipient has the message already (nothing charged), QUOTA, or <0. */
+ * (quota_charge() would take and drop that lock itself). 0, QUOTA, or
+ * <0. */
 static int charge_and_link(struct store_user *user, struct mail_writer *w,
 			   struct deliver_src *src, int new_fd, const char *new_name,
 			   struct store_rcpt *r, const char **error_r)
@@ -94,11 +91,7 @@ static int charge_and_link(struct store_user *user, struct mail_writer *w,
 	ret = quota_counters_read_user(user, &c, error_r);
 	const struct store_quota_limit *q = &r->quota;
 	uint64_t nb = c.bytes + w->size, nm = c.messages + 1;
-	bool over = quota_over(q, nb, nm);
-	/* The same mailbox named again: it has this message, charged once. */
-	if (ret == 0 && over && faccessat(new_fd, new_name, F_OK, AT_SYMLINK_NOFOLLOW) == 0)
-		ret = 1;
-	else if (ret == 0 && over)
+	if (ret == 0 && quota_over(q, nb, nm))
 		ret = quota_refuse(&c, q, error_r);
 	if (ret == 0)
 		ret = link_from(w, src, new_fd, new_name, error_r);
@@ -115,28 +108,31 @@ static int charge_and_link(struct store_user *user, struct mail_writer *w,
 	return ret;
 }
 
-/* Whether dir is one of the new/ directories earlier recipients of this
+/* A recipient's new/ directory, by identity. */
+struct dir_id {
+	dev_t dev;
+	ino_t ino;
+};
+
+/* Whether id is one of the new/ directories earlier recipients of this
  * delivery got the message in (the same mailbox named twice). Asked of
  * the directories, not of the entry: an absorb may have taken the entry
  * out of new/ meanwhile. */
-static bool delivered_here_before(int dir, const int *earlier, size_t n)
+static bool delivered_here_before(const struct dir_id *id, const struct dir_id *earlier, size_t n)
 {
-	struct stat a, b;
-	if (fstat(dir, &a) < 0)
-		return false;
 	for (size_t i = 0; i < n; i++)
-		if (earlier[i] >= 0 && fstat(earlier[i], &b) == 0 && a.st_dev == b.st_dev &&
-		    a.st_ino == b.st_ino)
+		if (earlier[i].ino == id->ino && earlier[i].dev == id->dev)
 			return true;
 	return false;
 }
 
 /* Links the message into one recipient's mailbox; returns the new/ fd
- * (to sync) or <0 with the recipient's result set. earlier: the new/ fds
- * of the recipients before it (-1 where they failed). */
+ * (to sync) or <0 with the recipient's result set. earlier: the new/
+ * directories of the recipients before it that got the message; *id_r:
+ * this one's. */
 static int deliver_one(struct store *store, struct mail_writer *w, struct deliver_src *src,
-		       const char *new_name, struct store_rcpt *r, const int *earlier,
-		       size_t n_earlier)
+		       const char *new_name, struct store_rcpt *r, const struct dir_id *earlier,
+		       size_t n_earlier, struct dir_id *id_r)
 {
 	const char *err = NULL;
 	struct store_user *user = NULL;
@@ -153,7 +149,12 @@ static int deliver_one(struct store *store, struct mail_writer *w, struct delive
 	if (box_fd >= 0)
 		close(box_fd);
 	r->quota_warning = false;
-	if (ret == 0 && delivered_here_before(new_fd, earlier, n_earlier)) {
+	struct stat st;
+	if (ret == 0 && fstat(new_fd, &st) < 0)
+		ret = store_fail_errno(&err, false, "stat", "new/");
+	if (ret == 0)
+		*id_r = (struct dir_id){ st.st_dev, st.st_ino };
+	if (ret == 0 && delivered_here_before(id_r, earlier, n_earlier)) {
 		close(new_fd); /* one copy, one charge, one sync */
 		store_user_close(&user);
 		r->result = STORE_OK;
@@ -162,8 +163,6 @@ static int deliver_one(struct store *store, struct mail_writer *w, struct delive
 	}
 	if (ret == 0)
 		ret = charge_and_link(user, w, src, new_fd, new_name, r, &err);
-	if (ret == 1) /* already there: one copy, one charge */
-		ret = 0;
 	store_user_close(&user);
 	if (ret < 0) {
 		if (new_fd >= 0)
@@ -228,11 +227,16 @@ int store_deliver(struct store *store, struct mail_writer **wp, const struct sto
 	size_t delivered = 0;
 	struct deliver_src src = { .links = 0, .copies = 0 };
 	memcpy(src.name, w->name, sizeof(w->name));
+	struct dir_id *dirs = malloc((n + 1) * sizeof(*dirs)); /* of the delivered ones */
+	if (dirs == NULL)
+		abort();
 	for (size_t i = 0; i < n; i++) {
-		fds[i + 1] = deliver_one(store, w, &src, new_name, &rcpts[i], fds + 1, i);
+		fds[i + 1] = deliver_one(store, w, &src, new_name, &rcpts[i], dirs, delivered,
+					 &dirs[delivered]);
 		if (fds[i + 1] >= 0)
 			delivered++;
 	}
+	free(dirs);
 	if (delivered > 0) {
 		int *sync_fds = malloc((delivered + 1) * sizeof(int));
 		if (sync_fds == NULL)
