@@ -29,7 +29,6 @@ struct fsck_file {
 	uint64_t size;
 	int64_t mtime;
 	ino_t ino;
-	bool orphan;                   /* no record refers to it */
 };
 
 struct fsck_files {

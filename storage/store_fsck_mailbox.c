@@ -33,14 +33,14 @@
 #include "storage/store_lock.h"
 
 /* Records vs files. Returns the UIDs whose files are missing. */
-static void check_messages(struct fsck *fk, struct mailbox *box, struct fsck_files *files,
+static void check_messages(struct fsck *fk, struct mailbox *box, const struct fsck_files *files,
 			   struct uidset *missing)
 {
 	struct index_view *v = box->view;
 	size_t i = 0, j = 0;
 	while (i < v->n_recs || j < files->n) {
 		const struct mail_record *r = i < v->n_recs ? &v->recs[i] : NULL;
-		struct fsck_file *f = j < files->n ? &files->f[j] : NULL;
+		const struct fsck_file *f = j < files->n ? &files->f[j] : NULL;
 		if (f == NULL || (r != NULL && r->uid < f->uid)) {
 			const char *err = NULL;
 			int back = mailbox_absorb_restore(box, r, fk->repair, &err);
@@ -59,7 +59,6 @@ static void check_messages(struct fsck *fk, struct mailbox *box, struct fsck_fil
 		} else if (r == NULL || f->uid < r->uid) {
 			fsck_problem(fk, box->name, STORE_FSCK_ORPHAN_FILE, fk->repair,
 				     "file for UID %u (UIDNEXT %u) has no record", f->uid, v->state.uidnext);
-			f->orphan = true;
 			if (fk->repair) {
 				struct uid_range one = { f->uid, f->uid };
 				struct uidset s = { &one, 1, 1 };
@@ -134,15 +133,15 @@ static void check_box_dir(struct fsck *fk, struct mailbox *box)
 	closedir(d);
 }
 
-/* Only where a rebuild lost the absorb set: an entry sharing its inode
- * with a message that has a record was absorbed. Otherwise the set alone
- * decides, as for every absorber: a COPY can share a pending entry's
- * inode (one delivery naming two mailboxes of a user), and an orphan
- * sharing it is an absorber that died between its link and its record. */
+/* Only where a rebuild lost the absorb set (every file then has a record):
+ * an entry sharing its inode with a message was absorbed. Otherwise the
+ * set alone decides, as for every absorber: a COPY can share a pending
+ * entry's inode (one delivery naming two mailboxes of a user), and so can
+ * an orphan, an absorber that died between its link and its record. */
 static bool ino_is_message(const struct fsck_files *files, ino_t ino)
 {
 	for (size_t i = 0; i < files->n; i++)
-		if (files->f[i].ino == ino && !files->f[i].orphan)
+		if (files->f[i].ino == ino)
 			return true;
 	return false;
 }

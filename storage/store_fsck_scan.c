@@ -75,7 +75,7 @@ static void scan_bucket(struct fsck *fk, const char *mailbox, DIR *d, uint32_t b
 					abort();
 			}
 			files->f[files->n++] = (struct fsck_file){ uid, (uint64_t)st.st_size, st.st_mtime,
-								   st.st_ino, false };
+								   st.st_ino };
 		} else if ((uid = parse_uid(n, ".cache")) != 0) {
 			if (files->n_caches == files->cap_caches) {
 				files->cap_caches = files->cap_caches ? files->cap_caches * 2 : 64;
