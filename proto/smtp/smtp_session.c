@@ -158,6 +158,20 @@ void smtp_data_bytes(struct smtp_session *s, const char *data, size_t len)
 		s->data_write_failed = true;
 }
 
+/* Why the message cannot be taken (into s->refusal), or false. */
+static bool message_refused(struct smtp_session *s, bool bare)
+{
+	if (bare)
+		smtp_refuse(s, 550, "5.6.11", "Message contains a bare CR or LF; use CRLF line endings");
+	else if (s->data_too_big)
+		smtp_refuse(s, 552, "5.3.4", "Message size exceeds fixed maximum message size");
+	else if (s->data_write_failed)
+		smtp_refuse(s, 451, "4.3.0", "Error: local problem writing the message, try again later");
+	else
+		return false;
+	return true;
+}
+
 enum smtp_want smtp_data_finished(struct smtp_session *s)
 {
 	bool bare = s->phase == SMTP_PHASE_DATA && s->decoder.bare_line_end;
@@ -166,14 +180,9 @@ enum smtp_want smtp_data_finished(struct smtp_session *s)
 		smtp_data_bytes(s, "\r\n", 2); /* the last line's end, as DATA's always has */
 
 	s->phase = SMTP_PHASE_COMMAND;
-	if (bare || s->data_too_big || s->data_write_failed) {
+	if (message_refused(s, bare)) {
 		s->be->data_commit(s->ctx, false);
-		if (bare)
-			smtp_reply(s, 550, "5.6.11", "Message contains a bare CR or LF; use CRLF line endings");
-		else if (s->data_too_big)
-			smtp_reply(s, 552, "5.3.4", "Message size exceeds fixed maximum message size");
-		else
-			smtp_reply(s, 451, "4.3.0", "Error: local problem writing the message, try again later");
+		smtp_reply(s, s->refusal.code, s->refusal.enhanced, s->refusal.text);
 		smtp_transaction_reset(s);
 		return SMTP_WANT_INPUT;
 	}
@@ -257,20 +266,6 @@ static size_t bdat_normalize(struct smtp_session *s, const char *in, size_t len,
 	return o;
 }
 
-/* The chunk that pushed the message over the size limit, or could not be
- * written, fails the transaction now rather than at BDAT LAST: the client
- * hears it at once, and the rest of its chunks are dropped. */
-static void bdat_fail_message(struct smtp_session *s)
-{
-	s->be->data_commit(s->ctx, false);
-	s->data_started = false;
-	s->bdat_failed = true;
-	if (s->data_too_big)
-		smtp_refuse(s, 552, "5.3.4", "Message size exceeds fixed maximum message size");
-	else
-		smtp_refuse(s, 451, "4.3.0", "Error: local problem writing the message, try again later");
-}
-
 static size_t run_bdat(struct smtp_session *s, const char *data, size_t len)
 {
 	char out[2 * SMTP_DATA_PIECE];
@@ -283,8 +278,15 @@ static size_t run_bdat(struct smtp_session *s, const char *data, size_t len)
 	s->bdat_left -= take;
 	s->bdat_received += take;
 	if (s->bdat_left == 0) {
-		if (s->data_started && !s->bdat_last && (s->data_too_big || s->data_write_failed))
-			bdat_fail_message(s);
+		/* The chunk that pushed the message over the size limit, or could
+		 * not be written, fails the transaction now rather than at BDAT
+		 * LAST: the client hears it at once, the rest of its chunks are
+		 * dropped. */
+		if (s->data_started && !s->bdat_last && message_refused(s, false)) {
+			s->be->data_commit(s->ctx, false);
+			s->data_started = false;
+			s->bdat_failed = true;
+		}
 		if (!s->data_started) {
 			/* refused when its command came (or by the chunk before):
 			 * answered now, after its octets, so replies stay in order */
