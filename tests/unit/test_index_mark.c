@@ -22,6 +22,40 @@
 #include "storage/mailbox_internal.h"
 #include "tests/unit/test_store_helpers.h"
 
+/* A store with kim's INBOX open for writing (w, one message in it) and
+ * for reading (r). */
+struct fixture {
+	char *root;
+	struct store *s;
+	struct store_user *u;
+	struct mailbox *w, *r;
+};
+
+static int setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+	f->root = tstore_mkdtemp();
+	f->s = tstore_open(f->root, 0);
+	f->u = tstore_user(f->s, "kim@example.com");
+	f->w = tstore_mailbox(f->u, "INBOX", 0);
+	tstore_append(f->s, f->w, "Subject: 1\r\n\r\nx\r\n", 0, NULL);
+	f->r = tstore_mailbox(f->u, "INBOX", MAILBOX_OPEN_READONLY);
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fixture *f = *state;
+	mailbox_close(&f->r);
+	mailbox_close(&f->w);
+	store_user_close(&f->u);
+	store_close(&f->s);
+	tstore_rmrf(&f->root);
+	free(f);
+	return 0;
+}
+
 /* What index_rotate has done when killed inside its fsync of the old log:
  * the next log exists, the ROTATE record is in the old one, unmarked. */
 static void rotate_killed_before_mark(struct store *s, struct mailbox *box)
@@ -46,69 +80,47 @@ static void rotate_killed_before_mark(struct store *s, struct mailbox *box)
 
 static void test_killed_rotation_does_not_strand_readers(void **state)
 {
-	(void)state;
-	char *root = tstore_mkdtemp();
-	struct store *s = tstore_open(root, 0);
-	struct store_user *u = tstore_user(s, "kim@example.com");
-	struct mailbox *w = tstore_mailbox(u, "INBOX", 0);
-	tstore_append(s, w, "Subject: 1\r\n\r\nx\r\n", 0, NULL);
-	tstore_append(s, w, "Subject: 2\r\n\r\nx\r\n", 0, NULL);
-	struct mailbox *r = tstore_mailbox(u, "INBOX", MAILBOX_OPEN_READONLY);
-	rotate_killed_before_mark(s, w);
+	struct fixture *f = *state;
+	tstore_append(f->s, f->w, "Subject: 2\r\n\r\nx\r\n", 0, NULL);
+	rotate_killed_before_mark(f->s, f->w);
 
 	struct tstore_fsck_report rep;
-	assert_int_equal(tstore_fsck(s, "kim@example.com", false, &rep), 1);
+	assert_int_equal(tstore_fsck(f->s, "kim@example.com", false, &rep), 1);
 	assert_int_equal(rep.counts[STORE_FSCK_UNSYNCED], 1);
 	assert_int_equal(rep.repaired, 0);
 
 	for (int i = 3; i <= 5; i++)
-		tstore_append(s, w, "Subject: n\r\n\r\nx\r\n", 0, NULL);
+		tstore_append(f->s, f->w, "Subject: n\r\n\r\nx\r\n", 0, NULL);
 	const char *err = NULL;
 	struct mailbox_status st;
-	assert_int_equal(mailbox_sync(r, NULL, NULL, &err), 0);
-	mailbox_get_status(r, &st);
+	assert_int_equal(mailbox_sync(f->r, NULL, NULL, &err), 0);
+	mailbox_get_status(f->r, &st);
 	assert_int_equal(st.messages, 5);
-	assert_int_equal(mailbox_status(u, "INBOX", &st, &err), 0);
+	assert_int_equal(mailbox_status(f->u, "INBOX", &st, &err), 0);
 	assert_int_equal(st.messages, 5);
 	assert_int_equal(st.uidnext, 6);
-	assert_int_equal(tstore_fsck(s, "kim@example.com", false, &rep), 0);
-	mailbox_close(&r);
-	mailbox_close(&w);
-	store_user_close(&u);
-	store_close(&s);
-	tstore_rmrf(&root);
+	assert_int_equal(tstore_fsck(f->s, "kim@example.com", false, &rep), 0);
 }
 
 /* fsck --repair marks it as well, with no writer around. */
 static void test_fsck_marks_killed_rotation(void **state)
 {
-	(void)state;
-	char *root = tstore_mkdtemp();
-	struct store *s = tstore_open(root, 0);
-	struct store_user *u = tstore_user(s, "kim@example.com");
-	struct mailbox *w = tstore_mailbox(u, "INBOX", 0);
-	tstore_append(s, w, "Subject: 1\r\n\r\nx\r\n", 0, NULL);
-	struct mailbox *r = tstore_mailbox(u, "INBOX", MAILBOX_OPEN_READONLY);
-	rotate_killed_before_mark(s, w);
-	mailbox_close(&w);
+	struct fixture *f = *state;
+	rotate_killed_before_mark(f->s, f->w);
+	mailbox_close(&f->w);
 	struct tstore_fsck_report rep;
-	assert_int_equal(tstore_fsck(s, "kim@example.com", true, &rep), 1);
+	assert_int_equal(tstore_fsck(f->s, "kim@example.com", true, &rep), 1);
 	assert_int_equal(rep.counts[STORE_FSCK_UNSYNCED], 1);
 	assert_int_equal(rep.repaired, 1);
-	assert_int_equal(tstore_fsck(s, "kim@example.com", false, &rep), 0);
+	assert_int_equal(tstore_fsck(f->s, "kim@example.com", false, &rep), 0);
 	/* The reader can follow the rotation now. */
-	w = tstore_mailbox(u, "INBOX", MAILBOX_OPEN_APPEND_ONLY);
-	tstore_append(s, w, "Subject: 2\r\n\r\nx\r\n", 0, NULL);
-	mailbox_close(&w);
+	f->w = tstore_mailbox(f->u, "INBOX", MAILBOX_OPEN_APPEND_ONLY);
+	tstore_append(f->s, f->w, "Subject: 2\r\n\r\nx\r\n", 0, NULL);
 	const char *err = NULL;
 	struct mailbox_status st;
-	assert_int_equal(mailbox_sync(r, NULL, NULL, &err), 0);
-	mailbox_get_status(r, &st);
+	assert_int_equal(mailbox_sync(f->r, NULL, NULL, &err), 0);
+	mailbox_get_status(f->r, &st);
 	assert_int_equal(st.messages, 2);
-	mailbox_close(&r);
-	store_user_close(&u);
-	store_close(&s);
-	tstore_rmrf(&root);
 }
 
 struct late_raise {
@@ -137,13 +149,10 @@ static uint64_t mark_of(int fd)
  * higher value) waits, then finds the higher value and leaves it. */
 static void test_late_raise_waits_for_the_rotation(void **state)
 {
-	(void)state;
-	char *root = tstore_mkdtemp();
-	struct store *s = tstore_open(root, 0);
-	struct store_user *u = tstore_user(s, "kim@example.com");
-	struct mailbox *w = tstore_mailbox(u, "INBOX", 0);
-	for (int i = 0; i < 3; i++)
-		tstore_append(s, w, "Subject: n\r\n\r\nx\r\n", 0, NULL);
+	struct fixture *f = *state;
+	struct mailbox *w = f->w;
+	for (int i = 0; i < 2; i++)
+		tstore_append(f->s, w, "Subject: n\r\n\r\nx\r\n", 0, NULL);
 	char name[32];
 	index_log_name(w->view->log_seq, name, sizeof(name));
 	int fd_rotator = openat(w->dir_fd, name, O_RDWR | O_CLOEXEC);
@@ -174,18 +183,15 @@ static void test_late_raise_waits_for_the_rotation(void **state)
 	assert_int_equal(mark_of(fd_rotator), end);
 	close(fd_rotator);
 	close(fd_committer);
-	mailbox_close(&w);
-	store_user_close(&u);
-	store_close(&s);
-	tstore_rmrf(&root);
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_killed_rotation_does_not_strand_readers),
-		cmocka_unit_test(test_fsck_marks_killed_rotation),
-		cmocka_unit_test(test_late_raise_waits_for_the_rotation),
+		cmocka_unit_test_setup_teardown(test_killed_rotation_does_not_strand_readers, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_fsck_marks_killed_rotation, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_late_raise_waits_for_the_rotation, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
