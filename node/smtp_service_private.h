@@ -55,15 +55,12 @@ struct smtp_local_rcpt {
 	unsigned notify;		     /* the RCPT's SMTP_NOTIFY_* bits, 0 = none */
 };
 
-/* ORCPT= as RFC 3461 §4.2 bounds it. */
-#define SMTP_ORCPT_MAX 500
-
 /* A recipient in another domain that the relay policy permitted
  * (smtp_policy.c). The transaction keeps them for the queue. */
 struct smtp_remote_rcpt {
 	char address[SMTP_PATH_MAX + 1]; /* as the client named it */
 	unsigned notify;		 /* SMTP_NOTIFY_* bits, 0 when absent */
-	char orcpt[SMTP_ORCPT_MAX + 1];	 /* "" when absent */
+	char orcpt[SMTP_ORCPT_VALUE_MAX + 1]; /* "" when absent */
 };
 
 /* The envelope and message of the transaction in progress. */

@@ -39,8 +39,8 @@
 #define SMTP_SASL_LINE_MAX 16384
 #define SMTP_MAX_BAD_COMMANDS 20
 #define SMTP_PATH_MAX 320
-/* ORCPT= (RFC 3461 allows 500): as long as a queued envelope keeps, which
- * holds any path of SMTP_PATH_MAX as "rfc822;" and xtext without escapes. */
+/* ORCPT= (RFC 3461 allows 500): as long as a queued envelope keeps
+ * (QUEUE_ADDRESS_MAX - 1). A longer one made for an alias is left out. */
 #define SMTP_ORCPT_VALUE_MAX 320
 
 enum smtp_want {

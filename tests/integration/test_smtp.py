@@ -362,6 +362,19 @@ def test_quota_at_rcpt_and_after_data(mx):
     assert len(mailbox_files(mx, BOB)) == 1
 
 
+def test_forward_with_an_orcpt_too_long_to_keep(mx):
+    """An alias whose address, as ORCPT (rfc822; and xtext), is longer than a
+    queued envelope keeps: the forward goes out without the ORCPT rather
+    than the message being refused at every try."""
+    domain = ".".join(["l" * 60] * 4)  # 243 characters
+    alias = "+" * 40 + "@" + domain      # xtext: 120 + 244, past 320
+    mx.ctl("domain", "add", domain)
+    mx.ctl("alias", "add", alias, "someone@elsewhere.test")
+    with smtplib.SMTP("127.0.0.1", mx.ports["smtp"], timeout=20) as s:
+        assert s.sendmail("sender@example.org", [alias], message(subject="long orcpt")) == {}
+    mx.wait_log("to=<someone@elsewhere.test>")
+
+
 def test_quota_warning_logged_once_when_crossed(mx):
     """queue.quota_warning (90% by default): the delivery that takes a
     user's usage across it says so in its log line; the ones before and
