@@ -47,7 +47,7 @@ void hex_xtext_encode(const char *s, struct textbuf *out)
 
 static bool xtext_hex(unsigned char c, bool any_case)
 {
-	return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'F') || (any_case && c >= 'a' && c <= 'f');
+	return hex_digit_value(c) >= 0 && (any_case || !(c >= 'a' && c <= 'f'));
 }
 
 bool hex_xtext_valid(const char *s, bool any_case)

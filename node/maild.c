@@ -54,7 +54,6 @@ struct maild {
 	 * retires it instead of freeing it, and the command's end frees it.
 	 * cfg_lock guards the swap and these three, never a whole command. */
 	pthread_mutex_t cfg_lock;
-	bool command_running;
 	const struct node_config *command_cfg; /* the running command's (control thread) */
 	struct node_config *retired;
 	const char *config_path;
@@ -301,11 +300,9 @@ static int control_handle(int argc, char **argv, struct textbuf *out, struct tex
 	pthread_mutex_lock(&d->cfg_lock);
 	struct command_env env = d->env;
 	d->command_cfg = env.cfg = d->cfg;
-	d->command_running = true;
 	pthread_mutex_unlock(&d->cfg_lock);
 	int rc = commands_run(&env, argc, argv, out, err);
 	pthread_mutex_lock(&d->cfg_lock);
-	d->command_running = false;
 	d->command_cfg = NULL;
 	node_config_free(&d->retired);
 	pthread_mutex_unlock(&d->cfg_lock);
@@ -467,7 +464,7 @@ static void reload(struct maild *d)
 	struct node_config *old = d->cfg;
 	d->cfg = fresh;
 	d->env.cfg = fresh;
-	if (d->command_running && old == d->command_cfg)
+	if (old == d->command_cfg) /* NULL when no command runs */
 		d->retired = old; /* the command's end frees it */
 	else
 		node_config_free(&old);

@@ -22,6 +22,7 @@
 
 #include "lib/dsn.h"
 #include "lib/fd_read.h"
+#include "lib/mime_downgrade.h"
 #include "node/log.h"
 #include "node/queue_id.h"
 #include "node/queue_manager_private.h"
@@ -40,8 +41,7 @@ int qm_enqueue_text(struct queue_manager *qm, const char *sender, const char *co
 	env.arrival = (int64_t)time(NULL);
 	/* the returned original (or its header) may be 8-bit: declared, or
 	 * downgraded for a server without 8BITMIME */
-	for (size_t i = 0; i < text->len && !env.body_8bit; i++)
-		env.body_8bit = (unsigned char)text->data[i] >= 0x80;
+	env.body_8bit = mime_has_8bit(text->data, text->len);
 	int ret = 0;
 	for (size_t i = 0; i < nrcpt && ret == 0; i++)
 		ret = queue_envelope_add_rcpt(&env, rcpts[i], "", QUEUE_NOTIFY_NEVER);

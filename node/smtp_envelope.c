@@ -19,7 +19,7 @@
  *   a mailbox reached without room           452 4.2.2 Mailbox full
  *   ... smaller than MAIL's SIZE= altogether  552 5.2.2
  *   more recipients than a message may have   452 4.5.3 (next transaction)
- *     (SMTP_LOCAL_RCPT_MAX, less one for the
+ *     (QUEUE_RCPT_MAX, less one for the
  *     archive copy: local mailboxes and remote
  *     targets, aliases and groups expanded)
  *   malformed address                         501 5.1.3
@@ -318,7 +318,7 @@ bool *smtp_txn_remote_repeats(const struct smtp_txn *t)
 static size_t smtp_txn_room(const struct smtp_txn *t)
 {
 	size_t used = t->nlocal + t->nremote + 1;
-	return used < SMTP_LOCAL_RCPT_MAX ? SMTP_LOCAL_RCPT_MAX - used : 0;
+	return used < QUEUE_RCPT_MAX ? QUEUE_RCPT_MAX - used : 0;
 }
 
 /* Keeps a permitted remote recipient: 0, or -1 out of memory. */
@@ -486,7 +486,7 @@ void smtp_envelope_rcpt_to(void *ctx, const char *forward_path, const struct smt
 	} else if (smtp_rcpt_quota(sc, &x, forward_path, reply) == 0) {
 		for (size_t k = 0; k < x.n; k++)
 			x.rcpts[k].notify = p->notify;
-		if (x.n > 0 && (p->notify & SMTP_NOTIFY_SUCCESS) && !(p->notify & SMTP_NOTIFY_NEVER))
+		if (x.n > 0 && (p->notify & SMTP_NOTIFY_SUCCESS)) /* NEVER comes alone */
 			t->notify_success = true;
 		if (smtp_txn_add(t, &x) < 0 || smtp_txn_add_forwards(t, &x, forward_path, p) < 0) {
 			smtp_rcpt_refuse(sc, reply, 451, "4.3.0", forward_path, "%s",

@@ -34,10 +34,6 @@
 #include "storage/queue.h"
 #include "storage/store.h"
 
-/* Local mailboxes one message may reach after alias and group expansion
- * (RCPTs beyond it get 452 4.5.3): bounds the commit's work and memory
- * whatever the groups contain. */
-#define SMTP_LOCAL_RCPT_MAX 10000
 /* Client bytes handed to the engine per step; the pump checks the output
  * queue between steps (replies to a pipelined batch stay bounded). */
 #define SMTP_INPUT_PIECE 16384

@@ -12,7 +12,7 @@ import threading
 import time
 
 from dns_server import DnsServer
-from test_smtp_queue import mailbox, message, setup_domain, wait_for, with_subject
+from test_smtp_queue import message, setup_domain, wait_for, with_subject
 
 ALICE = "alice@a.test"
 
