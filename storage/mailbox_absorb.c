@@ -41,7 +41,6 @@ struct absorb_entry {
 	uint64_t keywords;    /* mask, set under the lock before the record */
 	bool has_keywords;
 	bool keep;            /* a leftover a light view cannot check: carried, not unlinked */
-	struct timespec linked; /* when the delivery linked it (ctime), for the order */
 };
 
 struct absorb_list {
@@ -170,18 +169,16 @@ static void list_add(struct absorb_list *l, const struct absorb_entry *e)
 	l->e[l->n++] = *e;
 }
 
-/* UIDs in the order of arrival: the date (seconds), then when the entry
- * was linked (deliveries within one second keep their order), then the
- * name. */
+/* UIDs in the order of arrival: the date (seconds), then the name, which
+ * begins with the GUID, whose first half is its creation time in ns
+ * (deliveries within one second keep their order). Not the entry's ctime:
+ * the inode of a delivery to several mailboxes changes with every link
+ * and unlink of it anywhere. */
 static int entry_cmp(const void *a, const void *b)
 {
 	const struct absorb_entry *x = a, *y = b;
 	if (x->date != y->date)
 		return x->date < y->date ? -1 : 1;
-	if (x->linked.tv_sec != y->linked.tv_sec)
-		return x->linked.tv_sec < y->linked.tv_sec ? -1 : 1;
-	if (x->linked.tv_nsec != y->linked.tv_nsec)
-		return x->linked.tv_nsec < y->linked.tv_nsec ? -1 : 1;
 	return strcmp(x->name, y->name);
 }
 
@@ -240,10 +237,6 @@ static int list_new(struct mailbox *box, struct absorb_list *fresh, struct absor
 		e.keep = false;
 		memcpy(e.name, de->d_name, strlen(de->d_name) + 1);
 		bool done = index_absorb_contains(box->view, e.guid);
-		struct stat st;
-		e.linked = (struct timespec){ 0, 0 };
-		if (!done && fstatat(box->new_fd, e.name, &st, AT_SYMLINK_NOFOLLOW) == 0)
-			e.linked = st.st_ctim;
 		if (done)
 			ret = leftover_check(box, &e, error_r);
 		list_add(done ? left : fresh, &e);

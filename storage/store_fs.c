@@ -213,9 +213,17 @@ void store_random(void *buf, size_t n)
 	}
 }
 
+/* The first 8 bytes are the creation time in ns (big-endian), the rest
+ * random: unique, and names made of GUIDs sort in the order they were
+ * made (absorb gives UIDs in arrival order by it). */
 void store_guid_new(uint8_t guid[16])
 {
-	store_random(guid, 16);
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	uint64_t ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+	for (int i = 0; i < 8; i++)
+		guid[i] = (uint8_t)(ns >> (56 - 8 * i));
+	store_random(guid + 8, 8);
 }
 
 void store_hex(const uint8_t *bytes, size_t n, char *out)

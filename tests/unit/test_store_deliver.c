@@ -168,6 +168,42 @@ static void test_absorb_keeps_arrival_order(void **state)
 	store_user_close(&u);
 }
 
+/* The order survives another mailbox absorbing the same delivery (one
+ * inode for both: its links and unlinks change its ctime). */
+static void test_absorb_order_with_shared_deliveries(void **state)
+{
+	struct fixture *f = *state;
+	const char *err;
+	const char *both[] = { "ann@example.com", "ben@example.com" };
+	for (int i = 0; i < 2; i++) {
+		char text[64];
+		snprintf(text, sizeof(text), "Subject: n%d\r\n\r\nbody\r\n", i);
+		struct store_rcpt r[2];
+		memset(r, 0, sizeof(r));
+		r[0].address = both[0];
+		r[1].address = both[1];
+		struct mail_writer *w = tstore_writer(f->s, text);
+		assert_int_equal(store_deliver(f->s, &w, NULL, r, i == 0 ? 2 : 1, &err), 0);
+		usleep(25000);
+	}
+	struct store_user *ben = tstore_user(f->s, both[1]);
+	struct mailbox *b = tstore_mailbox(ben, "INBOX", 0); /* absorbs n0 first */
+	mailbox_close(&b);
+	store_user_close(&ben);
+	struct store_user *ann = tstore_user(f->s, both[0]);
+	b = tstore_mailbox(ann, "INBOX", MAILBOX_OPEN_READONLY);
+	for (uint32_t uid = 1; uid <= 2; uid++) {
+		char buf[16], want[16];
+		size_t n = 0;
+		assert_int_equal(mailbox_msg_read(b, uid, 0, buf, 11, &n, &err), 0);
+		buf[n] = '\0';
+		snprintf(want, sizeof(want), "Subject: n%u", uid - 1);
+		assert_string_equal(buf, want);
+	}
+	mailbox_close(&b);
+	store_user_close(&ann);
+}
+
 /* The crash windows of absorption, recreated by hand. */
 static void test_absorb_leftovers(void **state)
 {
@@ -517,6 +553,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_deliver_into_folder_and_sync, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_absorb_leftovers, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_absorb_keeps_arrival_order, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_absorb_order_with_shared_deliveries, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_absorbed_link_lost, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_delete_gives_back_exact_usage, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_deliver_quota_warning, setup, teardown),
