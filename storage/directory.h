@@ -210,9 +210,12 @@ int directory_lookup_kind(struct directory *dir, const char *address);
  * DIRECTORY_E_NOTFOUND when the domain is local but nothing matches;
  * DIRECTORY_E_INVALID for a malformed address.
  * A target whose domain is local but that matches nothing (e.g. a deleted
- * user still listed in a group) is dropped; so are branches deeper than
- * DIRECTORY_RESOLVE_DEPTH. If cb returns <0 the expansion stops and that
- * value is returned; >0 stops it and 1 is returned.
+ * user still listed in a group) is dropped. An address whose expansion
+ * goes deeper than DIRECTORY_RESOLVE_DEPTH fails whole with
+ * DIRECTORY_E_NOTFOUND, possibly after cb was called for some recipients:
+ * callers discard what they collected on an error. If cb returns <0 the
+ * expansion stops and that value is returned; >0 stops it and 1 is
+ * returned.
  */
 #define DIRECTORY_RESOLVE_DEPTH 8
 typedef int directory_resolve_cb(const char *address, bool local, void *ctx);

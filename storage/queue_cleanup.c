@@ -117,11 +117,11 @@ static int sweep_data(struct sweep *s, const char *name)
 
 int queue_cleanup(struct queue *q, int64_t max_age, const char **error_r)
 {
-	if (!queue_locked(q) && strcmp(q->name, "maildrop") != 0)
-		return store_fail(error_r, STORE_E_INVALID, "cleaning spool %s needs its lock",
-				  q->name);
+	int ret = queue_need_lock(q, true, "cleaning", error_r);
+	if (ret < 0)
+		return ret;
 	struct sweep s = {q, max_age, 0, error_r};
-	int ret = each_entry(&s, "tmp", sweep_tmp);
+	ret = each_entry(&s, "tmp", sweep_tmp);
 	if (ret == STORE_OK)
 		ret = each_entry(&s, "env", sweep_env);
 	if (ret == STORE_OK)

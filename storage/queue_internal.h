@@ -39,6 +39,10 @@ bool queue_id_valid_len(const char *id, size_t len);
 /* A new temporary file tmp/<prefix>-<random hex>; its name goes to
  * name (at least 24 bytes). Returns the descriptor or <0. */
 int queue_tmp_create(struct queue *q, char prefix, char *name, const char **error_r);
+/* What only the spool's lock holder may do: STORE_E_INVALID without it.
+ * maildrop_ok: the maildrop has no owner, any node may do this there
+ * (move messages out, clean). */
+int queue_need_lock(struct queue *q, bool maildrop_ok, const char *what, const char **error_r);
 
 /* Reads env/<id> and decodes it: NOTFOUND when there is no envelope,
  * CORRUPT when it does not decode. Does not look at the data file. */

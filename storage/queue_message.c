@@ -29,14 +29,6 @@ static int check_id(const char *id, const char **error_r)
 	return STORE_OK;
 }
 
-static int need_lock(struct queue *q, const char *what, const char **error_r)
-{
-	if (!queue_locked(q))
-		return store_fail(error_r, STORE_E_INVALID, "%s in spool %s needs its lock", what,
-				  q->name);
-	return STORE_OK;
-}
-
 int queue_envelope_load(struct queue *q, const char *id, struct queue_envelope *env_r,
 			const char **error_r)
 {
@@ -154,7 +146,7 @@ int queue_message_open(struct queue *q, const char *id, int *fd_r, uint64_t *siz
 
 int queue_envelope_update(struct queue *q, const struct queue_envelope *env, const char **error_r)
 {
-	int ret = need_lock(q, "updating an envelope", error_r);
+	int ret = queue_need_lock(q, false, "updating an envelope", error_r);
 	if (ret < 0 || (ret = check_id(env->id, error_r)) < 0)
 		return ret;
 	struct stat st;
@@ -187,7 +179,7 @@ int queue_envelope_update(struct queue *q, const struct queue_envelope *env, con
 
 int queue_remove(struct queue *q, const char *id, const char **error_r)
 {
-	int ret = need_lock(q, "removing a message", error_r);
+	int ret = queue_need_lock(q, false, "removing a message", error_r);
 	if (ret < 0 || (ret = check_id(id, error_r)) < 0)
 		return ret;
 	/* Envelope first: a crash in between leaves only data, which
@@ -218,8 +210,7 @@ int queue_move(struct queue *from, struct queue *to, const char *id, const char 
 	int ret = check_id(id, error_r);
 	if (ret < 0)
 		return ret;
-	if (strcmp(from->name, "maildrop") != 0 &&
-	    (ret = need_lock(from, "moving a message out", error_r)) < 0)
+	if ((ret = queue_need_lock(from, true, "moving a message out", error_r)) < 0)
 		return ret;
 	if (from == to || strcmp(from->path, to->path) == 0)
 		return store_fail(error_r, STORE_E_INVALID, "moving %s onto its own spool", id);

@@ -177,6 +177,13 @@ int queue_lock(struct queue *q, const char **error_r)
 	return ret;
 }
 
+int queue_need_lock(struct queue *q, bool maildrop_ok, const char *what, const char **error_r)
+{
+	if ((maildrop_ok && strcmp(q->name, "maildrop") == 0) || queue_locked(q))
+		return STORE_OK;
+	return store_fail(error_r, STORE_E_INVALID, "%s in spool %s needs its lock", what, q->name);
+}
+
 bool queue_locked(const struct queue *q)
 {
 	struct queue *mq = (struct queue *)q; /* the mutex is not part of the value */
