@@ -108,31 +108,33 @@ static int charge_and_link(struct store_user *user, struct mail_writer *w,
 	return ret;
 }
 
-/* A recipient's new/ directory, by identity. */
-struct dir_id {
-	dev_t dev;
-	ino_t ino;
+/* A recipient's mailbox, by its user's path and normalised name (kept in
+ * the delivery's names buffer), with a hash to compare first. */
+struct box_id {
+	uint32_t hash;
+	size_t off;
 };
 
-/* Whether id is one of the new/ directories earlier recipients of this
- * delivery got the message in (the same mailbox named twice). Asked of
- * the directories, not of the entry: an absorb may have taken the entry
- * out of new/ meanwhile. */
-static bool delivered_here_before(const struct dir_id *id, const struct dir_id *earlier, size_t n)
+/* Whether id names a mailbox earlier recipients of this delivery got the
+ * message in (the same mailbox named twice). Asked of the mailbox, not of
+ * its new/ entry: an absorb may have taken the entry out meanwhile. */
+static bool delivered_here_before(const struct box_id *id, const struct textbuf *names,
+				  const struct box_id *earlier, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
-		if (earlier[i].ino == id->ino && earlier[i].dev == id->dev)
+		if (earlier[i].hash == id->hash &&
+		    strcmp(names->data + earlier[i].off, names->data + id->off) == 0)
 			return true;
 	return false;
 }
 
 /* Links the message into one recipient's mailbox; returns the new/ fd
- * (to sync) or <0 with the recipient's result set. earlier: the new/
- * directories of the recipients before it that got the message; *id_r:
- * this one's. */
+ * (to sync) or <0 with the recipient's result set. earlier: the mailboxes
+ * of the recipients before it that got the message; *id_r: this one's
+ * (its name appended to names). */
 static int deliver_one(struct store *store, struct mail_writer *w, struct deliver_src *src,
-		       const char *new_name, struct store_rcpt *r, const struct dir_id *earlier,
-		       size_t n_earlier, struct dir_id *id_r)
+		       const char *new_name, struct store_rcpt *r, struct textbuf *names,
+		       const struct box_id *earlier, size_t n_earlier, struct box_id *id_r)
 {
 	const char *err = NULL;
 	struct store_user *user = NULL;
@@ -149,12 +151,13 @@ static int deliver_one(struct store *store, struct mail_writer *w, struct delive
 	if (box_fd >= 0)
 		close(box_fd);
 	r->quota_warning = false;
-	struct stat st;
-	if (ret == 0 && fstat(new_fd, &st) < 0)
-		ret = store_fail_errno(&err, false, "stat", "new/");
-	if (ret == 0)
-		*id_r = (struct dir_id){ st.st_dev, st.st_ino };
-	if (ret == 0 && delivered_here_before(id_r, earlier, n_earlier)) {
+	if (ret == 0) {
+		id_r->off = names->len;
+		textbuf_printf(names, "%s/%s", user->path, norm);
+		id_r->hash = store_fnv1a(names->data + id_r->off);
+		textbuf_putc(names, '\0');
+	}
+	if (ret == 0 && delivered_here_before(id_r, names, earlier, n_earlier)) {
 		close(new_fd); /* one copy, one charge, one sync */
 		store_user_close(&user);
 		r->result = STORE_OK;
@@ -227,16 +230,18 @@ int store_deliver(struct store *store, struct mail_writer **wp, const struct sto
 	size_t delivered = 0;
 	struct deliver_src src = { .links = 0, .copies = 0 };
 	memcpy(src.name, w->name, sizeof(w->name));
-	struct dir_id *dirs = malloc((n + 1) * sizeof(*dirs)); /* of the delivered ones */
-	if (dirs == NULL)
+	struct box_id *boxes = malloc((n + 1) * sizeof(*boxes)); /* of the delivered ones */
+	struct textbuf names = TEXTBUF_INIT;
+	if (boxes == NULL)
 		abort();
 	for (size_t i = 0; i < n; i++) {
-		fds[i + 1] = deliver_one(store, w, &src, new_name, &rcpts[i], dirs, delivered,
-					 &dirs[delivered]);
+		fds[i + 1] = deliver_one(store, w, &src, new_name, &rcpts[i], &names, boxes, delivered,
+					 &boxes[delivered]);
 		if (fds[i + 1] >= 0)
 			delivered++;
 	}
-	free(dirs);
+	free(boxes);
+	textbuf_free(&names);
 	if (delivered > 0) {
 		int *sync_fds = malloc((delivered + 1) * sizeof(int));
 		if (sync_fds == NULL)
