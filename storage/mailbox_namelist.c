@@ -84,9 +84,15 @@ bool mailbox_namelist_rename(struct mailbox_namelist *l, const char *from, const
 			textbuf_puts(&nn, to);
 			textbuf_puts(&nn, n + flen);
 			char norm[MAILBOX_NAME_MAX + 1];
-			if (mailbox_name_normalize(textbuf_str(&nn), norm, NULL) == 0)
-				mailbox_namelist_set(&moved, norm, l->e[i].value);
+			int ret = mailbox_name_normalize(textbuf_str(&nn), norm, NULL);
 			textbuf_free(&nn);
+			/* Too long under the new name: only a name with no mailbox
+			 * (the rename checked those), kept as it was, not dropped. */
+			if (ret < 0) {
+				i++;
+				continue;
+			}
+			mailbox_namelist_set(&moved, norm, l->e[i].value);
 			free(l->e[i].name);
 			memmove(&l->e[i], &l->e[i + 1], (l->n - i - 1) * sizeof(l->e[0]));
 			l->n--;

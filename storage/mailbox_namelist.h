@@ -30,7 +30,8 @@ int mailbox_namelist_write(int dir_fd, const char *file, bool with_value,
 /* value 0 removes the name. Returns whether anything changed. */
 bool mailbox_namelist_set(struct mailbox_namelist *l, const char *name, unsigned value);
 unsigned mailbox_namelist_get(const struct mailbox_namelist *l, const char *name);
-/* Renames from and every name below it to to. Returns whether anything changed. */
+/* Renames from and every name below it to to; a name too long under to
+ * is left as it was. Returns whether anything changed. */
 bool mailbox_namelist_rename(struct mailbox_namelist *l, const char *from, const char *to);
 void mailbox_namelist_free(struct mailbox_namelist *l);
 

@@ -232,6 +232,36 @@ static void test_rename_keeps_children_within_limits(void **state)
 	tstore_rmrf(&root);
 }
 
+/* A subscription may name a mailbox that does not exist, so the rename's
+ * length check over the mailboxes does not cover it: one whose new name
+ * would be too long keeps its old name rather than being dropped. */
+static void test_rename_keeps_a_too_long_subscription(void **state)
+{
+	(void)state;
+	char *root = tstore_mkdtemp();
+	struct store *s = tstore_open(root, 0);
+	struct store_user *u = tstore_user(s, "subs@example.com");
+	struct list_result r;
+	const char *err;
+	char ghost[MAILBOX_NAME_MAX + 1] = "S/", target[MAILBOX_NAME_MAX + 1], expect[4 * MAILBOX_NAME_MAX];
+	memset(ghost + 2, 'g', 400);
+	for (int i = 100; i < 400; i += 100)
+		ghost[i] = '/';
+	ghost[402] = '\0';
+	memset(target, 't', 200);
+	target[200] = '\0';
+	assert_int_equal(mailbox_create(u, "S/kid", 0, &err), 0);
+	assert_int_equal(mailbox_subscribe(u, "S/kid", true, &err), 0);
+	assert_int_equal(mailbox_subscribe(u, ghost, true, &err), 0);
+	assert_int_equal(mailbox_rename(u, "S", target, &err), 0);
+	snprintf(expect, sizeof(expect), "INBOX;%s nonexistent subscribed;%s noselect children;%s/kid subscribed;",
+		 ghost, target, target);
+	assert_string_equal(listing(u, &r), expect);
+	store_user_close(&u);
+	store_close(&s);
+	tstore_rmrf(&root);
+}
+
 static void test_rename_inbox_and_uidvalidity(void **state)
 {
 	(void)state;
@@ -353,6 +383,7 @@ int main(void)
 		cmocka_unit_test(test_encode_roundtrip),
 		cmocka_unit_test(test_hierarchy),
 		cmocka_unit_test(test_rename_keeps_children_within_limits),
+		cmocka_unit_test(test_rename_keeps_a_too_long_subscription),
 		cmocka_unit_test(test_rename_inbox_and_uidvalidity),
 		cmocka_unit_test(test_names_stay_inside),
 		cmocka_unit_test(test_create_over_unmarked_deletion),
