@@ -16,6 +16,7 @@
 #include "lib/size.h"
 #include "storage/directory.h"
 #include "storage/mailbox.h"
+#include "storage/mailbox_name.h"
 #include "storage/store.h"
 
 static const struct {
@@ -118,6 +119,7 @@ int cmd_mailbox(struct command_env *env, int argc, char **argv, struct textbuf *
 	struct store_user *user = NULL;
 	const char *error = NULL;
 	int rc = 0;
+	char name[MAILBOX_NAME_MAX + 1]; /* as stored: what the operator is told */
 
 	if (!((strcmp(sub, "list") == 0 && argc == 3) ||
 	      (strcmp(sub, "create") == 0 && (argc == 4 || (argc == 6 && strcmp(argv[4], "--special-use") == 0))) ||
@@ -136,18 +138,20 @@ int cmd_mailbox(struct command_env *env, int argc, char **argv, struct textbuf *
 			textbuf_printf(err, "%s: not a special use (\\Archive \\Drafts \\Junk \\Sent \\Trash \\All \\Flagged)\n",
 				       argv[5]);
 			rc = -1;
-		} else if ((rc = mailbox_create(user, argv[3], special, &error)) < 0) {
+		} else if ((rc = mailbox_name_normalize(argv[3], name, &error)) < 0 ||
+			   (rc = mailbox_create(user, name, special, &error)) < 0) {
 			store_fail(err, rc, argv[3], error);
 		} else {
-			textbuf_printf(out, "mailbox %s created for %s\n", argv[3], store_user_address(user));
-			command_event(env, "op=mailbox-create user=%s mailbox=%s", store_user_address(user), argv[3]);
+			textbuf_printf(out, "mailbox %s created for %s\n", name, store_user_address(user));
+			command_event(env, "op=mailbox-create user=%s mailbox=%s", store_user_address(user), name);
 		}
 	} else {
-		if ((rc = mailbox_delete(user, argv[3], &error)) < 0) {
+		if ((rc = mailbox_name_normalize(argv[3], name, &error)) < 0 ||
+		    (rc = mailbox_delete(user, name, &error)) < 0) {
 			store_fail(err, rc, argv[3], error);
 		} else {
-			textbuf_printf(out, "mailbox %s deleted for %s\n", argv[3], store_user_address(user));
-			command_event(env, "op=mailbox-delete user=%s mailbox=%s", store_user_address(user), argv[3]);
+			textbuf_printf(out, "mailbox %s deleted for %s\n", name, store_user_address(user));
+			command_event(env, "op=mailbox-delete user=%s mailbox=%s", store_user_address(user), name);
 		}
 	}
 	store_user_close(&user);

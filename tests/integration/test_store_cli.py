@@ -19,6 +19,11 @@ def test_mailbox_commands(node_factory, online):
     user(n)
     assert n.ctl("mailbox", "list", "a@ex.test").stdout.splitlines() == ["INBOX\t0\t0\t0\t"]
     n.ctl("mailbox", "create", "a@ex.test", "Sent", "--special-use", "\\Sent")
+    # the name as stored is the one echoed and logged
+    r = n.ctl("mailbox", "create", "a@ex.test", "inbox/Drafts 2")
+    assert r.stdout == "mailbox INBOX/Drafts 2 created for a@ex.test\n"
+    r = n.ctl("mailbox", "delete", "a@ex.test", "Inbox/Drafts 2")
+    assert r.stdout == "mailbox INBOX/Drafts 2 deleted for a@ex.test\n"
     n.ctl("mailbox", "create", "a@ex.test", "Work/Projects")
     lines = n.ctl("mailbox", "list", "a@ex.test").stdout.splitlines()
     assert "Sent\t0\t0\t0\t \\Sent" in lines
