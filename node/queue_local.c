@@ -235,6 +235,8 @@ int qm_local_deliver(struct queue_manager *qm, struct queue_envelope *env, int d
 		ret = mail_writer_create(qm->env->store, &w, &error);
 	if (ret == 0)
 		ret = qm_copy_message(w, env->sender, data_fd, env->size, &error);
+	/* what each mailbox is charged: the spool's data and the Return-Path */
+	uint64_t stored = ret == 0 ? mail_writer_size(w) : env->size;
 	if (ret == 0) {
 		struct store_delivery d = {0};
 		ret = store_deliver(qm->env->store, &w, &d, sr, n, &error);
@@ -252,7 +254,7 @@ int qm_local_deliver(struct queue_manager *qm, struct queue_envelope *env, int d
 			snprintf(r->status, sizeof(r->status), "2.0.0");
 			snprintf(r->reason, sizeof(r->reason), "delivered to mailbox");
 		} else if (res == STORE_E_QUOTA && sr[k].quota.bytes != 0 &&
-			   env->size > sr[k].quota.bytes) {
+			   stored > sr[k].quota.bytes) {
 			r->state = QUEUE_RCPT_FAILED;
 			snprintf(r->status, sizeof(r->status), "5.2.2");
 			snprintf(r->reason, sizeof(r->reason),

@@ -375,3 +375,19 @@ def test_alias_import_replaces_more_targets_than_a_file_entry_holds(node_factory
     assert "imported 1 (1 updated, 0 unchanged), skipped 0" in r.stdout, r.stdout + r.stderr
     assert n.ctl("alias", "list", "big@ex.test").stdout == (
         "big@ex.test\tt1001@remote.test\nbig@ex.test\tzzz@remote.test\n")
+
+
+def test_quota_refusal_counts_the_return_path(n):
+    """A message that fits a quota only without its Return-Path: field can
+    never be stored: the queue bounces it (5.2.2) instead of deferring it
+    (4.2.2) until it expires."""
+    n.ctl("domain", "add", "ex.test")
+    n.ctl("user", "add", "a@ex.test", "--password", "pw")
+    r = run(n, "-f", "s@ex.test", "a@ex.test", input=b"Subject: big\n\n" + b"x" * 600 + b"\n")
+    assert r.returncode == 0, r.stderr
+    [qid] = queued(n)
+    size = len(data(n, qid))
+    # room for the data, not for "Return-Path: <s@ex.test>\r\n" in front of it
+    n.ctl("user", "set-quota", "a@ex.test", str(size + 10))
+    n.start()
+    n.wait_log(f"id={qid} to=<a@ex.test> relay=local dsn=5.2.2 status=bounced")
