@@ -127,7 +127,7 @@ static bool qm_expand(struct queue_manager *qm, struct queue_envelope *env, size
 		log_warning("queue", "id=%s to=<%s> relay=local dsn=5.5.3 status=bounced (%s)",
 			    env->id, r->address, r->reason);
 	} else if (!t.self || t.n > 0) {
-		char orcpt[QUEUE_ADDRESS_MAX];
+		char orcpt[QUEUE_ORCPT_MAX];
 		unsigned notify = r->notify;
 		size_t added = 0;
 		if (r->orcpt[0] != '\0')

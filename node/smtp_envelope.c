@@ -353,7 +353,7 @@ int smtp_txn_add_mailbox(struct smtp_txn *t, const char *address)
 static int smtp_txn_add_forwards(struct smtp_txn *t, const struct smtp_expansion *x,
 				 const char *forward_path, const struct smtp_rcpt_params *p)
 {
-	char orcpt[QUEUE_ADDRESS_MAX]; /* what a queued envelope keeps: longer, none */
+	char orcpt[QUEUE_ORCPT_MAX]; /* what a queued envelope keeps: longer, none */
 	bool made = p->orcpt == NULL && dsn_orcpt_for(forward_path, orcpt, sizeof(orcpt));
 	struct smtp_rcpt_params fp = {.notify = p->notify,
 				      .orcpt = p->orcpt != NULL ? p->orcpt : made ? orcpt : NULL};

@@ -34,6 +34,7 @@
 
 #define QUEUE_ID_MAX 32	      /* including the NUL; [0-9A-Za-z] only */
 #define QUEUE_ADDRESS_MAX 321 /* an RFC 5321 path (320) and a NUL */
+#define QUEUE_ORCPT_MAX 501   /* RFC 3461 ORCPT= value (500) and a NUL */
 #define QUEUE_REASON_MAX 512
 #define QUEUE_RCPT_MAX 10000  /* recipients of one queued message */
 
@@ -53,7 +54,7 @@ enum queue_notify {
 
 struct queue_rcpt {
 	char address[QUEUE_ADDRESS_MAX]; /* the envelope recipient */
-	char orcpt[QUEUE_ADDRESS_MAX];	 /* DSN ORCPT ("rfc822;..."), "" when absent */
+	char orcpt[QUEUE_ORCPT_MAX];	 /* DSN ORCPT ("rfc822;..."), "" when absent */
 	unsigned notify;		 /* QUEUE_NOTIFY_* bits, 0 = default (FAILURE|DELAY) */
 	enum queue_rcpt_state state;
 	bool dsn_sent;	      /* FAILED: the bounce for it is queued; DELIVERED: the success DSN */
@@ -94,8 +95,8 @@ bool queue_id_valid(const char *id);
 /* Frees rcpts and zeroes the envelope. */
 void queue_envelope_clear(struct queue_envelope *env);
 /* Appends a pending recipient (orcpt may be NULL); STORE_E_LIMIT beyond
- * QUEUE_RCPT_MAX, STORE_E_INVALID for an address or orcpt longer than
- * QUEUE_ADDRESS_MAX - 1 or notify bits beyond QUEUE_NOTIFY_* (> 15). */
+ * QUEUE_RCPT_MAX, STORE_E_INVALID for an address longer than
+ * QUEUE_ADDRESS_MAX - 1, an orcpt longer than QUEUE_ORCPT_MAX - 1 or notify bits beyond QUEUE_NOTIFY_* (> 15). */
 int queue_envelope_add_rcpt(struct queue_envelope *env, const char *address, const char *orcpt,
 			    unsigned notify);
 /* Recipients in each state. */

@@ -47,7 +47,7 @@ int queue_envelope_add_rcpt(struct queue_envelope *env, const char *address, con
 		return STORE_E_LIMIT;
 	if (orcpt == NULL)
 		orcpt = "";
-	if (strlen(address) >= QUEUE_ADDRESS_MAX || strlen(orcpt) >= QUEUE_ADDRESS_MAX ||
+	if (strlen(address) >= QUEUE_ADDRESS_MAX || strlen(orcpt) >= QUEUE_ORCPT_MAX ||
 	    notify > QUEUE_NOTIFY_ALL)
 		return STORE_E_INVALID;
 	/* Grow by doubling: the array may reach QUEUE_RCPT_MAX entries. */

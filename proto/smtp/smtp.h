@@ -39,9 +39,9 @@
 #define SMTP_SASL_LINE_MAX 16384
 #define SMTP_MAX_BAD_COMMANDS 20
 #define SMTP_PATH_MAX 320
-/* ORCPT= (RFC 3461 allows 500): as long as a queued envelope keeps
- * (QUEUE_ADDRESS_MAX - 1). A longer one made for an alias is left out. */
-#define SMTP_ORCPT_VALUE_MAX 320
+/* ORCPT= as RFC 3461 allows it (500), what a queued envelope keeps
+ * (QUEUE_ORCPT_MAX - 1). A longer one made for an alias is left out. */
+#define SMTP_ORCPT_VALUE_MAX 500
 
 enum smtp_want {
 	SMTP_WANT_INPUT,

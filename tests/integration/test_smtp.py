@@ -362,17 +362,38 @@ def test_quota_at_rcpt_and_after_data(mx):
     assert len(mailbox_files(mx, BOB)) == 1
 
 
-def test_forward_with_an_orcpt_too_long_to_keep(mx):
-    """An alias whose address, as ORCPT (rfc822; and xtext), is longer than a
-    queued envelope keeps: the forward goes out without the ORCPT rather
-    than the message being refused at every try."""
+def queued_orcpts(node):
+    return [f for p in (node.store / "spool").glob("*/env/*")
+            for f in p.read_text(errors="replace").split() if f.startswith("orcpt=")]
+
+
+def test_forward_keeps_a_long_orcpt(mx):
+    """An alias whose address, as ORCPT (rfc822; and xtext), is longer than
+    any path (320) but within RFC 3461's 500: the forward keeps it."""
     domain = ".".join(["l" * 60] * 4)  # 243 characters
-    alias = "+" * 40 + "@" + domain      # xtext: 120 + 244, past 320
+    alias = "+" * 60 + "@" + domain      # xtext: 180 + 244 = 424
     mx.ctl("domain", "add", domain)
     mx.ctl("alias", "add", alias, "someone@elsewhere.test")
     with smtplib.SMTP("127.0.0.1", mx.ports["smtp"], timeout=20) as s:
         assert s.sendmail("sender@example.org", [alias], message(subject="long orcpt")) == {}
     mx.wait_log("to=<someone@elsewhere.test>")
+    [orcpt] = queued_orcpts(mx)
+    assert len(orcpt) > len("orcpt=rfc822;") + 320 and orcpt.endswith(domain), orcpt
+
+
+def test_rcpt_orcpt_up_to_500(mx):
+    """RFC 3461 allows ORCPT= values of 500 characters: accepted and kept
+    with the queued recipient (an alias's remote target); one more is
+    refused."""
+    value = "rfc822;" + "o" * (500 - len("rfc822;") - len("@x.test")) + "@x.test"
+    with smtplib.SMTP("127.0.0.1", mx.ports["smtp"], timeout=20) as s:
+        s.ehlo()
+        assert s.mail("sender@example.org")[0] == 250
+        assert s.rcpt(f"fwd@{DOMAIN}", [f"ORCPT={value}"])[0] == 250
+        assert s.rcpt(f"fwd@{DOMAIN}", [f"ORCPT=o{value}"])[0] == 555
+        assert s.data(message(subject="orcpt 500"))[0] == 250
+    mx.wait_log("to=<someone@elsewhere.test>")
+    assert queued_orcpts(mx) == [f"orcpt={value}"]
 
 
 def test_quota_warning_logged_once_when_crossed(mx):
