@@ -2,7 +2,7 @@
  * mailbox_append: APPEND and MULTIAPPEND in one group-commit round. The
  * messages were written by mail_writer to this node's temporary area;
  * then
- *   1. under the index lock: keywords defined, quota charged, each file
+ *   1. under the index lock: quota charged, keywords defined, each file
  *      placed at msg/<b>/<uid> (a stale orphan at that name, left by a
  *      crashed writer at a UID >= UIDNEXT, is simply replaced), one APPEND
  *      record written with flag PENDING;
@@ -50,18 +50,12 @@ static int append_durable(struct mailbox *box, struct mail_append *msgs, size_t 
 	return ret;
 }
 
-/* Step 1, under the lock. */
+/* Step 1, under the lock, once the quota is charged. */
 static int append_locked(struct mailbox *box, struct mail_append *msgs, size_t n,
-			 const uint64_t *kw, const struct store_quota_limit *quota, uint32_t *uids,
-			 bool *warning_r, const char **error_r)
+			 const uint64_t *kw, uint32_t *uids, const char **error_r)
 {
 	struct index_view *v = box->view;
-	uint64_t bytes = 0;
-	for (size_t i = 0; i < n; i++)
-		bytes += msgs[i].writer->size;
-	int ret = quota_charge(box->user, (int64_t)bytes, (int64_t)n, quota, warning_r, error_r);
-	if (ret < 0)
-		return ret;
+	int ret = 0;
 	uint64_t modseq = v->state.highestmodseq + 1;
 	textbuf_truncate(&box->buf, 0);
 	size_t start = index_rec_begin(&box->buf);
@@ -94,9 +88,7 @@ static int append_locked(struct mailbox *box, struct mail_append *msgs, size_t n
 		ret = index_view_write(v, &box->buf, start, INDEX_REC_APPEND, INDEX_APPEND_PENDING, (uint32_t)n, modseq, NULL,
 				       error_r);
 	}
-	if (ret < 0) /* the renamed files are orphans past UIDNEXT: replaced later */
-		(void)quota_charge(box->user, -(int64_t)bytes, -(int64_t)n, NULL, NULL, NULL);
-	return ret;
+	return ret; /* on an error, the placed files are orphans past UIDNEXT: replaced later */
 }
 
 int mailbox_append(struct mailbox *box, struct mail_append *msgs, size_t n,
@@ -124,11 +116,19 @@ int mailbox_append(struct mailbox *box, struct mail_append *msgs, size_t n,
 		ret = index_view_lock(box->view, error_r);
 	}
 	if (ret == 0) {
+		uint64_t bytes = 0;
+		for (size_t i = 0; i < n; i++)
+			bytes += msgs[i].writer->size;
+		/* charged first: a refused append defines no keyword */
+		ret = quota_charge(box->user, (int64_t)bytes, (int64_t)n, quota, &warning, error_r);
+		bool charged = ret == 0;
 		for (size_t i = 0; i < n && ret == 0; i++)
 			ret = mailbox_keywords_mask(box, msgs[i].keywords, msgs[i].n_keywords, true, &kw[i],
 						    error_r);
 		if (ret == 0)
-			ret = append_locked(box, msgs, n, kw, quota, uids_r, &warning, error_r);
+			ret = append_locked(box, msgs, n, kw, uids_r, error_r);
+		if (ret < 0 && charged)
+			(void)quota_charge(box->user, -(int64_t)bytes, -(int64_t)n, NULL, NULL, NULL);
 		index_view_unlock(box->view);
 		if (ret == 0)
 			ret = append_durable(box, msgs, n, error_r);

@@ -2,8 +2,9 @@
  * mailbox_copy: COPY and MOVE (UIDPLUS COPYUID). The new messages are hard
  * links to the source files (and their cache blobs), so a copy costs a
  * directory entry, not a second file. Under the destination's index lock:
- * keywords are mapped by name into the destination's table, quota is
- * charged, each file is linked to its new UID and one APPEND record is
+ * quota is charged (a refused copy defines nothing), keywords are mapped
+ * by name into the destination's table, each file is linked to its new
+ * UID and one APPEND record is
  * written; after the group commit the source messages of a MOVE are
  * expunged, and flag changes made to them meanwhile are carried over to
  * the copies. A crash between the two leaves the messages in both
@@ -141,11 +142,10 @@ static int copy_locked(struct mailbox *src, struct mailbox *dst, struct copy_pla
 	uint64_t bytes = 0;
 	for (size_t i = 0; i < p->n; i++)
 		bytes += p->m[i].size;
-	int ret = plan_keywords(src, dst, p, error_r);
-	if (ret == 0)
-		ret = quota_charge(dst->user, (int64_t)bytes, (int64_t)p->n, quota, NULL, error_r);
+	int ret = quota_charge(dst->user, (int64_t)bytes, (int64_t)p->n, quota, NULL, error_r);
 	if (ret < 0)
 		return ret;
+	ret = plan_keywords(src, dst, p, error_r); /* only once the copy may go ahead */
 	uint64_t modseq = v->state.highestmodseq + 1, copied_bytes = 0;
 	uint32_t count = 0;
 	textbuf_truncate(&dst->buf, 0);

@@ -577,8 +577,15 @@ static void test_quota(void **state)
 	assert_int_equal(mailbox_append(f->b, &a, 1, &q, &uid, &warn, &err), 0);
 	assert_true(warn); /* 80 of 100 crosses 50% */
 	a.writer = tstore_writer(f->s, text);
+	const char *kw[1] = { "$Refused" };
+	a.keywords = kw;
+	a.n_keywords = 1;
+	unsigned keywords = mailbox_keyword_count(f->b);
 	assert_int_equal(mailbox_append(f->b, &a, 1, &q, &uid, &warn, &err), STORE_E_QUOTA);
 	assert_false(warn);
+	assert_int_equal(mailbox_keyword_count(f->b), keywords); /* a refusal defines nothing */
+	a.keywords = NULL;
+	a.n_keywords = 0;
 	struct mailbox_status st;
 	mailbox_get_status(f->b, &st);
 	assert_int_equal(st.messages, 2);
@@ -623,7 +630,7 @@ static void test_copy_move_quota(void **state)
 	char text[41];
 	memset(text, 'q', 40);
 	text[40] = '\0';
-	tstore_append(f->s, f->b, text, 0, NULL);
+	tstore_append(f->s, f->b, text, 0, "$Copied");
 	tstore_append(f->s, f->b, text, 0, NULL);
 	assert_usage(f->u, 80, 2);
 	assert_int_equal(mailbox_create(f->u, "Archive", 0, &err), 0);
@@ -635,6 +642,7 @@ static void test_copy_move_quota(void **state)
 	assert_int_equal(mailbox_copy(f->b, &both, arch, false, &limit, NULL, &du, &err),
 			 STORE_E_QUOTA);
 	assert_true(uidset_empty(&du));
+	assert_int_equal(mailbox_keyword_count(arch), 0); /* a refusal defines nothing */
 	assert_int_equal(box_messages(arch), 0);
 	assert_int_equal(box_messages(f->b), 2);
 	assert_usage(f->u, 80, 2);
