@@ -15,6 +15,7 @@
  * failure (is the domain ours? what does the name expand to?) also leaves
  * the recipient pending 4.3.0: it is never routed outbound on a guess.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -85,29 +86,72 @@ static int qm_target_cb(const char *address, bool local, void *ctx)
 	return 0;
 }
 
-static bool qm_has_rcpt(const struct queue_envelope *env, const char *address)
+/*
+ * The envelope's addresses, case aside, for expansion's "already a
+ * recipient?": a probe per target instead of a walk over the envelope
+ * (which made a large alias cost targets x recipients). FNV-1a over the
+ * lowercased address, linear probing; a slot holds a recipient's index + 1
+ * (indices stay valid when the array moves). Sized once for
+ * QUEUE_RCPT_MAX at a load under 1/2; filled on the first expansion that
+ * has targets, so a pass that expands nothing walks nothing.
+ */
+#define QM_RCPT_SET_SLOTS 32768u
+_Static_assert(QM_RCPT_SET_SLOTS >= 2 * (QUEUE_RCPT_MAX + 1), "the recipient set's load");
+
+struct qm_rcpt_set {
+	uint32_t *slot;
+	bool filled;
+};
+
+static uint32_t *qm_rcpt_set_find(struct qm_rcpt_set *set, const struct queue_envelope *env,
+				  const char *address)
 {
-	for (size_t i = 0; i < env->nrcpt; i++)
-		if (strcasecmp(env->rcpts[i].address, address) == 0)
-			return true;
-	return false;
+	uint32_t h = 2166136261u;
+	for (const char *p = address; *p != '\0'; p++)
+		h = (h ^ (uint32_t)tolower((unsigned char)*p)) * 16777619u;
+	uint32_t *s = &set->slot[h & (QM_RCPT_SET_SLOTS - 1)];
+	while (*s != 0 && strcasecmp(env->rcpts[*s - 1].address, address) != 0)
+		s = s + 1 < set->slot + QM_RCPT_SET_SLOTS ? s + 1 : set->slot;
+	return s;
 }
 
-static size_t qm_count_new(const struct queue_envelope *env, const struct qm_targets *t)
+static void qm_rcpt_set_fill(struct qm_rcpt_set *set, const struct queue_envelope *env)
+{
+	if (set->filled)
+		return;
+	for (size_t i = 0; i < env->nrcpt; i++) {
+		uint32_t *s = qm_rcpt_set_find(set, env, env->rcpts[i].address);
+		if (*s == 0)
+			*s = (uint32_t)i + 1;
+	}
+	set->filled = true;
+}
+
+/* Moves the targets that are not recipients yet to the front of t, in
+ * their order; returns how many. */
+static size_t qm_targets_new(struct qm_targets *t, struct qm_rcpt_set *set,
+			     const struct queue_envelope *env)
 {
 	size_t n = 0;
 	for (size_t k = 0; k < t->n; k++)
-		n += !qm_has_rcpt(env, t->addr[k]);
+		if (*qm_rcpt_set_find(set, env, t->addr[k]) == 0 && n++ != k)
+			memcpy(t->addr[n - 1], t->addr[k], sizeof(t->addr[k]));
 	return n;
 }
 
 /* False when the directory failed: the recipient was deferred. */
-static bool qm_expand(struct queue_manager *qm, struct queue_envelope *env, size_t i)
+static bool qm_expand(struct queue_manager *qm, struct queue_envelope *env, size_t i,
+		      struct qm_rcpt_set *set)
 {
 	struct queue_rcpt *r = &env->rcpts[i];
 	struct qm_targets t = {.address = r->address};
 	const char *error = NULL;
 	int ret = directory_resolve(qm->env->dir, r->address, qm_target_cb, &t, &error);
+	size_t ntargets = t.n, nnew = 0;
+	if (ret >= 0 && !t.overflow && t.n > 0) {
+		qm_rcpt_set_fill(set, env);
+		nnew = qm_targets_new(&t, set, env);
+	}
 	if (ret == DIRECTORY_E_NOTFOUND) {
 		r->state = QUEUE_RCPT_FAILED;
 		snprintf(r->status, sizeof(r->status), "5.1.1");
@@ -117,7 +161,7 @@ static bool qm_expand(struct queue_manager *qm, struct queue_envelope *env, size
 			    env->id, r->address, r->reason);
 	} else if (ret < 0) {
 		qm_defer_directory(env, r, error ? error : directory_strerror(ret));
-	} else if (t.overflow || env->nrcpt + qm_count_new(env, &t) > QUEUE_RCPT_MAX) {
+	} else if (t.overflow || env->nrcpt + nnew > QUEUE_RCPT_MAX) {
 		/* All or nothing: a part left out could not even be told. */
 		r->state = QUEUE_RCPT_FAILED;
 		snprintf(r->status, sizeof(r->status), "5.5.3");
@@ -126,7 +170,7 @@ static bool qm_expand(struct queue_manager *qm, struct queue_envelope *env, size
 			 r->address, QUEUE_RCPT_MAX);
 		log_warning("queue", "id=%s to=<%s> relay=local dsn=5.5.3 status=bounced (%s)",
 			    env->id, r->address, r->reason);
-	} else if (!t.self || t.n > 0) {
+	} else if (!t.self || ntargets > 0) {
 		char orcpt[QUEUE_ORCPT_MAX];
 		unsigned notify = r->notify;
 		size_t added = 0;
@@ -135,21 +179,24 @@ static bool qm_expand(struct queue_manager *qm, struct queue_envelope *env, size
 		else
 			(void)dsn_orcpt_for(r->address, orcpt, sizeof(orcpt));
 		bool self = t.self;
-		for (size_t k = 0; k < t.n; k++) {
-			if (qm_has_rcpt(env, t.addr[k]))
+		for (size_t k = 0; k < nnew; k++) {
+			uint32_t *s = qm_rcpt_set_find(set, env, t.addr[k]);
+			if (*s != 0) /* named twice among the targets, case aside */
 				continue;
-			if (queue_envelope_add_rcpt(env, t.addr[k], orcpt, notify) == 0)
+			if (queue_envelope_add_rcpt(env, t.addr[k], orcpt, notify) == 0) {
+				*s = (uint32_t)env->nrcpt;
 				added++;
+			}
 		}
 		r = &env->rcpts[i]; /* the array may have moved */
 		if (!self) {
 			r->state = QUEUE_RCPT_DELIVERED;
 			r->dsn_sent = true; /* "expanded" needs no notice of its own */
 			snprintf(r->status, sizeof(r->status), "2.0.0");
-			snprintf(r->reason, sizeof(r->reason), "expanded to %zu recipients", t.n);
+			snprintf(r->reason, sizeof(r->reason), "expanded to %zu recipients", ntargets);
 		}
 		log_info("queue", "id=%s to=<%s> expanded to %zu recipients (%zu new)", env->id,
-			 r->address, t.n, added);
+			 r->address, ntargets, added);
 	}
 	free(t.addr);
 	return ret >= 0 || ret == DIRECTORY_E_NOTFOUND;
@@ -191,9 +238,11 @@ int qm_local_deliver(struct queue_manager *qm, struct queue_envelope *env, int d
 	 * one's domain is asked once. */
 	bool *local = calloc(QUEUE_RCPT_MAX + 1, sizeof(*local));
 	bool *store = calloc(QUEUE_RCPT_MAX + 1, sizeof(*store));
-	if (local == NULL || store == NULL) {
+	struct qm_rcpt_set set = {.slot = calloc(QM_RCPT_SET_SLOTS, sizeof(*set.slot))};
+	if (local == NULL || store == NULL || set.slot == NULL) {
 		free(local);
 		free(store);
+		free(set.slot);
 		return -1;
 	}
 	size_t n = 0;
@@ -204,10 +253,11 @@ int qm_local_deliver(struct queue_manager *qm, struct queue_envelope *env, int d
 		if (ours < 0)
 			qm_defer_directory(env, &env->rcpts[i], directory_strerror(ours));
 		local[i] = ours != 0;
-		store[i] = ours == 1 && qm_expand(qm, env, i) &&
+		store[i] = ours == 1 && qm_expand(qm, env, i, &set) &&
 			   env->rcpts[i].state == QUEUE_RCPT_PENDING;
 		n += store[i];
 	}
+	free(set.slot);
 	*local_r = local;
 	if (n == 0) {
 		free(store);

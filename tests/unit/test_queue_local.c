@@ -148,22 +148,33 @@ static void test_directory_failure_defers(void **state)
 	assert_int_equal(inbox_messages(f), 1);
 }
 
+/* team@example.com: bob@example.com (here) and carol@example.net. */
+static void add_team_alias(struct local_fixture *f)
+{
+	const char *error = NULL;
+	assert_int_equal(directory_alias_add(f->dir->dir, "team@example.com", "bob@example.com", &error),
+			 DIRECTORY_OK);
+	assert_int_equal(directory_alias_add(f->dir->dir, "team@example.com", "carol@example.net", &error),
+			 DIRECTORY_OK);
+}
+
+static void add_remote_rcpts(struct local_fixture *f, int n)
+{
+	char addr[64];
+	for (int i = 0; i < n; i++) {
+		snprintf(addr, sizeof(addr), "r%d@example.net", i);
+		assert_int_equal(queue_envelope_add_rcpt(&f->qe, addr, NULL, 0), 0);
+	}
+}
+
 /* An alias whose targets would take the message past the recipient
  * limit fails as a whole (5.5.3), bounced, instead of losing the targets
  * that did not fit. */
 static void test_expansion_past_the_limit(void **state)
 {
 	struct local_fixture *f = *state;
-	const char *error = NULL;
-	assert_int_equal(directory_alias_add(f->dir->dir, "team@example.com", "bob@example.com", &error),
-			 DIRECTORY_OK);
-	assert_int_equal(directory_alias_add(f->dir->dir, "team@example.com", "carol@example.net", &error),
-			 DIRECTORY_OK);
-	char addr[64];
-	for (int i = 0; i < QUEUE_RCPT_MAX - 2; i++) {
-		snprintf(addr, sizeof(addr), "r%d@example.net", i);
-		assert_int_equal(queue_envelope_add_rcpt(&f->qe, addr, NULL, 0), 0);
-	}
+	add_team_alias(f);
+	add_remote_rcpts(f, QUEUE_RCPT_MAX - 2);
 	assert_int_equal(queue_envelope_add_rcpt(&f->qe, "team@example.com", NULL, 0), 0);
 	size_t before = f->qe.nrcpt;
 	bool *local = NULL;
@@ -188,12 +199,33 @@ static void test_expansion_past_the_limit(void **state)
 	assert_int_equal(inbox_messages(f), 1);
 }
 
+/* A target that is a recipient already (case aside) is neither added
+ * again nor counted against the limit: here the alias fits exactly. */
+static void test_expansion_skips_present_recipients(void **state)
+{
+	struct local_fixture *f = *state;
+	add_team_alias(f);
+	add_remote_rcpts(f, QUEUE_RCPT_MAX - 3);
+	assert_int_equal(queue_envelope_add_rcpt(&f->qe, "BOB@example.com", NULL, 0), 0);
+	assert_int_equal(queue_envelope_add_rcpt(&f->qe, "team@example.com", NULL, 0), 0);
+	size_t before = f->qe.nrcpt;
+	bool *local = NULL;
+	assert_int_equal(qm_local_deliver(&f->qm, &f->qe, f->data_fd, &local), 0);
+	assert_int_equal(f->qe.nrcpt, QUEUE_RCPT_MAX);
+	assert_int_equal(f->qe.rcpts[before - 1].state, QUEUE_RCPT_DELIVERED); /* expanded */
+	assert_string_equal(f->qe.rcpts[before].address, "carol@example.net");
+	free(local);
+	assert_int_equal(inbox_messages(f), 1); /* bob once */
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_local_and_remote, setup, teardown_local),
 		cmocka_unit_test_setup_teardown(test_directory_failure_defers, setup, teardown_local),
 		cmocka_unit_test_setup_teardown(test_expansion_past_the_limit, setup, teardown_local),
+		cmocka_unit_test_setup_teardown(test_expansion_skips_present_recipients, setup,
+						teardown_local),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
