@@ -542,10 +542,24 @@ void queue_manager_queued(struct queue_manager *qm, const char *id)
  *   2. on the calling thread: the store operation;
  *   3. on the loop: the table follows (hold, due time, removal).
  */
+enum qm_op { QM_FLUSH_ALL, QM_FLUSH_ONE, QM_HOLD, QM_RELEASE, QM_DELETE, QM_ADOPT };
+
+/* What FLUSH_ONE, HOLD and RELEASE do to a message's hold flag and due
+ * time: said once, for the envelope (step 2) and the table (step 3). */
+static void qm_op_apply(enum qm_op op, bool *hold, int64_t *next_attempt)
+{
+	if (op == QM_HOLD)
+		*hold = true;
+	if (op == QM_RELEASE) /* held no more, and due now */
+		*hold = false;
+	if (op == QM_FLUSH_ONE || op == QM_RELEASE)
+		*next_attempt = 0;
+}
+
 struct qm_control {
 	struct queue_manager *qm;
 	const char *id;
-	enum { QM_FLUSH_ALL, QM_FLUSH_ONE, QM_HOLD, QM_RELEASE, QM_DELETE, QM_ADOPT } op;
+	enum qm_op op;
 	int step;      /* 1 reserve, 3 apply */
 	bool reserved; /* step 1 found and reserved the message's entry */
 	int ret;
@@ -637,12 +651,7 @@ static void qm_control_store(struct qm_control *c)
 	} else {
 		ret = queue_envelope_read(qm->spool, c->id, &env, &error);
 		if (ret == 0) {
-			if (c->op == QM_FLUSH_ONE)
-				env.next_attempt = 0;
-			else
-				env.hold = c->op == QM_HOLD;
-			if (c->op == QM_RELEASE) /* held no more, and due now */
-				env.next_attempt = 0;
+			qm_op_apply(c->op, &env.hold, &env.next_attempt);
 			ret = queue_envelope_update(qm->spool, &env, &error);
 		}
 		queue_envelope_clear(&env);
@@ -702,12 +711,8 @@ static void qm_control_loop(struct qm_control *c)
 			e->active = false;
 			if (c->ret == 0 && c->op == QM_DELETE)
 				qm_remove_at(qm, (size_t)(e - qm->entries));
-			else if (c->ret == 0 && c->op == QM_FLUSH_ONE)
-				e->next_attempt = 0;
 			else if (c->ret == 0)
-				e->hold = c->op == QM_HOLD;
-			if (c->ret == 0 && c->op == QM_RELEASE)
-				e->next_attempt = 0;
+				qm_op_apply(c->op, &e->hold, &e->next_attempt);
 		} else if (c->ret == 0 && c->op != QM_DELETE) {
 			pthread_mutex_lock(&qm->lock);
 			qm->rescan = true; /* queued meanwhile: the scan reads it */
