@@ -152,7 +152,8 @@ size_t smtp_txn_unique_mailboxes(struct smtp_txn *t)
 		if (n == 0 || strcmp(t->rcpts[n - 1].address, t->rcpts[i].address) != 0)
 			t->rcpts[n++] = t->rcpts[i];
 		else /* named twice: both RCPTs' notices */
-			t->rcpts[n - 1].notify |= t->rcpts[i].notify;
+			t->rcpts[n - 1].notify =
+			    smtp_notify_merge(t->rcpts[n - 1].notify, t->rcpts[i].notify);
 	t->nlocal = n;
 	return n;
 }

@@ -285,31 +285,35 @@ static int smtp_postmaster(const struct service_env *env, char *out, size_t size
 	return -1;
 }
 
-static int remote_cmp(const void *a, const void *b, void *ctx)
+static int remote_cmp_address(const void *a, const void *b)
 {
-	const struct smtp_remote_rcpt *r = ctx;
-	size_t i = *(const size_t *)a, j = *(const size_t *)b;
-	int c = strcasecmp(r[i].address, r[j].address);
-	return c != 0 ? c : i < j ? -1 : i > j;
+	const struct smtp_remote_rcpt *x = a, *y = b;
+	int c = strcasecmp(x->address, y->address);
+	return c != 0 ? c : x->seq < y->seq ? -1 : x->seq > y->seq;
 }
 
-bool *smtp_txn_remote_repeats(const struct smtp_txn *t)
+static int remote_cmp_seq(const void *a, const void *b)
 {
-	bool *dup = calloc(t->nremote + 1, sizeof(*dup));
-	size_t *order = malloc((t->nremote + 1) * sizeof(*order));
-	if (dup == NULL || order == NULL) {
-		free(dup);
-		free(order);
-		return NULL;
+	const struct smtp_remote_rcpt *x = a, *y = b;
+	return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+size_t smtp_txn_unique_remotes(struct smtp_txn *t)
+{
+	if (t->nremote == 0)
+		return 0;
+	qsort(t->remote, t->nremote, sizeof(*t->remote), remote_cmp_address);
+	size_t n = 0;
+	for (size_t i = 0; i < t->nremote; i++) {
+		struct smtp_remote_rcpt *first = n > 0 ? &t->remote[n - 1] : NULL;
+		if (first != NULL && strcasecmp(first->address, t->remote[i].address) == 0)
+			first->notify = smtp_notify_merge(first->notify, t->remote[i].notify);
+		else if (n++ != i)
+			t->remote[n - 1] = t->remote[i];
 	}
-	for (size_t i = 0; i < t->nremote; i++)
-		order[i] = i;
-	qsort_r(order, t->nremote, sizeof(*order), remote_cmp, t->remote);
-	for (size_t k = 1; k < t->nremote; k++)
-		dup[order[k]] = strcasecmp(t->remote[order[k]].address,
-					   t->remote[order[k - 1]].address) == 0;
-	free(order);
-	return dup;
+	qsort(t->remote, n, sizeof(*t->remote), remote_cmp_seq);
+	t->nremote = n;
+	return n;
 }
 
 /* Recipients a message may still take: the queue's limit, less one for
@@ -333,7 +337,8 @@ static int smtp_txn_add_remote(struct smtp_txn *t, const char *address,
 		t->remote = r;
 		t->remote_cap = cap;
 	}
-	struct smtp_remote_rcpt *r = &t->remote[t->nremote++];
+	struct smtp_remote_rcpt *r = &t->remote[t->nremote];
+	r->seq = t->nremote++;
 	snprintf(r->address, sizeof(r->address), "%s", address);
 	r->notify = p->notify;
 	snprintf(r->orcpt, sizeof(r->orcpt), "%s", p->orcpt != NULL ? p->orcpt : "");

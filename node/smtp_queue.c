@@ -98,14 +98,10 @@ static int smtp_queue_envelope(struct smtp_conn *sc, struct queue_envelope *env)
 	size_t nlocal = smtp_txn_unique_mailboxes(t);
 	for (size_t i = 0; i < nlocal && ret == 0; i++)
 		ret = queue_envelope_add_rcpt(env, t->rcpts[i].address, "", t->rcpts[i].notify);
-	bool *dup = smtp_txn_remote_repeats(t);
-	if (dup == NULL && t->nremote > 0)
-		ret = STORE_E_TEMP;
-	for (size_t i = 0; i < t->nremote && ret == 0; i++)
-		if (!dup[i])
-			ret = queue_envelope_add_rcpt(env, t->remote[i].address, t->remote[i].orcpt,
-						      t->remote[i].notify);
-	free(dup);
+	size_t nremote = smtp_txn_unique_remotes(t);
+	for (size_t i = 0; i < nremote && ret == 0; i++)
+		ret = queue_envelope_add_rcpt(env, t->remote[i].address, t->remote[i].orcpt,
+					      t->remote[i].notify);
 	if (ret == 0 && sc->env->archive[0] != '\0')
 		ret = queue_envelope_add_rcpt(env, sc->env->archive, "", QUEUE_NOTIFY_NEVER);
 	return ret;

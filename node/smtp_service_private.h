@@ -57,6 +57,7 @@ struct smtp_remote_rcpt {
 	char address[SMTP_PATH_MAX + 1]; /* as the client named it */
 	unsigned notify;		 /* SMTP_NOTIFY_* bits, 0 when absent */
 	char orcpt[SMTP_ORCPT_VALUE_MAX + 1]; /* "" when absent */
+	size_t seq;			      /* its place among the remote RCPTs */
 };
 
 /* The envelope and message of the transaction in progress. */
@@ -150,10 +151,12 @@ void smtp_envelope_reset(void *ctx);
 int smtp_txn_add_mailbox(struct smtp_txn *t, const char *address);
 /* Frees the transaction's recipients and aborts its message. */
 void smtp_txn_clear(struct smtp_txn *t);
-/* One flag per remote recipient: true for a repeat of an earlier one
- * (the same address, case aside: aliases and groups reach the same
- * target). A new array, or NULL out of memory. */
-bool *smtp_txn_remote_repeats(const struct smtp_txn *t);
+/* The remote recipients once each, in the order the client named them:
+ * a repeat of an earlier one (the same address, case aside: aliases and
+ * groups reach the same target) is folded into it, which keeps its ORCPT
+ * and takes both NOTIFYs (smtp_notify_merge). In place, as
+ * smtp_txn_unique_mailboxes; returns the new nremote. */
+size_t smtp_txn_unique_remotes(struct smtp_txn *t);
 /* Whether address has room for size more bytes under limit (0 = none):
  * 1 yes, 0 no, <0 a store error (error_r). Opens the user's mail
  * directory: a few metadata reads, and its creation on first use. */

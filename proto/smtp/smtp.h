@@ -75,6 +75,13 @@ enum smtp_notify {
 	SMTP_NOTIFY_NEVER = 8,
 };
 
+/* NOTIFY for a recipient that two RCPTs named: the union of what each
+ * asked for, as Postfix merges duplicate recipients' DSN requests. Absent
+ * (0) counts as FAILURE,DELAY, what the queue does without NOTIFY, and
+ * stays absent when the union is no more than that; NEVER counts as
+ * nothing and stays only when both said NEVER. */
+unsigned smtp_notify_merge(unsigned a, unsigned b);
+
 struct smtp_rcpt_params {
 	unsigned notify;       /* SMTP_NOTIFY_* bits, 0 when absent */
 	const char *orcpt;     /* ORCPT= as received ("rfc822;xtext"), or NULL */

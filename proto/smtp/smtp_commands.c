@@ -193,6 +193,16 @@ static int parse_notify(const char *value, unsigned *notify_r)
 	return 0;
 }
 
+unsigned smtp_notify_merge(unsigned a, unsigned b)
+{
+	const unsigned absent = SMTP_NOTIFY_FAILURE | SMTP_NOTIFY_DELAY;
+	if (a == b)
+		return a;
+	unsigned u = (a == 0 ? absent : a & ~(unsigned)SMTP_NOTIFY_NEVER) |
+		     (b == 0 ? absent : b & ~(unsigned)SMTP_NOTIFY_NEVER);
+	return (a == 0 || b == 0) && u == absent ? 0 : u;
+}
+
 /* ORCPT=addr-type;xtext, addr-type an atom (RFC 3461 4.2). */
 static bool valid_orcpt(const char *value)
 {

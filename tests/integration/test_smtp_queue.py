@@ -222,6 +222,27 @@ def test_success_notice_says_relayed_for_a_server_without_dsn(pair):
         sink.close()
 
 
+def test_repeated_remote_recipient_takes_both_notifys(pair):
+    """A RCPT that repeats an earlier remote recipient (case aside) is one
+    recipient, with the union of both NOTIFYs: NEVER and then SUCCESS
+    asks for the success notice."""
+    sink = SevenBitSink()
+    try:
+        p = pair(a_queue=f'transport = ["seven.test [127.0.0.1]:{sink.port}"];')
+        with smtplib.SMTP("127.0.0.1", p.a.ports["smtp"], timeout=30) as s:
+            s.ehlo()
+            assert s.mail(ALICE)[0] == 250
+            assert s.rcpt("x@seven.test", ["NOTIFY=NEVER"])[0] == 250
+            assert s.rcpt("X@seven.test", ["NOTIFY=SUCCESS"])[0] == 250
+            assert s.data(message("named twice", to="x@seven.test"))[0] == 250
+        wait_for(lambda: with_subject(p.a, ALICE, "Successful Mail Delivery Report"),
+                 timeout=15, what="success notice")
+        assert [c for c in sink.commands if c.upper().startswith("RCPT")] == [
+            "RCPT TO:<x@seven.test>"]
+    finally:
+        sink.close()
+
+
 def test_null_sender_bounce_goes_to_postmaster(pair):
     p = pair(a_queue=f"notify_postmaster = true; postmaster = \"{POSTMASTER}\";")
     p.send("double", to=f"nobody@{B_DOMAIN}", sender="")

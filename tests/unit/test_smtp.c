@@ -499,6 +499,28 @@ static void test_refused_recipients_count(void **state)
 	finish(&f);
 }
 
+/* Two RCPTs of one recipient: the union of their NOTIFYs, absent counting
+ * as FAILURE,DELAY and NEVER as nothing. */
+static void test_notify_merge(void **state)
+{
+	enum { S = SMTP_NOTIFY_SUCCESS, F = SMTP_NOTIFY_FAILURE, D = SMTP_NOTIFY_DELAY,
+	       N = SMTP_NOTIFY_NEVER };
+	static const struct {
+		unsigned a, b, want;
+	} cases[] = {
+		{0, 0, 0},     {N, N, N},	  {S, S, S},	 {N, S, S},	{S, N, S},
+		{S, F, S | F}, {F | D, S, F | D | S}, {0, S, F | D | S}, {0, N, 0},	{0, F, 0},
+		{D, 0, 0},     {N, F | D, F | D},
+	};
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		unsigned got = smtp_notify_merge(cases[i].a, cases[i].b);
+		if (got != cases[i].want)
+			fail_msg("merge(%u, %u): got %u, want %u", cases[i].a, cases[i].b, got,
+				 cases[i].want);
+	}
+}
+
 /* ORCPT up to what the queue keeps (longer than ENVID's 100), not past it. */
 static void test_orcpt_length(void **state)
 {
@@ -604,6 +626,7 @@ int main(void)
 		cmocka_unit_test(test_limits),
 		cmocka_unit_test(test_orcpt_length),
 		cmocka_unit_test(test_refused_recipients_count),
+		cmocka_unit_test(test_notify_merge),
 		cmocka_unit_test(test_data_decoder_all_splits),
 		cmocka_unit_test(test_paths),
 	};
