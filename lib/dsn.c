@@ -268,8 +268,9 @@ static void put_human_part(const struct dsn_report *r, struct textbuf *out)
 		const struct dsn_rcpt *rc = &r->rcpts[i];
 		struct textbuf line = TEXTBUF_INIT;
 		textbuf_printf(&line, "<%s>: ", or_empty(rc->address));
-		if (rc->remote_mta != NULL && rc->remote_mta[0] != '\0' && rc->diagnostic != NULL)
-			textbuf_printf(&line, "host %s said: %s", rc->remote_mta, rc->diagnostic);
+		const char *said = rc->remote_said != NULL ? rc->remote_said : rc->remote_mta;
+		if (said != NULL && said[0] != '\0' && rc->diagnostic != NULL)
+			textbuf_printf(&line, "host %s said: %s", said, rc->diagnostic);
 		else if (rc->diagnostic != NULL)
 			textbuf_puts(&line, rc->diagnostic);
 		else
@@ -337,8 +338,7 @@ static void put_status_part(const struct dsn_report *r, struct textbuf *out)
 		put_field(out, "Status",
 			  valid_status(rc->status) ? rc->status : default_status(r->kind));
 		if (rc->remote_mta != NULL && rc->remote_mta[0] != '\0')
-			put_fieldf(out, "Remote-MTA", "dns; %.*s", (int)strcspn(rc->remote_mta, "["),
-				   rc->remote_mta);
+			put_fieldf(out, "Remote-MTA", "dns; %s", rc->remote_mta);
 		if (rc->diagnostic != NULL && rc->diagnostic[0] != '\0') {
 			const char *d = rc->diagnostic;
 			bool smtp = strspn(d, "0123456789") == 3 && (d[3] == ' ' || d[3] == '\0');

@@ -43,7 +43,9 @@ struct dsn_rcpt {
 	const char *address;	 /* final recipient (rfc822;) */
 	const char *orcpt;	 /* "rfc822;..." as the client gave it (xtext), or NULL */
 	const char *status;	 /* "5.1.1" */
-	const char *remote_mta;	 /* "mx.example.net" (anything from "[" on is left out), or NULL */
+	const char *remote_mta;	 /* "mx.example.net": the Remote-MTA field's host name, or NULL */
+	const char *remote_said; /* how the text names the host that answered
+				    ("mx.example.net[192.0.2.1]:25"), NULL = remote_mta */
 	bool relayed;		 /* DSN_SUCCESS: handed to an MTA that does not report (RFC 3461 "relayed") */
 	const char *diagnostic;	 /* the remote reply ("550 5.1.1 no such user"), or NULL */
 	int64_t last_attempt;	 /* unix seconds, 0 = none */

@@ -422,6 +422,11 @@ static void outbound_next_cb(evutil_socket_t fd, short what, void *arg)
 	outbound_connect(arg);
 }
 
+void outbound_remote_host(const char *remote, char *host, size_t size)
+{
+	snprintf(host, size, "%.*s", (int)strcspn(remote, "["), remote);
+}
+
 struct outbound *outbound_start(const struct outbound_request *req)
 {
 	struct outbound *o = calloc(1, sizeof(*o));

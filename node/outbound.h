@@ -50,6 +50,10 @@ struct outbound_request {
 
 struct outbound;
 
+/* The host name in a remote as done() names it ("name[addr]:port"), cut
+ * to fit size: what a DSN's Remote-MTA field gives. */
+void outbound_remote_host(const char *remote, char *host, size_t size);
+
 /* NULL on out of memory. */
 struct outbound *outbound_start(const struct outbound_request *req);
 /* Stops without calling done (shutdown). */

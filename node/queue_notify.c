@@ -24,6 +24,7 @@
 #include "lib/fd_read.h"
 #include "lib/mime_downgrade.h"
 #include "node/log.h"
+#include "node/outbound.h"
 #include "node/queue_id.h"
 #include "node/queue_manager_private.h"
 
@@ -136,8 +137,11 @@ static bool qm_wants(unsigned notify, unsigned bit)
 	return (notify & bit) != 0;
 }
 
-static void qm_dsn_rcpt(const struct queue_rcpt *r, int64_t until, struct dsn_rcpt *d)
+/* host: room for r's Remote-MTA host name, as long as d is used. */
+static void qm_dsn_rcpt(const struct queue_rcpt *r, int64_t until, struct dsn_rcpt *d,
+			char (*host)[sizeof(r->remote_mta)])
 {
+	outbound_remote_host(r->remote_mta, *host, sizeof(*host));
 	*d = (struct dsn_rcpt){
 	    .address = r->address,
 	    .orcpt = r->orcpt[0] != '\0' ? r->orcpt : NULL,
@@ -146,7 +150,8 @@ static void qm_dsn_rcpt(const struct queue_rcpt *r, int64_t until, struct dsn_rc
 	    .status = r->status[0] != '\0'		  ? r->status
 		      : r->state == QUEUE_RCPT_FAILED ? "5.0.0"
 						      : "4.0.0",
-	    .remote_mta = r->remote_mta[0] != '\0' ? r->remote_mta : NULL,
+	    .remote_mta = r->remote_mta[0] != '\0' ? *host : NULL,
+	    .remote_said = r->remote_mta[0] != '\0' ? r->remote_mta : NULL,
 	    .relayed = r->remote_mta[0] != '\0', /* sent on (one that reports was told to) */
 	    .diagnostic = r->reason[0] != '\0' ? r->reason : NULL,
 	    .last_attempt = (int64_t)time(NULL),
@@ -160,7 +165,8 @@ int qm_notify(struct queue_manager *qm, struct queue_envelope *env, int fd, int6
 	struct dsn_rcpt *fail = calloc(n + 1, sizeof(*fail));
 	struct dsn_rcpt *ok = calloc(n + 1, sizeof(*ok));
 	struct dsn_rcpt *delay = calloc(n + 1, sizeof(*delay));
-	int ret = fail != NULL && ok != NULL && delay != NULL ? 0 : -1;
+	char(*host)[sizeof(env->rcpts[0].remote_mta)] = calloc(n + 1, sizeof(*host));
+	int ret = fail != NULL && ok != NULL && delay != NULL && host != NULL ? 0 : -1;
 	bool warn = ret == 0 && !env->delay_warned && qm->cfg.delay_warning != 0 &&
 		    now - env->arrival >= (int64_t)qm->cfg.delay_warning;
 	int64_t until = env->arrival + (int64_t)qm->cfg.max_lifetime;
@@ -174,13 +180,13 @@ int qm_notify(struct queue_manager *qm, struct queue_envelope *env, int fd, int6
 		bool double_bounce = null_sender && strcasecmp(r->address, qm->cfg.postmaster) != 0;
 		if (r->state == QUEUE_RCPT_FAILED && !r->dsn_sent &&
 		    (qm_wants(r->notify, QUEUE_NOTIFY_FAILURE) || double_bounce))
-			qm_dsn_rcpt(r, 0, &fail[nfail++]);
+			qm_dsn_rcpt(r, 0, &fail[nfail++], &host[i]);
 		else if (r->state == QUEUE_RCPT_DELIVERED && !r->dsn_sent &&
 			 qm_wants(r->notify, QUEUE_NOTIFY_SUCCESS))
-			qm_dsn_rcpt(r, 0, &ok[nok++]);
+			qm_dsn_rcpt(r, 0, &ok[nok++], &host[i]);
 		else if (warn && r->state == QUEUE_RCPT_PENDING &&
 			 qm_wants(r->notify, QUEUE_NOTIFY_DELAY))
-			qm_dsn_rcpt(r, until, &delay[ndelay++]);
+			qm_dsn_rcpt(r, until, &delay[ndelay++], &host[i]);
 	}
 	if (ret == 0 && nfail > 0) {
 		if (!null_sender)
@@ -209,5 +215,6 @@ int qm_notify(struct queue_manager *qm, struct queue_envelope *env, int fd, int6
 	free(fail);
 	free(ok);
 	free(delay);
+	free(host);
 	return ret;
 }

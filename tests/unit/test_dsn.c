@@ -35,6 +35,7 @@ static const struct dsn_rcpt rcpts[] = {
 	  .orcpt = "rfc822;a+2Bb+3Dc@example.org",
 	  .status = "5.1.1",
 	  .remote_mta = "mx.example.net",
+	  .remote_said = "mx.example.net[192.0.2.1]:25",
 	  .diagnostic = "550 5.1.1 <a@example.net>: user unknown",
 	  .last_attempt = 1764109743 },
 	{ .address = "b@example.net", .status = "5.4.7", .diagnostic = "delivery time expired" },
@@ -168,7 +169,7 @@ static void test_failure_structure(void **state)
 	char *human = part_body(&p, 0);
 	assert_contains(human, "This is the mail system at host mx.us.test.");
 	assert_contains(human, "I'm sorry to have to inform you that your message could not");
-	assert_contains(human, "<a@example.net>: host mx.example.net said: 550 5.1.1 <a@example.net>: user");
+	assert_contains(human, "<a@example.net>: host mx.example.net[192.0.2.1]:25 said: 550 5.1.1");
 	assert_contains(human, "<b@example.net>: delivery time expired");
 	free(human);
 
