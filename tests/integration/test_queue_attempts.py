@@ -7,91 +7,13 @@ yet, and `mailctl queue release` through the daemon."""
 import re
 import signal
 import smtplib
-import socket
-import threading
 import time
 
 from dns_server import DnsServer
+from smtp_sink import SmtpSink
 from test_smtp_queue import message, setup_domain, wait_for, with_subject
 
 ALICE = "alice@a.test"
-
-
-class ScriptedSink:
-    """A loopback SMTP server. mode: "ok" (250 to everything), "tempfail"
-    (451 after DATA), "stall" (accepts the connection, never greets),
-    "refuse" (greets 554). The mode may change while it runs."""
-
-    def __init__(self, mode="ok", address="127.0.0.1", port=0):
-        self.sock = socket.socket()
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind((address, port))
-        self.sock.listen(20)
-        self.port = self.sock.getsockname()[1]
-        self.mode = mode
-        self.sessions = 0
-        self.messages = []
-        self.conns = []
-        self.closed = threading.Event()
-        threading.Thread(target=self.serve, daemon=True).start()
-
-    def serve(self):
-        while True:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            self.sessions += 1
-            self.conns.append(c)
-            threading.Thread(target=self.session, args=(c,), daemon=True).start()
-
-    def session(self, c):
-        try:
-            if self.mode == "stall":
-                self.closed.wait(120)
-                return
-            say = lambda t: c.sendall(t.encode() + b"\r\n")  # noqa: E731
-            if self.mode == "refuse":
-                say("554 5.3.2 go away")
-            else:
-                say("220 sink ESMTP")
-            data = None
-            for raw in c.makefile("rb"):
-                line = raw.decode("latin-1").rstrip("\r\n")
-                if data is not None:
-                    if line == ".":
-                        self.messages.append(b"".join(data))
-                        data = None
-                        say("451 4.3.0 later" if self.mode == "tempfail" else "250 2.0.0 kept")
-                    else:
-                        data.append(raw)
-                    continue
-                verb = line[:4].upper()
-                if verb == "EHLO":
-                    say("250-sink\r\n250 SIZE 10000000")
-                elif verb in ("HELO", "MAIL", "RCPT", "RSET", "NOOP"):
-                    say("250 ok")
-                elif verb == "DATA":
-                    say("354 go")
-                    data = []
-                elif verb == "QUIT":
-                    say("221 bye")
-                    break
-                else:
-                    say("502 no")
-        except OSError:
-            pass
-        finally:
-            c.close()
-
-    def close(self):
-        self.closed.set()
-        self.sock.close()
-        for c in self.conns:
-            try:
-                c.close()
-            except OSError:
-                pass
 
 
 def sender_node(node_factory, queue, extra=""):
@@ -121,8 +43,7 @@ def test_kill_during_a_remote_session_keeps_the_local_copy_single(node_factory):
     """The local copy is recorded before the remote session that follows,
     which here never ends: a kill -9 then a restart must not deliver it
     again."""
-    sink = ScriptedSink("stall")
-    try:
+    with SmtpSink("stall") as sink:
         a = sender_node(node_factory, f'relayhost = "[127.0.0.1]:{sink.port}"; min_backoff = 1; '
                         "max_backoff = 2; connect_timeout = 5; command_timeout = 60;")
         send(a, [ALICE, "bob@b.test"], "local and stalled")
@@ -135,15 +56,12 @@ def test_kill_during_a_remote_session_keeps_the_local_copy_single(node_factory):
         wait_for(lambda: sink.sessions > 1, what="the retry after the restart")
         assert len(with_subject(a, ALICE, "local and stalled")) == 1
         assert a.log_text().count(f"to=<{ALICE}> relay=local") == 1
-    finally:
-        sink.close()
 
 
 def test_kill_while_another_destination_stalls_delivers_once(node_factory):
     """x.test took the message, y.test hangs: x's verdict is recorded at
     once, so after a kill -9 only y is tried again."""
-    sx, sy = ScriptedSink("ok"), ScriptedSink("stall")
-    try:
+    with SmtpSink("ok") as sx, SmtpSink("stall") as sy:
         a = sender_node(node_factory, f'transport = ["x.test [127.0.0.1]:{sx.port}", '
                         f'"y.test [127.0.0.1]:{sy.port}"]; min_backoff = 1; max_backoff = 2; '
                         "connect_timeout = 5; command_timeout = 60;")
@@ -158,16 +76,12 @@ def test_kill_while_another_destination_stalls_delivers_once(node_factory):
         wait_for(lambda: "Mail queue is empty" in a.ctl("queue", "list").stdout,
                  what="an empty queue")
         assert len(sx.messages) == 1
-    finally:
-        sx.close()
-        sy.close()
 
 
 def test_busy_destination_does_not_make_a_deferral_hot(node_factory):
     """y.test's only connection slot is taken; a message to x.test (451)
     and y.test must not ask x again every second while it waits for y."""
-    sx, sy = ScriptedSink("tempfail"), ScriptedSink("stall")
-    try:
+    with SmtpSink("tempfail") as sx, SmtpSink("stall") as sy:
         a = sender_node(node_factory, f'transport = ["x.test [127.0.0.1]:{sx.port}", '
                         f'"y.test [127.0.0.1]:{sy.port}"]; destination_concurrency = 1; '
                         "min_backoff = 300; max_backoff = 4000; connect_timeout = 5; "
@@ -178,14 +92,10 @@ def test_busy_destination_does_not_make_a_deferral_hot(node_factory):
         time.sleep(6)
         assert sx.sessions == 1
         assert a.log_text().count("to=<dave@x.test> relay=") == 1
-    finally:
-        sx.close()
-        sy.close()
 
 
 def test_delay_report_for_a_recipient_never_tried_is_transient(node_factory):
-    sy = ScriptedSink("stall")
-    try:
+    with SmtpSink("stall") as sy:
         a = sender_node(node_factory, f'transport = ["y.test [127.0.0.1]:{sy.port}"]; '
                         "destination_concurrency = 1; delay_warning = 2; min_backoff = 300; "
                         "connect_timeout = 5; command_timeout = 120;")
@@ -196,40 +106,34 @@ def test_delay_report_for_a_recipient_never_tried_is_transient(node_factory):
         assert "Final-Recipient: rfc822; erin@y.test" in notice
         assert "Action: delayed" in notice and "Status: 4.0.0" in notice
         assert "Status: 5." not in notice
-    finally:
-        sy.close()
 
 
 def test_a_server_that_refuses_to_talk_is_skipped(node_factory):
     """Postfix's smtp_skip_5xx_greeting: a 554 greeting from the first MX
     sends the mail to the next one; from the only one, it waits (4xx)
     instead of bouncing."""
-    mx1 = ScriptedSink("refuse")
-    mx2 = ScriptedSink("ok", address="127.0.0.2", port=mx1.port)
-    dns = DnsServer({"b.test.": [("MX", 10, "mx1.b.test."), ("MX", 20, "mx2.b.test.")],
-                     "c.test.": [("MX", 10, "mx1.b.test.")],
-                     "mx1.b.test.": [("A", "127.0.0.1")], "mx2.b.test.": [("A", "127.0.0.2")]})
-    dns.start()
-    try:
-        a = sender_node(node_factory, f"port = {mx1.port}; min_backoff = 300; "
-                        "connect_timeout = 5; command_timeout = 10;",
-                        extra=f'smtp = {{ resolver = "127.0.0.1:{dns.port}"; }};\n')
-        send(a, ["bob@b.test"], "to b")
-        wait_for(lambda: mx2.messages, what="delivery by the second MX")
-        send(a, ["carl@c.test"], "to c")
-        a.wait_log("to=<carl@c.test> relay=mx1.b.test[127.0.0.1]")
-        line = next(l for l in a.log_text().splitlines() if "to=<carl@c.test> relay=" in l)
-        assert "dsn=4.3.2 status=deferred (454 host refused to talk to me: 554 go away)" in line
-        assert not with_subject(a, ALICE, "Undelivered")
-    finally:
-        dns.stop()
-        mx1.close()
-        mx2.close()
+    with SmtpSink("refuse") as mx1, SmtpSink("ok", address="127.0.0.2", port=mx1.port) as mx2:
+        dns = DnsServer({"b.test.": [("MX", 10, "mx1.b.test."), ("MX", 20, "mx2.b.test.")],
+                         "c.test.": [("MX", 10, "mx1.b.test.")],
+                         "mx1.b.test.": [("A", "127.0.0.1")], "mx2.b.test.": [("A", "127.0.0.2")]})
+        dns.start()
+        try:
+            a = sender_node(node_factory, f"port = {mx1.port}; min_backoff = 300; "
+                            "connect_timeout = 5; command_timeout = 10;",
+                            extra=f'smtp = {{ resolver = "127.0.0.1:{dns.port}"; }};\n')
+            send(a, ["bob@b.test"], "to b")
+            wait_for(lambda: mx2.messages, what="delivery by the second MX")
+            send(a, ["carl@c.test"], "to c")
+            a.wait_log("to=<carl@c.test> relay=mx1.b.test[127.0.0.1]")
+            line = next(l for l in a.log_text().splitlines() if "to=<carl@c.test> relay=" in l)
+            assert "dsn=4.3.2 status=deferred (454 host refused to talk to me: 554 go away)" in line
+            assert not with_subject(a, ALICE, "Undelivered")
+        finally:
+            dns.stop()
 
 
 def test_release_through_the_daemon_makes_the_message_due(node_factory):
-    sink = ScriptedSink("tempfail")
-    try:
+    with SmtpSink("tempfail") as sink:
         a = sender_node(node_factory, f'relayhost = "[127.0.0.1]:{sink.port}"; '
                         "min_backoff = 300; max_backoff = 4000; connect_timeout = 5; "
                         "command_timeout = 30;")
@@ -239,5 +143,3 @@ def test_release_through_the_daemon_makes_the_message_due(node_factory):
         a.ctl("queue", "release", qid)
         wait_for(lambda: sink.sessions >= 2, timeout=10, what="a new attempt after release")
         assert "hold: no" in a.ctl("queue", "show", qid).stdout
-    finally:
-        sink.close()

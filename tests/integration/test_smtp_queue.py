@@ -17,6 +17,7 @@ import time
 import pytest
 
 from dns_server import DnsServer
+from smtp_sink import SmtpSink
 
 A_DOMAIN, B_DOMAIN = "a.test", "b.test"
 ALICE, POSTMASTER, ARCHIVE = f"alice@{A_DOMAIN}", f"postmaster@{A_DOMAIN}", f"archive@{A_DOMAIN}"
@@ -210,8 +211,7 @@ def test_dsn_notify_never_and_success(pair):
 def test_success_notice_says_relayed_for_a_server_without_dsn(pair):
     """Handed to a server that does not offer DSN, NOTIFY=SUCCESS gets our
     report with Action: relayed, and Remote-MTA is the host's name."""
-    sink = SevenBitSink()
-    try:
+    with SmtpSink() as sink:
         p = pair(a_queue=f'transport = ["seven.test [127.0.0.1]:{sink.port}"];')
         with smtplib.SMTP("127.0.0.1", p.a.ports["smtp"], timeout=30) as s:
             s.sendmail(ALICE, ["x@seven.test"], message("relayed on", to="x@seven.test"),
@@ -220,16 +220,13 @@ def test_success_notice_says_relayed_for_a_server_without_dsn(pair):
                             what="success notice")
         assert b"Action: relayed" in notice
         assert re.search(rb"Remote-MTA: dns; [^\[\]:\r\n]+\r\n", notice), notice
-    finally:
-        sink.close()
 
 
 def test_repeated_remote_recipient_takes_both_notifys(pair):
     """A RCPT that repeats an earlier remote recipient (case aside) is one
     recipient, with the union of both NOTIFYs: NEVER and then SUCCESS
     asks for the success notice."""
-    sink = SevenBitSink()
-    try:
+    with SmtpSink() as sink:
         p = pair(a_queue=f'transport = ["seven.test [127.0.0.1]:{sink.port}"];')
         with smtplib.SMTP("127.0.0.1", p.a.ports["smtp"], timeout=30) as s:
             s.ehlo()
@@ -241,8 +238,6 @@ def test_repeated_remote_recipient_takes_both_notifys(pair):
                  timeout=15, what="success notice")
         assert [c for c in sink.commands if c.upper().startswith("RCPT")] == [
             "RCPT TO:<x@seven.test>"]
-    finally:
-        sink.close()
 
 
 def test_null_sender_bounce_goes_to_postmaster(pair):
@@ -418,99 +413,8 @@ def test_kill_9_during_load_loses_nothing(pair):
     assert dups <= 20, f"{dups} duplicates at B"
 
 
-class SevenBitSink:
-    """A minimal SMTP server without 8BITMIME (and without PIPELINING), on
-    loopback, that keeps what it received: the peer an 8-bit message must
-    be downgraded for (RFC 6152). With broken_tls it also offers STARTTLS,
-    says 220 to it and then answers the handshake with plain text, as a
-    misconfigured server does. With stall_data its first session never
-    answers the end of DATA (a server that hangs with the message). With
-    slow_data it takes the body at about 640 KB/s, never pausing long:
-    a slow link, not a stuck one."""
-
-    def __init__(self, broken_tls=False, stall_data=False, slow_data=False):
-        import socket
-        self.sock = socket.socket()
-        if slow_data:  # small buffers, so that the sender waits on us
-            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(5)
-        self.slow_data = slow_data
-        self.port = self.sock.getsockname()[1]
-        self.broken_tls = broken_tls
-        self.stall_data = stall_data
-        self.stalled = threading.Event()
-        self.messages = []
-        self.ehlo = []
-        self.commands = []
-        self.thread = threading.Thread(target=self.serve, daemon=True)
-        self.thread.start()
-
-    def serve(self):
-        self.sock.settimeout(60)
-        for _ in range(5):  # bounded: a test needs at most a few sessions
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            conn.settimeout(30)
-            try:
-                if self.session(conn):
-                    return
-            except OSError:
-                pass
-            finally:
-                conn.close()
-
-    def session(self, conn):
-        """One SMTP session; True once a message was kept and QUIT said."""
-        with conn.makefile("rb") as rf:
-            def say(text):
-                conn.sendall(text.encode() + b"\r\n")
-            say("220 sink ESMTP")
-            data = None
-            for raw in rf:
-                line = raw.decode("latin-1").rstrip("\r\n")
-                if data is not None:
-                    if line == "." and self.stall_data and not self.stalled.is_set():
-                        self.stalled.set()  # no reply: read on until the client leaves
-                        data = None
-                    elif line == ".":
-                        self.messages.append(b"".join(data))
-                        data = None
-                        say("250 2.0.0 kept")
-                    else:
-                        data.append(raw)
-                        if self.slow_data and len(data) % 400 == 0:
-                            time.sleep(0.05)
-                    continue
-                verb = line[:4].upper()
-                self.commands.append(line)
-                if verb == "EHLO":
-                    self.ehlo.append(line)
-                    say("250-sink\r\n" + ("250-STARTTLS\r\n" if self.broken_tls else "")
-                        + "250 SIZE 10000000")
-                elif verb == "STAR" and self.broken_tls:
-                    say("220 2.0.0 go ahead")
-                    say("this is not a TLS server hello")
-                    return False
-                elif verb == "DATA":
-                    data = []
-                    say("354 go on")
-                elif verb == "QUIT":
-                    say("221 bye")
-                    return bool(self.messages)
-                else:
-                    say("250 2.0.0 ok")
-        return False
-
-    def close(self):
-        self.sock.close()
-
-
 def test_8bit_message_is_downgraded_for_a_7bit_server(pair):
-    sink = SevenBitSink()
-    try:
+    with SmtpSink() as sink:
         p = pair(a_queue=f'transport = ["seven.test [127.0.0.1]:{sink.port}"];')
         body = "Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n"
         msg = (f"From: {ALICE}\r\nTo: x@seven.test\r\nSubject: eight\r\nMIME-Version: 1.0\r\n{body}"
@@ -522,8 +426,6 @@ def test_8bit_message_is_downgraded_for_a_7bit_server(pair):
         assert b"Content-Transfer-Encoding: quoted-printable" in got
         assert b"Gr=C3=BC=C3=9Fe aus A." in got
         p.a.wait_log("8BITMIME downgrade")
-    finally:
-        sink.close()
 
 
 def test_slow_server_gets_a_body_longer_than_the_command_timeout(pair):
@@ -531,8 +433,7 @@ def test_slow_server_gets_a_body_longer_than_the_command_timeout(pair):
     server takes longer than that to read (but steadily) is delivered.
     (It timed out once the server had been silent that long after 354,
     while still reading.)"""
-    sink = SevenBitSink(slow_data=True)
-    try:
+    with SmtpSink(slow_data=True) as sink:
         p = pair(a_queue=f'transport = ["slow.test [127.0.0.1]:{sink.port}"];')
         p.a.stop()
         p.a.config.write_text(p.a.config.read_text().replace(
@@ -547,16 +448,13 @@ def test_slow_server_gets_a_body_longer_than_the_command_timeout(pair):
         assert len(sink.messages[0]) > 3_000_000
         wait_for(p.spool_empty, what="empty spool")
         assert "timed out" not in p.a.log_text()
-    finally:
-        sink.close()
 
 
 def test_failed_starttls_is_retried_in_plaintext(pair):
     """Opportunistic TLS (RFC 3207 section 4.1 leaves the choice to the
     client): a handshake that fails is not a reason to keep the mail; the
     next session to the same host goes without STARTTLS."""
-    sink = SevenBitSink(broken_tls=True)
-    try:
+    with SmtpSink(broken_tls=True) as sink:
         p = pair(a_queue=f'transport = ["broken.test [127.0.0.1]:{sink.port}"];')
         with smtplib.SMTP("127.0.0.1", p.a.ports["smtp"], timeout=30) as s:
             s.sendmail(ALICE, ["x@broken.test"], f"From: {ALICE}\r\nSubject: tls retry\r\n\r\nhi\r\n")
@@ -567,16 +465,13 @@ def test_failed_starttls_is_retried_in_plaintext(pair):
         starttls = [c for c in sink.commands if c.upper() == "STARTTLS"]
         assert len(starttls) == 1, sink.commands
         assert len(sink.ehlo) == 2, sink.ehlo
-    finally:
-        sink.close()
 
 
 def test_shutdown_mid_session_keeps_the_message_queued(pair):
     """SIGTERM while the remote server holds the message without an
     answer: maild stops within its drain time, the message stays in the
     spool and is sent after the restart, once."""
-    sink = SevenBitSink(stall_data=True)
-    try:
+    with SmtpSink(stall_data=True) as sink:
         p = pair(a_queue=f'transport = ["hang.test [127.0.0.1]:{sink.port}"];')
         with smtplib.SMTP("127.0.0.1", p.a.ports["smtp"], timeout=30) as s:
             s.sendmail(ALICE, ["x@hang.test"], f"From: {ALICE}\r\nSubject: cut\r\n\r\nhi\r\n")
@@ -589,8 +484,6 @@ def test_shutdown_mid_session_keeps_the_message_queued(pair):
         assert len(got) == 1 and b"Subject: cut" in got[0]
         p.a.wait_log("status=sent")
         wait_for(p.spool_empty, what="empty spool")
-    finally:
-        sink.close()
 
 
 def test_next_mx_after_a_connection_failure(pair):
