@@ -66,8 +66,10 @@ def test_kill_while_another_destination_stalls_delivers_once(node_factory):
                         f'"y.test [127.0.0.1]:{sy.port}"]; min_backoff = 1; max_backoff = 2; '
                         "connect_timeout = 5; command_timeout = 60;")
         send(a, ["u@x.test", "w@y.test"], "two destinations")
-        a.wait_log("to=<u@x.test>")
-        time.sleep(1)  # the checkpoint is written on a job thread
+        qid = queue_id(a, r"id=(\w+) to=<u@x.test>")
+        # the checkpoint is written on a job thread: wait for it on disk
+        wait_for(lambda: "<u@x.test> delivered" in a.ctl("queue", "show", qid).stdout,
+                 timeout=10, what="x's verdict in the envelope")
         a.proc.send_signal(signal.SIGKILL)
         a.proc.wait()
         sy.mode = "ok"
