@@ -146,6 +146,15 @@ static enum smtp_want drives(struct fake *f, const char *in)
 	return drive(f, in, strlen(in), false);
 }
 
+/* n unknown commands, or fewer if the session closes first. */
+static enum smtp_want bad_commands(struct fake *f, int n)
+{
+	enum smtp_want w = SMTP_WANT_INPUT;
+	for (int i = 0; i < n && w == SMTP_WANT_INPUT; i++)
+		w = drives(f, "BOGUS\r\n");
+	return w;
+}
+
 static void start(struct fake *f, const struct smtp_settings *set)
 {
 	memset(f, 0, sizeof(*f));
@@ -449,10 +458,7 @@ static void test_limits(void **state)
 	}
 
 	start(&f, &set);
-	enum smtp_want w = SMTP_WANT_INPUT;
-	for (int i = 0; i < SMTP_MAX_BAD_COMMANDS && w == SMTP_WANT_INPUT; i++)
-		w = drives(&f, "BOGUS\r\n");
-	assert_int_equal(w, SMTP_WANT_CLOSE);
+	assert_int_equal(bad_commands(&f, SMTP_MAX_BAD_COMMANDS), SMTP_WANT_CLOSE);
 	assert_non_null(strstr(textbuf_str(&f.out), "421 4.7.0 Too many errors"));
 	finish(&f);
 
@@ -496,6 +502,39 @@ static void test_refused_recipients_count(void **state)
 	assert_int_equal(w, SMTP_WANT_CLOSE);
 	assert_int_equal(n, SMTP_MAX_BAD_COMMANDS);
 	assert_non_null(strstr(textbuf_str(&f.out), "421 4.7.0 Too many errors"));
+	finish(&f);
+}
+
+/* An accepted message starts the error count again (errors count
+ * "without delivering mail", as Postfix's hard error limit); a message
+ * the backend refused does not. */
+static void test_bad_commands_reset_by_a_message(void **state)
+{
+	struct fake f;
+	struct smtp_settings set = settings();
+	(void)state;
+	start(&f, &set);
+	drives(&f, "EHLO c\r\n");
+	assert_int_equal(bad_commands(&f, SMTP_MAX_BAD_COMMANDS - 1), SMTP_WANT_INPUT);
+	drives(&f, "MAIL FROM:<a@b.test>\r\nRCPT TO:<u@example.test>\r\n");
+	drives(&f, "DATA\r\n");
+	assert_int_equal(drives(&f, "hi\r\n.\r\n"), SMTP_WANT_INPUT);
+	assert_int_equal(f.commits_ok, 1);
+	assert_int_equal(bad_commands(&f, SMTP_MAX_BAD_COMMANDS - 1), SMTP_WANT_INPUT);
+	assert_int_equal(bad_commands(&f, 1), SMTP_WANT_CLOSE);
+	assert_non_null(strstr(textbuf_str(&f.out), "421 4.7.0 Too many errors"));
+	finish(&f);
+
+	start(&f, &set);
+	drives(&f, "EHLO c\r\n");
+	assert_int_equal(bad_commands(&f, SMTP_MAX_BAD_COMMANDS - 1), SMTP_WANT_INPUT);
+	drives(&f, "MAIL FROM:<a@b.test>\r\nRCPT TO:<u@example.test>\r\nDATA\r\n");
+	const char body[] = "hi\r\n.\r\n";
+	enum smtp_want w = smtp_session_input(f.s, body, sizeof(body) - 1);
+	assert_int_equal(w, SMTP_WANT_COMMIT);
+	const struct smtp_reply refused = {451, "4.3.0", "Try again later"};
+	assert_int_equal(smtp_session_commit_result(f.s, &refused, NULL), SMTP_WANT_INPUT);
+	assert_int_equal(bad_commands(&f, 1), SMTP_WANT_CLOSE);
 	finish(&f);
 }
 
@@ -627,6 +666,7 @@ int main(void)
 		cmocka_unit_test(test_orcpt_length),
 		cmocka_unit_test(test_refused_recipients_count),
 		cmocka_unit_test(test_notify_merge),
+		cmocka_unit_test(test_bad_commands_reset_by_a_message),
 		cmocka_unit_test(test_data_decoder_all_splits),
 		cmocka_unit_test(test_paths),
 	};
