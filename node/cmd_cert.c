@@ -14,7 +14,12 @@
  *   cert reload
  *
  * Changes take effect on a node at its next reload (`cert reload` or
- * SIGHUP); every node of a cluster reads the same files. Security stance:
+ * SIGHUP); every node of a cluster reads the same files. A change checks
+ * its arguments and makes its keys and certificates (written and synced
+ * under temporary names) first, and takes the store's certificate lock
+ * only for the final step: the renames into place, or the read, change
+ * and write of the assignments. maild's reload takes the same lock on its
+ * main loop, so nothing slow may run under it. Security stance:
  * a key arrives only in --key PEM (wiped in place once used) or is made
  * here; keys are written 0600; output, events and errors never contain
  * key material.
@@ -244,8 +249,23 @@ static int parse_make_opts(int argc, char **argv, bool allow_days, struct make_o
 	return o->names != NULL ? 0 : -2;
 }
 
-/* 1 when NAME already has a certificate on the store, 0 if not, -1. */
-static int cert_exists(struct command_env *env, const char *name, struct textbuf *err)
+/* The exclusive certificate lock, for a change's final step: the
+ * descriptor for tls_store_unlock, or -1 (told in err). */
+static int cert_lock(struct command_env *env, struct textbuf *err)
+{
+	const char *error = NULL;
+	int lock = tls_store_lock(store(env), true, &error);
+	if (lock < 0)
+		fail(err, "cert", error);
+	return lock;
+}
+
+/* 0 when NAME may be written (no certificate of that name, or force),
+ * -1 when not or on an error (told in err). Checked before the slow part,
+ * so that a refusal comes at once, and again under the lock, where it
+ * counts. */
+static int cert_may_write(struct command_env *env, const char *name, bool force,
+			  struct textbuf *err)
 {
 	struct textbuf probe = TEXTBUF_INIT;
 	const char *error = NULL;
@@ -253,26 +273,52 @@ static int cert_exists(struct command_env *env, const char *name, struct textbuf
 	textbuf_free(&probe);
 	if (rc < 0)
 		textbuf_printf(err, "%s: %s\n", name, error);
-	return rc;
+	else if (rc == 1 && !force)
+		fail(err, name, "a certificate of this name exists (--force replaces it)");
+	return rc < 0 || (rc == 1 && !force) ? -1 : 0;
 }
 
-/* Writes a certificate (key first, so a reader never finds a new
- * certificate beside an old key for long), chain replaced or removed. */
-static int store_cert(struct command_env *env, const char *name, const struct textbuf *crt,
-		      const struct textbuf *chain, const struct textbuf *key, bool key_in_place,
-		      const char **error_r)
+/* A certificate's files, staged before the lock and installed under it. */
+struct cert_files {
+	struct tls_store_staged key, chain, crt; /* key and chain may hold nothing */
+	bool remove_chain;
+};
+
+/* Stages crt, the chain (none: the old one is removed at install) and
+ * key (NULL: the key is already in place). */
+static int cert_files_stage(struct command_env *env, const char *name, const struct textbuf *crt,
+			    const struct textbuf *chain, const struct textbuf *key,
+			    struct cert_files *f, const char **error_r)
 {
-	if (!key_in_place &&
-	    tls_store_write(store(env), TLS_STORE_KEY, name, key->data, key->len, error_r) < 0)
+	memset(f, 0, sizeof(*f));
+	f->remove_chain = chain->len == 0;
+	if (key != NULL && tls_store_stage(store(env), TLS_STORE_KEY, name, key->data, key->len,
+					   &f->key, error_r) < 0)
 		return -1;
-	if (chain->len > 0) {
-		if (tls_store_write(store(env), TLS_STORE_CHAIN, name, chain->data, chain->len,
-				    error_r) < 0)
-			return -1;
-	} else if (tls_store_remove(store(env), TLS_STORE_CHAIN, name, error_r) < 0) {
+	if (chain->len > 0 && tls_store_stage(store(env), TLS_STORE_CHAIN, name, chain->data,
+					      chain->len, &f->chain, error_r) < 0)
 		return -1;
-	}
-	return tls_store_write(store(env), TLS_STORE_CERT, name, crt->data, crt->len, error_r);
+	return tls_store_stage(store(env), TLS_STORE_CERT, name, crt->data, crt->len, &f->crt,
+			       error_r);
+}
+
+/* Under the lock: the key first, so a reader never finds a new
+ * certificate beside an old key for long; the chain replaced or removed. */
+static int cert_files_install(struct command_env *env, const char *name, struct cert_files *f,
+			      const char **error_r)
+{
+	if (tls_store_install(&f->key, error_r) < 0 || tls_store_install(&f->chain, error_r) < 0)
+		return -1;
+	if (f->remove_chain && tls_store_remove(store(env), TLS_STORE_CHAIN, name, error_r) < 0)
+		return -1;
+	return tls_store_install(&f->crt, error_r);
+}
+
+static void cert_files_discard(struct cert_files *f)
+{
+	tls_store_discard(&f->key);
+	tls_store_discard(&f->chain);
+	tls_store_discard(&f->crt);
 }
 
 static int cert_generate(struct command_env *env, int argc, char **argv, struct textbuf *out,
@@ -292,21 +338,27 @@ static int cert_generate(struct command_env *env, int argc, char **argv, struct 
 		return 1;
 	if (!tls_store_name_valid(name))
 		return fail(err, name, "not a certificate name (letters, digits, '.', '_', '-')");
-	int exists = cert_exists(env, name, err);
-	if (exists < 0)
+	if (cert_may_write(env, name, o.force, err) < 0)
 		return 1;
-	if (exists == 1 && !o.force)
-		return fail(err, name, "a certificate of this name exists (--force replaces it)");
 	if (tls_names_parse(o.names, &names, &error) < 0)
 		return fail(err, "--names", error);
 	struct textbuf crt = TEXTBUF_INIT, key = TEXTBUF_INIT, chain = TEXTBUF_INIT;
+	struct cert_files files = {0};
 	time_t now = time(NULL);
-	int rc = 1;
+	int rc = 1, lock = -1;
 	if (tls_cert_generate(&names, o.key, o.days, now, &crt, &key, &error) < 0 ||
-	    store_cert(env, name, &crt, &chain, &key, false, &error) < 0) {
+	    cert_files_stage(env, name, &crt, &chain, &key, &files, &error) < 0) {
 		fail(err, name, error);
 		goto out;
 	}
+	if ((lock = cert_lock(env, err)) < 0 || cert_may_write(env, name, o.force, err) < 0)
+		goto out;
+	if (cert_files_install(env, name, &files, &error) < 0) {
+		fail(err, name, error);
+		goto out;
+	}
+	tls_store_unlock(lock);
+	lock = -1;
 	char until[32];
 	struct textbuf joined = TEXTBUF_INIT;
 	time_text(now + (time_t)o.days * 86400, until, sizeof(until));
@@ -318,6 +370,8 @@ static int cert_generate(struct command_env *env, int argc, char **argv, struct 
 	reload_hint(env, out);
 	rc = 0;
 out:
+	tls_store_unlock(lock);
+	cert_files_discard(&files);
 	tls_wipe(&key);
 	textbuf_free(&crt);
 	tls_names_free(&names);
@@ -339,15 +393,25 @@ static int cert_csr(struct command_env *env, int argc, char **argv, struct textb
 	if (tls_names_parse(o.names, &names, &error) < 0)
 		return fail(err, "--names", error);
 	struct textbuf csr = TEXTBUF_INIT, key = TEXTBUF_INIT;
-	int rc = 1;
+	struct tls_store_staged staged_key = {0}, staged_csr = {0};
+	int rc = 1, lock = -1;
 	if (tls_cert_request(&names, o.key, &csr, &key, &error) < 0 ||
-	    tls_store_write(store(env), TLS_STORE_PENDING_KEY, name, key.data, key.len, &error) <
-		0 ||
-	    tls_store_write(store(env), TLS_STORE_PENDING_CSR, name, csr.data, csr.len, &error) <
-		0) {
+	    tls_store_stage(store(env), TLS_STORE_PENDING_KEY, name, key.data, key.len, &staged_key,
+			    &error) < 0 ||
+	    tls_store_stage(store(env), TLS_STORE_PENDING_CSR, name, csr.data, csr.len, &staged_csr,
+			    &error) < 0) {
 		fail(err, name, error);
 		goto out;
 	}
+	if ((lock = cert_lock(env, err)) < 0)
+		goto out;
+	if (tls_store_install(&staged_key, &error) < 0 ||
+	    tls_store_install(&staged_csr, &error) < 0) {
+		fail(err, name, error);
+		goto out;
+	}
+	tls_store_unlock(lock);
+	lock = -1;
 	char path[1200];
 	tls_store_path(store(env), TLS_STORE_PENDING_CSR, name, path, sizeof(path));
 	/* stdout is the CSR alone, so that "> NAME.csr" works */
@@ -359,6 +423,9 @@ static int cert_csr(struct command_env *env, int argc, char **argv, struct textb
 	cert_event(env, "op=cert-csr name=%s", name);
 	rc = 0;
 out:
+	tls_store_unlock(lock);
+	tls_store_discard(&staged_key);
+	tls_store_discard(&staged_csr);
 	tls_wipe(&key);
 	textbuf_free(&csr);
 	tls_names_free(&names);
@@ -397,8 +464,9 @@ static int cert_import(struct command_env *env, int argc, char **argv, struct te
 		explicit_bzero(key_arg, strlen(key_arg));
 	}
 	struct textbuf leaf = TEXTBUF_INIT, chain_out = TEXTBUF_INIT, key_out = TEXTBUF_INIT;
-	struct textbuf notes = TEXTBUF_INIT;
-	int rc = 1;
+	struct textbuf notes = TEXTBUF_INIT, key_now = TEXTBUF_INIT;
+	struct cert_files files = {0};
+	int rc = 1, lock = -1;
 	if (cert == NULL || (key_arg != NULL) == stored_key) {
 		rc = usage_error(err, usage);
 		goto out;
@@ -407,13 +475,8 @@ static int cert_import(struct command_env *env, int argc, char **argv, struct te
 		fail(err, name, "not a certificate name (letters, digits, '.', '_', '-')");
 		goto out;
 	}
-	int exists = cert_exists(env, name, err);
-	if (exists < 0)
+	if (cert_may_write(env, name, force, err) < 0)
 		goto out;
-	if (exists == 1 && !force) {
-		fail(err, name, "a certificate of this name exists (--force replaces it)");
-		goto out;
-	}
 	if (stored_key) {
 		int got = tls_store_read(store(env), TLS_STORE_PENDING_KEY, name, &key, &error);
 		if (got <= 0) {
@@ -430,16 +493,35 @@ static int cert_import(struct command_env *env, int argc, char **argv, struct te
 		goto out;
 	}
 	textbuf_append(err, notes.data, notes.len);
-	if (stored_key && tls_store_adopt_pending_key(store(env), name, &error) < 0) {
+	if (cert_files_stage(env, name, &leaf, &chain_out, stored_key ? NULL : &key_out, &files,
+			     &error) < 0) {
 		fail(err, name, error);
 		goto out;
 	}
-	if (store_cert(env, name, &leaf, &chain_out, &key_out, stored_key, &error) < 0) {
+	if ((lock = cert_lock(env, err)) < 0 || cert_may_write(env, name, force, err) < 0)
+		goto out;
+	/* the stored key checked above is still the one to adopt (a 'cert
+	 * csr' of the same name may have replaced it before the lock) */
+	if (stored_key) {
+		int got = tls_store_read(store(env), TLS_STORE_PENDING_KEY, name, &key_now, &error);
+		if (got <= 0 || key_now.len != key.len ||
+		    memcmp(key_now.data, key.data, key.len) != 0) {
+			fail(err, name,
+			     got < 0
+				 ? error
+				 : "the stored key changed meanwhile (another 'mailctl cert csr')");
+			goto out;
+		}
+	}
+	if ((stored_key && tls_store_adopt_pending_key(store(env), name, &error) < 0) ||
+	    cert_files_install(env, name, &files, &error) < 0) {
 		fail(err, name, error);
 		goto out;
 	}
 	if (stored_key)
 		tls_store_remove(store(env), TLS_STORE_PENDING_CSR, name, &error);
+	tls_store_unlock(lock);
+	lock = -1;
 	struct tls_cert_info info;
 	if (tls_cert_inspect(leaf.data, leaf.len, time(NULL), &info, &error) == 0) {
 		struct textbuf joined = TEXTBUF_INIT;
@@ -455,7 +537,10 @@ static int cert_import(struct command_env *env, int argc, char **argv, struct te
 	reload_hint(env, out);
 	rc = 0;
 out:
+	tls_store_unlock(lock);
+	cert_files_discard(&files);
 	tls_wipe(&key);
+	tls_wipe(&key_now);
 	tls_wipe(&key_out);
 	textbuf_free(&leaf);
 	textbuf_free(&chain_out);
@@ -507,25 +592,15 @@ static const char *target_text(enum tls_assign_kind kind, const char *target, ch
 	return buf;
 }
 
-static int cert_assign(struct command_env *env, int argc, char **argv, bool assign,
-		       struct textbuf *out, struct textbuf *err)
+static int cert_assign_locked(struct command_env *env, const char *name, enum tls_assign_kind kind,
+			      const char *target, bool assign, struct textbuf *out,
+			      struct textbuf *err)
 {
-	enum tls_assign_kind kind;
-	char target[TLS_DOMAIN_MAX + 1], what[300];
+	char what[300];
 	const char *error = NULL;
-	const char *name = assign ? argv[2] : NULL;
-
-	int prc = parse_target(argc, argv, assign ? 3 : 2, &kind, target, sizeof(target), err);
-	if (prc == -2)
-		return usage_error(err, assign ? "assign NAME DOMAIN|--default|--service SERVICE"
-					       : "unassign DOMAIN|--default|--service SERVICE");
-	if (prc < 0)
-		return 1;
 	struct textbuf pem = TEXTBUF_INIT;
 	struct tls_cert_info info;
 	if (assign) {
-		if (!tls_store_name_valid(name))
-			return fail(err, name, "not a certificate name");
 		int got = tls_store_read(store(env), TLS_STORE_CERT, name, &pem, &error);
 		if (got <= 0 ||
 		    tls_cert_inspect(pem.data, pem.len, time(NULL), &info, &error) < 0) {
@@ -571,13 +646,37 @@ static int cert_assign(struct command_env *env, int argc, char **argv, bool assi
 	return rc;
 }
 
-static int cert_del(struct command_env *env, const char *name, struct textbuf *out,
-		    struct textbuf *err)
+static int cert_assign(struct command_env *env, int argc, char **argv, bool assign,
+		       struct textbuf *out, struct textbuf *err)
+{
+	enum tls_assign_kind kind;
+	char target[TLS_DOMAIN_MAX + 1];
+	const char *name = assign ? argv[2] : NULL;
+
+	int prc = parse_target(argc, argv, assign ? 3 : 2, &kind, target, sizeof(target), err);
+	if (prc == -2)
+		return usage_error(err, assign ? "assign NAME DOMAIN|--default|--service SERVICE"
+					       : "unassign DOMAIN|--default|--service SERVICE");
+	if (prc < 0)
+		return 1;
+	if (assign && !tls_store_name_valid(name))
+		return fail(err, name, "not a certificate name");
+	/* what is checked and what is written, under the lock: a certificate
+	 * deleted meanwhile must not be assigned */
+	int lock = cert_lock(env, err);
+	if (lock < 0)
+		return 1;
+	int rc = cert_assign_locked(env, name, kind, target, assign, out, err);
+	tls_store_unlock(lock);
+	return rc;
+}
+
+/* Under the lock: an assignment made meanwhile must not lose its files. */
+static int cert_del_locked(struct command_env *env, const char *name, struct textbuf *out,
+			   struct textbuf *err)
 {
 	struct tls_assignments a;
 	const char *error = NULL;
-	if (!tls_store_name_valid(name))
-		return fail(err, name, "not a certificate name");
 	if (tls_assignments_load(store(env), &a, err) < 0)
 		return 1;
 	size_t uses = tls_assignments_uses(&a, name);
@@ -600,32 +699,23 @@ static int cert_del(struct command_env *env, const char *name, struct textbuf *o
 	return 0;
 }
 
-/* The changing subcommands, under the store's certificate lock; -1 for
- * none of them. */
-static int cert_change(struct command_env *env, int argc, char **argv, struct textbuf *out,
-		       struct textbuf *err)
+static int cert_del(struct command_env *env, const char *name, struct textbuf *out,
+		    struct textbuf *err)
 {
-	const char *sub = argv[1];
-	if (strcmp(sub, "generate") == 0 && argc >= 3)
-		return cert_generate(env, argc, argv, out, err);
-	if (strcmp(sub, "csr") == 0 && argc >= 3)
-		return cert_csr(env, argc, argv, out, err);
-	if (strcmp(sub, "import-pem") == 0 && argc >= 3)
-		return cert_import(env, argc, argv, out, err);
-	if (strcmp(sub, "assign") == 0 && argc >= 4)
-		return cert_assign(env, argc, argv, true, out, err);
-	if (strcmp(sub, "unassign") == 0 && argc >= 3)
-		return cert_assign(env, argc, argv, false, out, err);
-	if (strcmp(sub, "del") == 0 && argc == 3)
-		return cert_del(env, argv[2], out, err);
-	return -1;
+	if (!tls_store_name_valid(name))
+		return fail(err, name, "not a certificate name");
+	int lock = cert_lock(env, err);
+	if (lock < 0)
+		return 1;
+	int rc = cert_del_locked(env, name, out, err);
+	tls_store_unlock(lock);
+	return rc;
 }
 
 int cmd_cert(struct command_env *env, int argc, char **argv, struct textbuf *out,
 	     struct textbuf *err)
 {
 	const char *sub = argc >= 2 ? argv[1] : "";
-	const char *error = NULL;
 
 	if (strcmp(sub, "list") == 0 && argc == 2)
 		return cert_list(env, out, err);
@@ -638,15 +728,19 @@ int cmd_cert(struct command_env *env, int argc, char **argv, struct textbuf *out
 		}
 		return env->tls_reload(out, err, env->ctx) < 0 ? 1 : 0;
 	}
-	if (argc >= 2) {
-		int lock = tls_store_lock(store(env), true, &error);
-		if (lock < 0)
-			return fail(err, "cert", error);
-		int rc = cert_change(env, argc, argv, out, err);
-		tls_store_unlock(lock);
-		if (rc >= 0)
-			return rc;
-	}
+	/* each change takes the lock itself, for its final step only */
+	if (strcmp(sub, "generate") == 0 && argc >= 3)
+		return cert_generate(env, argc, argv, out, err);
+	if (strcmp(sub, "csr") == 0 && argc >= 3)
+		return cert_csr(env, argc, argv, out, err);
+	if (strcmp(sub, "import-pem") == 0 && argc >= 3)
+		return cert_import(env, argc, argv, out, err);
+	if (strcmp(sub, "assign") == 0 && argc >= 4)
+		return cert_assign(env, argc, argv, true, out, err);
+	if (strcmp(sub, "unassign") == 0 && argc >= 3)
+		return cert_assign(env, argc, argv, false, out, err);
+	if (strcmp(sub, "del") == 0 && argc == 3)
+		return cert_del(env, argv[2], out, err);
 	textbuf_puts(
 	    err, "usage: mailctl cert list|generate|csr|import|assign|unassign|del|reload ...\n");
 	return 2;

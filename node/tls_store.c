@@ -118,21 +118,22 @@ static int sync_dir(const char *dir, const char **error_r)
 	return 0;
 }
 
-/* Replaces path with data atomically, with mode from creation on. */
-static int write_atomic(const char *path, const void *data, size_t len, mode_t mode,
-			const char **error_r)
+/* Writes data to a new temporary name beside path, with mode from
+ * creation on, and syncs it; st remembers both names. */
+static int stage_file(const char *path, const void *data, size_t len, mode_t mode,
+		      struct tls_store_staged *st, const char **error_r)
 {
 	/* Unique among every writer of the shared store (pids repeat across
 	 * nodes and containers), and never opened twice. */
-	char tmp[1300];
 	unsigned char rnd[6];
+	memset(st, 0, sizeof(*st));
 	if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
 		return store_fail(error_r, "no randomness for a temporary name");
-	snprintf(tmp, sizeof(tmp), "%s.tmp.%ld.%02x%02x%02x%02x%02x%02x", path, (long)getpid(),
-		 rnd[0], rnd[1], rnd[2], rnd[3], rnd[4], rnd[5]);
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode);
+	snprintf(st->tmp, sizeof(st->tmp), "%s.tmp.%ld.%02x%02x%02x%02x%02x%02x", path,
+		 (long)getpid(), rnd[0], rnd[1], rnd[2], rnd[3], rnd[4], rnd[5]);
+	int fd = open(st->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode);
 	if (fd < 0)
-		return store_fail(error_r, "cannot create %s: %s", tmp, strerror(errno));
+		return store_fail(error_r, "cannot create %s: %s", st->tmp, strerror(errno));
 	/* the umask may have taken bits away; never added any */
 	if (fchmod(fd, mode) < 0)
 		goto fail;
@@ -153,21 +154,51 @@ static int write_atomic(const char *path, const void *data, size_t len, mode_t m
 		fd = -1;
 		goto fail;
 	}
-	fd = -1;
-	if (rename(tmp, path) < 0)
-		goto fail;
-	char dir[1200];
-	snprintf(dir, sizeof(dir), "%s", path);
-	char *slash = strrchr(dir, '/');
-	if (slash != NULL)
-		*slash = '\0';
-	return sync_dir(dir, error_r);
+	snprintf(st->path, sizeof(st->path), "%s", path);
+	return 0;
 fail:;
 	int err = errno;
 	if (fd >= 0)
 		close(fd);
-	unlink(tmp);
+	unlink(st->tmp);
+	st->tmp[0] = '\0';
 	return store_fail(error_r, "cannot write %s: %s", path, strerror(err));
+}
+
+int tls_store_install(struct tls_store_staged *st, const char **error_r)
+{
+	if (st->path[0] == '\0')
+		return 0;
+	if (rename(st->tmp, st->path) < 0) {
+		int err = errno;
+		store_fail(error_r, "cannot write %s: %s", st->path, strerror(err));
+		tls_store_discard(st);
+		return -1;
+	}
+	char dir[sizeof(st->path)];
+	snprintf(dir, sizeof(dir), "%s", st->path);
+	memset(st, 0, sizeof(*st));
+	char *slash = strrchr(dir, '/');
+	if (slash != NULL)
+		*slash = '\0';
+	return sync_dir(dir, error_r);
+}
+
+void tls_store_discard(struct tls_store_staged *st)
+{
+	if (st->path[0] != '\0')
+		unlink(st->tmp);
+	memset(st, 0, sizeof(*st));
+}
+
+/* Replaces path with data atomically, with mode from creation on. */
+static int write_atomic(const char *path, const void *data, size_t len, mode_t mode,
+			const char **error_r)
+{
+	struct tls_store_staged st;
+	if (stage_file(path, data, len, mode, &st, error_r) < 0)
+		return -1;
+	return tls_store_install(&st, error_r);
 }
 
 /* Reads a whole regular file of at most TLS_FILE_MAX bytes. 1, 0 absent, -1. */
@@ -267,6 +298,17 @@ int tls_store_write(const char *store_dir, enum tls_store_kind kind, const char 
 	    make_dirs(store_dir, kind_dir(kind), error_r) < 0)
 		return -1;
 	return write_atomic(path, data, len, kind_mode(kind), error_r);
+}
+
+int tls_store_stage(const char *store_dir, enum tls_store_kind kind, const char *name,
+		    const void *data, size_t len, struct tls_store_staged *st, const char **error_r)
+{
+	char path[1200];
+	memset(st, 0, sizeof(*st));
+	if (checked_path(store_dir, kind, name, path, sizeof(path), error_r) < 0 ||
+	    make_dirs(store_dir, kind_dir(kind), error_r) < 0)
+		return -1;
+	return stage_file(path, data, len, kind_mode(kind), st, error_r);
 }
 
 int tls_store_adopt_pending_key(const char *store_dir, const char *name, const char **error_r)

@@ -49,8 +49,9 @@ bool tls_store_name_valid(const char *name);
 /* The path of one file; 0, or -1 when it does not fit. */
 int tls_store_path(const char *store_dir, enum tls_store_kind kind, const char *name, char *out,
 		   size_t size);
-/* <store>/tls/.lock: exclusive around every change of the certificates
- * or the assignments (mailctl on any node, offline or through maild),
+/* <store>/tls/.lock: exclusive around putting every change of the
+ * certificates or the assignments in place (mailctl on any node, offline
+ * or through maild; the slow part runs before, see tls_store_stage),
  * shared around reading them for a reload, so that no change is lost to
  * another and no reader sees a new key beside an old certificate.
  * Returns the descriptor to pass to tls_store_unlock, or -1. */
@@ -62,6 +63,24 @@ int tls_store_read(const char *store_dir, enum tls_store_kind kind, const char *
 /* Atomically replaces one file (creating the directories), mode by kind. */
 int tls_store_write(const char *store_dir, enum tls_store_kind kind, const char *name,
 		    const void *data, size_t len, const char **error_r);
+/* A change in two steps, so that the slow part runs without the lock:
+ * tls_store_stage writes one file under a temporary name beside its final
+ * one (mode by kind from the first byte, synced; invisible to readers,
+ * which never open a temporary name), tls_store_install renames it into
+ * place and syncs the directory (the step to take under the exclusive
+ * lock), tls_store_discard removes one that is not to be installed. A
+ * struct of zero bytes or one already installed or discarded holds
+ * nothing: installing it is 0, discarding it does nothing. A failed
+ * stage leaves nothing behind; a failed install discards. */
+struct tls_store_staged {
+	char path[1200]; /* "" when nothing is staged */
+	char tmp[1300];
+};
+int tls_store_stage(const char *store_dir, enum tls_store_kind kind, const char *name,
+		    const void *data, size_t len, struct tls_store_staged *st,
+		    const char **error_r);
+int tls_store_install(struct tls_store_staged *st, const char **error_r);
+void tls_store_discard(struct tls_store_staged *st);
 /* Moves a pending key into place as NAME.key (atomic rename on the store). */
 int tls_store_adopt_pending_key(const char *store_dir, const char *name, const char **error_r);
 /* 1 removed, 0 absent, -1 error. */

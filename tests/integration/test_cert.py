@@ -1,12 +1,14 @@
 """`mailctl cert` end to end: generate, list, csr, import, assign, reload,
 offline against the store and through a running maild, with the real
 openssl command as the independent judge of what mailctl writes."""
+import fcntl
 import os
 import pathlib
 import re
 import signal
 import stat
 import subprocess
+import time
 
 import pytest
 
@@ -316,6 +318,56 @@ def test_concurrent_cert_commands_lose_nothing(node_factory):
     assert pub(["pkey", "-in", str(certs / "c1.key"), "-pubout"]) == pub(
         ["x509", "-in", str(certs / "c1.crt"), "-pubkey", "-noout"])
     assert not [p.name for p in certs.iterdir() if ".tmp." in p.name]
+
+
+def hold_cert_lock(n):
+    """The store's certificate lock, held by the test process (its POSIX
+    record lock and mailctl's OFD lock on the same file exclude each
+    other)."""
+    f = open(n.store / "tls" / ".lock", "r+")
+    fcntl.lockf(f, fcntl.LOCK_EX)
+    return f
+
+
+def test_changes_take_the_lock_only_to_install(node_factory):
+    """maild's reload waits for the certificate lock on its main loop, so a
+    change holds it only for its last step: a bad command fails without
+    waiting for it, and a key is made and written (under a temporary name)
+    while someone else holds it."""
+    from conftest import MAILCTL
+    n = node_factory()
+    n.ctl("cert", "generate", "base", "--names", "base.example.test", "--key", "p256")
+    certs = certs_dir(n)
+    lock = hold_cert_lock(n)
+    try:
+        for args in (["frobnicate"], ["generate", "x"], ["del"],
+                     ["generate", "../evil", "--names", "a.test"],
+                     ["generate", "base", "--names", "b.test"],
+                     ["assign", "base", "--service", "gopher"], ["del", "../x"],
+                     ["import-pem", "x", "--cert", "junk"],
+                     ["import-pem", "x", "--cert", "junk", "--key", "junk"]):
+            r = n.ctl("cert", *args, check=False, timeout=10)
+            assert r.returncode in (1, 2), (args, r.stderr)
+        p = subprocess.Popen([MAILCTL, "-c", str(n.config), "cert", "generate", "late",
+                              "--names", "late.example.test"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 30
+        while not [f for f in certs.iterdir() if f.name.startswith("late.crt.tmp.")]:
+            assert p.poll() is None, p.communicate()
+            assert time.monotonic() < deadline, "no certificate made while the lock was held"
+            time.sleep(0.05)
+        time.sleep(0.2)
+        assert p.poll() is None  # waiting for the lock to install
+        assert not (certs / "late.crt").exists() and not (certs / "late.key").exists()
+    finally:
+        lock.close()
+    out, err = p.communicate(timeout=30)
+    assert p.returncode == 0, err
+    assert "certificate late generated" in out
+    assert openssl("pkey", "-in", str(certs / "late.key"), "-pubout").stdout == openssl(
+        "x509", "-in", str(certs / "late.crt"), "-pubkey", "-noout").stdout
+    assert stat.S_IMODE((certs / "late.key").stat().st_mode) == 0o600
+    assert not [f.name for f in certs.iterdir() if ".tmp." in f.name]
 
 
 def test_sighup_with_refused_certificates_says_tls_settings_wait(node_factory):

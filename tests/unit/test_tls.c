@@ -547,6 +547,31 @@ static void test_store_layout(void **unused)
 	textbuf_truncate(&listed, 0);
 	assert_int_equal(tls_store_list(store, TLS_STORE_KEY, collect_name, &listed, &error), 0);
 	assert_string_equal(listed.data, "x;");
+	/* staged: invisible (old contents, not listed) until installed, with
+	 * its mode from the start; discarded: gone */
+	struct tls_store_staged st, gone, none = {0};
+	struct stat tst;
+	assert_int_equal(tls_store_stage(store, TLS_STORE_KEY, "x", "key2", 4, &st, &error), 0);
+	assert_int_equal(tls_store_stage(store, TLS_STORE_CERT, "v", "c", 1, &gone, &error), 0);
+	assert_int_equal(stat(st.tmp, &tst), 0);
+	assert_int_equal(tst.st_mode & 07777, 0600);
+	assert_int_equal(tls_store_read(store, TLS_STORE_KEY, "x", &data, &error), 1);
+	assert_string_equal(data.data, "key");
+	textbuf_truncate(&listed, 0);
+	assert_int_equal(tls_store_list(store, TLS_STORE_CERT, collect_name, &listed, &error), 0);
+	assert_string_equal(listed.data, "w;x;");
+	char gone_tmp[sizeof(gone.tmp)];
+	snprintf(gone_tmp, sizeof(gone_tmp), "%s", gone.tmp);
+	tls_store_discard(&gone);
+	assert_int_equal(stat(gone_tmp, &tst), -1);
+	assert_int_equal(tls_store_install(&gone, &error), 0); /* holds nothing */
+	assert_int_equal(tls_store_install(&none, &error), 0);
+	assert_int_equal(tls_store_install(&st, &error), 0);
+	assert_int_equal(tls_store_read(store, TLS_STORE_KEY, "x", &data, &error), 1);
+	assert_string_equal(data.data, "key2");
+	assert_int_equal(tls_store_read(store, TLS_STORE_CERT, "v", &data, &error), 0);
+	assert_int_equal(tls_store_stage(store, TLS_STORE_CERT, "../v", "c", 1, &st, &error), -1);
+	tls_store_discard(&st);
 	/* a pending key moves into place */
 	assert_int_equal(tls_store_adopt_pending_key(store, "y", &error), 0);
 	assert_int_equal(tls_store_read(store, TLS_STORE_KEY, "y", &data, &error), 1);
