@@ -204,6 +204,30 @@ def test_import_checks(node_factory, workdir):
     assert "CN=b.example.test" in n.ctl("cert", "list").stdout
 
 
+def test_import_refuses_a_small_ca_key(node_factory, workdir):
+    """A CA whose key is below security level 2 (RSA 1024) in the chain:
+    maild's contexts would refuse to send that chain, and with it stop
+    every reload and start, so the import refuses it and stores nothing."""
+    n = node_factory()
+    ca_key, ca = workdir / "small-ca.key", workdir / "small-ca.pem"
+    openssl("req", "-x509", "-newkey", "rsa:1024", "-nodes", "-days", "30", "-subj",
+            "/CN=Small CA", "-keyout", str(ca_key), "-out", str(ca))
+    assert "Public-Key: (1024 bit)" in openssl("x509", "-in", str(ca), "-noout", "-text").stdout
+    leaf_key = workdir / "small-leaf.key"
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=leaf.example.test",
+            "-keyout", str(leaf_key), "-out", str(workdir / "small-leaf.csr"))
+    leaf = sign(workdir, workdir / "small-leaf.csr", ca_key, ca, workdir / "small-leaf.pem",
+                ["leaf.example.test"])
+    r = n.ctl("cert", "import", "small", str(leaf), str(leaf_key), str(ca), check=False)
+    assert r.returncode == 1 and "maild could not send its chain" in r.stderr, r.stderr
+    full = workdir / "small-full.pem"
+    full.write_text(leaf.read_text() + ca.read_text())
+    r = n.ctl("cert", "import", "small", str(full), str(leaf_key), check=False)
+    assert r.returncode == 1 and "maild could not send its chain" in r.stderr, r.stderr
+    certs = certs_dir(n)
+    assert not certs.exists() or not list(certs.iterdir())
+
+
 def test_assign_unassign_del(node_factory):
     n = node_factory()
     n.ctl("cert", "generate", "main", "--names", "mail.example.test")
