@@ -76,6 +76,8 @@ struct tls_server {
 };
 
 static int ssl_gen_index = -1;
+/* the domain's context hello_cb chose for an SSL, NULL for none */
+static int ssl_sni_index = -1;
 static pthread_once_t index_once = PTHREAD_ONCE_INIT;
 
 static void generation_unref(struct tls_generation *g);
@@ -95,6 +97,7 @@ static void ssl_gen_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, l
 static void index_init(void)
 {
 	ssl_gen_index = SSL_get_ex_new_index(0, NULL, NULL, NULL, ssl_gen_free);
+	ssl_sni_index = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
 }
 
 /* ---- settings ---- */
@@ -260,36 +263,33 @@ static bool hello_server_name(SSL *ssl, char host[256])
  * certificate's context: each has its own session id context (the
  * certificate's fingerprint), and a session made for one certificate is
  * not resumed under another's name (the servername callback comes too
- * late for that: the PSK extension is already processed). */
+ * late for that: the PSK extension is already processed). The one
+ * lookup of a handshake: its outcome is kept for sni_cb. */
 static int hello_cb(SSL *ssl, int *alert, void *arg)
 {
 	(void)arg;
 	char host[256];
 	struct tls_generation *g = SSL_get_ex_data(ssl, ssl_gen_index);
-	if (g == NULL || !hello_server_name(ssl, host))
-		return SSL_CLIENT_HELLO_SUCCESS;
-	SSL_CTX *ctx = domain_lookup(g, host);
-	if (ctx != NULL && ctx != SSL_get_SSL_CTX(ssl) && SSL_set_SSL_CTX(ssl, ctx) == NULL) {
+	SSL_CTX *ctx = NULL;
+	if (g != NULL && hello_server_name(ssl, host))
+		ctx = domain_lookup(g, host);
+	if (SSL_set_ex_data(ssl, ssl_sni_index, ctx) != 1 ||
+	    (ctx != NULL && ctx != SSL_get_SSL_CTX(ssl) && SSL_set_SSL_CTX(ssl, ctx) == NULL)) {
 		*alert = SSL_AD_INTERNAL_ERROR;
 		return SSL_CLIENT_HELLO_ERROR;
 	}
 	return SSL_CLIENT_HELLO_SUCCESS;
 }
 
+/* The server_name extension is acknowledged (and kept in a new session)
+ * when hello_cb chose a domain's certificate for it; otherwise the
+ * service's or the default certificate serves, without a lookup here. */
 static int sni_cb(SSL *ssl, int *alert, void *arg)
 {
 	(void)alert;
 	(void)arg;
-	const char *host = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
-	struct tls_generation *g = SSL_get_ex_data(ssl, ssl_gen_index);
-	if (host == NULL || g == NULL)
-		return SSL_TLSEXT_ERR_NOACK;
-	SSL_CTX *ctx = domain_lookup(g, host);
-	if (ctx == NULL)
-		return SSL_TLSEXT_ERR_NOACK; /* the service's or default certificate */
-	if (ctx != SSL_get_SSL_CTX(ssl) && SSL_set_SSL_CTX(ssl, ctx) == NULL)
-		return SSL_TLSEXT_ERR_ALERT_FATAL;
-	return SSL_TLSEXT_ERR_OK;
+	return SSL_get_ex_data(ssl, ssl_sni_index) != NULL ? SSL_TLSEXT_ERR_OK
+							   : SSL_TLSEXT_ERR_NOACK;
 }
 
 /* Client certificates are recorded, not trusted: accept whatever comes. */
@@ -621,7 +621,7 @@ int tls_server_create(const struct tls_settings *s, const char *store_dir, struc
 		      const char **error_r)
 {
 	pthread_once(&index_once, index_init);
-	if (ssl_gen_index < 0)
+	if (ssl_gen_index < 0 || ssl_sni_index < 0)
 		return tls_fail(error_r, "OpenSSL: no ex_data index");
 	if (tls_settings_check(s, error_r) < 0)
 		return -1;
