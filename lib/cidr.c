@@ -128,6 +128,15 @@ bool cidr_contains(const struct cidr *net, const struct cidr *addr)
 	return (net->addr[full] & mask) == (addr->addr[full] & mask);
 }
 
+void cidr_client(const struct cidr *addr, struct cidr *client_r)
+{
+	*client_r = *addr;
+	if (addr->v6) {
+		memset(client_r->addr + 8, 0, 8);
+		client_r->prefix = 64;
+	}
+}
+
 int cidr_list_add(struct cidr_list *list, const struct cidr *net)
 {
 	if (list->n >= CIDR_LIST_MAX)

@@ -44,6 +44,11 @@ int cidr_addr_parse(const char *text, struct cidr *addr_r, const char **error_r)
 int cidr_peer_parse(const char *peer, struct cidr *addr_r);
 /* Whether addr (a full-prefix address) lies in net. */
 bool cidr_contains(const struct cidr *net, const struct cidr *addr);
+/* The network that counts as one client (connections per address, the
+ * authentication throttle): an IPv4 address itself, an IPv6 address's
+ * /64, since one host usually owns the whole prefix and can move
+ * within it at will. addr has the full prefix. */
+void cidr_client(const struct cidr *addr, struct cidr *client_r);
 /* Appends net: 0, or -1 when the list is full. */
 int cidr_list_add(struct cidr_list *list, const struct cidr *net);
 /* Whether any network of the list contains addr. */

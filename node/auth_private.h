@@ -52,7 +52,7 @@ struct auth_session {
 	struct auth *auth;
 	char service[16];
 	char peer[64];
-	char peer_key[64]; /* address only (IPv6: its /64) */
+	char peer_key[64]; /* the client's network, cidr_client (IPv6: its /64) */
 	uint64_t conn_id;
 	bool tls, plaintext_allowed;
 

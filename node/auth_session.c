@@ -12,13 +12,13 @@
  */
 #include "node/auth_private.h"
 
-#include <arpa/inet.h>
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
+#include "lib/cidr.h"
 #include "lib/password.h"
 #include "node/log.h"
 
@@ -236,28 +236,17 @@ static const struct sasl_server_hooks session_hooks = {
 
 /* ---- sessions ---- */
 
-/* The throttle key of a peer: its address; an IPv6 client's /64, since
- * one host usually owns the whole prefix. */
+/* The throttle key of a peer: the client its address stands for
+ * (cidr_client), or the peer text itself when it is no address. */
 static void peer_key(const char *peer, char *out, size_t size)
 {
-	char host[64];
-	struct in6_addr a6;
-	const char *end;
-
-	if (peer[0] == '[' && (end = strchr(peer, ']')) != NULL)
-		snprintf(host, sizeof(host), "%.*s", (int)(end - peer - 1), peer + 1);
-	else if ((end = strrchr(peer, ':')) != NULL && strchr(peer, ':') == end)
-		snprintf(host, sizeof(host), "%.*s", (int)(end - peer), peer);
-	else
-		snprintf(host, sizeof(host), "%s", peer);
-	if (inet_pton(AF_INET6, host, &a6) == 1) {
-		char text[INET6_ADDRSTRLEN];
-		memset(a6.s6_addr + 8, 0, 8);
-		inet_ntop(AF_INET6, &a6, text, sizeof(text));
-		snprintf(out, size, "%s/64", text);
+	struct cidr addr, client;
+	if (cidr_peer_parse(peer, &addr) < 0) {
+		snprintf(out, size, "%s", peer);
 		return;
 	}
-	snprintf(out, size, "%s", host);
+	cidr_client(&addr, &client);
+	cidr_format(&client, out, size);
 }
 
 struct auth_session *auth_session_new(struct auth *auth, const struct auth_session_params *p)

@@ -21,6 +21,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "lib/cidr.h"
+
 #define ADDRS_INITIAL_BUCKETS 64
 
 struct listener_addr_entry {
@@ -204,10 +206,11 @@ int listener_addr_from_sockaddr(const struct sockaddr *sa, socklen_t len,
 			inet_ntop(AF_INET, key_r->bytes, text, sizeof(text));
 			snprintf(peer, peer_size, "%s:%u", text, ntohs(sin6->sin6_port));
 		} else {
-			/* the /64: one host usually owns the whole prefix, as the
-			 * auth throttle also assumes */
+			struct cidr addr = {.v6 = true, .prefix = 128}, client;
+			memcpy(addr.addr, &sin6->sin6_addr, sizeof(addr.addr));
+			cidr_client(&addr, &client);
 			key_r->family = 6;
-			memcpy(key_r->bytes, &sin6->sin6_addr, 8);
+			memcpy(key_r->bytes, client.addr, sizeof(key_r->bytes));
 			inet_ntop(AF_INET6, &sin6->sin6_addr, text, sizeof(text));
 			snprintf(peer, peer_size, "[%s]:%u", text, ntohs(sin6->sin6_port));
 		}

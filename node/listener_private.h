@@ -58,8 +58,9 @@ void listener_addrs_release(struct listener_addrs *t, const struct listener_addr
 unsigned listener_addrs_count(struct listener_addrs *t, const struct listener_addr_key *key);
 /* Number of distinct addresses in the table. */
 size_t listener_addrs_size(struct listener_addrs *t);
-/* Fills key and the printable peer ("1.2.3.4:25", "[::1]:25") from an
- * accepted socket's address. 0, or -1 for a family other than IPv4/IPv6
+/* Fills key (the client the address stands for, lib/cidr.h's
+ * cidr_client: an IPv6 peer's /64) and the printable peer ("1.2.3.4:25",
+ * "[::1]:25") from an accepted socket's address. 0, or -1 for a family other than IPv4/IPv6
  * (peer is then "unknown"). */
 int listener_addr_from_sockaddr(const struct sockaddr *sa, socklen_t len,
 				struct listener_addr_key *key_r, char *peer, size_t peer_size);

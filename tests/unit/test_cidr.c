@@ -157,6 +157,36 @@ static void test_peer_parse(void **state)
 	}
 }
 
+static void test_client(void **state)
+{
+	static const struct {
+		const char *addr;
+		const char *want;
+	} cases[] = {
+	    {"192.0.2.1", "192.0.2.1/32"},
+	    {"::ffff:192.0.2.1", "192.0.2.1/32"},
+	    {"2001:db8:1:2::1", "2001:db8:1:2::/64"},
+	    {"2001:db8:1:2:ffff:ffff:ffff:ffff", "2001:db8:1:2::/64"},
+	    {"2001:db8:1:3::1", "2001:db8:1:3::/64"},
+	    {"::1", "::/64"},
+	};
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct cidr a, c;
+		const char *error = NULL;
+		char got[CIDR_TEXT_MAX];
+		assert_int_equal(cidr_addr_parse(cases[i].addr, &a, &error), 0);
+		cidr_client(&a, &c);
+		cidr_format(&c, got, sizeof(got));
+		if (strcmp(got, cases[i].want) != 0)
+			fail_msg("case %zu \"%s\": got %s, want %s", i, cases[i].addr, got,
+				 cases[i].want);
+		if (!cidr_contains(&c, &a))
+			fail_msg("case %zu \"%s\": not in its own client network", i,
+				 cases[i].addr);
+	}
+}
+
 static void test_reverse_name(void **state)
 {
 	struct cidr a;
@@ -180,7 +210,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_parse_table),	 cmocka_unit_test(test_contains),
 	    cmocka_unit_test(test_list),	 cmocka_unit_test(test_peer_parse),
-	    cmocka_unit_test(test_reverse_name),
+	    cmocka_unit_test(test_reverse_name), cmocka_unit_test(test_client),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
