@@ -21,6 +21,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -380,39 +381,61 @@ static int start_tls(struct maild *d, const char **error_r)
 
 /* Settings the running parts took at start and cannot take again: each
  * changed one is named in a warning and keeps its running value, so that
- * the configuration maild reports is the one it runs. */
+ * the configuration maild reports is the one it runs. A string is
+ * compared up to its NUL, anything else byte for byte. The services'
+ * listening addresses and TLS modes are kept below, per service. */
+#define RESTART_ONLY(field, name, text)                                                          \
+	{ name, offsetof(struct node_config, field), sizeof(((struct node_config *)0)->field), \
+	  text }
+
+static const struct restart_only {
+	const char *name;
+	size_t offset, size;
+	bool text;
+} restart_only[] = {
+	RESTART_ONLY(node_id, "node_id", false),
+	RESTART_ONLY(store_dir, "store", true),
+	RESTART_ONLY(run_dir, "run_dir", true),
+	RESTART_ONLY(user, "user", true),
+	RESTART_ONLY(server.threads, "server.threads", false),
+	RESTART_ONLY(server.store_threads, "server.store_threads", false),
+	RESTART_ONLY(storage, "storage", false),
+	RESTART_ONLY(log, "log", false),
+	RESTART_ONLY(queue, "queue", false),
+	RESTART_ONLY(smtp.max_message_size, "smtp.max_message_size", false),
+	RESTART_ONLY(smtp.max_recipients, "smtp.max_recipients", false),
+	RESTART_ONLY(auth_threads, "auth.threads", false),
+	RESTART_ONLY(auth.hostname, "auth.hostname", true),
+	RESTART_ONLY(auth.kerberos_keytab, "auth.kerberos_keytab", true),
+	RESTART_ONLY(auth.kerberos_default_realm, "auth.kerberos_default_realm", true),
+};
+
 static void keep_restart_only(struct node_config *fresh, const struct node_config *run)
 {
-	struct {
-		const char *name;
-		bool changed;
-	} groups[] = {
-		{ "log", memcmp(&fresh->log, &run->log, sizeof(run->log)) != 0 },
-		{ "queue", memcmp(&fresh->queue, &run->queue, sizeof(run->queue)) != 0 },
-		{ "smtp.max_message_size", fresh->smtp.max_message_size != run->smtp.max_message_size },
-		{ "smtp.max_recipients", fresh->smtp.max_recipients != run->smtp.max_recipients },
-		{ "server.store_threads", fresh->server.store_threads != run->server.store_threads },
-		{ "auth.threads", fresh->auth_threads != run->auth_threads },
-		{ "auth.hostname", strcmp(fresh->auth.hostname, run->auth.hostname) != 0 },
-		{ "auth.kerberos_keytab",
-		  strcmp(fresh->auth.kerberos_keytab, run->auth.kerberos_keytab) != 0 },
-		{ "auth.kerberos_default_realm",
-		  strcmp(fresh->auth.kerberos_default_realm, run->auth.kerberos_default_realm) != 0 },
-	};
-	for (size_t i = 0; i < sizeof(groups) / sizeof(groups[0]); i++)
-		if (groups[i].changed)
+	for (size_t i = 0; i < sizeof(restart_only) / sizeof(restart_only[0]); i++) {
+		const struct restart_only *r = &restart_only[i];
+		char *to = (char *)fresh + r->offset;
+		const char *from = (const char *)run + r->offset;
+		if (r->text ? strcmp(to, from) != 0 : memcmp(to, from, r->size) != 0)
 			log_warning("config", "%s changes only on restart; keeping the running value",
-				    groups[i].name);
-	fresh->log = run->log;
-	fresh->queue = run->queue;
-	fresh->smtp.max_message_size = run->smtp.max_message_size;
-	fresh->smtp.max_recipients = run->smtp.max_recipients;
-	fresh->server.store_threads = run->server.store_threads;
-	fresh->auth_threads = run->auth_threads;
-	memcpy(fresh->auth.hostname, run->auth.hostname, sizeof(run->auth.hostname));
-	memcpy(fresh->auth.kerberos_keytab, run->auth.kerberos_keytab, sizeof(run->auth.kerberos_keytab));
-	memcpy(fresh->auth.kerberos_default_realm, run->auth.kerberos_default_realm,
-	       sizeof(run->auth.kerberos_default_realm));
+				    r->name);
+		memcpy(to, from, r->size);
+	}
+	/* a service's require_tls changes at once; the rest of it does not */
+	for (int i = 0; i < SERVICE_COUNT; i++) {
+		struct node_config_service *f = &fresh->services[i];
+		const struct node_config_service *r = &run->services[i];
+		if (f->tls != r->tls)
+			log_warning("config", "service=%s: the TLS mode changes only on restart",
+				    f->name);
+		if (f->port != r->port || f->enabled != r->enabled ||
+		    strcmp(f->address, r->address) != 0)
+			log_warning("config", "service=%s: listening address changes only on restart",
+				    f->name);
+		bool require_tls = f->require_tls;
+		*f = *r;
+		f->require_tls = require_tls;
+	}
 }
 
 static void reload(struct maild *d)
@@ -430,36 +453,7 @@ static void reload(struct maild *d)
 		return;
 	}
 	textbuf_free(&errors);
-	bool require_tls[SERVICE_COUNT];
-	for (int i = 0; i < SERVICE_COUNT; i++) {
-		require_tls[i] = fresh->services[i].require_tls;
-		if (fresh->services[i].tls != d->cfg->services[i].tls)
-			log_warning("config", "service=%s: the TLS mode changes only on restart",
-				    fresh->services[i].name);
-	}
-	if (fresh->node_id != d->cfg->node_id || strcmp(fresh->store_dir, d->cfg->store_dir) != 0 ||
-	    strcmp(fresh->run_dir, d->cfg->run_dir) != 0 || strcmp(fresh->user, d->cfg->user) != 0 ||
-	    fresh->server.threads != d->cfg->server.threads ||
-	    fresh->storage.fsync_each != d->cfg->storage.fsync_each ||
-	    fresh->storage.reader_locks != d->cfg->storage.reader_locks)
-		log_warning("config", "node_id, store, run_dir, user, server.threads and storage change only on restart");
-	for (int i = 0; i < SERVICE_COUNT; i++)
-		if (fresh->services[i].port != d->cfg->services[i].port ||
-		    fresh->services[i].enabled != d->cfg->services[i].enabled ||
-		    strcmp(fresh->services[i].address, d->cfg->services[i].address) != 0)
-			log_warning("config", "service=%s: listening address changes only on restart",
-				    fresh->services[i].name);
 	keep_restart_only(fresh, d->cfg);
-	/* Keep what cannot change live, take the rest. */
-	fresh->node_id = d->cfg->node_id;
-	memcpy(fresh->store_dir, d->cfg->store_dir, sizeof(fresh->store_dir));
-	memcpy(fresh->run_dir, d->cfg->run_dir, sizeof(fresh->run_dir));
-	memcpy(fresh->user, d->cfg->user, sizeof(fresh->user));
-	fresh->server.threads = d->cfg->server.threads;
-	fresh->storage = d->cfg->storage;
-	memcpy(fresh->services, d->cfg->services, sizeof(fresh->services));
-	for (int i = 0; i < SERVICE_COUNT; i++)
-		fresh->services[i].require_tls = require_tls[i];
 	pthread_mutex_lock(&d->cfg_lock);
 	struct node_config *old = d->cfg;
 	d->cfg = fresh;

@@ -72,7 +72,9 @@ def test_reload_names_restart_only_settings(node):
     node.wait_log("max_connections=66")
     log = node.log_text()
     assert "smtp.max_message_size changes only on restart; keeping the running value" in log
-    assert "storage change only on restart" in log
+    assert "storage changes only on restart; keeping the running value" in log
+    for unchanged in ("node_id", "store", "server.threads", "log", "queue"):
+        assert f"{unchanged} changes only on restart" not in log  # only what changed
     assert "(limit 66," in node.ctl("status").stdout
 
 
