@@ -57,8 +57,10 @@ int smtp_ratelimit_take(struct smtp_ratelimit *rl, const struct cidr *addr, unsi
 
 	if (limit == 0)
 		return 1;
+	struct cidr client; /* an IPv6 client is its /64, as for connections and logins */
+	cidr_client(addr, &client);
 	pthread_mutex_lock(&rl->lock);
-	struct smtp_rate_record *r = smtp_client_table_get(rl->table, addr, now_ms, true, &expires);
+	struct smtp_rate_record *r = smtp_client_table_get(rl->table, &client, now_ms, true, &expires);
 	if (r == NULL) {
 		if (!rl->full_logged)
 			log_warning("smtp",

@@ -1,5 +1,5 @@
 /*
- * Message rate per client address (Postfix's anvil and
+ * Message rate per client (an IPv4 address, an IPv6 /64; Postfix's anvil and
  * smtpd_client_message_rate_limit): how many MAIL commands one address
  * may start over a sliding minute, across every connection and worker
  * of this node. The minute slides by the usual two-window estimate (the

@@ -429,6 +429,25 @@ static void test_ratelimit_sliding_minute(void **state)
 	assert_null(rl);
 }
 
+/* An IPv6 client is its /64 (as for connections and logins): the
+ * addresses of one network share a count, another network has its own. */
+static void test_ratelimit_ipv6_network(void **state)
+{
+	struct smtp_ratelimit *rl = smtp_ratelimit_new();
+	struct cidr one, same_net, other_net;
+	const char *error = NULL;
+	(void)state;
+	assert_int_equal(cidr_addr_parse("2001:db8:1:2::1", &one, &error), 0);
+	assert_int_equal(cidr_addr_parse("2001:db8:1:2:ffff::7", &same_net, &error), 0);
+	assert_int_equal(cidr_addr_parse("2001:db8:1:3::1", &other_net, &error), 0);
+	assert_int_equal(smtp_ratelimit_take(rl, &one, 2, 1000), 1);
+	assert_int_equal(smtp_ratelimit_take(rl, &same_net, 2, 1001), 1);
+	assert_int_equal(smtp_ratelimit_take(rl, &one, 2, 1002), 0);
+	assert_int_equal(smtp_ratelimit_take(rl, &same_net, 2, 1003), 0);
+	assert_int_equal(smtp_ratelimit_take(rl, &other_net, 2, 1004), 1);
+	smtp_ratelimit_free(&rl);
+}
+
 static void test_client_table_bounded(void **state)
 {
 	struct smtp_client_table *t = smtp_client_table_new(3, sizeof(int));
@@ -481,6 +500,7 @@ int main(void)
 	    cmocka_unit_test(test_relay_policy),
 	    cmocka_unit_test(test_policy_settings_refs),
 	    cmocka_unit_test(test_ratelimit_sliding_minute),
+	    cmocka_unit_test(test_ratelimit_ipv6_network),
 	    cmocka_unit_test(test_client_table_bounded),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
