@@ -22,9 +22,9 @@
  * users still receive mail. Other domains: relayed for authenticated
  * clients, clients in smtp.trusted_networks, and smtp.relay_domains, and
  * refused with 554 5.7.1 otherwise (node/smtp_policy.h; every open-relay
- * trick is refused). Until the outbound queue exists, a message with a
- * relayed recipient is answered 451 after DATA and nothing is stored.
- * Aliases or groups that reach a remote address are refused (550 5.7.1).
+ * trick is refused). A transaction with remote recipients (relayed, or
+ * reached through an alias or group) goes whole, local mailboxes
+ * included, into this node's spool (smtp_queue.c).
  *
  * Per client (smtp_service.c, smtp_dnsbl.c, smtp_ratelimit.c): DNSBL
  * lookups before the greeting (smtp service only), a message rate at
