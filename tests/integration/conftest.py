@@ -18,10 +18,21 @@ MAILCTL = os.environ.get("MAILCTL", str(ROOT / "build/bin/mailctl"))
 SERVICES = ["smtp", "submission", "smtps", "imap", "imaps", "pop3", "pop3s", "http"]
 
 
+_handed_out = set()
+
+
 def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A loopback port free now and not handed out before in this run: a
+    node that is configured but not started yet holds no socket, so the
+    kernel could give its port to the next node (a test's second node then
+    delivered to the first instead of to the MX it stood for)."""
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _handed_out:
+            _handed_out.add(port)
+            return port
 
 
 class Node:
@@ -37,11 +48,7 @@ class Node:
         self.run_dir = self.base / f"run-{name}"
         self.config = self.base / f"{name}.conf"
         self.log = self.base / f"{name}.log"
-        self.ports = {}
-        for s in SERVICES:  # distinct: two free ports asked one after the other can collide
-            while (port := free_port()) in self.ports.values():
-                pass
-            self.ports[s] = port
+        self.ports = {s: free_port() for s in SERVICES}
         self.proc = None
         self.write_config(extra)
 
