@@ -178,7 +178,9 @@ int sendmail_bs_run(const struct node_config *cfg, struct queue *maildrop,
 		.plaintext_auth_allowed = true, /* so that AUTH gets 504, not "encrypt first" */
 		.max_message_size = cfg->smtp.max_message_size,
 		.max_recipients = cfg->smtp.max_recipients,
-		.chunking = true,
+		/* no CHUNKING: the bare-LF repair below would change a BDAT
+		 * chunk's octet count */
+		.chunking = false,
 	};
 	char buf[BS_READ_CHUNK], crlf[2 * BS_READ_CHUNK];
 	bool prev_cr = false;

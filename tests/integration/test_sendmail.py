@@ -204,6 +204,20 @@ def test_bs_bare_lf_and_pipelining(n):
     assert header_and_body(data(n, qid))[1] == b"body\r\n"
 
 
+def test_bs_offers_no_chunking(n):
+    """-bs turns bare LFs into CRLF before the SMTP engine sees them, which
+    would change a BDAT chunk's octet count (the message cut short, its
+    rest read as commands): CHUNKING is not offered, BDAT is refused and
+    nothing is queued."""
+    script = (b"EHLO x\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.org>\r\n"
+              b"BDAT 18 LAST\r\nSubject: s\n\nab\ncd\nQUIT\r\n")
+    r = run(n, "-bs", input=script)
+    replies = r.stdout.decode().splitlines()
+    assert not any("CHUNKING" in l for l in replies), replies
+    assert not any(l.startswith("250 2.0.0 Ok: queued") for l in replies), replies
+    assert queued(n) == []
+
+
 def test_mailq_listing(n):
     mailq = str(BIN / "mailq")
     r = run(n, prog=mailq)
