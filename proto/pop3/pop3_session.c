@@ -300,7 +300,8 @@ enum pop3_want pop3_session_auth_result(struct pop3_session *s, enum pop3_auth_s
 		return drain_pending(s); /* the next line is the client's response */
 	case POP3_AUTH_OK:
 		s->in_sasl = false;
-		snprintf(s->user, sizeof(s->user), "%s", user ? user : s->user);
+		if (user != NULL) /* else the name the client gave stays */
+			snprintf(s->user, sizeof(s->user), "%s", user);
 		s->authenticated = true;
 		s->want = POP3_WANT_STORE;
 		s->be->maildrop_open(s->ctx, s->user);
