@@ -36,6 +36,7 @@
 #include "node/queue_manager.h"
 #include "node/commands.h"
 #include "node/node_config.h"
+#include "node/outbound_self.h"
 #include "node/control.h"
 #include "node/daemonize.h"
 #include "node/listener.h"
@@ -340,6 +341,25 @@ static int bind_services(struct maild *d, const char **error_r)
 	return 0;
 }
 
+/* The queue never sends to this node's own SMTP listeners, as bound, nor
+ * to an MX host named as this node (node/outbound_self.h). */
+static void register_self(const struct maild *d)
+{
+	static const enum node_config_service_id smtp[] = {SERVICE_SMTP, SERVICE_SUBMISSION,
+							    SERVICE_SMTPS};
+	struct outbound_self self = {0};
+	snprintf(self.hostname, sizeof(self.hostname), "%s", d->cfg->hostname);
+	for (size_t i = 0; i < sizeof(smtp) / sizeof(smtp[0]); i++) {
+		const struct node_config_service *svc = &d->cfg->services[smtp[i]];
+		if (services_engine(smtp[i]) != NULL && svc->enabled &&
+		    outbound_self_add(&self, svc->address, (uint16_t)d->bound_ports[smtp[i]]) < 0)
+			log_warning("queue", "service=%s: %s is not recognised as this node by the "
+					     "queue's loop check",
+				    svc->name, svc->address);
+	}
+	outbound_self_set(&self);
+}
+
 /* Loads the certificates; an implicit-TLS service without one cannot
  * serve at all, a STARTTLS service without one serves without STARTTLS. */
 static int start_tls(struct maild *d, const char **error_r)
@@ -552,6 +572,7 @@ static int start(struct maild *d)
 	listener_set_event_hook(d->listener, listener_event, d);
 	if (bind_services(d, &error) < 0)
 		goto fail;
+	register_self(d);
 	if (privilege_drop(&id, &error) < 0)
 		goto fail;
 	if (geteuid() == 0)

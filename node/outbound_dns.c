@@ -177,10 +177,11 @@ static int lookup_mx(ldns_resolver *res, const char *domain, struct mx *mx, size
 	return (int)n;
 }
 
-/* Adds the A and AAAA addresses of name to the route: how many were added,
- * or -1 when a lookup failed temporarily (*temp_r) and nothing was found. */
-static int add_addresses(ldns_resolver *res, const char *name, uint16_t port,
-			 struct outbound_route *r, bool *temp_r)
+/* Adds the A and AAAA addresses of name to the route, with pref and by_mx
+ * (struct outbound_host): how many were added, or -1 when a lookup failed
+ * temporarily (*temp_r) and nothing was found. */
+static int add_addresses(ldns_resolver *res, const char *name, uint16_t port, unsigned pref,
+			 bool by_mx, struct outbound_route *r, bool *temp_r)
 {
 	static const ldns_rr_type types[] = {LDNS_RR_TYPE_A, LDNS_RR_TYPE_AAAA};
 	int added = 0;
@@ -203,6 +204,8 @@ static int add_addresses(ldns_resolver *res, const char *name, uint16_t port,
 			snprintf(h->name, sizeof(h->name), "%s", name);
 			snprintf(h->addr, sizeof(h->addr), "%s", addr);
 			h->port = port;
+			h->pref = pref;
+			h->by_mx = by_mx;
 			free(addr);
 			r->n++;
 			added++;
@@ -212,6 +215,40 @@ static int add_addresses(ldns_resolver *res, const char *name, uint16_t port,
 		ldns_pkt_free(pkt);
 	}
 	return added;
+}
+
+void outbound_route_drop_self(struct outbound_route *r, const struct outbound_self *self,
+			      const char *dest, unsigned best_pref)
+{
+	bool found = false;
+	unsigned self_pref = 0, best_found = 0;
+	for (size_t i = 0; i < r->n; i++) {
+		const struct outbound_host *h = &r->hosts[i];
+		if (i == 0 || h->pref < best_found)
+			best_found = h->pref;
+		if ((!found || h->pref < self_pref) &&
+		    (outbound_self_has_addr(self, h->addr, h->port) ||
+		     (h->by_mx && outbound_self_has_name(self, h->name)))) {
+			self_pref = h->pref;
+			found = true;
+		}
+	}
+	if (!found)
+		return;
+	size_t kept = 0;
+	for (size_t i = 0; i < r->n; i++)
+		if (r->hosts[i].pref < self_pref)
+			r->hosts[kept++] = r->hosts[i];
+	r->n = kept;
+	if (kept > 0)
+		return;
+	/* Postfix's smtp_domain_addr(): a better MX that has no address is
+	 * not a loop, only a wait */
+	if (best_found != best_pref)
+		route_fail(r, OUTBOUND_DNS_TEMP, "4.4.4", "unable to find primary relay for %s",
+			   dest);
+	else
+		route_fail(r, OUTBOUND_DNS_PERM, "5.4.6", "mail for %s loops back to myself", dest);
 }
 
 static bool is_literal(const char *host)
@@ -239,6 +276,9 @@ void outbound_route_resolve(const char *resolver, unsigned timeout_s, const char
 		r->hosts[0].port = port;
 		r->n = 1;
 		r->result = OUTBOUND_DNS_OK;
+		struct outbound_self self;
+		outbound_self_get(&self);
+		outbound_route_drop_self(r, &self, host, 0);
 		return;
 	}
 	ldns_resolver *res = resolver_new(resolver, timeout_s);
@@ -269,14 +309,17 @@ void outbound_route_resolve(const char *resolver, unsigned timeout_s, const char
 		}
 	}
 	if (nmx == 0) {
-		add_addresses(res, host, port, r, &temp);
+		add_addresses(res, host, port, 0, use_mx, r, &temp); /* implicit MX, or [name] */
 	} else {
 		for (int i = 0; i < nmx && r->n < OUTBOUND_HOSTS_MAX; i++)
-			add_addresses(res, mx[i].name, port, r, &temp);
+			add_addresses(res, mx[i].name, port, mx[i].pref, true, r, &temp);
 	}
-	if (r->n > 0)
+	if (r->n > 0) {
 		r->result = OUTBOUND_DNS_OK;
-	else if (temp)
+		struct outbound_self self;
+		outbound_self_get(&self);
+		outbound_route_drop_self(r, &self, host, nmx > 0 ? mx[0].pref : 0);
+	} else if (temp)
 		route_fail(r, OUTBOUND_DNS_TEMP, "4.4.3", "Host or domain name lookup failed: %s",
 			   host);
 	else

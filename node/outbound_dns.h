@@ -6,6 +6,15 @@
  * "example.net" (MX lookup), "[mail.example.net]" or "[192.0.2.1]" (no
  * MX lookup), each with an optional ":port".
  *
+ * This node (node/outbound_self.h, as maild registered it) is never a
+ * host of a route: found among the MX hosts, it is dropped with every host
+ * of equal or lower preference (RFC 5321 section 5.1), so that a backup MX
+ * waits for a better one instead of sending to itself; when nothing is
+ * left the route fails, as Postfix's does: PERM 5.4.6 "mail for X loops
+ * back to myself" when this node is the best MX (or the host of a route
+ * without MX lookup, or the domain's own address), TEMP 4.4.4 "unable to
+ * find primary relay for X" when a better MX exists but has no address.
+ *
  * Blocking (ldns's resolver, which does the wire format and the UDP/TCP
  * exchange): call it from a job pool thread, never from an event loop.
  * It queries the configured resolver (or /etc/resolv.conf's), never the
@@ -17,6 +26,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "node/outbound_self.h"
 
 #define OUTBOUND_HOSTS_MAX 16
 
@@ -30,6 +41,8 @@ struct outbound_host {
 	char name[256]; /* the exchanger's name, or the literal */
 	char addr[64];	/* numeric address */
 	uint16_t port;
+	unsigned pref; /* its MX preference; 0 without MX records */
+	bool by_mx;    /* found by MX lookup (or the implicit MX): its name may be ours */
 };
 
 struct outbound_route {
@@ -44,6 +57,14 @@ struct outbound_route {
  * timeout_s: per query. Fills *route (hosts in the order to try). */
 void outbound_route_resolve(const char *resolver, unsigned timeout_s, const char *nexthop,
 			    uint16_t default_port, struct outbound_route *route);
+
+/* The RFC 5321 section 5.1 rule above, on an OK route whose hosts are in
+ * preference order: drops the hosts that self says are this node and
+ * those of equal or lower preference; dest names the destination in the
+ * reasons, best_pref is the lowest preference among its MX records (0
+ * without them). Leaves a route without this node as it is. */
+void outbound_route_drop_self(struct outbound_route *route, const struct outbound_self *self,
+			      const char *dest, unsigned best_pref);
 
 /* Splits a nexthop into host and port and says whether MX lookup applies:
  * 0, or -1 when it is malformed. */

@@ -536,16 +536,89 @@ def test_a_dead_nodes_spool_is_adopted(pair, node_factory, workdir):
 
 
 def test_mail_loop_stops_at_the_hop_limit(pair):
-    """loop.test is routed back to A itself: each pass adds a Received:
-    field, and past 50 the message is bounced (5.4.6) instead of looping."""
+    """loop.test is routed from A to B and from B back to A, a loop that no
+    node can see in its own routes: each pass adds a Received: field, and
+    past 50 the message is bounced (5.4.6) instead of looping."""
     p = pair()
-    p.a.stop()
-    conf = p.a.config.read_text().replace(
-        "queue = {", f'queue = {{ transport = ["loop.test [127.0.0.1]:{p.a.ports["smtp"]}"];', 1)
-    p.a.config.write_text(conf)
-    p.a.start()
+    a_port, b_port = p.a.ports["smtp"], p.b.ports["smtp"]
+    for node, conf in ((p.a, f'transport = ["loop.test [127.0.0.1]:{b_port}"];'),
+                       (p.b, f'transport = ["loop.test [127.0.0.1]:{a_port}", '
+                             f'"{A_DOMAIN} [127.0.0.1]:{a_port}"];')):
+        node.stop()
+        node.config.write_text(node.config.read_text().replace(
+            "queue = {", f"queue = {{ {conf}", 1))
+        node.start()
     p.send("loops", to="someone@loop.test")
     bounce = wait_for(lambda: with_subject(p.a, ALICE, "Undelivered Mail Returned to Sender"),
                       timeout=60, what="the loop's bounce")[0]
     assert b"Status: 5.4.6" in bounce
     p.a.wait_log("mail forwarding loop")
+
+
+@pytest.fixture
+def self_mx(node_factory):
+    """One node whose queue sends to its own SMTP port (queue.port), with a
+    DNS server whose records the test gives: an MX at 127.0.0.1 is this
+    node."""
+    servers = []
+
+    def make(records, smtp=""):
+        dns = DnsServer(records)
+        dns.start()
+        servers.append(dns)
+        n = node_factory()
+        n.write_config(f'smtp = {{ resolver = "127.0.0.1:{dns.port}"; {smtp} }};\n'
+                       f"queue = {{ port = {n.ports['smtp']}; min_backoff = 300; "
+                       "connect_timeout = 5; command_timeout = 10; };\n")
+        setup_domain(n, A_DOMAIN, "alice")
+        n.start()
+        return n
+
+    yield make
+    for dns in servers:
+        dns.stop()
+
+
+def send_to(node, to, subject):
+    with smtplib.SMTP("127.0.0.1", node.ports["smtp"], timeout=30) as s:
+        s.sendmail(ALICE, [to], message(subject, to=to))
+
+
+def test_backup_mx_waits_for_the_primary(self_mx):
+    """RFC 5321 5.1: this node is far.test's backup MX (preference 20) and
+    the primary (10) is down: the mail waits for the primary instead of
+    going to this node again (it looped until the hop limit and bounced)."""
+    n = self_mx({"far.test.": [("MX", 10, "mx1.far.test."), ("MX", 20, "mx2.far.test."),
+                               ("MX", 30, "mx3.far.test.")],
+                 "mx1.far.test.": [("A", "127.0.0.2")],
+                 "mx2.far.test.": [("A", "127.0.0.1")],
+                 "mx3.far.test.": [("A", "127.0.0.3")]},
+                smtp='relay_domains = ["far.test"];')
+    send_to(n, "bob@far.test", "backup mx")
+    port = n.ports["smtp"]
+    n.wait_log(f"to=<bob@far.test> relay=mx1.far.test[127.0.0.2]:{port}", timeout=30)
+    n.wait_log("deferred: pending=1", timeout=10)
+    time.sleep(1)
+    log = n.log_text()
+    assert "status=deferred" in log
+    assert "mx2.far.test" not in log and "mx3.far.test" not in log, log
+    assert "mail forwarding loop" not in log
+    assert "bob@far.test" in n.ctl("queue", "list").stdout
+    assert not with_subject(n, ALICE, "Undelivered")
+
+
+def test_mail_for_which_we_are_the_best_mx_bounces_at_once(self_mx):
+    """This node is far.test's best MX but far.test is not ours: Postfix's
+    "mail for far.test loops back to myself" (5.4.6), at the first attempt
+    instead of after 50 passes through this node."""
+    n = self_mx({"far.test.": [("MX", 10, "mx.far.test."), ("MX", 20, "mx2.far.test.")],
+                 "mx.far.test.": [("A", "127.0.0.1")],
+                 "mx2.far.test.": [("A", "127.0.0.2")]})
+    send_to(n, "bob@far.test", "best mx")
+    bounce = wait_for(lambda: with_subject(n, ALICE, "Undelivered"), timeout=30,
+                      what="the bounce")[0]
+    assert b"Status: 5.4.6" in bounce
+    assert b"mail for far.test loops back to myself" in bounce
+    log = n.log_text()
+    assert "mail forwarding loop" not in log
+    assert "relay=mx" not in log, log
