@@ -114,6 +114,25 @@ static bool outbound_worth_next_host(const struct outbound *o)
 	return true;
 }
 
+/* Why the current host is left for the next: what its first answered
+ * recipient got (a connection failure or a timeout is every recipient's
+ * 421 4.4.x, a refused greeting the softened 4xx). */
+static void outbound_log_skip(const struct outbound *o)
+{
+	const struct smtp_client_reply *why = NULL;
+	for (size_t i = 0; i < o->req.nrcpt && why == NULL; i++)
+		if (o->replies[i].code != 0)
+			why = &o->replies[i];
+	char id[64] = "";
+	if (o->req.queue_id != NULL)
+		snprintf(id, sizeof(id), "id=%s ", o->req.queue_id);
+	if (why != NULL)
+		log_info("queue", "%srelay=%s skipped: %d %s%s%s", id, o->remote, why->code,
+			 why->enhanced, why->enhanced[0] != '\0' ? " " : "", why->text);
+	else
+		log_info("queue", "%srelay=%s skipped: no answer", id, o->remote);
+}
+
 /* The current connection has its verdicts: next host, or report. Runs
  * from ev_finish only, since it frees what the callbacks use. */
 static void outbound_finish_cb(evutil_socket_t fd, short what, void *arg)
@@ -133,6 +152,7 @@ static void outbound_finish_cb(evutil_socket_t fd, short what, void *arg)
 		outbound_soften_refusal(o);
 	outbound_drop_connection(o);
 	if (outbound_worth_next_host(o) && o->host + 1 < o->req.route->n) {
+		outbound_log_skip(o);
 		o->host++;
 		o->plaintext = false;
 		event_active(o->ev_next, 0, 0);

@@ -8,7 +8,9 @@
  *
  * The next host is tried after a connection failure, a timeout, or a
  * refusal before any recipient was answered (greeting, EHLO, MAIL);
- * the first host that answers recipients gives the verdicts.
+ * the first host that answers recipients gives the verdicts. Each host
+ * moved past is logged, one line (id=ID when the request names it):
+ *   [queue] id=ID relay=NAME[ADDR]:PORT skipped: CODE X.Y.Z REASON
  */
 #ifndef CM_NODE_OUTBOUND_H
 #define CM_NODE_OUTBOUND_H
@@ -27,6 +29,7 @@ struct outbound_request {
 	struct event_base *base;
 	struct ssl_ctx_st *tls; /* client context for STARTTLS, NULL = never */
 	const char *helo_name;
+	const char *queue_id; /* for log lines; NULL: they carry none */
 	const struct outbound_route *route;
 	const char *sender;
 	const struct smtp_client_rcpt *rcpts;

@@ -496,6 +496,25 @@ def test_next_mx_after_a_connection_failure(pair):
     wait_for(lambda: with_subject(p.b, BOB, "second mx"), what="delivery by the second MX")
     p.a.wait_log(f"relay=mx.{B_DOMAIN}[127.0.0.1]")
     assert p.dns.count(f"down.{B_DOMAIN}.", "A") >= 1
+    # the host moved past is logged, Postfix's "connect to ...: Connection refused"
+    down = f"down.{B_DOMAIN}[127.0.0.2]:{p.b.ports['smtp']}"
+    p.a.wait_log(f"relay={down} skipped: 421 4.4.1 connect to {down}: Connection refused")
+
+
+def test_a_host_that_refuses_to_talk_is_logged_when_skipped(pair):
+    """The preferred exchanger greets 554: the next one gets the message,
+    and the one moved past has its line with the reason."""
+    p = pair(records={f"{B_DOMAIN}.": [("MX", 10, f"refuse.{B_DOMAIN}."),
+                                        ("MX", 20, f"mx.{B_DOMAIN}.")],
+                      f"refuse.{B_DOMAIN}.": [("A", "127.0.0.3")]})
+    with SmtpSink("refuse", address="127.0.0.3", port=p.b.ports["smtp"]) as sink:
+        p.send("past a refusal")
+        wait_for(lambda: with_subject(p.b, BOB, "past a refusal"), what="delivery by the second MX")
+        assert sink.sessions == 1
+    refuse = f"refuse.{B_DOMAIN}[127.0.0.3]:{p.b.ports['smtp']}"
+    p.a.wait_log(f"relay={refuse} skipped: 454")
+    line = [l for l in p.a.log_text().splitlines() if f"relay={refuse} skipped" in l]
+    assert len(line) == 1 and "host refused to talk to me: 554" in line[0], line
 
 
 def test_opportunistic_starttls_to_the_mx(pair):
