@@ -14,7 +14,9 @@
  *     or removed when no recipient is pending.
  *
  * Verdicts are written as they come, not only at the end: after the local
- * deliveries when remote sessions follow, and after each session while
+ * deliveries (when they changed any recipient's state or expanded an
+ * alias) and before the DNS lookups, when remote groups follow; and after
+ * each session while
  * others are still running (a checkpoint: a copy of the envelope written
  * on a job thread, one at a time, the finish waiting for it). A session
  * may take many minutes; a crash meanwhile would otherwise deliver the
@@ -171,6 +173,22 @@ static int qm_group_add(struct qm_attempt *a, const char *nexthop, size_t rcpt)
 	return 0;
 }
 
+/* Whether local delivery changed anything worth recording: a recipient
+ * added (an alias or group expanded) or one whose state moved (delivered,
+ * failed, an alias marked done). Counting the pending ones is not enough:
+ * an alias to one local and one remote address leaves that count as it
+ * was. */
+static bool qm_states_changed(const struct queue_envelope *env, const enum queue_rcpt_state *before,
+			      size_t nbefore)
+{
+	if (env->nrcpt != nbefore)
+		return true;
+	for (size_t i = 0; i < nbefore; i++)
+		if (env->rcpts[i].state != before[i])
+			return true;
+	return false;
+}
+
 static void qm_prepare_work(void *arg)
 {
 	struct qm_attempt *a = arg;
@@ -203,11 +221,18 @@ static void qm_prepare_work(void *arg)
 		return;
 	}
 	bool *local = NULL;
-	size_t pending_before, pending_after, delivered, failed;
-	queue_envelope_count(&a->env, &pending_before, &delivered, &failed);
+	size_t nbefore = a->env.nrcpt;
+	enum queue_rcpt_state *before = malloc((nbefore + 1) * sizeof(*before));
+	if (before == NULL) {
+		a->failed = true;
+		snprintf(a->error, sizeof(a->error), "out of memory");
+		return;
+	}
+	for (size_t i = 0; i < nbefore; i++)
+		before[i] = a->env.rcpts[i].state;
 	ret = qm_local_deliver(qm, &a->env, a->data_fd, &local);
-	queue_envelope_count(&a->env, &pending_after, &delivered, &failed);
-	bool local_verdicts = pending_after != pending_before;
+	bool local_verdicts = qm_states_changed(&a->env, before, nbefore);
+	free(before);
 	for (size_t i = 0; ret == 0 && i < a->env.nrcpt; i++) {
 		struct queue_rcpt *r = &a->env.rcpts[i];
 		if (r->state != QUEUE_RCPT_PENDING || local[i])
@@ -220,15 +245,21 @@ static void qm_prepare_work(void *arg)
 		snprintf(a->error, sizeof(a->error), "out of memory");
 		return;
 	}
-	bool sessions = false;
+	a->tried |= local_verdicts;
+	/* The local copies are made (or an alias expanded): recorded before
+	 * the DNS lookups and the sessions, which may take minutes, so that a
+	 * crash meanwhile neither delivers them nor expands them again. A
+	 * failure only leaves the old state, as before. */
+	if (local_verdicts && a->ngroups > 0 &&
+	    queue_envelope_update(qm->spool, &a->env, &error) < 0)
+		log_warning("queue", "id=%s cannot record the local deliveries yet: %s", a->id,
+			    error ? error : "failed");
 	for (size_t i = 0; i < a->ngroups; i++) {
 		struct qm_group *g = &a->groups[i];
 		outbound_route_resolve(qm->resolver, qm->cfg.connect_timeout, g->nexthop,
 				       (uint16_t)qm->cfg.port, &g->route);
-		if (g->route.result == OUTBOUND_DNS_OK) {
-			sessions = true;
+		if (g->route.result == OUTBOUND_DNS_OK)
 			continue;
-		}
 		a->tried = true;
 		for (size_t j = 0; j < g->n; j++)
 			qm_set_rcpt(&a->env.rcpts[g->rcpt[j]],
@@ -236,12 +267,6 @@ static void qm_prepare_work(void *arg)
 									 : QUEUE_RCPT_PENDING,
 				    g->route.status, NULL, g->route.reason);
 	}
-	a->tried |= local_verdicts;
-	/* The local copies are made: recorded before the sessions, which may
-	 * take minutes. A failure only leaves the old state, as before. */
-	if (local_verdicts && sessions && queue_envelope_update(qm->spool, &a->env, &error) < 0)
-		log_warning("queue", "id=%s cannot record the local deliveries yet: %s", a->id,
-			    error ? error : "failed");
 }
 
 static void qm_finish(struct qm_attempt *a);

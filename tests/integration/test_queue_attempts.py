@@ -4,9 +4,11 @@ mid-attempt delivers nothing twice), the retry schedule when a
 destination's connection slots are taken, a server that refuses to talk
 (5xx greeting), the status of a delay report for a recipient not tried
 yet, and `mailctl queue release` through the daemon."""
+import pathlib
 import re
 import signal
 import smtplib
+import subprocess
 import time
 
 from dns_server import DnsServer
@@ -34,6 +36,17 @@ def hold_the_only_slot(node, stalling_sink):
     wait_for(lambda: stalling_sink.sessions == 1, what="y's slot taken")
 
 
+def kill_in_session_and_restart(node, stalling_sink, settle):
+    """kill -9 while the node's remote session to the sink is open, then
+    start it again and wait for its retry."""
+    wait_for(lambda: stalling_sink.sessions > 0, what="the remote session")
+    time.sleep(settle)
+    node.proc.send_signal(signal.SIGKILL)
+    node.proc.wait()
+    node.start()
+    wait_for(lambda: stalling_sink.sessions > 1, what="the retry after the restart")
+
+
 def queue_id(node, line_pattern):
     m = wait_for(lambda: re.search(line_pattern, node.log_text()), what=line_pattern)
     return m.group(1)
@@ -48,13 +61,30 @@ def test_kill_during_a_remote_session_keeps_the_local_copy_single(node_factory):
                         "max_backoff = 2; connect_timeout = 5; command_timeout = 60;")
         send(a, [ALICE, "bob@b.test"], "local and stalled")
         a.wait_log("relay=local")
-        wait_for(lambda: sink.sessions > 0, what="the remote session")
-        time.sleep(0.5)
-        a.proc.send_signal(signal.SIGKILL)
-        a.proc.wait()
-        a.start()
-        wait_for(lambda: sink.sessions > 1, what="the retry after the restart")
+        kill_in_session_and_restart(a, sink, 0.5)
         assert len(with_subject(a, ALICE, "local and stalled")) == 1
+        assert a.log_text().count(f"to=<{ALICE}> relay=local") == 1
+
+
+def test_kill_during_a_remote_session_after_alias_expansion_keeps_one_copy(node_factory):
+    """fwd@a.test expands to alice (local) and ext@b.test (remote): the
+    number of pending recipients stays 1, yet the expansion and alice's
+    copy must be recorded before the remote session, or a kill -9 during
+    it expands fwd again at the restart and alice gets a second copy."""
+    from conftest import MAILCTL
+    sendmail = str(pathlib.Path(MAILCTL).parent / "sendmail")
+    with SmtpSink("stall") as sink:
+        a = sender_node(node_factory, f'relayhost = "[127.0.0.1]:{sink.port}"; min_backoff = 1; '
+                        "max_backoff = 2; connect_timeout = 5; command_timeout = 60;")
+        a.ctl("alias", "add", "fwd@a.test", ALICE, "ext@b.test")
+        r = subprocess.run([sendmail, "-C", str(a.config), "-f", ALICE, "fwd@a.test"],
+                           input=b"Subject: keep and forward\n\nbody\n", capture_output=True,
+                           timeout=30)
+        assert r.returncode == 0, r.stderr
+        a.wait_log(f"to=<{ALICE}> relay=local", timeout=20)
+        kill_in_session_and_restart(a, sink, 1)
+        time.sleep(1)
+        assert len(with_subject(a, ALICE, "keep and forward")) == 1
         assert a.log_text().count(f"to=<{ALICE}> relay=local") == 1
 
 
