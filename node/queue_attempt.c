@@ -27,7 +27,9 @@
  * stays pending with its reason; a pending recipient older than
  * queue.max_lifetime fails with 4.4.7.
  *
- * Next attempt: the backoff once any recipient was tried. Only when every
+ * Next attempt: the backoff once any recipient was tried. An attempt that
+ * a shutdown cut (qm_attempt_cancel) is no try: it counts no attempt and
+ * leaves the message due at once, for the next start. Only when every
  * group still pending just waited for a connection slot does the message
  * come back a second later without counting a try; when some waited and
  * others were tried (say a 4xx), at most QM_SLOT_RETRY later, so that a
@@ -507,7 +509,9 @@ static void qm_finish_work(void *arg)
 			    r->address, reason);
 	}
 	bool only_waited = waiting && !a->tried && !a->cancelled;
-	if (!only_waited)
+	/* Cut by a shutdown: no try, and due at the next start (the verdicts
+	 * it did get are kept all the same). */
+	if (!only_waited && !a->cancelled)
 		a->env.attempts++;
 	bool notified = qm_notify(qm, &a->env, a->data_fd, now) == 0;
 	queue_envelope_count(&a->env, &pending, &delivered, &failed);
@@ -522,10 +526,10 @@ static void qm_finish_work(void *arg)
 		}
 	} else {
 		int64_t backoff = qm_backoff(qm, a->env.attempts);
-		a->env.next_attempt = only_waited ? now + 1
-				      : waiting && !a->cancelled && backoff > QM_SLOT_RETRY
-					  ? now + QM_SLOT_RETRY
-					  : now + backoff;
+		a->env.next_attempt = a->cancelled			   ? now
+				      : only_waited			   ? now + 1
+				      : waiting && backoff > QM_SLOT_RETRY ? now + QM_SLOT_RETRY
+									   : now + backoff;
 		ret = queue_envelope_update(qm->spool, &a->env, &error);
 		if (ret == 0) {
 			a->next_attempt = a->env.next_attempt;

@@ -110,6 +110,24 @@ def test_kill_while_another_destination_stalls_delivers_once(node_factory):
         assert len(sx.messages) == 1
 
 
+def test_a_stop_mid_session_leaves_the_message_due_at_the_next_start(node_factory):
+    """A session cut by stopping maild is no try: the message does not
+    count an attempt and is tried again as soon as maild starts, not a
+    (doubled) backoff later."""
+    with SmtpSink(stall_data=True) as sink:
+        a = sender_node(node_factory, f'relayhost = "[127.0.0.1]:{sink.port}"; min_backoff = 300; '
+                        "max_backoff = 4000; connect_timeout = 5; command_timeout = 30;")
+        send(a, ["x@b.test"], "cut")
+        assert sink.stalled.wait(20)
+        assert a.stop() == 0
+        listing = a.ctl("queue", "list").stdout
+        qid = re.search(r"^(\w+)", listing, re.M).group(1)
+        assert "attempts: 0" in a.ctl("queue", "show", qid).stdout
+        a.start()
+        wait_for(lambda: sink.messages, timeout=10, what="the delivery after the restart")
+        assert sink.sessions == 2
+
+
 def test_busy_destination_does_not_make_a_deferral_hot(node_factory):
     """y.test's only connection slot is taken; a message to x.test (451)
     and y.test must not ask x again every second while it waits for y."""
