@@ -5,10 +5,14 @@
  *     deliver local recipients (queue_local.c), group the pending remote
  *     recipients by nexthop (transport map, relayhost, else the domain)
  *     and resolve each group's route (DNS, blocking);
- *  2. outbound (the manager's loop): one SMTP session per group whose
+ *  2. outbound (the manager's loop): SMTP sessions per group whose
  *     destination has a free connection slot (queue.destination_
- *     concurrency); a group without a slot waits for the next attempt,
- *     one second later, without counting as a try;
+ *     concurrency), one after the other on that slot, one transaction of
+ *     at most QM_RCPT_PER_TRANSACTION recipients each; recipients put off
+ *     with 452 in a transaction the server otherwise took go again at
+ *     once in a new one (at most QM_452_RETRIES times). A group without a
+ *     slot waits for the next attempt, one second later, without counting
+ *     as a try;
  *  3. finish (job thread): expiry, notices (queue_notify.c), then the
  *     envelope is rewritten with the verdicts and the next attempt time,
  *     or removed when no recipient is pending.
@@ -52,12 +56,27 @@
 #define QM_MAX_HOPS 50
 #define QM_HOPS_SCAN 65536
 #define QM_SLOT_RETRY 60
+/* Recipients per SMTP transaction: Postfix's smtp_destination_recipient_
+ * limit. RFC 5321 4.5.3.1.8 only promises 100 to a client. */
+#define QM_RCPT_PER_TRANSACTION 50
+/* New transactions per group and attempt for recipients a server put off
+ * with 452 while it took others (RFC 5321 4.5.3.1.10): a bound, whatever
+ * the server answers. */
+#define QM_452_RETRIES 10
 
 struct qm_group {
 	char nexthop[256];
 	size_t *rcpt; /* indexes into env.rcpts */
 	size_t n;
-	struct smtp_client_rcpt *crcpts;
+	/* Transactions, one after the other over the group's connection
+	 * slot; the three arrays have room for n each. */
+	size_t *todo; /* indexes into env.rcpts not yet sent in this attempt */
+	size_t ntodo;
+	size_t *cur; /* those of the transaction in flight */
+	size_t ncur;
+	size_t limit; /* recipients per transaction */
+	unsigned retries_452;
+	struct smtp_client_rcpt *crcpts; /* cur's, for the client */
 	struct outbound_route route;
 	struct outbound *out;
 	bool waiting; /* no connection slot: next attempt soon */
@@ -273,6 +292,30 @@ static void qm_prepare_work(void *arg)
 
 static void qm_finish(struct qm_attempt *a);
 static void qm_checkpoint(struct qm_attempt *a);
+static int qm_group_send(struct qm_group *g);
+
+/* Puts the recipients of the transaction just ended that the server put
+ * off with 452 back at the head of the group's list, for a new
+ * transaction now, when the server took others in it (so 452 meant "too
+ * many recipients", not "no room at all") and the group has retries left;
+ * the next transactions then carry as many as it took. */
+static void qm_group_requeue_452(struct qm_group *g, const struct smtp_client_reply *replies)
+{
+	size_t took = 0, put_off = 0;
+	for (size_t j = 0; j < g->ncur; j++) {
+		took += replies[j].code / 100 == 2;
+		put_off += replies[j].code == 452;
+	}
+	if (took == 0 || put_off == 0 || g->retries_452 >= QM_452_RETRIES)
+		return;
+	g->retries_452++;
+	g->limit = took;
+	memmove(g->todo + put_off, g->todo, g->ntodo * sizeof(*g->todo));
+	for (size_t j = 0, k = 0; j < g->ncur; j++)
+		if (replies[j].code == 452)
+			g->todo[k++] = g->cur[j];
+	g->ntodo += put_off;
+}
 
 static void qm_outbound_done(void *ctx, const struct smtp_client_reply *replies,
 			     const char *remote, bool tls, bool dsn)
@@ -280,9 +323,8 @@ static void qm_outbound_done(void *ctx, const struct smtp_client_reply *replies,
 	struct qm_group *g = ctx;
 	struct qm_attempt *a = g->a;
 	g->out = NULL;
-	qm_dest_release(a->qm, g->nexthop);
-	for (size_t j = 0; j < g->n; j++) {
-		struct queue_rcpt *r = &a->env.rcpts[g->rcpt[j]];
+	for (size_t j = 0; j < g->ncur; j++) {
+		struct queue_rcpt *r = &a->env.rcpts[g->cur[j]];
 		const struct smtp_client_reply *rep = &replies[j];
 		char reason[QUEUE_REASON_MAX];
 		int cls = rep->code / 100;
@@ -306,6 +348,14 @@ static void qm_outbound_done(void *ctx, const struct smtp_client_reply *replies,
 			r->address, remote, elapsed_since(&a->started), tls ? "yes" : "no", status,
 			cls == 2 ? "sent" : cls == 5 ? "bounced" : "deferred", reason);
 	}
+	qm_group_requeue_452(g, replies);
+	if (g->ntodo > 0 && !a->cancelled) {
+		qm_checkpoint(a);
+		if (qm_group_send(g) == 0)
+			return; /* the next transaction holds the slot */
+		g->waiting = true;
+	}
+	qm_dest_release(a->qm, g->nexthop);
 	if (--a->outstanding == 0)
 		qm_finish(a);
 	else
@@ -359,6 +409,51 @@ static void qm_checkpoint(struct qm_attempt *a)
 	}
 }
 
+/* Starts the group's next transaction: the first g->limit recipients of
+ * its list. 0, or -1 (out of memory) with nothing started. */
+static int qm_group_send(struct qm_group *g)
+{
+	struct qm_attempt *a = g->a;
+	struct queue_manager *qm = a->qm;
+	g->ncur = g->ntodo < g->limit ? g->ntodo : g->limit;
+	memcpy(g->cur, g->todo, g->ncur * sizeof(*g->cur));
+	for (size_t j = 0; j < g->ncur; j++) {
+		const struct queue_rcpt *r = &a->env.rcpts[g->cur[j]];
+		g->crcpts[j] = (struct smtp_client_rcpt){
+		    .address = r->address,
+		    .notify = r->notify,
+		    .orcpt = r->orcpt[0] != '\0' ? r->orcpt : NULL,
+		};
+	}
+	struct outbound_request req = {
+	    .base = qm->base,
+	    .tls = qm->tls,
+	    .helo_name = qm->hostname,
+	    .route = &g->route,
+	    .sender = a->env.sender,
+	    .rcpts = g->crcpts,
+	    .nrcpt = g->ncur,
+	    .data_fd = a->data_fd,
+	    .size = a->env.size,
+	    .body_8bit = a->env.body_8bit,
+	    .smtputf8 = a->env.smtputf8,
+	    .envid = a->env.envid[0] != '\0' ? a->env.envid : NULL,
+	    .ret = a->env.ret == QUEUE_RET_HDRS	  ? SMTP_CLIENT_RET_HDRS
+		   : a->env.ret == QUEUE_RET_FULL ? SMTP_CLIENT_RET_FULL
+						  : SMTP_CLIENT_RET_NONE,
+	    .connect_timeout = qm->cfg.connect_timeout,
+	    .command_timeout = qm->cfg.command_timeout,
+	    .done = qm_outbound_done,
+	    .ctx = g,
+	};
+	g->out = outbound_start(&req);
+	if (g->out == NULL)
+		return -1;
+	g->ntodo -= g->ncur;
+	memmove(g->todo, g->todo + g->ncur, g->ntodo * sizeof(*g->todo));
+	return 0;
+}
+
 static void qm_start_outbound(struct qm_attempt *a)
 {
 	struct queue_manager *qm = a->qm;
@@ -372,42 +467,14 @@ static void qm_start_outbound(struct qm_attempt *a)
 			continue;
 		}
 		g->crcpts = calloc(g->n, sizeof(*g->crcpts));
-		if (g->crcpts == NULL) {
-			qm_dest_release(qm, g->nexthop);
-			g->waiting = true;
-			continue;
+		g->todo = malloc(g->n * sizeof(*g->todo));
+		g->cur = malloc(g->n * sizeof(*g->cur));
+		if (g->crcpts != NULL && g->todo != NULL && g->cur != NULL) {
+			memcpy(g->todo, g->rcpt, g->n * sizeof(*g->todo));
+			g->ntodo = g->n;
+			g->limit = QM_RCPT_PER_TRANSACTION;
 		}
-		for (size_t j = 0; j < g->n; j++) {
-			const struct queue_rcpt *r = &a->env.rcpts[g->rcpt[j]];
-			g->crcpts[j] = (struct smtp_client_rcpt){
-			    .address = r->address,
-			    .notify = r->notify,
-			    .orcpt = r->orcpt[0] != '\0' ? r->orcpt : NULL,
-			};
-		}
-		struct outbound_request req = {
-		    .base = qm->base,
-		    .tls = qm->tls,
-		    .helo_name = qm->hostname,
-		    .route = &g->route,
-		    .sender = a->env.sender,
-		    .rcpts = g->crcpts,
-		    .nrcpt = g->n,
-		    .data_fd = a->data_fd,
-		    .size = a->env.size,
-		    .body_8bit = a->env.body_8bit,
-		    .smtputf8 = a->env.smtputf8,
-		    .envid = a->env.envid[0] != '\0' ? a->env.envid : NULL,
-		    .ret = a->env.ret == QUEUE_RET_HDRS   ? SMTP_CLIENT_RET_HDRS
-			   : a->env.ret == QUEUE_RET_FULL ? SMTP_CLIENT_RET_FULL
-							  : SMTP_CLIENT_RET_NONE,
-		    .connect_timeout = qm->cfg.connect_timeout,
-		    .command_timeout = qm->cfg.command_timeout,
-		    .done = qm_outbound_done,
-		    .ctx = g,
-		};
-		g->out = outbound_start(&req);
-		if (g->out == NULL) {
+		if (g->ntodo == 0 || qm_group_send(g) < 0) {
 			qm_dest_release(qm, g->nexthop);
 			g->waiting = true;
 			continue;
@@ -435,6 +502,8 @@ static void qm_attempt_free(struct qm_attempt *a)
 		outbound_cancel(&a->groups[i].out);
 		free(a->groups[i].rcpt);
 		free(a->groups[i].crcpts);
+		free(a->groups[i].todo);
+		free(a->groups[i].cur);
 	}
 	free(a->groups);
 	if (a->data_fd >= 0)

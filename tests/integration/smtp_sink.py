@@ -21,10 +21,12 @@ class SmtpSink:
     plain text, as a misconfigured server does. With stall_data its first
     session never answers the end of DATA (a server that hangs with the
     message). With slow_data it takes the body at about 640 KB/s, never
-    pausing long: a slow link, not a stuck one."""
+    pausing long: a slow link, not a stuck one. With rcpt_limit it takes
+    that many RCPTs per transaction and answers the others 452 4.5.3 (too
+    many recipients, RFC 5321 4.5.3.1.10)."""
 
     def __init__(self, mode="ok", address="127.0.0.1", port=0, broken_tls=False,
-                 stall_data=False, slow_data=False):
+                 stall_data=False, slow_data=False, rcpt_limit=None):
         self.sock = socket.socket()
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         if slow_data:  # small buffers, so that the sender waits on us
@@ -36,6 +38,7 @@ class SmtpSink:
         self.broken_tls = broken_tls
         self.stall_data = stall_data
         self.slow_data = slow_data
+        self.rcpt_limit = rcpt_limit
         self.stalled = threading.Event()  # stall_data: the message arrived, unanswered
         self.closed = threading.Event()
         self.sessions = 0
@@ -70,6 +73,7 @@ class SmtpSink:
             say = lambda t: c.sendall(t.encode() + b"\r\n")  # noqa: E731
             say("554 5.3.2 go away" if self.mode == "refuse" else "220 sink ESMTP")
             data = None
+            rcpts = 0
             for raw in c.makefile("rb"):
                 line = raw.decode("latin-1").rstrip("\r\n")
                 if data is not None:
@@ -95,7 +99,12 @@ class SmtpSink:
                     say("220 2.0.0 go ahead")
                     say("this is not a TLS server hello")
                     return
+                elif verb == "RCPT" and self.rcpt_limit is not None:
+                    rcpts += 1
+                    say("250 2.1.5 ok" if rcpts <= self.rcpt_limit
+                        else "452 4.5.3 Error: too many recipients")
                 elif verb in ("HELO", "MAIL", "RCPT", "RSET", "NOOP"):
+                    rcpts = 0 if verb in ("MAIL", "RSET") else rcpts
                     say("250 2.0.0 ok")
                 elif verb == "DATA":
                     say("354 go on")

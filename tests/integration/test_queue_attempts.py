@@ -128,6 +128,57 @@ def test_a_stop_mid_session_leaves_the_message_due_at_the_next_start(node_factor
         assert sink.sessions == 2
 
 
+def transactions(sink):
+    """The RCPT addresses of each transaction the sink saw, in order."""
+    out = []
+    for line in sink.commands:
+        if line.upper().startswith("MAIL"):
+            out.append([])
+        elif line.upper().startswith("RCPT") and out:
+            out[-1].append(re.search(r"<([^>]*)>", line).group(1))
+    return out
+
+
+def test_a_destination_gets_at_most_50_recipients_per_transaction(node_factory):
+    with SmtpSink("ok") as sink:
+        a = sender_node(node_factory, f'relayhost = "[127.0.0.1]:{sink.port}"; min_backoff = 300; '
+                        "connect_timeout = 5; command_timeout = 10;")
+        rcpts = [f"r{i}@b.test" for i in range(120)]
+        send(a, rcpts, "many")
+        wait_for(lambda: "Mail queue is empty" in a.ctl("queue", "list").stdout, what="delivery")
+        assert [len(t) for t in transactions(sink)] == [50, 50, 20]
+        assert sorted(sum(transactions(sink), [])) == sorted(rcpts)
+        assert len(sink.messages) == 3
+
+
+def test_recipients_a_server_refused_with_452_go_in_the_next_transaction(node_factory):
+    """452 4.5.3 (too many recipients) for some RCPTs of a transaction the
+    server otherwise took: those recipients are sent again at once in a
+    new transaction, not a full backoff later."""
+    with SmtpSink("ok", rcpt_limit=2) as sink:
+        a = sender_node(node_factory, f'relayhost = "[127.0.0.1]:{sink.port}"; min_backoff = 300; '
+                        "max_backoff = 4000; connect_timeout = 5; command_timeout = 10;")
+        send(a, [f"r{i}@b.test" for i in range(1, 6)], "five")
+        wait_for(lambda: "Mail queue is empty" in a.ctl("queue", "list").stdout, timeout=15,
+                 what="every recipient delivered")
+        assert len(sink.messages) == 3
+        # the put-off ones go again, as many per transaction as the server took
+        assert transactions(sink) == [[f"r{i}@b.test" for i in range(1, 6)],
+                                      ["r3@b.test", "r4@b.test"], ["r5@b.test"]]
+        assert sink.sessions == 3
+        assert "dsn=4.5.3 status=deferred" in a.log_text()
+
+
+def test_a_server_that_452s_every_recipient_is_not_asked_again_at_once(node_factory):
+    with SmtpSink("ok", rcpt_limit=0) as sink:
+        a = sender_node(node_factory, f'relayhost = "[127.0.0.1]:{sink.port}"; min_backoff = 300; '
+                        "max_backoff = 4000; connect_timeout = 5; command_timeout = 10;")
+        send(a, ["r1@b.test", "r2@b.test"], "none taken")
+        a.wait_log("deferred: pending=2", timeout=20)
+        time.sleep(2)
+        assert sink.sessions == 1 and not sink.messages
+
+
 def test_busy_destination_does_not_make_a_deferral_hot(node_factory):
     """y.test's only connection slot is taken; a message to x.test (451)
     and y.test must not ask x again every second while it waits for y."""
