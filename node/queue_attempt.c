@@ -147,6 +147,30 @@ static void qm_set_rcpt(struct queue_rcpt *r, enum queue_rcpt_state st, const ch
 	qm_copy(r->reason, sizeof(r->reason), reason);
 }
 
+/* A recipient's verdict, one line in Postfix's keys: relay ("none" when
+ * DNS or the message itself stopped it before any server), delay since
+ * the message arrived, attempt_time since this attempt began, tls for a
+ * server's answer (tls NULL: none), dsn and status from the recipient as
+ * qm_set_rcpt left it. Job threads and the loop alike. */
+static void qm_log_rcpt(const struct qm_attempt *a, const struct queue_rcpt *r, const char *relay,
+			const bool *tls)
+{
+	struct timespec now;
+	clock_gettime(CLOCK_REALTIME, &now);
+	double delay = (double)(now.tv_sec - a->env.arrival) + now.tv_nsec / 1e9;
+	log_msg(r->state == QUEUE_RCPT_DELIVERED ? LOG_INFO : LOG_WARNING, "queue",
+		"id=%s to=<%s> relay=%s delay=%.2f attempt_time=%.2f%s dsn=%s status=%s (%s)",
+		a->id, r->address, relay, delay > 0 ? delay : 0.0, elapsed_since(&a->started),
+		tls == NULL ? ""
+		: *tls	    ? " tls=yes"
+			    : " tls=no",
+		r->status,
+		r->state == QUEUE_RCPT_DELIVERED ? "sent"
+		: r->state == QUEUE_RCPT_FAILED	 ? "bounced"
+						 : "deferred",
+		r->reason);
+}
+
 /* Received: fields in the message's header (counted up to QM_MAX_HOPS
  * + 1, in its first QM_HOPS_SCAN bytes): Postfix's hopcount_limit, which
  * stops mail that loops between hosts (an MX pointing back at us). */
@@ -233,12 +257,14 @@ static void qm_prepare_work(void *arg)
 		return;
 	}
 	if (qm_hops(a->data_fd) > QM_MAX_HOPS) {
-		for (size_t i = 0; i < a->env.nrcpt; i++)
-			if (a->env.rcpts[i].state == QUEUE_RCPT_PENDING)
-				qm_set_rcpt(&a->env.rcpts[i], QUEUE_RCPT_FAILED, "5.4.6", NULL,
-					    "mail forwarding loop: more than 50 Received: fields");
-		log_warning("queue", "id=%s mail forwarding loop: more than %d Received: fields",
-			    a->id, QM_MAX_HOPS);
+		for (size_t i = 0; i < a->env.nrcpt; i++) {
+			struct queue_rcpt *r = &a->env.rcpts[i];
+			if (r->state != QUEUE_RCPT_PENDING)
+				continue;
+			qm_set_rcpt(r, QUEUE_RCPT_FAILED, "5.4.6", NULL,
+				    "mail forwarding loop: more than 50 Received: fields");
+			qm_log_rcpt(a, r, "none", NULL);
+		}
 		return;
 	}
 	bool *local = NULL;
@@ -282,11 +308,14 @@ static void qm_prepare_work(void *arg)
 		if (g->route.result == OUTBOUND_DNS_OK)
 			continue;
 		a->tried = true;
-		for (size_t j = 0; j < g->n; j++)
-			qm_set_rcpt(&a->env.rcpts[g->rcpt[j]],
+		for (size_t j = 0; j < g->n; j++) {
+			struct queue_rcpt *r = &a->env.rcpts[g->rcpt[j]];
+			qm_set_rcpt(r,
 				    g->route.result == OUTBOUND_DNS_PERM ? QUEUE_RCPT_FAILED
 									 : QUEUE_RCPT_PENDING,
 				    g->route.status, NULL, g->route.reason);
+			qm_log_rcpt(a, r, "none", NULL);
+		}
 	}
 }
 
@@ -343,10 +372,7 @@ static void qm_outbound_done(void *ctx, const struct smtp_client_reply *replies,
 		 * report is the final MTA's to send, not ours */
 		if (cls == 2 && dsn)
 			r->dsn_sent = true;
-		log_msg(cls == 2 ? LOG_INFO : LOG_WARNING, "queue",
-			"id=%s to=<%s> relay=%s delay=%.2f tls=%s dsn=%s status=%s (%s)", a->id,
-			r->address, remote, elapsed_since(&a->started), tls ? "yes" : "no", status,
-			cls == 2 ? "sent" : cls == 5 ? "bounced" : "deferred", reason);
+		qm_log_rcpt(a, r, remote, &tls);
 	}
 	qm_group_requeue_452(g, replies);
 	if (g->ntodo > 0 && !a->cancelled) {

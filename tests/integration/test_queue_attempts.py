@@ -3,7 +3,9 @@ scripted SMTP servers on loopback: verdicts written as they come (a kill
 mid-attempt delivers nothing twice), the retry schedule when a
 destination's connection slots are taken, a server that refuses to talk
 (5xx greeting), the status of a delay report for a recipient not tried
-yet, and `mailctl queue release` through the daemon."""
+yet, transactions of at most 50 recipients and 452 answers, a stop
+mid-session, the per-recipient log lines (DNS failures, delay= since
+arrival), and `mailctl queue release` through the daemon."""
 import pathlib
 import re
 import signal
@@ -177,6 +179,41 @@ def test_a_server_that_452s_every_recipient_is_not_asked_again_at_once(node_fact
         a.wait_log("deferred: pending=2", timeout=20)
         time.sleep(2)
         assert sink.sessions == 1 and not sink.messages
+
+
+def test_dns_failures_log_a_line_per_recipient(node_factory):
+    dns = DnsServer({"ok.test.": [("A", "127.0.0.1")]})
+    dns.servfail.add("broken.test.")
+    dns.start()
+    try:
+        a = sender_node(node_factory, "min_backoff = 300; connect_timeout = 5; command_timeout = 10;",
+                        extra=f'smtp = {{ resolver = "127.0.0.1:{dns.port}"; }};\n')
+        send(a, ["x@nowhere.test", "w@nowhere.test"], "nx")
+        send(a, ["y@broken.test"], "sf")
+        wait_for(lambda: with_subject(a, ALICE, "Undelivered"), what="bounce")
+        a.wait_log("deferred: pending=1", timeout=20)
+        log = a.log_text()
+        for rcpt, verdict in (("x@nowhere.test", r"dsn=5\.1\.2 status=bounced \(.+\)"),
+                              ("w@nowhere.test", r"dsn=5\.1\.2 status=bounced \(.+\)"),
+                              ("y@broken.test", r"dsn=4\.4\.3 status=deferred \(.+\)")):
+            assert re.search(rf"id=\w+ to=<{rcpt}> relay=none delay=[\d.]+ attempt_time=[\d.]+ "
+                             + verdict, log), rcpt
+    finally:
+        dns.stop()
+
+
+def test_delay_counts_from_the_arrival_not_from_the_attempt(node_factory):
+    """Postfix's delay=: the time since the message arrived; attempt_time=
+    is this attempt's own."""
+    with SmtpSink("tempfail") as sink:
+        a = sender_node(node_factory, f'relayhost = "[127.0.0.1]:{sink.port}"; min_backoff = 2; '
+                        "max_backoff = 2; connect_timeout = 5; command_timeout = 10;")
+        send(a, ["bob@b.test"], "twice")
+        wait_for(lambda: a.log_text().count("to=<bob@b.test> relay=") >= 2, timeout=20,
+                 what="a second attempt")
+        lines = [l for l in a.log_text().splitlines() if "to=<bob@b.test> relay=" in l]
+        delay, took = re.search(r"delay=([\d.]+) attempt_time=([\d.]+)", lines[1]).groups()
+        assert float(delay) >= 1.5 > float(took)
 
 
 def test_busy_destination_does_not_make_a_deferral_hot(node_factory):

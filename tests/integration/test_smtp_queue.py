@@ -571,7 +571,9 @@ def test_mail_loop_stops_at_the_hop_limit(pair):
     bounce = wait_for(lambda: with_subject(p.a, ALICE, "Undelivered Mail Returned to Sender"),
                       timeout=60, what="the loop's bounce")[0]
     assert b"Status: 5.4.6" in bounce
-    p.a.wait_log("mail forwarding loop")
+    wait_for(lambda: re.search(r"to=<someone@loop\.test> relay=none delay=[\d.]+ attempt_time=[\d.]+ "
+                               r"dsn=5\.4\.6 status=bounced \(mail forwarding loop", p.a.log_text()),
+             what="the loop's log line")
 
 
 @pytest.fixture
