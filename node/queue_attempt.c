@@ -452,6 +452,7 @@ static int qm_group_send(struct qm_group *g)
 		};
 	}
 	struct outbound_request req = {
+	    .queue_id = a->env.id,
 	    .base = qm->base,
 	    .tls = qm->tls,
 	    .helo_name = qm->hostname,

@@ -498,7 +498,10 @@ def test_next_mx_after_a_connection_failure(pair):
     assert p.dns.count(f"down.{B_DOMAIN}.", "A") >= 1
     # the host moved past is logged, Postfix's "connect to ...: Connection refused"
     down = f"down.{B_DOMAIN}[127.0.0.2]:{p.b.ports['smtp']}"
-    p.a.wait_log(f"relay={down} skipped: 421 4.4.1 connect to {down}: Connection refused")
+    needle = f"relay={down} skipped: 421 4.4.1 connect to {down}: Connection refused"
+    p.a.wait_log(needle)
+    [line] = [l for l in p.a.log_text().splitlines() if needle in l]
+    assert re.search(r"\[queue\] id=\w+ relay=", line), line
 
 
 def test_a_host_that_refuses_to_talk_is_logged_when_skipped(pair):
