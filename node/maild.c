@@ -357,7 +357,7 @@ static void register_self(const struct maild *d)
 					     "queue's loop check",
 				    svc->name, svc->address);
 	}
-	outbound_self_set(&self);
+	queue_manager_set_self(d->queue, &self);
 }
 
 /* Loads the certificates; an implicit-TLS service without one cannot
@@ -572,7 +572,6 @@ static int start(struct maild *d)
 	listener_set_event_hook(d->listener, listener_event, d);
 	if (bind_services(d, &error) < 0)
 		goto fail;
-	register_self(d);
 	if (privilege_drop(&id, &error) < 0)
 		goto fail;
 	if (geteuid() == 0)
@@ -589,6 +588,7 @@ static int start(struct maild *d)
 		goto fail;
 	if (start_auth(d, &error) < 0 || start_store(d, &error) < 0)
 		goto fail;
+	register_self(d);
 	d->env = (struct command_env){ .cfg = d->cfg, .dir = d->dir, .status = status_report,
 				       .publish = publish_event, .tls_reload = control_tls_reload,
 				       .ctx = d };

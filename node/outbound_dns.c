@@ -258,7 +258,8 @@ static bool is_literal(const char *host)
 }
 
 void outbound_route_resolve(const char *resolver, unsigned timeout_s, const char *nexthop,
-			    uint16_t default_port, struct outbound_route *r)
+			    uint16_t default_port, const struct outbound_self *self,
+			    struct outbound_route *r)
 {
 	char host[256];
 	uint16_t port;
@@ -276,9 +277,8 @@ void outbound_route_resolve(const char *resolver, unsigned timeout_s, const char
 		r->hosts[0].port = port;
 		r->n = 1;
 		r->result = OUTBOUND_DNS_OK;
-		struct outbound_self self;
-		outbound_self_get(&self);
-		outbound_route_drop_self(r, &self, host, 0);
+		if (self != NULL)
+			outbound_route_drop_self(r, self, host, 0);
 		return;
 	}
 	ldns_resolver *res = resolver_new(resolver, timeout_s);
@@ -316,9 +316,8 @@ void outbound_route_resolve(const char *resolver, unsigned timeout_s, const char
 	}
 	if (r->n > 0) {
 		r->result = OUTBOUND_DNS_OK;
-		struct outbound_self self;
-		outbound_self_get(&self);
-		outbound_route_drop_self(r, &self, host, nmx > 0 ? mx[0].pref : 0);
+		if (self != NULL)
+			outbound_route_drop_self(r, self, host, nmx > 0 ? mx[0].pref : 0);
 	} else if (temp)
 		route_fail(r, OUTBOUND_DNS_TEMP, "4.4.3", "Host or domain name lookup failed: %s",
 			   host);

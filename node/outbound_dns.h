@@ -6,7 +6,7 @@
  * "example.net" (MX lookup), "[mail.example.net]" or "[192.0.2.1]" (no
  * MX lookup), each with an optional ":port".
  *
- * This node (node/outbound_self.h, as maild registered it) is never a
+ * This node (node/outbound_self.h, as the caller gives it) is never a
  * host of a route: found among the MX hosts, it is dropped with every host
  * of equal or lower preference (RFC 5321 section 5.1), so that a backup MX
  * waits for a better one instead of sending to itself; when nothing is
@@ -54,9 +54,11 @@ struct outbound_route {
 };
 
 /* resolver: "" = /etc/resolv.conf, else "addr" or "addr:port" ("[v6]:port").
- * timeout_s: per query. Fills *route (hosts in the order to try). */
+ * timeout_s: per query. self: this node, dropped from the route as below
+ * (NULL: no host is this node). Fills *route (hosts in the order to try). */
 void outbound_route_resolve(const char *resolver, unsigned timeout_s, const char *nexthop,
-			    uint16_t default_port, struct outbound_route *route);
+			    uint16_t default_port, const struct outbound_self *self,
+			    struct outbound_route *route);
 
 /* The RFC 5321 section 5.1 rule above, on an OK route whose hosts are in
  * preference order: drops the hosts that self says are this node and

@@ -13,10 +13,9 @@
  * and queue.port picks the port outbound uses); a content filter on
  * [127.0.0.1]:10025 is not this node.
  *
- * maild registers its bindings once its listeners are bound
- * (outbound_self_set); outbound_route_resolve reads them on job threads,
- * so that its callers need not carry them. Process-wide: one maild has one
- * set of listeners. Nothing registered = no host is this node.
+ * maild gives its bindings to the queue manager once its listeners are
+ * bound (queue_manager_set_self), which hands them to each
+ * outbound_route_resolve. An empty set = no host is this node.
  */
 #ifndef CM_NODE_OUTBOUND_SELF_H
 #define CM_NODE_OUTBOUND_SELF_H
@@ -24,11 +23,12 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "lib/cidr.h"
+
 #define OUTBOUND_SELF_MAX 8
 
 struct outbound_self_listener {
-	int family; /* AF_INET or AF_INET6 */
-	unsigned char addr[16];
+	struct cidr addr;
 	bool wildcard; /* 0.0.0.0 or :: */
 	uint16_t port;
 };
@@ -49,9 +49,5 @@ int outbound_self_has_addr(const struct outbound_self *self, const char *addr, u
 /* 1 when name is self's hostname (case ignored, a trailing dot too). */
 int outbound_self_has_name(const struct outbound_self *self, const char *name);
 
-/* Registers self for outbound_route_resolve (a copy; any thread). */
-void outbound_self_set(const struct outbound_self *self);
-/* A copy of what is registered; empty before any outbound_self_set. */
-void outbound_self_get(struct outbound_self *self_r);
 
 #endif

@@ -304,7 +304,7 @@ static void qm_prepare_work(void *arg)
 	for (size_t i = 0; i < a->ngroups; i++) {
 		struct qm_group *g = &a->groups[i];
 		outbound_route_resolve(qm->resolver, qm->cfg.connect_timeout, g->nexthop,
-				       (uint16_t)qm->cfg.port, &g->route);
+				       (uint16_t)qm->cfg.port, &qm->self, &g->route);
 		if (g->route.result == OUTBOUND_DNS_OK)
 			continue;
 		a->tried = true;

@@ -447,6 +447,11 @@ struct queue_manager *queue_manager_new(const struct service_env *env,
 	return qm;
 }
 
+void queue_manager_set_self(struct queue_manager *qm, const struct outbound_self *self)
+{
+	qm->self = *self;
+}
+
 int queue_manager_start(struct queue_manager *qm, const char **error_r)
 {
 	struct timeval second = {.tv_sec = 1};

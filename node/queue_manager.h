@@ -21,6 +21,7 @@
 
 struct queue_manager;
 struct node_config;
+struct outbound_self;
 struct queue;
 struct service_env;
 
@@ -28,6 +29,9 @@ struct service_env;
  * queue_manager_start(). NULL with error_r on failure. */
 struct queue_manager *queue_manager_new(const struct service_env *env,
 					const struct node_config *cfg, const char **error_r);
+/* This node as its routes must not reach it (node/outbound_self.h): set
+ * once its listeners are bound, before queue_manager_start. */
+void queue_manager_set_self(struct queue_manager *qm, const struct outbound_self *self);
 int queue_manager_start(struct queue_manager *qm, const char **error_r);
 /* Stops starting attempts, ends those in flight (their messages stay
  * queued for the next run) and joins the thread. */

@@ -20,6 +20,7 @@
 #include <stdint.h>
 
 #include "node/node_config.h"
+#include "node/outbound_self.h"
 #include "node/queue_manager.h"
 #include "node/services.h"
 #include "storage/queue.h"
@@ -49,6 +50,7 @@ struct queue_manager {
 	char resolver[128];
 	unsigned node_id;
 	char hostname[256];
+	struct outbound_self self; /* never a host of its own routes */
 	struct queue *spool;
 	struct queue *maildrop;
 	struct ssl_ctx_st *tls;

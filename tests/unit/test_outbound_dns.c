@@ -57,18 +57,18 @@ static void test_literal_routes_need_no_dns(void **state)
 	(void)state;
 	struct outbound_route r;
 	/* a resolver that does not exist: a literal never asks it */
-	outbound_route_resolve("127.0.0.1:9", 1, "[192.0.2.7]:2525", 25, &r);
+	outbound_route_resolve("127.0.0.1:9", 1, "[192.0.2.7]:2525", 25, NULL, &r);
 	assert_int_equal(r.result, OUTBOUND_DNS_OK);
 	assert_int_equal(r.n, 1);
 	assert_string_equal(r.hosts[0].addr, "192.0.2.7");
 	assert_int_equal(r.hosts[0].port, 2525);
-	outbound_route_resolve("127.0.0.1:9", 1, "[IPv6:2001:db8::25]", 25, &r);
+	outbound_route_resolve("127.0.0.1:9", 1, "[IPv6:2001:db8::25]", 25, NULL, &r);
 	assert_int_equal(r.result, OUTBOUND_DNS_OK);
 	assert_string_equal(r.hosts[0].addr, "2001:db8::25");
-	outbound_route_resolve("127.0.0.1:9", 1, "[bad", 25, &r);
+	outbound_route_resolve("127.0.0.1:9", 1, "[bad", 25, NULL, &r);
 	assert_int_equal(r.result, OUTBOUND_DNS_PERM);
 	assert_string_equal(r.status, "5.1.2");
-	outbound_route_resolve("not a resolver", 1, "example.net", 25, &r);
+	outbound_route_resolve("not a resolver", 1, "example.net", 25, NULL, &r);
 	assert_int_equal(r.result, OUTBOUND_DNS_TEMP);
 	assert_string_equal(r.status, "4.4.3");
 }
@@ -208,17 +208,17 @@ static void test_literal_route_to_self(void **state)
 	(void)state;
 	struct outbound_self self = self_fixture(), none = {0};
 	struct outbound_route r;
-	outbound_self_set(&self);
-	outbound_route_resolve("127.0.0.1:9", 1, "[127.0.0.1]:2525", 25, &r);
+	outbound_route_resolve("127.0.0.1:9", 1, "[127.0.0.1]:2525", 25, &self, &r);
 	assert_int_equal(r.result, OUTBOUND_DNS_PERM);
 	assert_string_equal(r.status, "5.4.6");
 	assert_string_equal(r.reason, "mail for 127.0.0.1 loops back to myself");
 	/* another node on the same address, or a content filter */
-	outbound_route_resolve("127.0.0.1:9", 1, "[127.0.0.1]:10025", 25, &r);
+	outbound_route_resolve("127.0.0.1:9", 1, "[127.0.0.1]:10025", 25, &self, &r);
 	assert_int_equal(r.result, OUTBOUND_DNS_OK);
 	assert_int_equal(r.n, 1);
-	outbound_self_set(&none);
-	outbound_route_resolve("127.0.0.1:9", 1, "[127.0.0.1]:2525", 25, &r);
+	outbound_route_resolve("127.0.0.1:9", 1, "[127.0.0.1]:2525", 25, &none, &r);
+	assert_int_equal(r.result, OUTBOUND_DNS_OK);
+	outbound_route_resolve("127.0.0.1:9", 1, "[127.0.0.1]:2525", 25, NULL, &r);
 	assert_int_equal(r.result, OUTBOUND_DNS_OK);
 }
 
