@@ -441,7 +441,11 @@ static void keep_restart_only(struct node_config *fresh, const struct node_confi
 				    r->name);
 		memcpy(to, from, r->size);
 	}
-	/* a service's require_tls changes at once; the rest of it does not */
+	/* A service's require_tls changes at once; the rest of it does not.
+	 * An explicit require_tls is taken as written; a derived one is
+	 * derived again from the running address and TLS mode, since it was
+	 * worked out from the file's: a listener kept on 0.0.0.0 whose file
+	 * now says 127.0.0.1 must not turn plaintext logins on. */
 	for (int i = 0; i < SERVICE_COUNT; i++) {
 		struct node_config_service *f = &fresh->services[i];
 		const struct node_config_service *r = &run->services[i];
@@ -452,9 +456,11 @@ static void keep_restart_only(struct node_config *fresh, const struct node_confi
 		    strcmp(f->address, r->address) != 0)
 			log_warning("config", "service=%s: listening address changes only on restart",
 				    f->name);
-		bool require_tls = f->require_tls;
+		bool require_tls = f->require_tls, require_tls_set = f->require_tls_set;
 		*f = *r;
 		f->require_tls = require_tls;
+		f->require_tls_set = require_tls_set;
+		node_config_service_derive_require_tls(f);
 	}
 }
 

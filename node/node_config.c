@@ -203,16 +203,16 @@ static void node_config_defaults(struct node_config *cfg)
 	}
 }
 
-/* require_tls not set in the file: on unless the service listens on
- * loopback only (where plaintext cannot cross a network). */
+void node_config_service_derive_require_tls(struct node_config_service *svc)
+{
+	if (!svc->require_tls_set)
+		svc->require_tls = svc->tls == LISTENER_TLS_IMPLICIT || !address_is_loopback(svc->address);
+}
+
 static void derive_require_tls(struct node_config *cfg)
 {
-	for (int i = 0; i < SERVICE_COUNT; i++) {
-		struct node_config_service *svc = &cfg->services[i];
-		if (!svc->require_tls_set)
-			svc->require_tls = svc->tls == LISTENER_TLS_IMPLICIT ||
-					   !address_is_loopback(svc->address);
-	}
+	for (int i = 0; i < SERVICE_COUNT; i++)
+		node_config_service_derive_require_tls(&cfg->services[i]);
 }
 
 /* Rejects members of group `s` whose names are not in `allowed`. */

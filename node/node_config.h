@@ -147,6 +147,12 @@ void node_config_set_user(struct node_config *cfg, const char *user);
 const char *node_config_service_name(enum node_config_service_id id);
 /* The service id for a name; -1 if there is no such service. */
 int node_config_service_id(const char *name);
+/* require_tls not set in the file (require_tls_set false): on unless the
+ * service listens on loopback only, where plaintext cannot cross a
+ * network, or is implicit TLS. Runs at load; a reload that keeps the
+ * running address and TLS mode runs it again on them, so the default
+ * follows the address actually bound, not the one in the file. */
+void node_config_service_derive_require_tls(struct node_config_service *svc);
 /* "implicit", "starttls", "none". */
 const char *node_config_tls_mode_name(enum listener_tls_mode mode);
 

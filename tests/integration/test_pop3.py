@@ -468,6 +468,45 @@ def test_require_tls_refuses_plaintext_passwords(node_factory):
     r.close()
 
 
+def test_reload_keeps_require_tls_of_the_running_address(node_factory):
+    """require_tls left to its default follows the address actually bound:
+    a file edited from 0.0.0.0 to 127.0.0.1 (an address change waits for a
+    restart) must not turn plaintext logins on for the wildcard listener.
+    An explicit require_tls is still taken at once."""
+    n = node_factory()
+    n.config.write_text(n.config.read_text().replace(
+        f'pop3 = {{ address = "127.0.0.1"; port = {n.ports["pop3"]};',
+        f'pop3 = {{ address = "0.0.0.0"; port = {n.ports["pop3"]};'))
+    setup_store(n)
+    n.start()
+
+    def user_reply():
+        r = Raw(n.ports["pop3"])
+        assert r.line().startswith(b"+OK")
+        reply = r.cmd(f"USER {USER}")
+        r.close()
+        return reply
+
+    refused = b"-ERR [AUTH] Plaintext authentication disallowed"
+    assert user_reply().startswith(refused)
+    n.config.write_text(n.config.read_text().replace('address = "0.0.0.0"', 'address = "127.0.0.1"'))
+    n.signal(signal.SIGHUP)
+    n.wait_log("service=pop3: listening address changes only on restart")
+    n.wait_log("reloaded")
+    status = n.ctl("status").stdout
+    pop3_line = next(l for l in status.splitlines() if l.split()[:1] == ["pop3"])
+    assert "0.0.0.0:" in pop3_line and "require_tls" in pop3_line, pop3_line
+    assert user_reply().startswith(refused)
+    # said in so many words, it is what the operator wants, and at once
+    n.config.write_text(n.config.read_text().replace(
+        f'port = {n.ports["pop3"]};', f'port = {n.ports["pop3"]}; require_tls = false;'))
+    n.signal(signal.SIGHUP)
+    deadline = time.monotonic() + 10
+    while user_reply() != b"+OK" and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert user_reply() == b"+OK"
+
+
 def test_apop(pnode):
     deliver(pnode, SHARED_USER, message(1))
     p = poplib.POP3("127.0.0.1", pnode.ports["pop3"], timeout=30)
