@@ -48,6 +48,15 @@ const char *password_scheme_name(enum password_scheme scheme)
 	return password_schemes[scheme].name;
 }
 
+int password_cost_range(enum password_scheme scheme, unsigned long *min_r, unsigned long *max_r)
+{
+	if ((size_t)scheme >= PASSWORD_SCHEME_COUNT)
+		return -1;
+	*min_r = password_schemes[scheme].cost_min;
+	*max_r = password_schemes[scheme].cost_max;
+	return 0;
+}
+
 /* Runs crypt_rn(plain, setting) into out; 0, or -1 with error_r. */
 static int password_crypt(const char *plain, const char *setting, char *out, size_t out_size,
 			  const char **error_r)

@@ -21,7 +21,12 @@ enum password_scheme {
 /* "yescrypt", "sha512-crypt", "bcrypt" -> scheme; -1 if unknown. */
 int password_scheme_parse(const char *name, enum password_scheme *scheme_r);
 const char *password_scheme_name(enum password_scheme scheme);
-/* cost 0 = libcrypt's default for the scheme. Returns 0 or -1 (error_r). */
+/* The costs password_hash takes for scheme besides 0 (libcrypt's
+ * default): yescrypt 1..11, sha512-crypt 1000..999999999 (rounds),
+ * bcrypt 4..31. 0, or -1 for an unknown scheme. */
+int password_cost_range(enum password_scheme scheme, unsigned long *min_r, unsigned long *max_r);
+/* cost 0 = libcrypt's default for the scheme, else within
+ * password_cost_range. Returns 0 or -1 (error_r). */
 int password_hash(const char *plain, enum password_scheme scheme, unsigned long cost,
 		  char *out, size_t out_size, const char **error_r);
 /* 1 match, 0 mismatch (or unusable hash); constant-time comparison. */

@@ -446,7 +446,22 @@ static void load_password(struct load_ctx *ctx, const config_setting_t *g)
 	if ((s = get_string(ctx, g, "scheme", buf, sizeof(buf))) != NULL &&
 	    password_scheme_parse(buf, &ctx->cfg->password.scheme) < 0)
 		load_error(ctx, s, "password scheme '%s' is not one of yescrypt, sha512-crypt, bcrypt", buf);
-	get_uint(ctx, g, "cost", 0, 1000000000, &cost);
+	const config_setting_t *c = config_setting_get_member(g, "cost");
+	int before = ctx->nerrors;
+	enum password_scheme scheme = ctx->cfg->password.scheme;
+	unsigned long lo, hi;
+	/* the default cost (2) is yescrypt's; another scheme named without a
+	 * cost gets libcrypt's default for it */
+	if (c == NULL && scheme != PASSWORD_YESCRYPT)
+		cost = 0;
+	get_uint(ctx, g, "cost", 0, UINT_MAX, &cost);
+	/* checked here, or maild would fail to start (a reload: every
+	 * password change would fail) on a cost the scheme refuses */
+	if (ctx->nerrors == before && cost != 0 && password_cost_range(scheme, &lo, &hi) == 0 &&
+	    (cost < lo || cost > hi))
+		load_error(ctx, c != NULL ? c : g,
+			   "password.cost = %u is out of range for %s: %lu..%lu, or 0 for libcrypt's "
+			   "default", cost, password_scheme_name(scheme), lo, hi);
 	ctx->cfg->password.cost = cost;
 }
 

@@ -38,6 +38,8 @@ def test_check_config_ok(node_factory):
     ("nodeid = 1;\n", 1, "unknown key 'nodeid'"),
     ("services = { imap = { port = \"x\"; }; };\n", 1, "'port' must be an integer"),
     ("password = { scheme = \"md5\"; };\n", 1, "password scheme 'md5'"),
+    ("password = {\n  scheme = \"bcrypt\";\n  cost = 40; };\n", 3,
+     "password.cost = 40 is out of range for bcrypt: 4..31"),
 ])
 def test_check_config_errors_name_file_and_line(workdir, text, line, message):
     conf = workdir / "bad.conf"

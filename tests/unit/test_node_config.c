@@ -25,6 +25,15 @@ static const char *write_conf(const char *text)
 	return conf_path;
 }
 
+/* Loads text as a file (its path stays in conf_path); the load's rc. */
+static int load_text(const char *text, struct node_config **cfg_r, struct textbuf *err)
+{
+	const char *path = write_conf(text);
+	int rc = node_config_load(path, cfg_r, err);
+	unlink(path);
+	return rc;
+}
+
 static void test_defaults(void **state)
 {
 	struct node_config *cfg = NULL;
@@ -151,6 +160,14 @@ static const struct {
 	{ "services = { imap = { tls = true; }; };\n", "unknown key 'tls' in services.imap" },
 	{ "control = { tcp = \"ipc:///x\"; };\n", "tcp:// endpoint" },
 	{ "password = { scheme = \"rot13\"; };\n", "password scheme 'rot13'" },
+	{ "password = { cost = 12; };\n",
+	  ":1: password.cost = 12 is out of range for yescrypt: 1..11, or 0 for libcrypt's default" },
+	{ "password = {\n scheme = \"bcrypt\";\n cost = 3; };\n",
+	  ":3: password.cost = 3 is out of range for bcrypt: 4..31" },
+	{ "password = { scheme = \"bcrypt\"; cost = 32; };\n", "out of range for bcrypt: 4..31" },
+	{ "password = { scheme = \"sha512-crypt\"; cost = 999; };\n",
+	  "out of range for sha512-crypt: 1000..999999999" },
+	{ "password = { cost = -1; };\n", "'cost' = -1 is out of range" },
 	{ "store = \"\";\n", "'store' is not a usable path" },
 	{ "log = 5;\n", "'log' must be a group" },
 	{ "hostname = \"two words\";\n", "'hostname' must be a host name without spaces" },
@@ -178,14 +195,46 @@ static void test_bad_configs(void **state)
 	for (size_t i = 0; i < sizeof(bad_configs) / sizeof(bad_configs[0]); i++) {
 		struct node_config *cfg = NULL;
 		struct textbuf err = TEXTBUF_INIT;
-		const char *path = write_conf(bad_configs[i].text);
-		int rc = node_config_load(path, &cfg, &err);
-		unlink(path);
+		int rc = load_text(bad_configs[i].text, &cfg, &err);
 		if (rc != -1 || strstr(textbuf_str(&err), bad_configs[i].want) == NULL ||
-		    strncmp(textbuf_str(&err), path, strlen(path)) != 0)
+		    strncmp(textbuf_str(&err), conf_path, strlen(conf_path)) != 0)
 			fail_msg("config %zu: got rc %d error \"%s\", want rc -1 and \"%s\" prefixed by the path",
 				 i, rc, textbuf_str(&err), bad_configs[i].want);
 		assert_null(cfg);
+		textbuf_free(&err);
+	}
+}
+
+/* Each scheme's costs as lib/password takes them; a scheme named without
+ * a cost gets libcrypt's default (0), not yescrypt's 2. */
+static void test_password_costs(void **state)
+{
+	static const struct {
+		const char *text;
+		enum password_scheme scheme;
+		unsigned long cost;
+	} cases[] = {
+		{ "password = { cost = 11; };\n", PASSWORD_YESCRYPT, 11 },
+		{ "password = { cost = 0; };\n", PASSWORD_YESCRYPT, 0 },
+		{ "password = { scheme = \"yescrypt\"; };\n", PASSWORD_YESCRYPT, 2 },
+		{ "password = { scheme = \"bcrypt\"; };\n", PASSWORD_BCRYPT, 0 },
+		{ "password = { scheme = \"bcrypt\"; cost = 4; };\n", PASSWORD_BCRYPT, 4 },
+		{ "password = { scheme = \"bcrypt\"; cost = 31; };\n", PASSWORD_BCRYPT, 31 },
+		{ "password = { scheme = \"sha512-crypt\"; };\n", PASSWORD_SHA512, 0 },
+		{ "password = { scheme = \"sha512-crypt\"; cost = 999999999; };\n", PASSWORD_SHA512,
+		  999999999 },
+	};
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct node_config *cfg = NULL;
+		struct textbuf err = TEXTBUF_INIT;
+		int rc = load_text(cases[i].text, &cfg, &err);
+		if (rc != 0 || cfg->password.scheme != cases[i].scheme ||
+		    cfg->password.cost != cases[i].cost)
+			fail_msg("case %zu: got rc %d scheme %d cost %lu (%s), want scheme %d cost %lu", i,
+				 rc, cfg ? (int)cfg->password.scheme : -1, cfg ? cfg->password.cost : 0,
+				 textbuf_str(&err), (int)cases[i].scheme, cases[i].cost);
+		node_config_free(&cfg);
 		textbuf_free(&err);
 	}
 }
@@ -222,6 +271,7 @@ int main(void)
 		cmocka_unit_test(test_defaults),
 		cmocka_unit_test(test_full_file),
 		cmocka_unit_test(test_bad_configs),
+		cmocka_unit_test(test_password_costs),
 		cmocka_unit_test(test_missing_file),
 		cmocka_unit_test(test_store_override_moves_run_dir),
 	};
