@@ -88,6 +88,9 @@ int auth_mechanism_list_check(const char *list, const char **bad_r)
 	return 0;
 }
 
+/* What the dummy hash hashes: nobody's password. */
+#define DUMMY_PASSWORD "unknown user"
+
 static uint64_t monotonic_ms(void)
 {
 	struct timespec ts;
@@ -196,9 +199,11 @@ int auth_create(const struct auth_settings *set, struct directory *dir, struct a
 		goto fail;
 	/* Unknown users are checked against a hash of the same cost, so a
 	 * timing difference does not tell which users exist. */
-	if (password_hash("unknown user", set->password_scheme, set->password_cost,
+	if (password_hash(DUMMY_PASSWORD, set->password_scheme, set->password_cost,
 			  auth->dummy_hash, sizeof(auth->dummy_hash), error_r) < 0)
 		goto fail;
+	auth->dummy_scheme = auth->want_scheme = set->password_scheme;
+	auth->dummy_cost = auth->want_cost = set->password_cost;
 	/* ... and a shared-secret mechanism (SCRAM, CRAM-MD5) runs its whole
 	 * exchange for them against this, failing only at the proof: one that
 	 * stops at once tells which users exist. */
@@ -220,11 +225,80 @@ void auth_destroy(struct auth **auth)
 {
 	if (*auth == NULL)
 		return;
+	if ((*auth)->rehash_joinable) /* a hash in progress finishes first */
+		pthread_join((*auth)->rehash_thread, NULL);
 	auth_throttle_free(&(*auth)->by_address);
 	auth_throttle_free(&(*auth)->by_account);
 	pthread_mutex_destroy(&(*auth)->settings_lock);
 	free(*auth);
 	*auth = NULL;
+}
+
+void auth_dummy_hash(struct auth *auth, char out[256])
+{
+	pthread_mutex_lock(&auth->settings_lock);
+	memcpy(out, auth->dummy_hash, sizeof(auth->dummy_hash));
+	pthread_mutex_unlock(&auth->settings_lock);
+}
+
+/* The rehash thread: hashes until the dummy hash is of the wanted scheme
+ * and cost (a reload during a hash asks again), then ends. A failure
+ * keeps the previous hash; the load checks the cost, so it means memory. */
+static void *rehash_main(void *arg)
+{
+	struct auth *auth = arg;
+	char hash[sizeof(auth->dummy_hash)];
+
+	pthread_mutex_lock(&auth->settings_lock);
+	while (auth->dummy_scheme != auth->want_scheme || auth->dummy_cost != auth->want_cost) {
+		enum password_scheme scheme = auth->want_scheme;
+		unsigned long cost = auth->want_cost;
+		const char *error = NULL;
+		pthread_mutex_unlock(&auth->settings_lock);
+		int rc = password_hash(DUMMY_PASSWORD, scheme, cost, hash, sizeof(hash), &error);
+		pthread_mutex_lock(&auth->settings_lock);
+		if (rc == 0)
+			memcpy(auth->dummy_hash, hash, sizeof(hash));
+		auth->dummy_scheme = scheme;
+		auth->dummy_cost = cost;
+		pthread_mutex_unlock(&auth->settings_lock);
+		if (rc == 0)
+			log_info("auth", "unknown users are now checked at password scheme %s cost %lu",
+				 password_scheme_name(scheme), cost);
+		else
+			log_error("auth", "cannot hash at password scheme %s cost %lu (%s): unknown "
+				  "users are still checked at the previous cost",
+				  password_scheme_name(scheme), cost, error);
+		pthread_mutex_lock(&auth->settings_lock);
+	}
+	auth->rehash_running = false;
+	pthread_mutex_unlock(&auth->settings_lock);
+	return NULL;
+}
+
+/* A reload changed password.scheme or cost: the rehash thread makes the
+ * dummy hash match, while unknown users still get the previous one. */
+static void rehash_request(struct auth *auth, enum password_scheme scheme, unsigned long cost)
+{
+	pthread_mutex_lock(&auth->settings_lock);
+	auth->want_scheme = scheme;
+	auth->want_cost = cost;
+	bool start = !auth->rehash_running &&
+		     (auth->dummy_scheme != scheme || auth->dummy_cost != cost);
+	auth->rehash_running |= start;
+	pthread_mutex_unlock(&auth->settings_lock);
+	if (!start)
+		return;
+	if (auth->rehash_joinable) /* it has ended (rehash_running was false) */
+		pthread_join(auth->rehash_thread, NULL);
+	auth->rehash_joinable = pthread_create(&auth->rehash_thread, NULL, rehash_main, auth) == 0;
+	if (!auth->rehash_joinable) {
+		pthread_mutex_lock(&auth->settings_lock);
+		auth->rehash_running = false;
+		pthread_mutex_unlock(&auth->settings_lock);
+		log_error("auth", "cannot start a thread for the new password cost: unknown users "
+			  "are still checked at the previous cost");
+	}
 }
 
 void auth_configure(struct auth *auth, const struct auth_settings *set)
@@ -237,6 +311,7 @@ void auth_configure(struct auth *auth, const struct auth_settings *set)
 	throttle_settings(set, &ts);
 	auth_throttle_configure(auth->by_address, &ts);
 	auth_throttle_configure(auth->by_account, &ts);
+	rehash_request(auth, set->password_scheme, set->password_cost);
 	if (parse_mechanisms(auth, set->mechanisms, offered, list, sizeof(list), &error) < 0) {
 		log_error("auth", "reload: %s; keeping the mechanism list", error);
 		return;

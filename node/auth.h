@@ -152,8 +152,11 @@ struct auth;
 int auth_create(const struct auth_settings *set, struct directory *dir, struct auth **auth_r,
 		const char **error_r);
 void auth_destroy(struct auth **auth);
-/* SIGHUP: delays and the mechanism list change; hostname, keytab and the
- * table size need a restart. */
+/* SIGHUP: delays and the mechanism list change at once; a new password
+ * scheme or cost is hashed for unknown users on a thread of its own
+ * (this returns at once; until it is done they are checked at the
+ * previous cost, and "unknown users are now checked at ..." is logged);
+ * hostname, keytab and the table size need a restart. */
 void auth_configure(struct auth *auth, const struct auth_settings *set);
 
 /* The SASL mechanisms to advertise on a connection, space-separated, into

@@ -32,12 +32,21 @@ struct auth {
 	char hostname[256];
 	char default_realm[256];
 	bool kerberos;	      /* keytab configured and GSSAPI loaded */
-	char dummy_hash[256]; /* verified against for unknown users: same cost */
 	char dummy_secret[33]; /* random: what a shared-secret mechanism is given for them */
 
-	pthread_mutex_t settings_lock; /* guards the two below */
+	pthread_mutex_t settings_lock; /* guards what follows, up to the counters */
 	bool offered[AUTH_MECH_COUNT]; /* configured SASL mechanisms */
 	char sasl_list[256];	       /* the same, space-separated, for libsasl2 */
+	/* Unknown users are verified against dummy_hash, of the site's scheme
+	 * and cost (auth_dummy_hash copies it). A reload that changes them
+	 * sets want_*; the rehash thread computes the new hash off every
+	 * event loop (seconds at yescrypt cost 11) and swaps it in. */
+	char dummy_hash[256];
+	enum password_scheme dummy_scheme, want_scheme;
+	unsigned long dummy_cost, want_cost;
+	bool rehash_running;	/* the thread is computing */
+	bool rehash_joinable;	/* main thread only: rehash_thread to join */
+	pthread_t rehash_thread;
 
 	_Atomic int shared_any; /* -1 unknown, 0, 1 */
 	_Atomic uint64_t shared_checked_ms;
@@ -78,6 +87,8 @@ struct auth_session {
 };
 
 uint64_t auth_now_ms(struct auth *auth);
+/* A copy of the hash unknown users are verified against. */
+void auth_dummy_hash(struct auth *auth, char out[256]);
 /* 1 when some domain stores secrets (cached), 0 if none. */
 bool auth_shared_any(struct auth *auth);
 bool auth_mech_offered(struct auth *auth, enum auth_mech m);

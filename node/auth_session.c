@@ -108,7 +108,9 @@ static int verify_password(struct auth_session *s, const char *name, const char 
 	int ret = name != NULL ? session_lookup(s, name) : 0;
 
 	if (ret <= 0 || s->cached.password_hash[0] == '\0') {
-		(void)password_verify(pw, s->auth->dummy_hash);
+		char dummy[256];
+		auth_dummy_hash(s->auth, dummy);
+		(void)password_verify(pw, dummy);
 		if (ret < 0)
 			hook_fail(s, AUTH_REASON_TEMPORARY, "directory error");
 		else

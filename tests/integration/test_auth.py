@@ -4,7 +4,11 @@ import), every mechanism proved by `mailctl user auth-test --mechanism`
 (a real libsasl2 client in mailctl's request, run by the daemon's auth
 layer), failure delays and counters, log lines, offline operation, and
 the auth configuration keys."""
+import signal
+import socket
+import statistics
 import subprocess
+import time
 
 import pytest
 
@@ -159,6 +163,44 @@ def test_failure_delays_grow(node_factory):
     assert delays == [200, 400, 800, 800], delays
     # the right password is never delayed
     assert auth_test(n, "u@d.test", "Right-1", "PLAIN").returncode == 0
+
+
+def pop3_wrong_password_ms(node, user):
+    """How long POP3 takes to refuse a wrong password for user: the hash
+    time (no failure delay configured)."""
+    with socket.create_connection(("127.0.0.1", node.ports["pop3"]), timeout=30) as s:
+        f = s.makefile("rb")
+        assert f.readline().startswith(b"+OK")
+        s.sendall(f"USER {user}\r\n".encode())
+        assert f.readline().startswith(b"+OK")
+        t0 = time.monotonic()
+        s.sendall(b"PASS not-the-password\r\n")
+        assert f.readline().startswith(b"-ERR")
+        return (time.monotonic() - t0) * 1000
+
+
+def test_reload_password_cost_reaches_unknown_users(node_factory):
+    """Unknown users are checked against a hash of the site's cost, also
+    after a reload changed it: answered at the old cost, they would stand
+    out by their timing (user enumeration)."""
+    n = node_factory(extra="auth = { failure_delay_initial_ms = 0; failure_delay_max_ms = 0; };\n")
+    n.start()
+    n.ctl("domain", "add", "t.test")
+    n.config.write_text(n.config.read_text().replace("password = { cost = 1; };",
+                                                     "password = { cost = 6; };"))
+    n.signal(signal.SIGHUP)
+    n.wait_log("reloaded")
+    deadline = time.monotonic() + 5  # the new dummy hash is computed off the loop
+    while "now checked at password scheme yescrypt cost 6" not in n.log_text() \
+            and time.monotonic() < deadline:
+        time.sleep(0.05)
+    n.ctl("user", "add", "known@t.test", "--password", "Known-1")  # hashed at cost 6
+    known, unknown = [], []
+    for _ in range(5):
+        known.append(pop3_wrong_password_ms(n, "known@t.test"))
+        unknown.append(pop3_wrong_password_ms(n, "nobody@t.test"))
+    # cost 1 is ~30 times faster than cost 6; the same cost is about even
+    assert statistics.median(unknown) > statistics.median(known) / 3, (known, unknown)
 
 
 def test_import_stores_secrets_for_shared_domains(node, workdir):
