@@ -9,9 +9,10 @@
  * directory, set up authentication (libsasl2 once per process, the
  * password-checking threads), start the control plane, then the
  * workers. Signals are handled on the main thread's event loop: SIGHUP
- * reloads the configuration (with the auth delays and mechanisms) and the
- * certificates, SIGTERM/SIGINT drain (bounded by
- * server.drain_timeout). `mailctl cert reload` reloads the certificates
+ * reloads the configuration (with the auth delays and mechanisms and the
+ * password cost; what the running parts took at start keeps its value,
+ * named in a warning) and the certificates, SIGTERM/SIGINT drain
+ * (bounded by server.drain_timeout). `mailctl cert reload` reloads the certificates
  * alone, on the control thread; a failed reload keeps what is served.
  * Fatal signals dump the libqb blackbox to <run_dir>/maild.blackbox.
  */
@@ -417,6 +418,10 @@ static const struct restart_only {
 	RESTART_ONLY(store_dir, "store", true),
 	RESTART_ONLY(run_dir, "run_dir", true),
 	RESTART_ONLY(user, "user", true),
+	/* copied into every service's environment and the queue manager */
+	RESTART_ONLY(hostname, "hostname", true),
+	/* bound once by the control server */
+	RESTART_ONLY(control.tcp, "control.tcp", true),
 	RESTART_ONLY(server.threads, "server.threads", false),
 	RESTART_ONLY(server.store_threads, "server.store_threads", false),
 	RESTART_ONLY(storage, "storage", false),
@@ -425,6 +430,8 @@ static const struct restart_only {
 	RESTART_ONLY(smtp.max_message_size, "smtp.max_message_size", false),
 	RESTART_ONLY(smtp.max_recipients, "smtp.max_recipients", false),
 	RESTART_ONLY(auth_threads, "auth.threads", false),
+	/* sizes the failure tables: resizing would forget every failure */
+	RESTART_ONLY(auth.failure_table_size, "auth.failure_table_size", false),
 	RESTART_ONLY(auth.hostname, "auth.hostname", true),
 	RESTART_ONLY(auth.kerberos_keytab, "auth.kerberos_keytab", true),
 	RESTART_ONLY(auth.kerberos_default_realm, "auth.kerberos_default_realm", true),

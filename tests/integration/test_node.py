@@ -80,6 +80,24 @@ def test_reload_names_restart_only_settings(node):
     assert "(limit 66," in node.ctl("status").stdout
 
 
+def test_reload_names_settings_read_only_at_start(node):
+    """hostname (in every service's environment and the queue's), the
+    control endpoint (bound once) and the auth failure tables' size are
+    taken at start only: a changed one is named, not silently ignored."""
+    node.write_config('hostname = "renamed.example.test";\n'
+                      'control = { tcp = "tcp://127.0.0.1:1"; };\n'
+                      'auth = { failure_table_size = 128; };\n', max_connections=67)
+    node.signal(signal.SIGHUP)
+    node.wait_log("max_connections=67")
+    log = node.log_text()
+    for name in ("hostname", "control.tcp", "auth.failure_table_size"):
+        assert f"{name} changes only on restart; keeping the running value" in log, name
+    node.write_config(max_connections=68)  # back as they run: nothing named again
+    node.signal(signal.SIGHUP)
+    node.wait_log("max_connections=68")
+    assert node.log_text().count("hostname changes only on restart") == 1
+
+
 def test_storage_settings_are_checked(workdir):
     conf = workdir / "bad.conf"
     conf.write_text('storage = { sync = "sometimes"; };\n')
