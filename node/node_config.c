@@ -187,6 +187,7 @@ static void node_config_defaults(struct node_config *cfg)
 	    .max_backoff = 4000,
 	    .max_deliveries = 20,
 	    .destination_concurrency = 5,
+	    .max_connections = 100,
 	    .connect_timeout = 30,
 	    .command_timeout = 300,
 	    .port = 25,
@@ -350,7 +351,7 @@ static void load_queue(struct load_ctx *ctx, const config_setting_t *g)
 {
 	static const char *const keys[] = {
 		"max_lifetime", "delay_warning", "min_backoff", "max_backoff", "max_deliveries",
-		"destination_concurrency", "connect_timeout", "command_timeout", "port",
+		"destination_concurrency", "max_connections", "connect_timeout", "command_timeout", "port",
 		"bounce_size_limit", "starttls", "notify_postmaster", "relayhost", "postmaster",
 		"archive", "transport", "quota_warning", NULL };
 	struct node_config_queue *q = &ctx->cfg->queue;
@@ -364,6 +365,7 @@ static void load_queue(struct load_ctx *ctx, const config_setting_t *g)
 	get_uint(ctx, g, "max_backoff", 1, 86400, &q->max_backoff);
 	get_uint(ctx, g, "max_deliveries", 1, 10000, &q->max_deliveries);
 	get_uint(ctx, g, "destination_concurrency", 1, 1000, &q->destination_concurrency);
+	get_uint(ctx, g, "max_connections", 1, 10000, &q->max_connections);
 	get_uint(ctx, g, "connect_timeout", 1, 3600, &q->connect_timeout);
 	get_uint(ctx, g, "command_timeout", 1, 3600, &q->command_timeout);
 	get_uint(ctx, g, "port", 1, 65535, &q->port);

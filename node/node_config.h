@@ -87,6 +87,7 @@ struct node_config {
 		unsigned max_backoff;
 		unsigned max_deliveries;  /* messages being delivered at once */
 		unsigned destination_concurrency; /* connections per destination */
+		unsigned max_connections; /* outbound connections at once, all destinations */
 		unsigned connect_timeout; /* seconds */
 		unsigned command_timeout; /* seconds per reply */
 		unsigned port;		  /* SMTP port of the hosts found by MX lookup (25) */

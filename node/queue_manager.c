@@ -104,9 +104,10 @@ bool qm_dest_acquire(struct queue_manager *qm, const char *name)
 		snprintf(d->name, sizeof(d->name), "%s", name);
 		d->active = 0;
 	}
-	if (d->active >= qm->cfg.destination_concurrency)
+	if (d->active >= qm->cfg.destination_concurrency || qm->connections >= qm->cfg.max_connections)
 		return false;
 	d->active++;
+	qm->connections++;
 	return true;
 }
 
@@ -114,6 +115,7 @@ void qm_dest_release(struct queue_manager *qm, const char *name)
 {
 	for (size_t i = 0; i < qm->ndests; i++) {
 		if (strcmp(qm->dests[i].name, name) == 0) {
+			qm->connections--;
 			if (--qm->dests[i].active == 0)
 				qm->dests[i] = qm->dests[--qm->ndests];
 			return;

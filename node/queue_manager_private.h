@@ -71,6 +71,7 @@ struct queue_manager {
 	size_t n, cap;
 	struct qm_dest *dests;
 	size_t ndests, capdests;
+	unsigned connections; /* slots taken, all destinations (queue.max_connections) */
 	struct qm_attempt *attempts; /* running, linked through next */
 
 	bool scanning; /* a scan job is running */
@@ -84,7 +85,8 @@ struct queue_manager {
 
 /* queue_manager.c */
 struct qm_entry *qm_find(struct queue_manager *qm, const char *id);
-/* A destination's connection slot: true when taken. */
+/* A destination's connection slot, within queue.destination_concurrency
+ * for it and queue.max_connections in all: true when taken. */
 bool qm_dest_acquire(struct queue_manager *qm, const char *name);
 void qm_dest_release(struct queue_manager *qm, const char *name);
 /* An attempt ended: next_attempt < 0 means the message is gone. */

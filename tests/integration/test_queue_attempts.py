@@ -1,7 +1,7 @@
 """How one delivery attempt records and schedules its verdicts, against
 scripted SMTP servers on loopback: verdicts written as they come (a kill
 mid-attempt delivers nothing twice), the retry schedule when a
-destination's connection slots are taken, a server that refuses to talk
+destination's connection slots are taken, the bound on connections in all, a server that refuses to talk
 (5xx greeting), the status of a delay report for a recipient not tried
 yet, transactions of at most 50 recipients and 452 answers, a stop
 mid-session, the per-recipient log lines (DNS failures, delay= since
@@ -230,6 +230,21 @@ def test_busy_destination_does_not_make_a_deferral_hot(node_factory):
         time.sleep(6)
         assert sx.sessions == 1
         assert a.log_text().count("to=<dave@x.test> relay=") == 1
+
+
+def test_connections_in_all_are_bounded(node_factory):
+    """queue.max_connections bounds the sessions over all destinations
+    (each has its own destination_concurrency): with 1, a message to
+    x.test and y.test, whose servers both stall, opens one session; the
+    other destination waits for the slot."""
+    with SmtpSink("stall") as sx, SmtpSink("stall") as sy:
+        a = sender_node(node_factory, f'transport = ["x.test [127.0.0.1]:{sx.port}", '
+                        f'"y.test [127.0.0.1]:{sy.port}"]; max_connections = 1; '
+                        "min_backoff = 300; connect_timeout = 5; command_timeout = 120;")
+        send(a, ["dave@x.test", "erin@y.test"], "x and y")
+        wait_for(lambda: sx.sessions + sy.sessions == 1, what="the first session")
+        time.sleep(3)
+        assert sx.sessions + sy.sessions == 1
 
 
 def test_delay_report_for_a_recipient_never_tried_is_transient(node_factory):
