@@ -2,10 +2,13 @@
  * The control plane, over ZeroMQ (the one file pair that uses libzmq is
  * control_server.c / control_client.c).
  *
- *   <run_dir>/control.sock  REP: a request is a multipart message
- *                           ["mailctl/1", argv0, argv1, ...]; the reply is
- *                           [exit code as decimal, stdout text, stderr text].
- *                           Optionally also bound on a tcp:// endpoint.
+ *   <run_dir>/control.sock  A stream socket (ZMQ_STREAM on the server,
+ *                           a plain connection for clients): one request
+ *                           per connection, in lib/control_wire.h's format,
+ *                           ["mailctl/2", argv0, argv1, ...]; the reply is
+ *                           [exit code as decimal, stdout text, stderr text]
+ *                           and the client then closes. Optionally also
+ *                           bound on a tcp:// endpoint.
  *   <run_dir>/events.sock   PUB: live events, one frame each:
  *                           "<topic> node=<id> key=value ..."
  *
@@ -17,7 +20,14 @@
 
 #include "lib/textbuf.h"
 
-#define CONTROL_PROTOCOL "mailctl/1"
+#define CONTROL_PROTOCOL "mailctl/2"
+
+/* Request limits (docs/limits.md), checked as the request arrives. The
+ * largest real request is a `user import-records` batch of IMPORT_BATCH
+ * records with secrets (node/user_import.c checks that it fits). */
+#define CONTROL_MAX_ARGS 4096           /* items, the protocol name included */
+#define CONTROL_MAX_ARG (64 * 1024)     /* bytes of one item */
+#define CONTROL_MAX_REQUEST (1024 * 1024) /* bytes of a request, prefixes included */
 
 /* Runs one command for the control socket: returns the exit code. */
 typedef int control_handler(int argc, char **argv, struct textbuf *out, struct textbuf *err,

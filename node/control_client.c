@@ -2,7 +2,10 @@
  * Control client: what mailctl uses to talk to a running maild (see
  * control.h). A daemon is "running" when its control socket accepts a
  * connection; a socket file left by a killed daemon refuses, and then
- * mailctl works offline against the store.
+ * mailctl works offline against the store. A command is one plain
+ * connection (the server's ZMQ_STREAM socket speaks raw bytes): the
+ * request in lib/control_wire's format out, the reply in, then close.
+ * Events come from the PUB socket through libzmq.
  */
 #include "node/control.h"
 
@@ -16,6 +19,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 #include <zmq.h>
+
+#include "lib/control_wire.h"
 
 int control_daemon_running(const char *run_dir)
 {
@@ -76,39 +81,130 @@ static int recv_frame(void *s, struct textbuf *sb)
 	return more ? 1 : 0;
 }
 
+/* Waits up to timeout_ms for events on fd. 1 ready, 0 timeout, -1 error. */
+static int wait_fd(int fd, short events, int timeout_ms)
+{
+	struct pollfd pfd = { .fd = fd, .events = events };
+	int rc;
+	do
+		rc = poll(&pfd, 1, timeout_ms);
+	while (rc < 0 && errno == EINTR);
+	return rc;
+}
+
+/* Sends the whole request; each wait for room is at most timeout_ms.
+ * 0 or -1 (errno; ETIMEDOUT for a timeout). */
+static int send_all(int fd, const char *data, size_t len, int timeout_ms)
+{
+	while (len > 0) {
+		ssize_t n = send(fd, data, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n > 0) {
+			data += n;
+			len -= (size_t)n;
+			continue;
+		}
+		if (n < 0 && errno != EAGAIN && errno != EINTR)
+			return -1;
+		int rc = wait_fd(fd, POLLOUT, timeout_ms);
+		if (rc <= 0) {
+			if (rc == 0)
+				errno = ETIMEDOUT;
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* Reads the reply into d; each wait for bytes is at most timeout_ms (a
+ * command may run that long). 0, or -1 with why. */
+static int recv_reply(int fd, struct control_wire_decoder *d, int timeout_ms, const char **why_r)
+{
+	char buf[65536];
+	for (;;) {
+		int rc = wait_fd(fd, POLLIN, timeout_ms);
+		if (rc <= 0) {
+			*why_r = rc == 0 ? "timed out" : strerror(errno);
+			return -1;
+		}
+		ssize_t n = recv(fd, buf, sizeof(buf), 0);
+		if (n < 0 && (errno == EINTR || errno == EAGAIN))
+			continue;
+		if (n <= 0) {
+			*why_r = n == 0 ? "closed without an answer (too many control connections?)"
+					: strerror(errno);
+			return -1;
+		}
+		size_t used;
+		enum control_wire_result r = control_wire_decode(d, buf, (size_t)n, &used);
+		if (r == CONTROL_WIRE_DONE)
+			return 0;
+		if (r == CONTROL_WIRE_ERROR) {
+			*why_r = d->error;
+			return -1;
+		}
+	}
+}
+
 int control_call(const char *run_dir, int argc, char **argv, int timeout_ms,
 		 struct textbuf *out, struct textbuf *err)
 {
-	void *zctx = zmq_ctx_new();
-	void *s = client_socket(zctx, ZMQ_REQ, run_dir, "control.sock", timeout_ms, err);
-	struct textbuf code = TEXTBUF_INIT;
-	int rc = -1;
+	/* The daemon is trusted: the reply is as large as the command's output. */
+	static const struct control_wire_limits reply_limits = {
+		.max_items = 3, .max_item = UINT32_MAX, .max_total = SIZE_MAX, .refuse_nul = false
+	};
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	struct textbuf req = TEXTBUF_INIT;
+	struct control_wire_decoder d;
+	const char *why = NULL;
+	int rc = -1, fd = -1;
 
-	if (s == NULL)
-		goto done;
-	if (zmq_send(s, CONTROL_PROTOCOL, strlen(CONTROL_PROTOCOL), argc > 0 ? ZMQ_SNDMORE : 0) < 0)
-		goto io_error;
-	for (int i = 0; i < argc; i++)
-		if (zmq_send(s, argv[i], strlen(argv[i]), i + 1 < argc ? ZMQ_SNDMORE : 0) < 0)
-			goto io_error;
-	if (recv_frame(s, &code) != 1 || recv_frame(s, out) != 1 || recv_frame(s, err) != 0)
-		goto io_error;
-	char *end;
-	long v = strtol(textbuf_str(&code), &end, 10);
-	if (*end != '\0' || v < 0 || v > 255) {
-		textbuf_puts(err, "control: malformed reply from maild\n");
+	control_wire_decoder_init(&d, &reply_limits);
+	int n = snprintf(sun.sun_path, sizeof(sun.sun_path), "%s/control.sock", run_dir);
+	if (n < 0 || (size_t)n >= sizeof(sun.sun_path)) {
+		why = "run_dir path too long for a unix socket";
 		goto done;
 	}
+	const char **items = calloc((size_t)argc + 1, sizeof(*items));
+	if (items == NULL) {
+		why = "out of memory";
+		goto done;
+	}
+	items[0] = CONTROL_PROTOCOL;
+	for (int i = 0; i < argc; i++)
+		items[i + 1] = argv[i];
+	control_wire_encode(&req, (uint32_t)argc + 1, items, NULL);
+	free(items);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0 ||
+	    send_all(fd, req.data, req.len, timeout_ms) < 0) {
+		why = strerror(errno);
+		goto done;
+	}
+	if (recv_reply(fd, &d, timeout_ms, &why) < 0)
+		goto done;
+	if (d.count != 3) {
+		why = "malformed reply";
+		goto done;
+	}
+	textbuf_append(out, d.items[1], d.lens[1]);
+	textbuf_append(err, d.items[2], d.lens[2]);
+	char *end;
+	long v = strtol(d.items[0], &end, 10);
+	if (d.lens[0] == 0 || *end != '\0' || v < 0 || v > 255) {
+		textbuf_puts(err, "control: malformed reply from maild\n");
+		goto done_quiet;
+	}
 	rc = (int)v;
-	goto done;
-io_error:
-	textbuf_printf(err, "control: no answer from maild at %s/control.sock: %s\n", run_dir,
-		      zmq_strerror(errno));
+	goto done_quiet;
 done:
-	if (s != NULL)
-		zmq_close(s);
-	zmq_ctx_term(zctx);
-	textbuf_free(&code);
+	textbuf_printf(err, "control: no answer from maild at %s/control.sock: %s\n", run_dir, why);
+done_quiet:
+	if (fd >= 0)
+		close(fd);
+	if (req.data != NULL)
+		explicit_bzero(req.data, req.len); /* requests can carry secrets */
+	textbuf_free(&req);
+	control_wire_decoder_free(&d);
 	return rc;
 }
 

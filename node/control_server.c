@@ -1,10 +1,31 @@
 /*
- * Control server: a REP socket served by one thread, and a PUB socket for
- * live events (see control.h). Commands run one at a time on the control
- * thread; they are administrative and short (bulk imports arrive in
- * batches), so a single thread keeps directory writes serialised.
- * Security: the sockets live in the run directory (0750, service user);
- * requests are bounded in frame count and size.
+ * Control server: a ZMQ_STREAM socket served by one thread, and a PUB
+ * socket for live events (see control.h). Commands run one at a time on
+ * the control thread; they are administrative and short (bulk imports
+ * arrive in batches), so a single thread keeps directory writes serialised.
+ *
+ * Security: the sockets live in the run directory (0750, service user),
+ * but control.tcp has no authentication, so what one peer can make maild
+ * hold is bounded here, not by trusting peers:
+ *  - The socket is ZMQ_STREAM, not REP: libzmq hands us the bytes as they
+ *    arrive, in chunks of at most its read batch (8 KiB), one message
+ *    each. A REP socket takes in a whole multipart message before the
+ *    first part is readable, and neither ZMQ_MAXMSGSIZE (one frame) nor
+ *    ZMQ_RCVHWM (whole messages, not parts) bounds how many parts it
+ *    buffers: one request of 6,000 64 KiB frames grew maild by 670 MB.
+ *  - ZMQ_RCVHWM of CONTROL_RCVHWM chunks per connection: while the thread
+ *    runs a command, libzmq stops reading a connection past that, and the
+ *    kernel's socket buffer pushes back on the peer.
+ *  - Each connection's request goes through lib/control_wire's decoder,
+ *    which refuses it at the prefix that crosses CONTROL_MAX_ARGS,
+ *    CONTROL_MAX_ARG or CONTROL_MAX_REQUEST (control.h).
+ *  - At most CONTROL_PEERS_MAX connections have a request in progress; a
+ *    request must arrive whole within CONTROL_REQUEST_TIMEOUT_S of its
+ *    first byte, and an answered peer is closed after
+ *    CONTROL_ANSWERED_TIMEOUT_S, or earlier when its slot is needed.
+ * So one peer holds at most about CONTROL_MAX_REQUEST plus CONTROL_RCVHWM
+ * chunks, and all of them together CONTROL_PEERS_MAX times that. A
+ * connection that sends nothing costs only libzmq's per-connection state.
  */
 #include "node/control.h"
 
@@ -17,15 +38,30 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include <zmq.h>
 
-#define CONTROL_MAX_FRAMES 4096
-#define CONTROL_MAX_FRAME (64 * 1024)
+#include "lib/control_wire.h"
+
+#define CONTROL_PEERS_MAX 16
+#define CONTROL_RCVHWM 4
+#define CONTROL_REQUEST_TIMEOUT_S 30
+#define CONTROL_ANSWERED_TIMEOUT_S 60
+#define CONTROL_ID_MAX 256 /* libzmq's routing ids are at most 255 bytes */
+
+struct control_peer {
+	bool used;
+	bool answered; /* the reply is sent; waiting for the peer to close */
+	time_t since;  /* the first byte, or the reply */
+	unsigned char id[CONTROL_ID_MAX];
+	size_t id_len;
+	struct control_wire_decoder dec;
+};
 
 struct control_server {
 	void *zctx;
-	void *rep;
+	void *ctl;
 	void *pub;
 	pthread_mutex_t pub_lock;
 	pthread_t thread;
@@ -36,104 +72,205 @@ struct control_server {
 	void *handler_ctx;
 	char ctl_path[1100];
 	char ev_path[1100];
+	struct control_peer peers[CONTROL_PEERS_MAX];
 };
 
-static void send_reply(void *sock, int code, const struct textbuf *out, const struct textbuf *err)
+static const struct control_wire_limits request_limits = {
+	.max_items = CONTROL_MAX_ARGS,
+	.max_item = CONTROL_MAX_ARG,
+	.max_total = CONTROL_MAX_REQUEST,
+	.refuse_nul = true,
+};
+
+static time_t now_s(void)
 {
-	char num[16];
-	snprintf(num, sizeof(num), "%d", code);
-	zmq_send(sock, num, strlen(num), ZMQ_SNDMORE);
-	zmq_send(sock, textbuf_str(out), out->len, ZMQ_SNDMORE);
-	zmq_send(sock, textbuf_str(err), err->len, 0);
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec;
 }
 
-/* Reads one whole multipart request into argv (NUL-terminated copies).
- * Returns argc, or -1 for a malformed request (everything is consumed). */
-static int recv_request(void *sock, char ***argv_r)
+/* Sends [id, data]; a zero-length data closes the connection. Never
+ * blocks: a peer that went away or does not read loses its reply. */
+static void send_to(struct control_server *srv, const unsigned char *id, size_t id_len,
+		    const void *data, size_t len)
 {
-	char **argv = NULL;
-	int argc = 0;
-	bool bad = false;
-	int more = 1;
+	if (zmq_send(srv->ctl, id, id_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
+		return;
+	zmq_send(srv->ctl, data, len, ZMQ_DONTWAIT);
+}
 
-	while (more) {
-		zmq_msg_t msg;
-		size_t more_size = sizeof(more);
-		zmq_msg_init(&msg);
-		if (zmq_msg_recv(&msg, sock, 0) < 0) {
-			zmq_msg_close(&msg);
-			bad = true;
-			break;
-		}
-		size_t len = zmq_msg_size(&msg);
-		if (!bad && (argc >= CONTROL_MAX_FRAMES || len > CONTROL_MAX_FRAME ||
-			     memchr(zmq_msg_data(&msg), '\0', len) != NULL))
-			bad = true;
-		if (!bad) {
-			char **n = realloc(argv, sizeof(*argv) * ((size_t)argc + 2));
-			char *s = malloc(len + 1);
-			if (n == NULL || s == NULL) {
-				free(s);
-				if (n != NULL)
-					argv = n;
-				bad = true;
-			} else {
-				argv = n;
-				memcpy(s, zmq_msg_data(&msg), len);
-				s[len] = '\0';
-				argv[argc++] = s;
-				argv[argc] = NULL;
-			}
-		}
-		zmq_getsockopt(sock, ZMQ_RCVMORE, &more, &more_size);
-		zmq_msg_close(&msg);
+static void peer_free(struct control_peer *p)
+{
+	control_wire_decoder_free(&p->dec);
+	p->used = false;
+}
+
+static void peer_close(struct control_server *srv, struct control_peer *p)
+{
+	send_to(srv, p->id, p->id_len, "", 0);
+	peer_free(p);
+}
+
+static struct control_peer *peer_find(struct control_server *srv, const void *id, size_t id_len)
+{
+	for (int i = 0; i < CONTROL_PEERS_MAX; i++) {
+		struct control_peer *p = &srv->peers[i];
+		if (p->used && p->id_len == id_len && memcmp(p->id, id, id_len) == 0)
+			return p;
 	}
-	if (bad || argc < 1 || strcmp(argv[0], CONTROL_PROTOCOL) != 0) {
-		for (int i = 0; i < argc; i++)
-			free(argv[i]);
-		free(argv);
-		return -1;
+	return NULL;
+}
+
+/* A slot for a new peer: a free one, else the one answered longest ago
+ * (its reply has had time to leave), else NULL. */
+static struct control_peer *peer_new(struct control_server *srv, const void *id, size_t id_len)
+{
+	struct control_peer *p = NULL;
+
+	for (int i = 0; i < CONTROL_PEERS_MAX && (p == NULL || p->used); i++) {
+		struct control_peer *q = &srv->peers[i];
+		if (!q->used || (q->answered && (p == NULL || q->since < p->since)))
+			p = q;
 	}
-	*argv_r = argv;
-	return argc;
+	if (p == NULL || id_len > sizeof(p->id))
+		return NULL;
+	if (p->used)
+		peer_close(srv, p);
+	memset(p, 0, sizeof(*p));
+	p->used = true;
+	p->since = now_s();
+	memcpy(p->id, id, id_len);
+	p->id_len = id_len;
+	control_wire_decoder_init(&p->dec, &request_limits);
+	return p;
+}
+
+static void send_reply(struct control_server *srv, struct control_peer *p, int code,
+		       const struct textbuf *out, const struct textbuf *err)
+{
+	char num[16];
+	struct textbuf msg = TEXTBUF_INIT;
+	snprintf(num, sizeof(num), "%d", code);
+	const char *items[3] = { num, textbuf_str(out), textbuf_str(err) };
+	size_t lens[3] = { strlen(num), out->len, err->len };
+	for (int i = 1; i < 3; i++)
+		if (lens[i] > UINT32_MAX) /* not reached by any command; the format's limit */
+			lens[i] = UINT32_MAX;
+	control_wire_encode(&msg, 3, items, lens);
+	send_to(srv, p->id, p->id_len, msg.data, msg.len);
+	textbuf_free(&msg);
+	control_wire_decoder_free(&p->dec); /* the request's memory goes now, not at close */
+	p->answered = true;
+	p->since = now_s();
+}
+
+/* A whole request (or a refused one) from p: runs it and answers. */
+static void serve_request(struct control_server *srv, struct control_peer *p, const char *refused)
+{
+	struct textbuf out = TEXTBUF_INIT, err = TEXTBUF_INIT;
+	struct control_wire_decoder *d = &p->dec;
+	int code;
+
+	if (refused == NULL && (d->count < 1 || strcmp(d->items[0], CONTROL_PROTOCOL) != 0))
+		refused = "not " CONTROL_PROTOCOL;
+	if (refused != NULL) {
+		textbuf_printf(&err, "malformed control request (protocol " CONTROL_PROTOCOL "): %s\n",
+			       refused);
+		code = 2;
+	} else {
+		code = srv->handler((int)d->count - 1, d->items + 1, &out, &err, srv->handler_ctx);
+	}
+	send_reply(srv, p, code, &out, &err);
+	textbuf_free(&out);
+	textbuf_free(&err);
+	/* the command may have taken a while: nobody's clock ran meanwhile */
+	time_t now = now_s();
+	for (int i = 0; i < CONTROL_PEERS_MAX; i++)
+		if (srv->peers[i].used)
+			srv->peers[i].since = now;
+}
+
+/* Takes one [id, bytes] message, if one is ready. 1 taken, 0 none. */
+static int recv_chunk(struct control_server *srv)
+{
+	zmq_msg_t id, data;
+	int more = 0;
+	size_t more_size = sizeof(more);
+
+	zmq_msg_init(&id);
+	if (zmq_msg_recv(&id, srv->ctl, ZMQ_DONTWAIT) < 0) {
+		zmq_msg_close(&id);
+		return 0;
+	}
+	zmq_getsockopt(srv->ctl, ZMQ_RCVMORE, &more, &more_size);
+	if (!more) { /* a STREAM socket always sends two parts */
+		zmq_msg_close(&id);
+		return 1;
+	}
+	zmq_msg_init(&data);
+	if (zmq_msg_recv(&data, srv->ctl, ZMQ_DONTWAIT) < 0) {
+		zmq_msg_close(&id);
+		zmq_msg_close(&data);
+		return 1;
+	}
+	const void *idp = zmq_msg_data(&id);
+	size_t id_len = zmq_msg_size(&id), len = zmq_msg_size(&data);
+	struct control_peer *p = peer_find(srv, idp, id_len);
+	if (len == 0) {
+		/* connected (unknown yet: a slot is taken at the first byte) or gone */
+		if (p != NULL)
+			peer_free(p);
+	} else if (p == NULL && (p = peer_new(srv, idp, id_len)) == NULL) {
+		send_to(srv, idp, id_len, "", 0); /* no slot: closed, nothing held */
+	} else if (!p->answered) {
+		size_t used;
+		enum control_wire_result r = control_wire_decode(&p->dec, zmq_msg_data(&data), len, &used);
+		if (r == CONTROL_WIRE_ERROR)
+			serve_request(srv, p, p->dec.error);
+		else if (r == CONTROL_WIRE_DONE)
+			serve_request(srv, p, used < len ? "bytes after the request" : NULL);
+	} /* else: bytes after the answer are dropped */
+	zmq_msg_close(&id);
+	zmq_msg_close(&data);
+	return 1;
+}
+
+/* Closes peers whose request is overdue and answered ones left open. */
+static void sweep_peers(struct control_server *srv)
+{
+	time_t now = now_s();
+	for (int i = 0; i < CONTROL_PEERS_MAX; i++) {
+		struct control_peer *p = &srv->peers[i];
+		if (p->used && now - p->since >= (p->answered ? CONTROL_ANSWERED_TIMEOUT_S
+							      : CONTROL_REQUEST_TIMEOUT_S))
+			peer_close(srv, p);
+	}
 }
 
 static void *control_thread(void *arg)
 {
 	struct control_server *srv = arg;
 	zmq_pollitem_t items[2] = {
-		{ .socket = srv->rep, .events = ZMQ_POLLIN },
+		{ .socket = srv->ctl, .events = ZMQ_POLLIN },
 		{ .fd = srv->stop_pipe[0], .events = ZMQ_POLLIN },
 	};
 
 	for (;;) {
-		if (zmq_poll(items, 2, -1) < 0) {
+		if (zmq_poll(items, 2, 1000) < 0) {
 			if (errno == EINTR)
 				continue;
 			break;
 		}
 		if (items[1].revents & ZMQ_POLLIN)
 			break;
-		if (!(items[0].revents & ZMQ_POLLIN))
-			continue;
-
-		struct textbuf out = TEXTBUF_INIT, err = TEXTBUF_INIT;
-		char **argv = NULL;
-		int argc = recv_request(srv->rep, &argv);
-		int code;
-		if (argc < 0) {
-			textbuf_puts(&err, "malformed control request (protocol " CONTROL_PROTOCOL ")\n");
-			code = 2;
-		} else {
-			code = srv->handler(argc - 1, argv + 1, &out, &err, srv->handler_ctx);
-			for (int i = 0; i < argc; i++)
-				free(argv[i]);
-			free(argv);
-		}
-		send_reply(srv->rep, code, &out, &err);
-		textbuf_free(&out);
-		textbuf_free(&err);
+		/* a bounded batch, so a stop request is seen between batches */
+		for (int i = 0; i < 256 && recv_chunk(srv) == 1; i++)
+			;
+		sweep_peers(srv);
 	}
+	for (int i = 0; i < CONTROL_PEERS_MAX; i++)
+		if (srv->peers[i].used)
+			peer_free(&srv->peers[i]);
 	return NULL;
 }
 
@@ -182,23 +319,20 @@ int control_server_start(const char *run_dir, const char *tcp_endpoint, unsigned
 		goto fail;
 	}
 	srv->zctx = zmq_ctx_new();
-	srv->rep = zmq_socket(srv->zctx, ZMQ_REP);
+	srv->ctl = zmq_socket(srv->zctx, ZMQ_STREAM);
 	srv->pub = zmq_socket(srv->zctx, ZMQ_PUB);
-	if (srv->rep == NULL || srv->pub == NULL) {
+	if (srv->ctl == NULL || srv->pub == NULL) {
 		*error_r = zmq_strerror(errno);
 		goto fail;
 	}
-	zmq_setsockopt(srv->rep, ZMQ_LINGER, &linger, sizeof(linger));
+	zmq_setsockopt(srv->ctl, ZMQ_LINGER, &linger, sizeof(linger));
 	zmq_setsockopt(srv->pub, ZMQ_LINGER, &linger, sizeof(linger));
-	/* libzmq takes in a whole frame before we see it: a peer announcing a
-	 * huge one is dropped at the limit, not buffered (control.tcp has no
-	 * authentication of its own). */
-	int64_t max_frame = CONTROL_MAX_FRAME;
-	zmq_setsockopt(srv->rep, ZMQ_MAXMSGSIZE, &max_frame, sizeof(max_frame));
-	if (bind_ipc(srv->rep, srv->ctl_path, error_r) < 0 ||
+	int hwm = CONTROL_RCVHWM; /* chunks per connection; see the header comment */
+	zmq_setsockopt(srv->ctl, ZMQ_RCVHWM, &hwm, sizeof(hwm));
+	if (bind_ipc(srv->ctl, srv->ctl_path, error_r) < 0 ||
 	    bind_ipc(srv->pub, srv->ev_path, error_r) < 0)
 		goto fail;
-	if (tcp_endpoint != NULL && tcp_endpoint[0] != '\0' && zmq_bind(srv->rep, tcp_endpoint) < 0) {
+	if (tcp_endpoint != NULL && tcp_endpoint[0] != '\0' && zmq_bind(srv->ctl, tcp_endpoint) < 0) {
 		*error_r = zmq_strerror(errno);
 		goto fail;
 	}
@@ -252,13 +386,13 @@ void control_server_stop(struct control_server **srvp)
 	if (srv == NULL)
 		return;
 	control_server_halt(srv);
-	if (srv->rep != NULL)
-		zmq_close(srv->rep);
+	if (srv->ctl != NULL)
+		zmq_close(srv->ctl);
 	if (srv->pub != NULL)
 		zmq_close(srv->pub);
 	if (srv->zctx != NULL)
 		zmq_ctx_term(srv->zctx);
-	if (srv->rep != NULL) {
+	if (srv->ctl != NULL) {
 		unlink(srv->ctl_path);
 		unlink(srv->ev_path);
 	}

@@ -23,6 +23,7 @@
 
 #include "lib/csv.h"
 #include "node/auth_commands.h"
+#include "node/control.h"
 
 #define IMPORT_LINE_MAX 4096
 
@@ -36,6 +37,17 @@ struct import_record {
 	bool needs_hash;
 	bool failed;
 };
+
+/* A batch is one control request: its four fields per record (each with
+ * its 4-byte length prefix; the arrays bound their NUL-terminated text),
+ * the protocol name and three header items must fit (control.h). */
+_Static_assert(IMPORT_BATCH * (4 * 4 + sizeof(((struct import_record *)0)->address) +
+			       sizeof(((struct import_record *)0)->secret) +
+			       sizeof(((struct import_record *)0)->quota) +
+			       sizeof(((struct import_record *)0)->plain)) +
+			       256 <= CONTROL_MAX_REQUEST &&
+		       IMPORT_BATCH * 4 + 4 <= CONTROL_MAX_ARGS,
+	       "an import batch must fit one control request");
 
 struct import_state {
 	struct import_record *recs;
