@@ -85,7 +85,9 @@ def test_a_flooding_request_is_refused_at_the_limit(node_factory, small_quaranti
     print(f"sent {sent} bytes; VmHWM grew {grown} bytes")
     assert reply is not None and reply[0] == b"2", reply
     assert b"message too large" in reply[2], reply
-    assert grown < 8 * MiB
+    # a 1 MiB request limit; the rest is the allocator's slack (ASan's
+    # redzones and quarantine in make test: about 9 MiB there)
+    assert grown < 16 * MiB
     assert n.ctl("status").returncode == 0
 
 
