@@ -227,6 +227,9 @@ static enum smtp_want cmd_rcpt(struct smtp_session *s, char *arg)
 
 	if (!s->have_mail)
 		return smtp_bad_command(s, 503, "5.5.1", "Error: need MAIL command");
+	/* the message and its trace fields have begun for the recipients so far */
+	if (s->data_started || s->bdat_failed)
+		return smtp_bad_command(s, 503, "5.5.1", "Error: BDAT transfer in progress");
 	if (arg == NULL || strncasecmp(arg, "TO:", 3) != 0)
 		return smtp_bad_command(s, 501, "5.5.4", "Syntax: RCPT TO:<address>");
 	if (smtp_path_parse(arg + 3, false, true, path, sizeof(path), &flags, (const char **)&rest, &error) < 0)

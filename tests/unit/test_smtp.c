@@ -268,6 +268,13 @@ static const struct transcript transcripts[] = {
 	  "250 2.0.0 Ok: 7 octets received\r\n250 2.0.0 Ok: queued as 4AbC9\r\n"
 	  "503 5.5.1 Error: need MAIL command\r\n221 2.0.0 Bye\r\n",
 	  "A\r\n.\r\nBend\r\n" /* the last line ended, as DATA's always is */ },
+	{ "RCPT between BDAT chunks",
+	  "EHLO c\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<u@example.test>\r\nBDAT 3\r\nabcRCPT TO:<u@example.test>\r\n"
+	  "DATA\r\nBDAT 3 LAST\r\ndefQUIT\r\n",
+	  GREETING EHLO_REPLY "250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n250 2.0.0 Ok: 3 octets received\r\n"
+	  "503 5.5.1 Error: BDAT transfer in progress\r\n503 5.5.1 Error: BDAT transfer in progress\r\n"
+	  "250 2.0.0 Ok: queued as 4AbC9\r\n221 2.0.0 Bye\r\n",
+	  "abcdef\r\n" },
 	{ "BDAT line ends",
 	  "EHLO c\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<u@example.test>\r\nBDAT 7\r\na\nb\r\nc\rBDAT 3 LAST\r\n\nd\n"
 	  "QUIT\r\n",
