@@ -69,6 +69,7 @@ void smtp_txn_clear(struct smtp_txn *t)
 	queue_writer_abort(&t->qwriter);
 	free(t->rcpts);
 	free(t->remote);
+	textbuf_free(&t->orcpts);
 	memset(t, 0, sizeof(*t));
 }
 
@@ -353,6 +354,26 @@ int smtp_txn_add_mailbox(struct smtp_txn *t, const char *address)
 	return smtp_txn_add(t, &x);
 }
 
+/* The ORCPT the queue keeps for the local mailboxes of one RCPT (a DSN's
+ * Original-Recipient): the client's, else the RCPT's address when an
+ * alias or group chose the mailboxes; as an offset + 1 in t->orcpts, 0
+ * for none. */
+static uint32_t smtp_txn_local_orcpt(struct smtp_txn *t, const struct smtp_expansion *x,
+				     const char *forward_path, const struct smtp_rcpt_params *p)
+{
+	char made[QUEUE_ORCPT_MAX];
+	const char *orcpt = p->orcpt;
+	if (orcpt == NULL && x->n > 0 &&
+	    (x->n > 1 || strcasecmp(x->rcpts[0].address, forward_path) != 0) &&
+	    dsn_orcpt_for(forward_path, made, sizeof(made)))
+		orcpt = made;
+	if (orcpt == NULL || x->n == 0 || t->orcpts.len >= UINT32_MAX - QUEUE_ORCPT_MAX)
+		return 0;
+	uint32_t off = (uint32_t)t->orcpts.len + 1;
+	textbuf_append(&t->orcpts, orcpt, strlen(orcpt) + 1);
+	return off;
+}
+
 /* The remote targets an alias or group reached (forwarding): they keep
  * the RCPT's NOTIFY, and its address as ORCPT when it gave none. */
 static int smtp_txn_add_forwards(struct smtp_txn *t, const struct smtp_expansion *x,
@@ -489,8 +510,11 @@ void smtp_envelope_rcpt_to(void *ctx, const char *forward_path, const struct smt
 		smtp_rcpt_refuse(sc, reply, 452, "4.5.3", forward_path, "%s",
 				 "Too many recipients for one message, send the rest later");
 	} else if (smtp_rcpt_quota(sc, &x, forward_path, reply) == 0) {
-		for (size_t k = 0; k < x.n; k++)
+		uint32_t orcpt = smtp_txn_local_orcpt(t, &x, forward_path, p);
+		for (size_t k = 0; k < x.n; k++) {
 			x.rcpts[k].notify = p->notify;
+			x.rcpts[k].orcpt = orcpt;
+		}
 		if (x.n > 0 && (p->notify & SMTP_NOTIFY_SUCCESS)) /* NEVER comes alone */
 			t->notify_success = true;
 		if (smtp_txn_add(t, &x) < 0 || smtp_txn_add_forwards(t, &x, forward_path, p) < 0) {

@@ -97,7 +97,9 @@ static int smtp_queue_envelope(struct smtp_conn *sc, struct queue_envelope *env)
 		 literal);
 	size_t nlocal = smtp_txn_unique_mailboxes(t);
 	for (size_t i = 0; i < nlocal && ret == 0; i++)
-		ret = queue_envelope_add_rcpt(env, t->rcpts[i].address, "", t->rcpts[i].notify);
+		ret = queue_envelope_add_rcpt(env, t->rcpts[i].address,
+					      t->rcpts[i].orcpt != 0 ? t->orcpts.data + t->rcpts[i].orcpt - 1 : "",
+					      t->rcpts[i].notify);
 	size_t nremote = smtp_txn_unique_remotes(t);
 	for (size_t i = 0; i < nremote && ret == 0; i++)
 		ret = queue_envelope_add_rcpt(env, t->remote[i].address, t->remote[i].orcpt,

@@ -49,6 +49,7 @@ struct smtp_local_rcpt {
 	char address[DIRECTORY_ADDRESS_MAX]; /* normalised local@domain */
 	uint64_t quota_bytes;		     /* the directory's limit, 0 = none */
 	unsigned notify;		     /* the RCPT's SMTP_NOTIFY_* bits, 0 = none */
+	uint32_t orcpt;	/* its DSN ORCPT: offset + 1 in the transaction's orcpts, 0 = none */
 };
 
 /* A recipient in another domain that the relay policy permitted
@@ -71,6 +72,7 @@ struct smtp_txn {
 	char first_rcpt[SMTP_PATH_MAX + 1]; /* as the client named it */
 	struct smtp_local_rcpt *rcpts;	    /* may repeat; deduplicated at commit */
 	size_t nlocal, cap;
+	struct textbuf orcpts; /* the local recipients' ORCPTs, NUL-separated, once per RCPT */
 	struct mail_writer *writer; /* from the first DATA/BDAT */
 	uint64_t header_bytes;	    /* trace fields we wrote first */
 	/* relay (smtp_envelope.c): permitted remote recipients, in order */

@@ -298,6 +298,28 @@ def test_notify_success_for_a_local_recipient(mx):
     assert len(mailbox_files(mx, BOB)) == 1 and len(mailbox_files(mx, CAROL)) == 1
 
 
+def test_success_report_names_the_original_recipient(mx):
+    """A local recipient reached through the queue for its success report
+    keeps the client's ORCPT, and an alias's mailbox the alias's address:
+    the report's Original-Recipient (RFC 3461 4.2, RFC 3464 2.3.1) is what
+    the sender can match it with."""
+    with smtplib.SMTP("127.0.0.1", mx.ports["smtp"], timeout=20) as s:
+        s.ehlo("client.example.org")
+        assert s.mail(ALICE)[0] == 250
+        assert s.rcpt(BOB, ["NOTIFY=SUCCESS", f"ORCPT=rfc822;old-bob@{DOMAIN}"])[0] == 250
+        assert s.rcpt(f"team@{DOMAIN}", ["NOTIFY=SUCCESS"])[0] == 250
+        assert s.data(message(subject="whose report"))[0] == 250
+    deadline = time.monotonic() + 30
+    reports = []
+    while time.monotonic() < deadline and not reports:
+        reports = [m for m in mailbox_texts(mx, ALICE) if b"Successful Mail Delivery Report" in m]
+        time.sleep(0.1)
+    assert len(reports) == 1
+    text = reports[0].decode()
+    assert f"Original-Recipient: rfc822; old-bob@{DOMAIN}" in text, text
+    assert f"Original-Recipient: rfc822; team@{DOMAIN}" in text, text
+
+
 def test_alias_and_group_deliver_once_each(mx):
     with smtplib.SMTP("127.0.0.1", mx.ports["smtp"], timeout=20) as s:
         refused = s.sendmail("sender@example.org",
