@@ -636,10 +636,13 @@ static void stop(struct maild *d)
 	/* Store work still running finishes before the workers' event bases
 	 * are freed (a job of a force-closed connection may still be writing). */
 	job_pool_free(&d->jobs);
-	queue_manager_free(&d->queue);
 	/* the DNSBL resolvers live on the workers' event bases */
 	smtp_policy_free(&d->smtp_policy);
+	/* The workers' last pass runs the completions of jobs that outlived
+	 * their force-closed connections: a spool commit's tells the queue
+	 * manager of its message, which must still exist. */
 	listener_destroy(&d->listener);
+	queue_manager_free(&d->queue);
 	control_server_stop(&d->control);
 	store_close(&d->store);
 	auth_pool_free(&d->auth_pool); /* after the connections, before the directory */

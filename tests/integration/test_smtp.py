@@ -7,6 +7,8 @@ groups, size limits, AUTH and its TLS policy, STARTTLS injection, implicit
 TLS, SMTP smuggling, BDAT, pipelining, the durability contract, drain, and
 reading the delivered message back over POP3."""
 import base64
+import os
+import pathlib
 import poplib
 import re
 import signal
@@ -695,6 +697,38 @@ def test_client_gone_mid_data_delivers_nothing(mx):
     while tmp_leftovers(mx) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert tmp_leftovers(mx) == []
+
+
+def test_drain_ends_cleanly_with_a_queued_message_in_its_commit(node_factory, workdir,
+                                                                 monkeypatch):
+    """SIGTERM while a message for a remote recipient is being committed to
+    the spool, past the drain timeout: the connection is closed by force,
+    the commit ends after the workers stopped, and its completion ran once
+    the queue manager was freed (a use after free under ASan)."""
+    shim = workdir / "slow_sync.so"
+    subprocess.run(["cc", "-shared", "-fPIC", "-o", str(shim),
+                    str(pathlib.Path(__file__).with_name("slow_sync.c")), "-ldl"], check=True)
+    trigger = workdir / "slow-now"
+    monkeypatch.setenv("LD_PRELOAD", str(shim))
+    monkeypatch.setenv("CM_SLOW_SYNC", str(trigger))
+    monkeypatch.setenv("ASAN_OPTIONS", os.environ.get("ASAN_OPTIONS", "") +
+                       ":verify_asan_link_order=0")
+    n = node_factory()
+    n.config.write_text(n.config.read_text().replace("drain_timeout = 5;", "drain_timeout = 1;"))
+    n.start()
+    s = Raw(n.ports["smtp"])
+    s.reply()
+    s.send(b"EHLO c\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<bob@remote.example>\r\nDATA\r\n")
+    assert [s.reply()[0][:3] for _ in range(4)] == ["250", "250", "250", "354"]
+    trigger.touch()
+    s.send(b"Subject: slow\r\n\r\nhello\r\n.\r\n")
+    time.sleep(0.5)
+    n.signal(signal.SIGTERM)
+    assert n.proc.wait(30) == 0
+    trigger.unlink()
+    n.wait_log("drain done")
+    # the message is in the spool for the next start
+    assert list((n.store / "spool").glob("*/env/*"))
 
 
 def test_drain_on_sigterm(mx):
