@@ -225,7 +225,11 @@ static void pc_tls_up(struct pop3_conn *pc)
 	pc->want = pop3_session_tls_started(pc->s, &set);
 }
 
-/* Hands one piece of waiting input to the engine; false when none waits. */
+/* Hands the engine waiting input up to the end of its first line (or
+ * POP3_FEED_MAX bytes of one); false when none waits. One command at a
+ * time: the pump feeds again only once its reply has left the spill, so
+ * a client that pipelines commands and reads nothing holds one reply in
+ * memory, not one per command. */
 static bool pc_feed(struct pop3_conn *pc)
 {
 	struct evbuffer *in = conn_input(pc->c);
@@ -240,6 +244,9 @@ static bool pc_feed(struct pop3_conn *pc)
 		pop3_service_close_now(pc);
 		return false;
 	}
+	const unsigned char *lf = memchr(p, '\n', len);
+	if (lf != NULL)
+		len = (size_t)(lf - p) + 1;
 	pc->want = pop3_session_input(pc->s, p, len);
 	evbuffer_drain(in, len);
 	return true;

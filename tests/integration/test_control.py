@@ -9,16 +9,10 @@ import struct
 
 import pytest
 
+from conftest import vm_hwm
+
 MiB = 1024 * 1024
 ITEM = 65536  # CONTROL_MAX_ARG
-
-
-def vm_hwm(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
-    raise AssertionError("no VmHWM")
 
 
 def connect(node):
@@ -54,15 +48,6 @@ def read_reply(s):
             if len(items) == 3:
                 return items
     return None
-
-
-@pytest.fixture
-def small_quarantine(monkeypatch):
-    """Under ASan (make test) freed memory sits in a quarantine that
-    counts in VmHWM; keep it small so the bound measures maild."""
-    import os
-    opts = os.environ.get("ASAN_OPTIONS", "")
-    monkeypatch.setenv("ASAN_OPTIONS", (opts + ":" if opts else "") + "quarantine_size_mb=4")
 
 
 def test_a_flooding_request_is_refused_at_the_limit(node_factory, small_quarantine):

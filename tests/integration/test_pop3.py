@@ -21,7 +21,7 @@ import time
 
 import pytest
 
-from conftest import MAILCTL, MAILD
+from conftest import MAILCTL, MAILD, vm_hwm
 
 HELPER = pathlib.Path(MAILD).resolve().parents[1] / "tests" / "test_pop3_maildrop"
 USER = "alice@example.test"
@@ -699,3 +699,28 @@ def test_message_delivered_by_smtp_is_retrieved_byte_for_byte(pnode):
         assert re.match(rb"(Received|Return-Path|Delivered-To|X-[A-Za-z-]+): ", field), field
     r.cmd("QUIT")
     r.close()
+
+
+def test_a_client_that_never_reads_holds_one_reply(node_factory, small_quarantine):
+    """A logged-in client pipelines 682 UIDLs (4 KiB) and reads nothing:
+    the replies wait in the connection's buffers only as far as the one
+    command being answered; the rest of the input waits unread (every
+    UIDL's listing was made and kept: about 13 MiB here, 33 under ASan)."""
+    n = node_factory()
+    setup_store(n)
+    fill(n, USER, 1000, 100)
+    n.start()
+    s = socket.create_connection(("127.0.0.1", n.ports["pop3"]), timeout=10)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.recv(1000)
+    s.sendall(f"USER {USER}\r\nPASS {PASSWORD}\r\n".encode())
+    time.sleep(0.5)
+    s.recv(1000)
+    before = vm_hwm(n.proc.pid)
+    s.sendall(b"UIDL\r\n" * 682)
+    time.sleep(2)
+    grown = vm_hwm(n.proc.pid) - before
+    s.close()
+    # one listing is about 30 KiB; the sanitizer build's allocator adds
+    # about 4 MiB of its own
+    assert grown < 6 * 2**20, f"VmHWM grew {grown} bytes"
