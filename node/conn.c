@@ -241,7 +241,9 @@ void conn_check_output(struct conn *c)
 	size_t queued = conn_queued(c);
 
 	if (c->closing) {
-		if (c->tls_state == CONN_TLS_ESTABLISHED && !c->tls_flush_raw)
+		if (c->tls_state == CONN_TLS_HANDSHAKE)
+			queued = 0; /* what was written mid-handshake can never be sent */
+		else if (c->tls_state == CONN_TLS_ESTABLISHED && !c->tls_flush_raw)
 			queued = conn_tls_closing(c);
 		if (queued == 0)
 			conn_finalize_later(c);

@@ -731,6 +731,23 @@ def test_drain_ends_cleanly_with_a_queued_message_in_its_commit(node_factory, wo
     assert list((n.store / "spool").glob("*/env/*"))
 
 
+def test_drain_does_not_wait_for_a_silent_starttls_handshake(mx):
+    """A client that sent STARTTLS and then nothing: on SIGTERM its
+    connection closes at once (the 421 written into the unfinished TLS
+    session could never be sent), not at the drain deadline."""
+    s = Raw(mx.ports["smtp"])
+    s.reply()
+    s.send(b"EHLO c\r\n")
+    s.reply()
+    s.send(b"STARTTLS\r\n")
+    assert s.reply()[0].startswith("220")
+    start = time.monotonic()
+    mx.signal(signal.SIGTERM)
+    assert mx.proc.wait(20) == 0
+    assert time.monotonic() - start < 3  # the harness's drain_timeout is 5 s
+    assert "forced=0" in mx.log_text()
+
+
 def test_drain_on_sigterm(mx):
     """Idle sessions get 421 at once; a message being transferred may end
     within the drain time (a SIGHUP meanwhile changes nothing), is stored
