@@ -121,9 +121,10 @@ static int bs_data_write(void *ctx, const void *data, size_t len)
 	return bs->data_error != 0 ? -1 : 0;
 }
 
-static void bs_data_commit(void *ctx, bool accepted)
+static void bs_data_commit(void *ctx, bool accepted, const struct smtp_reply *refusal)
 {
 	struct bs *bs = ctx;
+	(void)refusal; /* the client, on stdin/stdout, hears it: nothing to log */
 	if (accepted)
 		bs->commit_wanted = true; /* done after the engine returns */
 	else

@@ -346,17 +346,25 @@ static void smtp_commit_done(void *arg, bool cancelled)
 	smtp_conn_want(sc, w);
 }
 
-void smtp_delivery_commit(void *ctx, bool accepted)
+void smtp_delivery_commit(void *ctx, bool accepted, const struct smtp_reply *refusal)
 {
 	struct smtp_conn *sc = ctx;
 	struct smtp_txn *t = &sc->txn;
 	const struct conn_info *info = conn_info(sc->c);
 
 	if (!accepted) {
-		if (t->writer != NULL || t->header_bytes != 0)
+		if (refusal != NULL) /* as a refused RCPT is logged, Postfix's END-OF-MESSAGE */
+			log_notice("smtp",
+				   "reject conn=%llu id=%s peer=%s: END-OF-MESSAGE %d %s %s; "
+				   "from=<%s> to=<%s> proto=%s helo=<%s>",
+				   (unsigned long long)info->id, t->queue_id, info->peer,
+				   refusal->code, refusal->enhanced ? refusal->enhanced : "",
+				   refusal->text, t->sender, t->first_rcpt, smtp_conn_proto(sc),
+				   smtp_session_helo(sc->sess));
+		else if (t->writer != NULL || t->header_bytes != 0)
 			log_info("smtp",
-				 "id=%s conn=%llu message discarded: refused, or the "
-				 "client stopped before its end",
+				 "id=%s conn=%llu message discarded: the client stopped before "
+				 "its end",
 				 t->queue_id, (unsigned long long)info->id);
 		mail_writer_abort(&t->writer);
 		t->header_bytes = 0;

@@ -71,11 +71,11 @@ static void smtp_be_data_begin(void *ctx, struct smtp_reply *reply)
 		smtp_timeout_arm(sc->ev_data_timeout, sc->policy->smtp.data_timeout);
 }
 
-static void smtp_be_data_commit(void *ctx, bool accepted)
+static void smtp_be_data_commit(void *ctx, bool accepted, const struct smtp_reply *refusal)
 {
 	struct smtp_conn *sc = ctx;
 	evtimer_del(sc->ev_data_timeout);
-	smtp_delivery_commit(ctx, accepted);
+	smtp_delivery_commit(ctx, accepted, refusal);
 }
 
 static void smtp_be_reset(void *ctx)

@@ -191,7 +191,7 @@ size_t smtp_txn_unique_mailboxes(struct smtp_txn *t);
 /* Received: (and Return-Path: for final delivery) of this transaction. */
 void smtp_delivery_trace(struct smtp_conn *sc, bool return_path, struct textbuf *hdr);
 int smtp_delivery_write(void *ctx, const void *data, size_t len);
-void smtp_delivery_commit(void *ctx, bool accepted);
+void smtp_delivery_commit(void *ctx, bool accepted, const struct smtp_reply *refusal);
 /* The close hook: the job in flight (if any) goes on without the
  * connection; its result is logged, never replied. */
 void smtp_delivery_detach(struct smtp_conn *sc);

@@ -125,9 +125,11 @@ struct smtp_backend {
 	 * fails with 451 at its end). */
 	int (*data_write)(void *ctx, const void *data, size_t len);
 	/* The message is complete (or was rejected: accepted=false, discard
-	 * it). For accepted=true make it durable and answer later with
+	 * it; refusal is then the reply the client gets, or NULL when the
+	 * message was cut short: QUIT, shutdown, a lost connection). For
+	 * accepted=true make it durable and answer later with
 	 * smtp_session_commit_result(). */
-	void (*data_commit)(void *ctx, bool accepted);
+	void (*data_commit)(void *ctx, bool accepted, const struct smtp_reply *refusal);
 	/* RSET, a new EHLO, or the end of a transaction: forget the envelope. */
 	void (*reset)(void *ctx);
 };

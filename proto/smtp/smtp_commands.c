@@ -412,7 +412,7 @@ enum smtp_want smtp_command(struct smtp_session *s, char *line)
 	if (strcasecmp(line, "QUIT") == 0) {
 		smtp_reply(s, 221, "2.0.0", "Bye");
 		if (s->data_started)
-			s->be->data_commit(s->ctx, false);
+			s->be->data_commit(s->ctx, false, NULL);
 		smtp_transaction_reset(s);
 		return smtp_close(s);
 	}

@@ -89,7 +89,7 @@ void smtp_session_free(struct smtp_session **sp)
 		return;
 	/* a connection that ends mid-message: the backend drops the message */
 	if (s->data_started && s->want != SMTP_WANT_COMMIT)
-		s->be->data_commit(s->ctx, false);
+		s->be->data_commit(s->ctx, false, NULL);
 	linebuf_free(&s->lines);
 	textbuf_free(&s->pending);
 	for (int i = 0; i < 2; i++)
@@ -172,6 +172,13 @@ static bool message_refused(struct smtp_session *s, bool bare)
 	return true;
 }
 
+/* Tells the backend that the message is dropped for s->refusal. */
+static void commit_refused(struct smtp_session *s)
+{
+	const struct smtp_reply r = {s->refusal.code, s->refusal.enhanced, s->refusal.text};
+	s->be->data_commit(s->ctx, false, &r);
+}
+
 enum smtp_want smtp_data_finished(struct smtp_session *s)
 {
 	bool bare = s->phase == SMTP_PHASE_DATA && s->decoder.bare_line_end;
@@ -181,13 +188,13 @@ enum smtp_want smtp_data_finished(struct smtp_session *s)
 
 	s->phase = SMTP_PHASE_COMMAND;
 	if (message_refused(s, bare)) {
-		s->be->data_commit(s->ctx, false);
+		commit_refused(s);
 		smtp_reply(s, s->refusal.code, s->refusal.enhanced, s->refusal.text);
 		smtp_transaction_reset(s);
 		return SMTP_WANT_INPUT;
 	}
 	s->want = SMTP_WANT_COMMIT;
-	s->be->data_commit(s->ctx, true);
+	s->be->data_commit(s->ctx, true, NULL);
 	return s->want;
 }
 
@@ -283,7 +290,7 @@ static size_t run_bdat(struct smtp_session *s, const char *data, size_t len)
 		 * LAST: the client hears it at once, the rest of its chunks are
 		 * dropped. */
 		if (s->data_started && !s->bdat_last && message_refused(s, false)) {
-			s->be->data_commit(s->ctx, false);
+			commit_refused(s);
 			s->data_started = false;
 			s->bdat_failed = true;
 		}
@@ -451,7 +458,7 @@ enum smtp_want smtp_session_shutdown(struct smtp_session *s)
 	if (s->phase == SMTP_PHASE_CLOSED)
 		return SMTP_WANT_CLOSE;
 	if (s->data_started && s->want != SMTP_WANT_COMMIT)
-		s->be->data_commit(s->ctx, false);
+		s->be->data_commit(s->ctx, false, NULL);
 	smtp_reply(s, 421, "4.3.2", "Service shutting down, closing connection");
 	return smtp_close(s);
 }

@@ -30,7 +30,12 @@ static void rcpt(void *ctx, const char *p, const struct smtp_rcpt_params *m, str
 }
 static void begin(void *ctx, struct smtp_reply *r) { (void)ctx; (void)r; message_bytes = 0; }
 static int dw(void *ctx, const void *d, size_t n) { (void)ctx; (void)d; message_bytes += n; return 0; }
-static void commit(void *ctx, bool ok) { (void)ctx; (void)ok; }
+static void commit(void *ctx, bool ok, const struct smtp_reply *refusal)
+{
+	(void)ctx;
+	(void)ok;
+	(void)refusal;
+}
 static void reset(void *ctx) { (void)ctx; }
 
 static const struct smtp_backend be = { w, auth, mail, rcpt, begin, dw, commit, reset };

@@ -459,7 +459,8 @@ def test_size_limits(mx):
     [text] = mailbox_texts(mx, ALICE)
     assert b"Subject: small" in text
     assert tmp_leftovers(mx) == []
-    mx.wait_log("message discarded")
+    mx.wait_log("END-OF-MESSAGE 552 5.3.4 Message size exceeds fixed maximum message size; "
+                f"from=<sender@example.org> to=<{ALICE}>")
 
 
 def test_submission_requires_auth(mx):
@@ -612,6 +613,10 @@ def test_smuggling_is_rejected(mx, fake_end):
     assert r.command("RCPT TO:<bob@example.test>") == "503 5.5.1 Error: need MAIL command"
     r.close()
     assert mailbox_files(mx, ALICE) == [] and mailbox_files(mx, BOB) == []
+    # the refusal is logged with its envelope, as a refused RCPT is
+    mx.wait_log("END-OF-MESSAGE 550 5.6.11 Message contains a bare CR or LF; use CRLF line "
+                f"endings; from=<sender@example.org> to=<{ALICE}> proto=ESMTP "
+                "helo=<client.example.org>")
 
 
 def test_bdat_chunks(mx):

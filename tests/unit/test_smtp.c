@@ -26,6 +26,7 @@ struct fake {
 	struct textbuf log;      /* backend calls, for envelope checks */
 	struct smtp_session *s;
 	int commits_ok, commits_dropped;
+	char refusal[64]; /* the last dropped message's refusal, "" for none */
 	int fail_data_begin;     /* data_begin refuses this many times */
 	struct smtp_auth_request last;
 	char last_resp[128];
@@ -77,13 +78,15 @@ static int f_data_write(void *ctx, const void *d, size_t n)
 	return 0;
 }
 
-static void f_commit(void *ctx, bool accepted)
+static void f_commit(void *ctx, bool accepted, const struct smtp_reply *refusal)
 {
 	struct fake *f = ctx;
 	if (accepted)
 		f->commits_ok++;
 	else
 		f->commits_dropped++;
+	snprintf(f->refusal, sizeof(f->refusal), "%s",
+		 refusal == NULL ? "" : refusal->enhanced);
 }
 
 static void f_reset(void *ctx)
@@ -403,6 +406,7 @@ static void test_dropped_and_refused_messages_are_discarded(void **state)
 	smtp_session_free(&f.s);
 	assert_int_equal(f.commits_dropped, 1);
 	assert_int_equal(f.commits_ok, 0);
+	assert_string_equal(f.refusal, ""); /* cut short: no reply to log */
 	textbuf_free(&f.out);
 	textbuf_free(&f.message);
 	textbuf_free(&f.log);
@@ -431,6 +435,18 @@ static void test_dropped_and_refused_messages_are_discarded(void **state)
 			       "250 2.1.5 Ok\r\n451 4.3.0 Spool unavailable\r\n451 4.3.0 Spool unavailable\r\n"
 			       "503 5.5.1 Error: need MAIL command\r\n250 2.1.0 Ok\r\n221 2.0.0 Bye"));
 	assert_int_equal(f.commits_ok, 0);
+	finish(&f);
+
+	/* The backend hears why a complete message was refused (to log it). */
+	start(&f, &set);
+	drives(&f, "EHLO c\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<u@example.test>\r\nDATA\r\nbare\nlf\r\n.\r\n");
+	assert_int_equal(f.commits_dropped, 1);
+	assert_string_equal(f.refusal, "5.6.11");
+	finish(&f);
+	start(&f, &set);
+	drives(&f, "EHLO c\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<u@example.test>\r\nBDAT 1200\r\n" X600 X600);
+	assert_int_equal(f.commits_dropped, 1);
+	assert_string_equal(f.refusal, "5.3.4");
 	finish(&f);
 }
 
