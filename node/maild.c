@@ -576,7 +576,8 @@ static int start(struct maild *d)
 
 	if (privilege_lookup(d->cfg->user, &id, &error) < 0 ||
 	    privilege_mkdir(&id, d->cfg->store_dir, 0750, &error) < 0 ||
-	    privilege_mkdir(&id, d->cfg->run_dir, 0750, &error) < 0)
+	    privilege_mkdir(&id, d->cfg->run_dir, 0750, &error) < 0 ||
+	    privilege_check_private_dir(&id, d->cfg->run_dir, &error) < 0)
 		goto fail;
 	snprintf(blackbox_path, sizeof(blackbox_path), "%s/maild.blackbox", d->cfg->run_dir);
 	limits_from_config(d->cfg, &limits);

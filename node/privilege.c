@@ -43,6 +43,28 @@ int privilege_lookup(const char *user, struct service_identity *id_r, const char
 	return 0;
 }
 
+int privilege_check_private_dir(const struct service_identity *id, const char *dir,
+				const char **error_r)
+{
+	static _Thread_local char msg[PATH_MAX + 128];
+	struct stat st;
+	if (lstat(dir, &st) < 0) {
+		snprintf(msg, sizeof(msg), "cannot check %s: %s", dir, strerror(errno));
+	} else if (!S_ISDIR(st.st_mode)) {
+		snprintf(msg, sizeof(msg), "%s is not a directory", dir);
+	} else if (st.st_uid != 0 && st.st_uid != geteuid() && !(id->drop && st.st_uid == id->uid)) {
+		snprintf(msg, sizeof(msg), "%s belongs to uid %u, not to root or the service user",
+			 dir, (unsigned)st.st_uid);
+	} else if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
+		snprintf(msg, sizeof(msg), "%s is writable by group or others (chmod go-w %s)", dir,
+			 dir);
+	} else {
+		return 0;
+	}
+	*error_r = msg;
+	return -1;
+}
+
 int privilege_mkdir(const struct service_identity *id, const char *dir, mode_t mode,
 		    const char **error_r)
 {

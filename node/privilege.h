@@ -24,6 +24,12 @@ int privilege_lookup(const char *user, struct service_identity *id_r, const char
  * are given to the service user. 0 or -1 (error_r). */
 int privilege_mkdir(const struct service_identity *id, const char *dir, mode_t mode,
 		    const char **error_r);
+/* dir, which holds the control socket, may be trusted: a directory
+ * owned by root, the service user or this process, not writable by group
+ * or others (who could put their own socket in its place). 0 or -1
+ * (error_r, naming what to fix). */
+int privilege_check_private_dir(const struct service_identity *id, const char *dir,
+				const char **error_r);
 /* setgroups/setgid/setuid to the service user, verified irreversible.
  * No-op unless id->drop. 0 or -1 (error_r). */
 int privilege_drop(const struct service_identity *id, const char **error_r);

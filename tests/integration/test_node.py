@@ -64,6 +64,20 @@ def test_second_daemon_same_node_is_refused(node, node_factory):
     assert node.ctl("status").returncode == 0
 
 
+def test_a_run_directory_others_may_write_is_refused(node_factory):
+    """The run directory holds the control socket: one that group or
+    others may write (where they could put a socket of their own in its
+    place) stops maild at start, naming the fix."""
+    n = node_factory()
+    n.run_dir.mkdir(mode=0o777)
+    n.run_dir.chmod(0o777)
+    n.start(wait=False)
+    assert n.proc.wait(20) == 1
+    assert f"{n.run_dir} is writable by group or others (chmod go-w {n.run_dir})" in n.log_text()
+    n.run_dir.rmdir()  # made by maild as it should be: the service user's, 0750
+    n.start()
+
+
 def test_reload_names_restart_only_settings(node):
     """A changed setting the running parts cannot take is named in a warning
     and keeps its running value; the rest is taken."""
