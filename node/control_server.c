@@ -46,7 +46,7 @@
 
 #define CONTROL_PEERS_MAX 16
 #define CONTROL_RCVHWM 4
-#define CONTROL_REQUEST_TIMEOUT_S 30
+#define CONTROL_REQUEST_TIMEOUT_S 10
 #define CONTROL_ANSWERED_TIMEOUT_S 60
 #define CONTROL_ID_MAX 256 /* libzmq's routing ids are at most 255 bytes */
 
@@ -169,6 +169,7 @@ static void serve_request(struct control_server *srv, struct control_peer *p, co
 {
 	struct textbuf out = TEXTBUF_INIT, err = TEXTBUF_INIT;
 	struct control_wire_decoder *d = &p->dec;
+	time_t started = now_s();
 	int code;
 
 	if (refused == NULL && (d->count < 1 || strcmp(d->items[0], CONTROL_PROTOCOL) != 0))
@@ -183,11 +184,13 @@ static void serve_request(struct control_server *srv, struct control_peer *p, co
 	send_reply(srv, p, code, &out, &err);
 	textbuf_free(&out);
 	textbuf_free(&err);
-	/* the command may have taken a while: nobody's clock ran meanwhile */
-	time_t now = now_s();
+	/* While the command ran nobody else was read: their clocks stop for
+	 * that long, and only that long (a peer that stalls mid-request still
+	 * loses its slot however busy the others keep the server). */
+	time_t ran = now_s() - started;
 	for (int i = 0; i < CONTROL_PEERS_MAX; i++)
-		if (srv->peers[i].used)
-			srv->peers[i].since = now;
+		if (srv->peers[i].used && &srv->peers[i] != p)
+			srv->peers[i].since += ran;
 }
 
 /* Takes one [id, bytes] message, if one is ready. 1 taken, 0 none. */

@@ -129,6 +129,26 @@ def test_an_answered_peer_left_open_does_not_block_others(node_factory):
         s.close()
 
 
+def test_a_stalled_request_loses_its_slot_while_others_are_served(node):
+    """A peer that sends part of a request and stops is closed 10 s after
+    its first byte, even while other commands keep the server busy (each
+    command's run used to restart every peer's clock)."""
+    import time
+    stalled = connect(node)
+    stalled.sendall(struct.pack(">I", 2))
+    stalled.settimeout(1)
+    deadline = time.monotonic() + 25
+    closed = False
+    while not closed and time.monotonic() < deadline:
+        assert node.ctl("status").returncode == 0
+        try:
+            closed = stalled.recv(100) == b""
+        except socket.timeout:
+            pass
+    stalled.close()
+    assert closed, "the stalled peer still holds its slot"
+
+
 def test_the_largest_import_batch_fits_one_request(node, workdir):
     """1,000 records (one batch) with long addresses and plaintext kept as
     the recoverable secret: about 600 KB in one request."""
