@@ -328,21 +328,37 @@ static int qm_group_send(struct qm_group *g);
  * transaction now, when the server took others in it (so 452 meant "too
  * many recipients", not "no room at all") and the group has retries left;
  * the next transactions then carry as many as it took. */
+/* 452 "too many recipients" (RFC 5321 4.5.3.1.10): 4.5.3, or the words
+ * from a server without enhanced codes. A full mailbox (4.2.2) or a full
+ * disk (4.3.1) is a 452 too, and waits for the normal retry. */
+static bool too_many_recipients(const struct smtp_client_reply *r)
+{
+	if (r->code != 452)
+		return false;
+	if (r->enhanced[0] != '\0')
+		return strcmp(r->enhanced, "4.5.3") == 0;
+	return strcasestr(r->text, "too many recipients") != NULL;
+}
+
 static void qm_group_requeue_452(struct qm_group *g, const struct smtp_client_reply *replies)
 {
+	struct qm_attempt *a = g->a;
 	size_t took = 0, put_off = 0;
 	for (size_t j = 0; j < g->ncur; j++) {
 		took += replies[j].code / 100 == 2;
-		put_off += replies[j].code == 452;
+		put_off += too_many_recipients(&replies[j]);
 	}
 	if (took == 0 || put_off == 0 || g->retries_452 >= QM_452_RETRIES)
 		return;
 	g->retries_452++;
 	g->limit = took;
 	memmove(g->todo + put_off, g->todo, g->ntodo * sizeof(*g->todo));
-	for (size_t j = 0, k = 0; j < g->ncur; j++)
-		if (replies[j].code == 452)
-			g->todo[k++] = g->cur[j];
+	for (size_t j = 0, k = 0; j < g->ncur; j++) {
+		if (!too_many_recipients(&replies[j]))
+			continue;
+		g->todo[k++] = g->cur[j];
+		a->env.rcpts[g->cur[j]].attempts--; /* not a try: sent again in this attempt */
+	}
 	g->ntodo += put_off;
 }
 

@@ -90,6 +90,8 @@ static void qm_remove_at(struct queue_manager *qm, size_t i)
 
 bool qm_dest_acquire(struct queue_manager *qm, const char *name)
 {
+	if (qm->connections >= qm->cfg.max_connections)
+		return false; /* before an entry is made: a refused one keeps none */
 	struct qm_dest *d = NULL;
 	for (size_t i = 0; i < qm->ndests && d == NULL; i++)
 		if (strcmp(qm->dests[i].name, name) == 0)
@@ -104,7 +106,7 @@ bool qm_dest_acquire(struct queue_manager *qm, const char *name)
 		snprintf(d->name, sizeof(d->name), "%s", name);
 		d->active = 0;
 	}
-	if (d->active >= qm->cfg.destination_concurrency || qm->connections >= qm->cfg.max_connections)
+	if (d->active >= qm->cfg.destination_concurrency)
 		return false;
 	d->active++;
 	qm->connections++;

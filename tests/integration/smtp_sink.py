@@ -23,10 +23,11 @@ class SmtpSink:
     message). With slow_data it takes the body at about 640 KB/s, never
     pausing long: a slow link, not a stuck one. With rcpt_limit it takes
     that many RCPTs per transaction and answers the others 452 4.5.3 (too
-    many recipients, RFC 5321 4.5.3.1.10)."""
+    many recipients, RFC 5321 4.5.3.1.10). rcpt_replies maps a recipient
+    address to the reply its RCPT gets instead of 250."""
 
     def __init__(self, mode="ok", address="127.0.0.1", port=0, broken_tls=False,
-                 stall_data=False, slow_data=False, rcpt_limit=None):
+                 stall_data=False, slow_data=False, rcpt_limit=None, rcpt_replies=None):
         self.sock = socket.socket()
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         if slow_data:  # small buffers, so that the sender waits on us
@@ -39,6 +40,7 @@ class SmtpSink:
         self.stall_data = stall_data
         self.slow_data = slow_data
         self.rcpt_limit = rcpt_limit
+        self.rcpt_replies = rcpt_replies or {}
         self.stalled = threading.Event()  # stall_data: the message arrived, unanswered
         self.closed = threading.Event()
         self.sessions = 0
@@ -99,6 +101,8 @@ class SmtpSink:
                     say("220 2.0.0 go ahead")
                     say("this is not a TLS server hello")
                     return
+                elif verb == "RCPT" and line[8:].strip("<>") in self.rcpt_replies:
+                    say(self.rcpt_replies[line[8:].strip("<>")])
                 elif verb == "RCPT" and self.rcpt_limit is not None:
                     rcpts += 1
                     say("250 2.1.5 ok" if rcpts <= self.rcpt_limit

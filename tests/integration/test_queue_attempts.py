@@ -171,6 +171,25 @@ def test_recipients_a_server_refused_with_452_go_in_the_next_transaction(node_fa
         assert "dsn=4.5.3 status=deferred" in a.log_text()
 
 
+def test_a_full_mailbox_452_waits_for_the_next_attempt(node_factory):
+    """452 4.2.2 (a full mailbox) is not "too many recipients": that
+    recipient waits for the normal retry, once, and the transactions do
+    not shrink; a recipient sent again at once for 4.5.3 counts one try."""
+    full = {"r2@b.test": "452 4.2.2 mailbox full", "r3@b.test": "452 4.5.3 too many recipients"}
+    with SmtpSink("ok", rcpt_replies=full) as sink:
+        a = sender_node(node_factory, f'relayhost = "[127.0.0.1]:{sink.port}"; min_backoff = 300; '
+                        "max_backoff = 4000; connect_timeout = 5; command_timeout = 10;")
+        send(a, ["r1@b.test", "r2@b.test", "r3@b.test", "r4@b.test"], "one full")
+        qid = queue_id(a, r"id=(\w+) deferred: pending=2")
+        time.sleep(1)
+        # r3 went again once at once (and got 4.5.3 again), r2 did not
+        assert transactions(sink) == [["r1@b.test", "r2@b.test", "r3@b.test", "r4@b.test"],
+                                      ["r3@b.test"]]
+        show = a.ctl("queue", "show", qid).stdout
+        assert "recipient: <r2@b.test> pending attempts=1 status=4.2.2" in show, show
+        assert "recipient: <r3@b.test> pending attempts=1 status=4.5.3" in show, show
+
+
 def test_a_server_that_452s_every_recipient_is_not_asked_again_at_once(node_factory):
     with SmtpSink("ok", rcpt_limit=0) as sink:
         a = sender_node(node_factory, f'relayhost = "[127.0.0.1]:{sink.port}"; min_backoff = 300; '
