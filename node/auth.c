@@ -221,17 +221,32 @@ fail:
 	return -1;
 }
 
-void auth_destroy(struct auth **auth)
+static void auth_free(struct auth *auth)
 {
-	if (*auth == NULL)
+	auth_throttle_free(&auth->by_address);
+	auth_throttle_free(&auth->by_account);
+	pthread_mutex_destroy(&auth->settings_lock);
+	free(auth);
+}
+
+void auth_destroy(struct auth **authp)
+{
+	struct auth *auth = *authp;
+	if (auth == NULL)
 		return;
-	if ((*auth)->rehash_joinable) /* a hash in progress finishes first */
-		pthread_join((*auth)->rehash_thread, NULL);
-	auth_throttle_free(&(*auth)->by_address);
-	auth_throttle_free(&(*auth)->by_account);
-	pthread_mutex_destroy(&(*auth)->settings_lock);
-	free(*auth);
-	*auth = NULL;
+	*authp = NULL;
+	/* A hash in progress cannot be interrupted (seconds to minutes at a
+	 * high cost): a stop does not wait for it; the thread frees auth when
+	 * it ends, or the process exits first. */
+	pthread_mutex_lock(&auth->settings_lock);
+	bool running = auth->rehash_running;
+	auth->abandoned = running;
+	pthread_mutex_unlock(&auth->settings_lock);
+	if (running)
+		return;
+	if (auth->rehash_joinable) /* it has ended */
+		pthread_join(auth->rehash_thread, NULL);
+	auth_free(auth);
 }
 
 void auth_dummy_hash(struct auth *auth, char out[256])
@@ -243,24 +258,33 @@ void auth_dummy_hash(struct auth *auth, char out[256])
 
 /* The rehash thread: hashes until the dummy hash is of the wanted scheme
  * and cost (a reload during a hash asks again), then ends. A failure
- * keeps the previous hash; the load checks the cost, so it means memory. */
+ * keeps the previous hash and forgets the request, so that a reload with
+ * the same settings tries again; the load checks the cost, so it means
+ * memory. Abandoned by auth_destroy, it frees auth and ends. */
 static void *rehash_main(void *arg)
 {
 	struct auth *auth = arg;
 	char hash[sizeof(auth->dummy_hash)];
 
 	pthread_mutex_lock(&auth->settings_lock);
-	while (auth->dummy_scheme != auth->want_scheme || auth->dummy_cost != auth->want_cost) {
+	while (!auth->abandoned &&
+	       (auth->dummy_scheme != auth->want_scheme || auth->dummy_cost != auth->want_cost)) {
 		enum password_scheme scheme = auth->want_scheme;
 		unsigned long cost = auth->want_cost;
 		const char *error = NULL;
 		pthread_mutex_unlock(&auth->settings_lock);
 		int rc = password_hash(DUMMY_PASSWORD, scheme, cost, hash, sizeof(hash), &error);
 		pthread_mutex_lock(&auth->settings_lock);
-		if (rc == 0)
+		if (auth->abandoned)
+			break;
+		if (rc == 0) {
 			memcpy(auth->dummy_hash, hash, sizeof(hash));
-		auth->dummy_scheme = scheme;
-		auth->dummy_cost = cost;
+			auth->dummy_scheme = scheme;
+			auth->dummy_cost = cost;
+		} else if (auth->want_scheme == scheme && auth->want_cost == cost) {
+			auth->want_scheme = auth->dummy_scheme;
+			auth->want_cost = auth->dummy_cost;
+		}
 		pthread_mutex_unlock(&auth->settings_lock);
 		if (rc == 0)
 			log_info("auth", "unknown users are now checked at password scheme %s cost %lu",
@@ -271,8 +295,13 @@ static void *rehash_main(void *arg)
 				  password_scheme_name(scheme), cost, error);
 		pthread_mutex_lock(&auth->settings_lock);
 	}
+	bool abandoned = auth->abandoned;
 	auth->rehash_running = false;
 	pthread_mutex_unlock(&auth->settings_lock);
+	if (abandoned) {
+		pthread_detach(pthread_self());
+		auth_free(auth);
+	}
 	return NULL;
 }
 

@@ -45,6 +45,7 @@ struct auth {
 	enum password_scheme dummy_scheme, want_scheme;
 	unsigned long dummy_cost, want_cost;
 	bool rehash_running;	/* the thread is computing */
+	bool abandoned;		/* auth_destroy left it to the thread to free */
 	bool rehash_joinable;	/* main thread only: rehash_thread to join */
 	pthread_t rehash_thread;
 

@@ -189,7 +189,7 @@ def test_reload_password_cost_reaches_unknown_users(node_factory):
     n.config.write_text(n.config.read_text().replace("password = { cost = 1; };",
                                                      "password = { cost = 6; };"))
     n.signal(signal.SIGHUP)
-    n.wait_log("reloaded")
+    n.wait_log("[config] reloaded")
     deadline = time.monotonic() + 5  # the new dummy hash is computed off the loop
     while "now checked at password scheme yescrypt cost 6" not in n.log_text() \
             and time.monotonic() < deadline:
@@ -201,6 +201,24 @@ def test_reload_password_cost_reaches_unknown_users(node_factory):
         unknown.append(pop3_wrong_password_ms(n, "nobody@t.test"))
     # cost 1 is ~30 times faster than cost 6; the same cost is about even
     assert statistics.median(unknown) > statistics.median(known) / 3, (known, unknown)
+
+
+def test_stop_does_not_wait_for_a_dummy_hash_in_progress(node_factory):
+    """A reload to a high bcrypt cost makes a new dummy hash for seconds
+    (cost 18: about 15 s here); SIGTERM meanwhile stops maild within its
+    drain, not once the hash is done (the node's lock was held that long)."""
+    n = node_factory()
+    n.config.write_text(n.config.read_text().replace(
+        "password = { cost = 1; };", 'password = { scheme = "bcrypt"; cost = 4; };'))
+    n.start()
+    n.config.write_text(n.config.read_text().replace("cost = 4;", "cost = 18;"))
+    n.signal(signal.SIGHUP)
+    n.wait_log("[config] reloaded")
+    start = time.monotonic()
+    n.signal(signal.SIGTERM)
+    assert n.proc.wait(30) == 0
+    assert time.monotonic() - start < 5, "stop waited for the hash"
+    assert "now checked at password scheme bcrypt cost 18" not in n.log_text()
 
 
 def test_import_stores_secrets_for_shared_domains(node, workdir):
