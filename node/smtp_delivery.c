@@ -136,10 +136,13 @@ int smtp_delivery_write(void *ctx, const void *data, size_t len)
 	return 0;
 }
 
+/* By address, then as named: the first naming of a mailbox is the one
+ * kept (its ORCPT), whatever qsort does with equal keys. */
 static int smtp_rcpt_cmp(const void *a, const void *b)
 {
-	return strcmp(((const struct smtp_local_rcpt *)a)->address,
-		      ((const struct smtp_local_rcpt *)b)->address);
+	const struct smtp_local_rcpt *x = a, *y = b;
+	int c = strcmp(x->address, y->address);
+	return c != 0 ? c : (x->seq > y->seq) - (x->seq < y->seq);
 }
 
 size_t smtp_txn_unique_mailboxes(struct smtp_txn *t)

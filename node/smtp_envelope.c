@@ -267,6 +267,8 @@ static int smtp_txn_add(struct smtp_txn *t, const struct smtp_expansion *x)
 	}
 	if (x->n > 0) /* a forwarding alias reaches no local mailbox */
 		memcpy(t->rcpts + t->nlocal, x->rcpts, x->n * sizeof(*x->rcpts));
+	for (size_t i = 0; i < x->n; i++)
+		t->rcpts[t->nlocal + i].seq = (uint32_t)(t->nlocal + i);
 	t->nlocal += x->n;
 	return 0;
 }

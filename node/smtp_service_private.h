@@ -50,6 +50,7 @@ struct smtp_local_rcpt {
 	uint64_t quota_bytes;		     /* the directory's limit, 0 = none */
 	unsigned notify;		     /* the RCPT's SMTP_NOTIFY_* bits, 0 = none */
 	uint32_t orcpt;	/* its DSN ORCPT: offset + 1 in the transaction's orcpts, 0 = none */
+	uint32_t seq;	/* its place among the transaction's, for a stable dedup */
 };
 
 /* A recipient in another domain that the relay policy permitted

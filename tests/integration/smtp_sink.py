@@ -125,6 +125,10 @@ class SmtpSink:
 
     def close(self):
         self.closed.set()
+        try:  # wakes the accepting thread; close() alone leaves it listening
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
         self.sock.close()
         for c in self.conns:
             try:
