@@ -283,6 +283,17 @@ def test_recipient_limit_counts_remote_targets(mx):
     mx.wait_log("nrcpt=5001 proto=ESMTP")
 
 
+def success_reports(node, sender):
+    """The success reports in sender's mailbox, once there are any (30 s)."""
+    deadline = time.monotonic() + 30
+    reports = []
+    while time.monotonic() < deadline and not reports:
+        reports = [m for m in mailbox_texts(node, sender)
+                   if b"Successful Mail Delivery Report" in m]
+        time.sleep(0.1)
+    return reports
+
+
 def test_notify_success_for_a_local_recipient(mx):
     """NOTIFY=SUCCESS for a local mailbox: the final delivery reports it
     (RFC 3461), to the sender, once, with Action: delivered."""
@@ -290,11 +301,7 @@ def test_notify_success_for_a_local_recipient(mx):
         s.ehlo("client.example.org")
         s.sendmail(ALICE, [BOB, CAROL], message(subject="report it"),
                    rcpt_options=["NOTIFY=SUCCESS"])
-    deadline = time.monotonic() + 30
-    reports = []
-    while time.monotonic() < deadline and not reports:
-        reports = [m for m in mailbox_texts(mx, ALICE) if b"Successful Mail Delivery Report" in m]
-        time.sleep(0.1)
+    reports = success_reports(mx, ALICE)
     assert len(reports) == 1
     assert reports[0].count(b"Action: delivered") == 2
     assert len(mailbox_files(mx, BOB)) == 1 and len(mailbox_files(mx, CAROL)) == 1
@@ -311,11 +318,7 @@ def test_success_report_names_the_original_recipient(mx):
         assert s.rcpt(BOB, ["NOTIFY=SUCCESS", f"ORCPT=rfc822;old-bob@{DOMAIN}"])[0] == 250
         assert s.rcpt(f"team@{DOMAIN}", ["NOTIFY=SUCCESS"])[0] == 250
         assert s.data(message(subject="whose report"))[0] == 250
-    deadline = time.monotonic() + 30
-    reports = []
-    while time.monotonic() < deadline and not reports:
-        reports = [m for m in mailbox_texts(mx, ALICE) if b"Successful Mail Delivery Report" in m]
-        time.sleep(0.1)
+    reports = success_reports(mx, ALICE)
     assert len(reports) == 1
     text = reports[0].decode()
     assert f"Original-Recipient: rfc822; old-bob@{DOMAIN}" in text, text
