@@ -137,6 +137,22 @@ static void test_deliver_into_folder_and_sync(void **state)
 	store_user_close(&u);
 }
 
+/* INBOX of u holds "Subject: n0" .. n<count-1> at UIDs 1..count. */
+static void assert_arrival_order(struct store_user *u, uint32_t count)
+{
+	const char *err;
+	struct mailbox *b = tstore_mailbox(u, "INBOX", MAILBOX_OPEN_READONLY);
+	for (uint32_t uid = 1; uid <= count; uid++) {
+		char buf[16], want[16];
+		size_t n = 0;
+		assert_int_equal(mailbox_msg_read(b, uid, 0, buf, 11, &n, &err), 0);
+		buf[n] = '\0';
+		snprintf(want, sizeof(want), "Subject: n%u", uid - 1);
+		assert_string_equal(buf, want);
+	}
+	mailbox_close(&b);
+}
+
 /* Deliveries within one second get their UIDs in the order they arrived
  * (they were ordered by their random GUIDs after the date). */
 static void test_absorb_keeps_arrival_order(void **state)
@@ -155,16 +171,7 @@ static void test_absorb_keeps_arrival_order(void **state)
 		assert_int_equal(r.result, 0);
 		usleep(25000); /* past the filesystem's timestamp granularity */
 	}
-	struct mailbox *b = tstore_mailbox(u, "INBOX", MAILBOX_OPEN_READONLY);
-	for (uint32_t uid = 1; uid <= 8; uid++) {
-		char buf[16], want[16];
-		size_t n = 0;
-		assert_int_equal(mailbox_msg_read(b, uid, 0, buf, 11, &n, &err), 0);
-		buf[n] = '\0';
-		snprintf(want, sizeof(want), "Subject: n%u", uid - 1);
-		assert_string_equal(buf, want);
-	}
-	mailbox_close(&b);
+	assert_arrival_order(u, 8);
 	store_user_close(&u);
 }
 
@@ -191,16 +198,7 @@ static void test_absorb_order_with_shared_deliveries(void **state)
 	mailbox_close(&b);
 	store_user_close(&ben);
 	struct store_user *ann = tstore_user(f->s, both[0]);
-	b = tstore_mailbox(ann, "INBOX", MAILBOX_OPEN_READONLY);
-	for (uint32_t uid = 1; uid <= 2; uid++) {
-		char buf[16], want[16];
-		size_t n = 0;
-		assert_int_equal(mailbox_msg_read(b, uid, 0, buf, 11, &n, &err), 0);
-		buf[n] = '\0';
-		snprintf(want, sizeof(want), "Subject: n%u", uid - 1);
-		assert_string_equal(buf, want);
-	}
-	mailbox_close(&b);
+	assert_arrival_order(ann, 2);
 	store_user_close(&ann);
 }
 
