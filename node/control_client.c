@@ -22,20 +22,36 @@
 
 #include "lib/control_wire.h"
 
-int control_daemon_running(const char *run_dir)
+/* A connection to <run_dir>/control.sock: the descriptor, or -1 with
+ * *why (a static text). */
+static int control_connect(const char *run_dir, const char **why)
 {
 	struct sockaddr_un sun = { .sun_family = AF_UNIX };
 	int n = snprintf(sun.sun_path, sizeof(sun.sun_path), "%s/control.sock", run_dir);
-	int fd, rc;
+	if (n < 0 || (size_t)n >= sizeof(sun.sun_path)) {
+		*why = "run_dir path too long for a unix socket";
+		return -1;
+	}
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd >= 0 && connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
+		int e = errno;
+		close(fd);
+		fd = -1;
+		errno = e;
+	}
+	if (fd < 0)
+		*why = strerror(errno);
+	return fd;
+}
 
-	if (n < 0 || (size_t)n >= sizeof(sun.sun_path))
-		return 0;
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+int control_daemon_running(const char *run_dir)
+{
+	const char *why;
+	int fd = control_connect(run_dir, &why);
 	if (fd < 0)
 		return 0;
-	rc = connect(fd, (struct sockaddr *)&sun, sizeof(sun));
 	close(fd);
-	return rc == 0 ? 1 : 0;
+	return 1;
 }
 
 static void *client_socket(void *zctx, int type, const char *run_dir, const char *name,
@@ -152,18 +168,12 @@ int control_call(const char *run_dir, int argc, char **argv, int timeout_ms,
 	static const struct control_wire_limits reply_limits = {
 		.max_items = 3, .max_item = UINT32_MAX, .max_total = SIZE_MAX, .refuse_nul = false
 	};
-	struct sockaddr_un sun = { .sun_family = AF_UNIX };
 	struct textbuf req = TEXTBUF_INIT;
 	struct control_wire_decoder d;
 	const char *why = NULL;
 	int rc = -1, fd = -1;
 
 	control_wire_decoder_init(&d, &reply_limits);
-	int n = snprintf(sun.sun_path, sizeof(sun.sun_path), "%s/control.sock", run_dir);
-	if (n < 0 || (size_t)n >= sizeof(sun.sun_path)) {
-		why = "run_dir path too long for a unix socket";
-		goto done;
-	}
 	const char **items = calloc((size_t)argc + 1, sizeof(*items));
 	if (items == NULL) {
 		why = "out of memory";
@@ -174,9 +184,9 @@ int control_call(const char *run_dir, int argc, char **argv, int timeout_ms,
 		items[i + 1] = argv[i];
 	control_wire_encode(&req, (uint32_t)argc + 1, items, NULL);
 	free(items);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0 || connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0 ||
-	    send_all(fd, req.data, req.len, timeout_ms) < 0) {
+	if ((fd = control_connect(run_dir, &why)) < 0)
+		goto done;
+	if (send_all(fd, req.data, req.len, timeout_ms) < 0) {
 		why = strerror(errno);
 		goto done;
 	}
