@@ -357,13 +357,7 @@ void smtp_delivery_commit(void *ctx, bool accepted, const struct smtp_reply *ref
 
 	if (!accepted) {
 		if (refusal != NULL) /* as a refused RCPT is logged, Postfix's END-OF-MESSAGE */
-			log_notice("smtp",
-				   "reject conn=%llu id=%s peer=%s: END-OF-MESSAGE %d %s %s; "
-				   "from=<%s> to=<%s> proto=%s helo=<%s>",
-				   (unsigned long long)info->id, t->queue_id, info->peer,
-				   refusal->code, refusal->enhanced ? refusal->enhanced : "",
-				   refusal->text, t->sender, t->first_rcpt, smtp_conn_proto(sc),
-				   smtp_session_helo(sc->sess));
+			smtp_log_reject(sc, "END-OF-MESSAGE ", refusal, t->first_rcpt);
 		else if (t->writer != NULL || t->header_bytes != 0)
 			log_info("smtp",
 				 "id=%s conn=%llu message discarded: the client stopped before "

@@ -183,17 +183,23 @@ static void smtp_rcpt_refuse(struct smtp_conn *sc, struct smtp_reply *reply, int
 			     const char *enhanced, const char *rcpt, const char *fmt,
 			     const char *arg)
 {
-	const struct conn_info *info = conn_info(sc->c);
 	char why[256];
 
 	snprintf(why, sizeof(why), fmt, arg);
 	snprintf(sc->reply_text, sizeof(sc->reply_text), "<%s>: %s", rcpt, why);
 	*reply = (struct smtp_reply){code, enhanced, sc->reply_text};
+	smtp_log_reject(sc, "", reply, rcpt);
+}
+
+void smtp_log_reject(struct smtp_conn *sc, const char *stage, const struct smtp_reply *reply,
+		     const char *rcpt)
+{
+	const struct conn_info *info = conn_info(sc->c);
 	log_notice("smtp",
-		   "reject conn=%llu id=%s peer=%s: %d %s %s; from=<%s> to=<%s> proto=%s helo=<%s>",
-		   (unsigned long long)info->id, sc->txn.queue_id, info->peer, code, enhanced,
-		   sc->reply_text, sc->txn.sender, rcpt, smtp_conn_proto(sc),
-		   smtp_session_helo(sc->sess));
+		   "reject conn=%llu id=%s peer=%s: %s%d %s %s; from=<%s> to=<%s> proto=%s helo=<%s>",
+		   (unsigned long long)info->id, sc->txn.queue_id, info->peer, stage, reply->code,
+		   reply->enhanced != NULL ? reply->enhanced : "", reply->text, sc->txn.sender,
+		   rcpt, smtp_conn_proto(sc), smtp_session_helo(sc->sess));
 }
 
 /* Reads the quota of each expanded mailbox and checks its room: 0 all

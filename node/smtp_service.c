@@ -116,13 +116,14 @@ void smtp_conn_settings(struct smtp_conn *sc, struct smtp_settings *set)
 	if (env->auth != NULL && sc->auth != NULL) {
 		env->auth->mechanisms(env->auth_ctx, tls, plaintext, sc->mechanisms,
 				      sizeof(sc->mechanisms));
-		env->auth->mechanisms(env->auth_ctx, true, true, sc->mechanisms_tls,
-				      sizeof(sc->mechanisms_tls));
+		if (!tls) /* the engine asks only before TLS */
+			env->auth->mechanisms(env->auth_ctx, true, true, sc->mechanisms_tls,
+					      sizeof(sc->mechanisms_tls));
 	}
 	*set = (struct smtp_settings){
 	    .hostname = env->hostname,
 	    .sasl_mechanisms = sc->mechanisms,
-	    .sasl_mechanisms_tls = sc->mechanisms_tls,
+	    .sasl_mechanisms_tls = tls ? NULL : sc->mechanisms_tls,
 	    .max_message_size = env->smtp_max_message_size,
 	    .max_recipients = env->smtp_max_recipients,
 	    .tls_active = tls,

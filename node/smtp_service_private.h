@@ -193,6 +193,10 @@ size_t smtp_txn_unique_mailboxes(struct smtp_txn *t);
 void smtp_delivery_trace(struct smtp_conn *sc, bool return_path, struct textbuf *hdr);
 int smtp_delivery_write(void *ctx, const void *data, size_t len);
 void smtp_delivery_commit(void *ctx, bool accepted, const struct smtp_reply *refusal);
+/* One refusal's log line, Postfix's "reject:" with the envelope; stage ""
+ * (a RCPT) or "END-OF-MESSAGE ". */
+void smtp_log_reject(struct smtp_conn *sc, const char *stage, const struct smtp_reply *reply,
+		     const char *rcpt);
 /* The close hook: the job in flight (if any) goes on without the
  * connection; its result is logged, never replied. */
 void smtp_delivery_detach(struct smtp_conn *sc);
