@@ -131,10 +131,14 @@ static int write_mark(int fd, uint64_t end, const char **error_r)
 
 int index_log_mark_synced(int fd, uint64_t end, const char **error_r)
 {
-	int ret = mark_lock(fd, F_WRLCK, error_r);
-	if (ret < 0)
-		return ret;
+	/* In a group commit another writer has often raised it already:
+	 * the lock (a cluster round trip on GFS2/OCFS2) only to write. */
 	uint64_t cur = 0;
+	int ret = index_log_synced(fd, &cur, error_r);
+	if (ret < 0 || cur >= end)
+		return ret;
+	if ((ret = mark_lock(fd, F_WRLCK, error_r)) < 0)
+		return ret;
 	ret = index_log_synced(fd, &cur, error_r);
 	if (ret == 0 && cur < end)
 		ret = write_mark(fd, end, error_r);
