@@ -92,15 +92,15 @@ static int qm_target_cb(const char *address, bool local, void *ctx)
  * (which made a large alias cost targets x recipients). FNV-1a over the
  * lowercased address, linear probing; a slot holds a recipient's index + 1
  * (indices stay valid when the array moves). Sized once for
- * QUEUE_RCPT_MAX at a load under 1/2; filled on the first expansion that
- * has targets, so a pass that expands nothing walks nothing.
+ * QUEUE_RCPT_MAX at a load under 1/2; made and filled on the first
+ * expansion that has targets, so a pass that expands nothing allocates
+ * and walks nothing.
  */
 #define QM_RCPT_SET_SLOTS 32768u
 _Static_assert(QM_RCPT_SET_SLOTS >= 2 * (QUEUE_RCPT_MAX + 1), "the recipient set's load");
 
 struct qm_rcpt_set {
-	uint32_t *slot;
-	bool filled;
+	uint32_t *slot; /* NULL until the first expansion with targets */
 };
 
 static uint32_t *qm_rcpt_set_find(struct qm_rcpt_set *set, const struct queue_envelope *env,
@@ -117,14 +117,15 @@ static uint32_t *qm_rcpt_set_find(struct qm_rcpt_set *set, const struct queue_en
 
 static void qm_rcpt_set_fill(struct qm_rcpt_set *set, const struct queue_envelope *env)
 {
-	if (set->filled)
+	if (set->slot != NULL)
 		return;
+	if ((set->slot = calloc(QM_RCPT_SET_SLOTS, sizeof(*set->slot))) == NULL)
+		abort();
 	for (size_t i = 0; i < env->nrcpt; i++) {
 		uint32_t *s = qm_rcpt_set_find(set, env, env->rcpts[i].address);
 		if (*s == 0)
 			*s = (uint32_t)i + 1;
 	}
-	set->filled = true;
 }
 
 /* Moves the targets that are not recipients yet to the front of t, in
@@ -238,11 +239,10 @@ int qm_local_deliver(struct queue_manager *qm, struct queue_envelope *env, int d
 	 * one's domain is asked once. */
 	bool *local = calloc(QUEUE_RCPT_MAX + 1, sizeof(*local));
 	bool *store = calloc(QUEUE_RCPT_MAX + 1, sizeof(*store));
-	struct qm_rcpt_set set = {.slot = calloc(QM_RCPT_SET_SLOTS, sizeof(*set.slot))};
-	if (local == NULL || store == NULL || set.slot == NULL) {
+	struct qm_rcpt_set set = {NULL};
+	if (local == NULL || store == NULL) {
 		free(local);
 		free(store);
-		free(set.slot);
 		return -1;
 	}
 	size_t n = 0;
