@@ -716,7 +716,10 @@ def test_drain_ends_cleanly_with_a_queued_message_in_its_commit(node_factory, wo
     shim = workdir / "slow_sync.so"
     subprocess.run(["cc", "-shared", "-fPIC", "-o", str(shim),
                     str(pathlib.Path(__file__).with_name("slow_sync.c")), "-ldl"], check=True)
-    trigger = workdir / "slow-now"
+    sync_dir = workdir / "sync"  # maild, as the service user, writes the .hit file here
+    sync_dir.mkdir()
+    sync_dir.chmod(0o777)
+    trigger = sync_dir / "slow-now"
     monkeypatch.setenv("LD_PRELOAD", str(shim))
     monkeypatch.setenv("CM_SLOW_SYNC", str(trigger))
     monkeypatch.setenv("ASAN_OPTIONS", os.environ.get("ASAN_OPTIONS", "") +
@@ -730,7 +733,11 @@ def test_drain_ends_cleanly_with_a_queued_message_in_its_commit(node_factory, wo
     assert [s.reply()[0][:3] for _ in range(4)] == ["250", "250", "250", "354"]
     trigger.touch()
     s.send(b"Subject: slow\r\n\r\nhello\r\n.\r\n")
-    time.sleep(0.5)
+    hit = sync_dir / "slow-now.hit"
+    deadline = time.monotonic() + 10  # the commit is inside its slowed fsync
+    while not hit.exists():
+        assert time.monotonic() < deadline, "the commit never reached its fsync"
+        time.sleep(0.02)
     n.signal(signal.SIGTERM)
     assert n.proc.wait(30) == 0
     trigger.unlink()
