@@ -321,10 +321,9 @@ def test_concurrent_cert_commands_lose_nothing(node_factory):
     """mailctl processes changing the certificates at once (offline, or on
     several nodes of one store) take the store's certificate lock: every
     assignment stays, and a key always matches its certificate."""
-    from conftest import MAILCTL
     n = node_factory()
     n.ctl("cert", "generate", "c1", "--names", "a.example.org", "--key", "p256")
-    base = [MAILCTL, "-c", str(n.config), "cert"]
+    base = n.ctl_argv("cert")
     procs = [subprocess.Popen(base + ["assign", "c1", f"d{i}.example.org"],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
              for i in range(16)]
@@ -358,7 +357,6 @@ def test_changes_take_the_lock_only_to_install(node_factory):
     change holds it only for its last step: a bad command fails without
     waiting for it, and a key is made and written (under a temporary name)
     while someone else holds it."""
-    from conftest import MAILCTL
     n = node_factory()
     n.ctl("cert", "generate", "base", "--names", "base.example.test", "--key", "p256")
     certs = certs_dir(n)
@@ -372,8 +370,7 @@ def test_changes_take_the_lock_only_to_install(node_factory):
                      ["import-pem", "x", "--cert", "junk", "--key", "junk"]):
             r = n.ctl("cert", *args, check=False, timeout=10)
             assert r.returncode in (1, 2), (args, r.stderr)
-        p = subprocess.Popen([MAILCTL, "-c", str(n.config), "cert", "generate", "late",
-                              "--names", "late.example.test"],
+        p = subprocess.Popen(n.ctl_argv("cert", "generate", "late", "--names", "late.example.test"),
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         deadline = time.monotonic() + 30
         while not [f for f in certs.iterdir() if f.name.startswith("late.crt.tmp.")]:
