@@ -242,11 +242,8 @@ void auth_destroy(struct auth **authp)
 	bool running = auth->rehash_running;
 	auth->abandoned = running;
 	pthread_mutex_unlock(&auth->settings_lock);
-	if (running)
-		return;
-	if (auth->rehash_joinable) /* it has ended */
-		pthread_join(auth->rehash_thread, NULL);
-	auth_free(auth);
+	if (!running)
+		auth_free(auth);
 }
 
 void auth_dummy_hash(struct auth *auth, char out[256])
@@ -298,10 +295,8 @@ static void *rehash_main(void *arg)
 	bool abandoned = auth->abandoned;
 	auth->rehash_running = false;
 	pthread_mutex_unlock(&auth->settings_lock);
-	if (abandoned) {
-		pthread_detach(pthread_self());
+	if (abandoned)
 		auth_free(auth);
-	}
 	return NULL;
 }
 
@@ -318,10 +313,15 @@ static void rehash_request(struct auth *auth, enum password_scheme scheme, unsig
 	pthread_mutex_unlock(&auth->settings_lock);
 	if (!start)
 		return;
-	if (auth->rehash_joinable) /* it has ended (rehash_running was false) */
-		pthread_join(auth->rehash_thread, NULL);
-	auth->rehash_joinable = pthread_create(&auth->rehash_thread, NULL, rehash_main, auth) == 0;
-	if (!auth->rehash_joinable) {
+	/* detached: rehash_running and abandoned, under settings_lock, say
+	 * all that anyone needs to know of it */
+	pthread_t thread;
+	pthread_attr_t attr;
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	bool started = pthread_create(&thread, &attr, rehash_main, auth) == 0;
+	pthread_attr_destroy(&attr);
+	if (!started) {
 		pthread_mutex_lock(&auth->settings_lock);
 		auth->rehash_running = false;
 		pthread_mutex_unlock(&auth->settings_lock);

@@ -46,8 +46,6 @@ struct auth {
 	unsigned long dummy_cost, want_cost;
 	bool rehash_running;	/* the thread is computing */
 	bool abandoned;		/* auth_destroy left it to the thread to free */
-	bool rehash_joinable;	/* main thread only: rehash_thread to join */
-	pthread_t rehash_thread;
 
 	_Atomic int shared_any; /* -1 unknown, 0, 1 */
 	_Atomic uint64_t shared_checked_ms;
