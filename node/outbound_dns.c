@@ -1,4 +1,5 @@
 #include <arpa/inet.h>
+#include <ifaddrs.h>
 #include <ldns/ldns.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -222,17 +223,20 @@ void outbound_route_drop_self(struct outbound_route *r, const struct outbound_se
 {
 	bool found = false;
 	unsigned self_pref = 0, best_found = 0;
+	struct ifaddrs *ifs = NULL;
 	for (size_t i = 0; i < r->n; i++) {
 		const struct outbound_host *h = &r->hosts[i];
 		if (i == 0 || h->pref < best_found)
 			best_found = h->pref;
 		if ((!found || h->pref < self_pref) &&
-		    (outbound_self_has_addr(self, h->addr, h->port) ||
+		    (outbound_self_has_addr(self, h->addr, h->port, &ifs) ||
 		     (h->by_mx && outbound_self_has_name(self, h->name)))) {
 			self_pref = h->pref;
 			found = true;
 		}
 	}
+	if (ifs != NULL)
+		freeifaddrs(ifs);
 	if (!found)
 		return;
 	size_t kept = 0;

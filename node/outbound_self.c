@@ -28,17 +28,18 @@ static bool is_loopback(const struct cidr *a)
 }
 
 /* a is one of this machine's addresses (the unspecified address reaches
- * this machine too). */
-static bool is_local(const struct cidr *a)
+ * this machine too). *ifs: the interfaces, asked for on the first need. */
+static bool is_local(const struct cidr *a, struct ifaddrs **ifs)
 {
 	static const uint8_t zero[16];
 	if (is_loopback(a) || memcmp(a->addr, zero, sizeof(zero)) == 0)
 		return true;
-	struct ifaddrs *ifs;
-	if (getifaddrs(&ifs) < 0)
+	if (*ifs == NULL && getifaddrs(ifs) < 0) {
+		*ifs = NULL;
 		return false;
+	}
 	bool found = false;
-	for (struct ifaddrs *i = ifs; i != NULL && !found; i = i->ifa_next) {
+	for (struct ifaddrs *i = *ifs; i != NULL && !found; i = i->ifa_next) {
 		if (i->ifa_addr == NULL || i->ifa_addr->sa_family != (a->v6 ? AF_INET6 : AF_INET))
 			continue;
 		if (!a->v6)
@@ -48,11 +49,11 @@ static bool is_local(const struct cidr *a)
 			found = memcmp(&((struct sockaddr_in6 *)(void *)i->ifa_addr)->sin6_addr, a->addr,
 				       16) == 0;
 	}
-	freeifaddrs(ifs);
 	return found;
 }
 
-int outbound_self_has_addr(const struct outbound_self *self, const char *addr, uint16_t port)
+int outbound_self_has_addr(const struct outbound_self *self, const char *addr, uint16_t port,
+			   struct ifaddrs **ifs)
 {
 	struct cidr a;
 	const char *error;
@@ -67,7 +68,7 @@ int outbound_self_has_addr(const struct outbound_self *self, const char *addr, u
 			return 1;
 		wildcard_port |= l->wildcard;
 	}
-	return wildcard_port && is_local(&a) ? 1 : 0;
+	return wildcard_port && is_local(&a, ifs) ? 1 : 0;
 }
 
 int outbound_self_has_name(const struct outbound_self *self, const char *name)

@@ -23,6 +23,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+struct ifaddrs;
+
 #include "lib/cidr.h"
 
 #define OUTBOUND_SELF_MAX 8
@@ -44,8 +46,11 @@ struct outbound_self {
 int outbound_self_add(struct outbound_self *self, const char *addr, uint16_t port);
 /* 1 when addr:port (addr numeric) reaches one of self's listeners, else 0.
  * A wildcard listener matches a loopback address or one of this machine's
- * interfaces (getifaddrs, asked at each call: addresses come and go). */
-int outbound_self_has_addr(const struct outbound_self *self, const char *addr, uint16_t port);
+ * interfaces: *ifs holds them once asked for (getifaddrs; start with NULL,
+ * freeifaddrs when non-NULL), so that the hosts of one route ask once,
+ * and each route anew (addresses come and go). */
+int outbound_self_has_addr(const struct outbound_self *self, const char *addr, uint16_t port,
+			   struct ifaddrs **ifs);
 /* 1 when name is self's hostname (case ignored, a trailing dot too). */
 int outbound_self_has_name(const struct outbound_self *self, const char *name);
 

@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <ifaddrs.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -104,12 +105,15 @@ static void test_self_recognised(void **state)
 	    {"2001:db8::8", 2525, 0},
 	    {"mx.example.net", 25, 0}, /* not an address */
 	};
+	struct ifaddrs *ifs = NULL;
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		int got = outbound_self_has_addr(&self, cases[i].addr, cases[i].port);
+		int got = outbound_self_has_addr(&self, cases[i].addr, cases[i].port, &ifs);
 		if (got != cases[i].want)
 			fail_msg("%s:%u: got %d, want %d", cases[i].addr, cases[i].port, got,
 				 cases[i].want);
 	}
+	if (ifs != NULL)
+		freeifaddrs(ifs);
 	assert_int_equal(outbound_self_has_name(&self, "MX.Example.NET."), 1);
 	assert_int_equal(outbound_self_has_name(&self, "example.net"), 0);
 	assert_int_equal(outbound_self_has_name(&self, "mx.example.net.org"), 0);
