@@ -76,9 +76,10 @@ static void make_hostile(struct queue_envelope *env, size_t nrcpt)
 	env->attempts = UINT32_MAX;
 	env->size = UINT64_MAX;
 	for (size_t i = 0; i < nrcpt; i++) {
-		char addr[QUEUE_ADDRESS_MAX];
+		char addr[QUEUE_ADDRESS_MAX], orcpt[QUEUE_ORCPT_MAX];
 		fill_hostile(addr, sizeof(addr), (unsigned)i * 31);
-		assert_int_equal(queue_envelope_add_rcpt(env, addr, addr, (unsigned)i % 16), 0);
+		fill_hostile(orcpt, sizeof(orcpt), (unsigned)i * 31 + 5);
+		assert_int_equal(queue_envelope_add_rcpt(env, addr, orcpt, (unsigned)i % 16), 0);
 		struct queue_rcpt *r = &env->rcpts[i];
 		r->state = (enum queue_rcpt_state)(i % 3);
 		r->dsn_sent = i % 2;
