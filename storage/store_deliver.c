@@ -143,28 +143,23 @@ static int deliver_one(struct store *store, struct mail_writer *w, struct delive
 		return rcpt_fail(r, ret, err);
 	char norm[MAILBOX_NAME_MAX + 1];
 	int box_fd = -1, new_fd = -1;
-	ret = mailbox_name_normalize(r->mailbox != NULL ? r->mailbox : "INBOX", norm, &err);
-	if (ret == 0)
-		ret = mailbox_open_box_dir(user, norm, &box_fd, &err);
-	if (ret == 0 && (new_fd = store_open_dir(box_fd, "new")) < 0)
-		ret = store_fail_errno(&err, true, "open", "new/");
-	if (box_fd >= 0)
-		close(box_fd);
+	bool repeat = false;
 	r->quota_warning = false;
+	ret = mailbox_name_normalize(r->mailbox != NULL ? r->mailbox : "INBOX", norm, &err);
 	if (ret == 0) {
 		id_r->off = names->len;
 		textbuf_printf(names, "%s/%s", user->path, norm);
 		id_r->hash = store_fnv1a(names->data + id_r->off);
 		textbuf_putc(names, '\0');
+		repeat = delivered_here_before(id_r, names, earlier, n_earlier);
 	}
-	if (ret == 0 && delivered_here_before(id_r, names, earlier, n_earlier)) {
-		close(new_fd); /* one copy, one charge, one sync */
-		store_user_close(&user);
-		r->result = STORE_OK;
-		r->error[0] = '\0';
-		return DELIVERED_BEFORE;
-	}
-	if (ret == 0)
+	if (ret == 0 && !repeat) /* a repeat: one copy, one charge, one sync */
+		ret = mailbox_open_box_dir(user, norm, &box_fd, &err);
+	if (ret == 0 && !repeat && (new_fd = store_open_dir(box_fd, "new")) < 0)
+		ret = store_fail_errno(&err, true, "open", "new/");
+	if (box_fd >= 0)
+		close(box_fd);
+	if (ret == 0 && !repeat)
 		ret = charge_and_link(user, w, src, new_fd, new_name, r, &err);
 	store_user_close(&user);
 	if (ret < 0) {
@@ -174,14 +169,17 @@ static int deliver_one(struct store *store, struct mail_writer *w, struct delive
 	}
 	r->result = STORE_OK;
 	r->error[0] = '\0';
-	return new_fd;
+	return repeat ? DELIVERED_BEFORE : new_fd;
 }
 
-/* Undoes the links of a delivery whose commit failed. */
+/* Undoes the links of a delivery whose commit failed; every recipient
+ * that had the message, a repeated mailbox too, fails TEMP. */
 static void deliver_undo(struct store *store, struct mail_writer *w, const char *new_name,
 			 struct store_rcpt *rcpts, const int *fds, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
+		if (fds[i] == DELIVERED_BEFORE)
+			rcpt_fail(&rcpts[i], STORE_E_TEMP, "the store could not make the message durable");
 		if (fds[i] < 0)
 			continue;
 		struct store_user *user;
@@ -252,13 +250,8 @@ int store_deliver(struct store *store, struct mail_writer **wp, const struct sto
 				sync_fds[k++] = fds[i];
 		ret = store_sync_wait(store->sync, sync_fds, k, error_r);
 		free(sync_fds);
-		if (ret < 0) {
+		if (ret < 0)
 			deliver_undo(store, w, new_name, rcpts, fds + 1, n);
-			for (size_t i = 0; i < n; i++)
-				if (fds[i + 1] == DELIVERED_BEFORE)
-					rcpt_fail(&rcpts[i], STORE_E_TEMP,
-						  "the store could not make the message durable");
-		}
 	}
 	for (size_t i = 1; i <= n; i++)
 		if (fds[i] >= 0)
